@@ -1,0 +1,3 @@
+from lambdad.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The control and invoke API: HTTP in, a typed call to a service, HTTP out."""

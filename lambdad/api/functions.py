@@ -1,0 +1,73 @@
+"""Handlers for the functions API: CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
+UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction. Each parses, calls the service, renders."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from lambdad.api.code_urls import CodeUrlSigner
+from lambdad.api.http import Handler, RequestContext
+from lambdad.arn import FunctionRef, parse_function_name
+from lambdad.functions.service import FunctionService
+
+__all__ = ["function_handlers"]
+
+
+def function_handlers(service: FunctionService, code_urls: CodeUrlSigner) -> dict[str, Handler]:
+    region, account = service.region, service.account_id
+
+    def ref(params: Mapping[str, Any], allow_qualifier: bool = True) -> FunctionRef:
+        return parse_function_name(
+            params["FunctionName"], region=region, account_id=account,
+            qualifier=params.get("Qualifier"), allow_qualifier=allow_qualifier,
+        )
+
+    async def create_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        name = ref(params, allow_qualifier=False).name
+        config = await service.create(params, name)
+        return config.to_api(region, account)
+
+    async def get_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        r = ref(params)
+        config = service.resolve(r)
+        function = service.function(r.name)
+        out: dict[str, Any] = {
+            "Configuration": config.to_api(region, account),
+            "Code": {"RepositoryType": "S3", "Location": code_urls.url(ctx.base_url, config.code_hash)},
+        }
+        if function.tags:
+            out["Tags"] = dict(function.tags)
+        return out
+
+    async def get_function_configuration(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        return service.resolve(ref(params)).to_api(region, account)
+
+    async def list_functions(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        listing = service.list(params.get("Marker"), params.get("MaxItems"))
+        out: dict[str, Any] = {"Functions": [c.to_api(region, account) for c in listing.configs]}
+        if listing.next_marker:
+            out["NextMarker"] = listing.next_marker
+        return out
+
+    async def update_function_code(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        config = await service.update_code(ref(params, allow_qualifier=False).name, params)
+        return config.to_api(region, account)
+
+    async def update_function_configuration(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        config = await service.update_configuration(ref(params, allow_qualifier=False).name, params)
+        return config.to_api(region, account)
+
+    async def delete_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        r = ref(params)
+        await service.delete(r.name, r.qualifier)
+        return {}
+
+    return {
+        "CreateFunction": create_function,
+        "GetFunction": get_function,
+        "GetFunctionConfiguration": get_function_configuration,
+        "ListFunctions": list_functions,
+        "UpdateFunctionCode": update_function_code,
+        "UpdateFunctionConfiguration": update_function_configuration,
+        "DeleteFunction": delete_function,
+    }

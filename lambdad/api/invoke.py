@@ -1,0 +1,92 @@
+"""The Invoke handler: RequestResponse (200), Event (202, durable before the answer), DryRun (204)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Any, Mapping
+
+from lambdad.api.http import Handler, RequestContext
+from lambdad.arn import LATEST, parse_function_name
+from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
+from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.service import InvokeService
+
+__all__ = ["invoke_handlers", "MAX_SYNC_PAYLOAD", "MAX_ASYNC_PAYLOAD"]
+
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+_INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+_LOG_TYPES = ("None", "Tail")
+_JSON_CHECK_INLINE = 64 * 1024  # larger payloads are checked in a thread, off the event loop
+
+
+def _check_json(payload: bytes) -> None:
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+
+
+def _client_context(value: str | None) -> str | None:
+    """The ClientContext header is base64 JSON; the runtime receives the JSON text."""
+    if value is None:
+        return None
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("not a JSON object")
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from exc
+    return text
+
+
+def _enum(value: str, member: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(allowed)}]"
+        )
+
+
+def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, account_id: str) -> dict[str, Handler]:
+    async def invoke(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        invocation_type = params.get("InvocationType") or "RequestResponse"
+        log_type = params.get("LogType") or "None"
+        _enum(invocation_type, "invocationType", _INVOCATION_TYPES)
+        _enum(log_type, "logType", _LOG_TYPES)
+        ref = parse_function_name(
+            params["FunctionName"], region=region, account_id=account_id, qualifier=params.get("Qualifier")
+        )
+        config = service.resolve(ref)
+        payload: bytes = params.get("Payload") or b""
+        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+        if len(payload) > limit:
+            raise RequestTooLargeException(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        if payload:
+            if len(payload) > _JSON_CHECK_INLINE:
+                await asyncio.to_thread(_check_json, payload)
+            else:
+                _check_json(payload)
+        else:
+            payload = b"{}"
+        client_context = _client_context(params.get("ClientContext"))
+        if invocation_type == "DryRun":
+            return {"StatusCode": 204}
+        if invocation_type == "Event":
+            await queue.submit(config.name, ref.qualifier or LATEST, payload, client_context, request_id=ctx.request_id)
+            return {"StatusCode": 202}
+        outcome = await service.invoke(config, payload, request_id=ctx.request_id, client_context=client_context)
+        result = outcome.result
+        out: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload, "ExecutedVersion": outcome.executed_version}
+        if result.function_error:
+            out["FunctionError"] = result.function_error
+        if log_type == "Tail":
+            out["LogResult"] = result.log_tail_b64()
+        return out
+
+    return {"Invoke": invoke}

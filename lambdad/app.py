@@ -1,0 +1,151 @@
+"""Builds a lambdad server: the one place where stores, services, the pool and the routes are wired together.
+
+``LambdadApp.open(settings)`` takes the data dir lock, opens the stores, loads functions, and starts the
+background tasks (log sink, idle reaper, async queue); ``serve()`` binds the HTTP listener; ``aclose()`` undoes
+all of it in reverse order, leaving no process, cgroup or temp dir behind. ``serve``, the tests and the
+benchmarks all build the server through this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import botocore.session
+from aiohttp import web
+
+from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
+from lambdad.api.functions import function_handlers
+from lambdad.api.http import MAX_BODY_BYTES, LambdaApi
+from lambdad.api.invoke import invoke_handlers
+from lambdad.arn import FunctionRef
+from lambdad.auth.credentials import RootCredentials, load_root_credentials
+from lambdad.auth.sigv4 import Secret
+from lambdad.config import Settings
+from lambdad.functions.code import CodeTrees
+from lambdad.functions.service import FunctionService
+from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.service import InvokeService
+from lambdad.logs.sink import LogSink
+from lambdad.runtimes.registry import RuntimeRegistry
+from lambdad.sandbox.cgroups import CgroupRoot
+from lambdad.sandbox.environment import Environment, EnvironmentSpec
+from lambdad.sandbox.launcher import Launcher
+from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.store.blobs import FileBlobStore
+from lambdad.store.lock import DataDirLock
+from lambdad.store.sqlite import AsyncEvent, SqliteStore
+
+__all__ = ["LambdadApp"]
+
+log = logging.getLogger(__name__)
+
+
+class LambdadApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.server_id = uuid.uuid4().hex[:12]
+        self._lock = DataDirLock(settings.data_dir)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings) -> "LambdadApp":
+        app = cls(settings)
+        await app._open()
+        return app
+
+    async def _open(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            await self._build()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _build(self) -> None:
+        s = self.settings
+        self.credentials: RootCredentials = load_root_credentials(
+            s.data_dir, s.access_key_id, s.secret_access_key, s.region
+        )
+        self.store = await SqliteStore.open(s.data_dir / "lambdad.db")
+        self.blobs = FileBlobStore(s.data_dir / "code")
+        self.trees = CodeTrees(s.data_dir / "tasks")
+        self.runtimes = RuntimeRegistry()
+        self.functions = FunctionService(
+            self.store, self.blobs, self.trees, self.runtimes, region=s.region, account_id=s.account_id
+        )
+        await self.functions.load()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
+        self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id)
+        self.launcher = Launcher(self.cgroups)
+        self.log_sink = LogSink(self.store)
+        self.log_sink.start()
+        self.pool = EnvironmentPool(
+            self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds
+        )
+        self.pool.start()
+        self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
+        self.async_queue = AsyncQueue(
+            self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds
+        )
+        await self.async_queue.start()
+        self.code_urls = CodeUrlSigner()
+
+    def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
+        return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead)
+
+    async def _deliver_async(self, event: AsyncEvent) -> bool:
+        config = self.functions.resolve(FunctionRef(event.function_name, event.qualifier))
+        outcome = await self.invoker.invoke(
+            config, event.payload, request_id=event.id, client_context=event.client_context
+        )
+        return outcome.result.function_error is None
+
+    def _lookup_secret(self, access_key_id: str) -> Secret | None:
+        if access_key_id == self.credentials.access_key_id:
+            return Secret(self.credentials.secret_access_key)
+        return None
+
+    def web_app(self) -> web.Application:
+        s = self.settings
+        model = botocore.session.get_session().get_service_model("lambda")
+        handlers = {
+            **function_handlers(self.functions, self.code_urls),
+            **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
+        }
+        api = LambdaApi(model, handlers, self._lookup_secret, s.region)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get(CODE_PATH + "{hash}", self.code_urls.handler(self.functions))
+        app.router.add_route("*", "/{tail:.*}", api.handle)
+        return app
+
+    async def serve(self) -> int:
+        """Bind the HTTP listener; returns the port (useful with port 0)."""
+        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp keeps the asyncio server here; the bound port is only known after start
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.async_queue.aclose()
+        await self.pool.aclose()
+        await self.log_sink.aclose()
+        await self.store.aclose()
+        if self.cgroups is not None:
+            await asyncio.to_thread(self.cgroups.remove)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self._lock.release()

@@ -1,0 +1,1 @@
+"""Authentication of API callers: AWS Signature Version 4."""

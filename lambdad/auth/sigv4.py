@@ -1,0 +1,367 @@
+"""Verifying AWS Signature Version 4 on incoming requests (Authorization header or presigned query string).
+
+``verify`` returns the access key id that signed the request, or raises one error from ``lambdad.errors``.
+The checks run in this order; the first failure is the answer:
+
+1. Find the credentials: an ``Authorization`` header or ``X-Amz-Algorithm``/``X-Amz-Credential``/
+   ``X-Amz-Signature`` query parameters, not both.  Neither: MissingAuthenticationTokenException.
+2. Parse them, and ``X-Amz-Date``.                              Malformed: IncompleteSignatureException.
+   ``host`` must be among the signed headers.
+3. Credential scope ``AKID/YYYYMMDD/region/service/aws4_request`` must name this region and service and the
+   day of ``X-Amz-Date``.                                                 Else InvalidSignatureException.
+4. Clock: ``X-Amz-Date`` within ``max_skew`` of now; a presigned URL also no older than ``X-Amz-Expires``
+   seconds.                                                                Else InvalidSignatureException.
+5. Look the access key up; a key with a session token needs the same ``X-Amz-Security-Token``, a key without
+   one must not get one.                                                  Else UnrecognizedClientException.
+6. Recompute the signature with botocore's signer and compare in constant time.  Else InvalidSignatureException
+   (whose message, like AWS's, shows the canonical request and string to sign we expected).
+7. ``X-Amz-Content-SHA256``, when sent, must be the SHA-256 of the body (``UNSIGNED-PAYLOAD`` is refused).
+                                                                           Else InvalidSignatureException.
+8. Every other ``X-Amz-*`` header must be signed: they change what an Invoke does (``X-Amz-Invocation-Type``,
+   ``X-Amz-Log-Type``, ``X-Amz-Client-Context``), and a captured request must not be replayed with one added.
+                                                                                Else AccessDeniedException.
+
+Canonicalisation is botocore's (``SigV4Auth.canonical_request``/``string_to_sign``), fed with what came over
+the wire: the path exactly as received, percent-encoding intact (botocore encodes it once more, as SigV4 does
+for every service but S3, so ``/functions/arn%3Aaws%3A...`` is signed as ``arn%253Aaws%253A...`` on both
+sides); the query decoded and re-encoded the SigV4 way (RFC 3986 unreserved characters kept, sorted), which
+is what botocore sends and what other SDKs sign; and only the headers the client listed in SignedHeaders.
+
+Derived signing keys are memoised per (secret, day, region, service) in a bounded LRU: a pure function's
+cache, not state.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from lambdad.errors import (
+    AccessDeniedException,
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+)
+
+__all__ = ["SignedRequest", "Secret", "verify", "ALGORITHM", "MAX_PRESIGNED_EXPIRES"]
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_PRESIGNED_EXPIRES = 604800  # seven days, as for S3 presigned URLs
+
+_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z", re.ASCII)
+_DIGITS = re.compile(r"\d+", re.ASCII)
+_QUERY_AUTH = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
+               "X-Amz-Signature")
+# X-Amz-* headers that need not be signed: each is bound or checked another way.
+_UNSIGNED_OK = frozenset({"x-amz-date", "x-amz-security-token", "x-amz-content-sha256", "x-amz-user-agent"})
+
+_Headers = list[tuple[str, str]]  # (lower-cased name, value), in the order received
+
+_MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your AWS "
+             "Secret Access Key and signing method. Consult the service documentation for details.")
+_BAD_TOKEN = "The security token included in the request is invalid."
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """An HTTP request as it came over the wire."""
+
+    method: str
+    raw_path: str  # exactly as received, percent-encoding intact, no query
+    raw_query: str  # exactly as received, without '?'
+    headers: Sequence[tuple[str, str]]  # as received: names in any case, a name may repeat; must include Host
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Secret:
+    """What the server knows about an access key id."""
+
+    secret_access_key: str
+    session_token: str | None = None  # when set, the request must carry the same X-Amz-Security-Token
+
+
+@dataclass(frozen=True)
+class _Auth:
+    """The signing parameters a request carried, from its Authorization header or its query string."""
+
+    access_key: str
+    scope: tuple[str, str, str, str]  # date, region, service, terminator
+    signed_headers: frozenset[str]
+    signature: str
+    amz_date: str
+    expires: int | None  # seconds, presigned URLs only
+    token: str | None
+
+
+def verify(
+    request: SignedRequest,
+    lookup: Callable[[str], Secret | None],
+    *,
+    region: str,
+    service: str = "lambda",
+    now: datetime | None = None,
+    max_skew: timedelta = timedelta(minutes=15),
+) -> str:
+    """Check the request's SigV4 signature; return the access key id that signed it."""
+    headers = [(name.lower(), value) for name, value in request.headers]
+    query = _parse_query(request.raw_query)
+    auth = _parse_auth(headers, query)
+    signed_at = _check_scope(auth, region, service)
+    _check_clock(auth, signed_at, now, max_skew)
+    secret = lookup(auth.access_key)
+    if secret is None:
+        raise UnrecognizedClientException(_BAD_TOKEN)
+    if not _same(secret.session_token or "", auth.token or ""):
+        raise UnrecognizedClientException(_BAD_TOKEN)
+    body_sha256 = hashlib.sha256(request.body).hexdigest()
+    claimed = _single_header(headers, "x-amz-content-sha256")
+    payload_hash = claimed if claimed is not None and "x-amz-content-sha256" in auth.signed_headers else body_sha256
+    _check_signature(request, headers, query, auth, secret.secret_access_key, payload_hash, region, service)
+    if claimed is not None and claimed.strip().lower() != body_sha256:
+        raise InvalidSignatureException("The provided 'x-amz-content-sha256' header does not match what was computed.")
+    unsigned = sorted({n for n, _ in headers if n.startswith("x-amz-")} - auth.signed_headers - _UNSIGNED_OK)
+    if unsigned:
+        raise AccessDeniedException(
+            f"There were headers present in the request which were not signed: {', '.join(unsigned)}")
+    return auth.access_key
+
+
+# -- parsing ---------------------------------------------------------------------------------------------------
+
+
+def _parse_query(raw_query: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def _parse_auth(headers: _Headers, query: list[tuple[str, str]]) -> _Auth:
+    header = _single_header(headers, "authorization")
+    in_query = {k: v for k, v in query if k in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")}
+    if header is not None and in_query:
+        raise IncompleteSignatureException(
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
+            "parameter or the Authorization header should be specified")
+    if header is not None:
+        return _parse_header_auth(headers, header)
+    if in_query:
+        return _parse_query_auth(headers, query)
+    raise MissingAuthenticationTokenException("Missing Authentication Token")
+
+
+def _parse_header_auth(headers: _Headers, header: str) -> _Auth:
+    algorithm, _, rest = header.strip().partition(" ")
+    params: dict[str, str] = {}
+    if algorithm == ALGORITHM:
+        for part in rest.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise IncompleteSignatureException(
+                    f"'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{header}'.")
+            params[key.strip()] = value.strip()
+    amz_date = _single_header(headers, "x-amz-date")
+    missing = [f"Authorization header requires '{p}' parameter. "
+               for p in ("Credential", "Signature", "SignedHeaders") if p not in params]
+    if amz_date is None:
+        missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ")
+    if missing or amz_date is None:
+        raise IncompleteSignatureException("".join(missing) + f"Authorization={header}")
+    return _auth(params["Credential"], params["SignedHeaders"], params["Signature"], amz_date, None,
+                 _single_header(headers, "x-amz-security-token"))
+
+
+def _parse_query_auth(headers: _Headers, query: list[tuple[str, str]]) -> _Auth:
+    found: dict[str, str] = {}
+    for key, value in query:
+        if key in _QUERY_AUTH or key == "X-Amz-Security-Token":
+            if key in found:
+                raise IncompleteSignatureException(f"Query-string parameter {key} is given more than once.")
+            found[key] = value
+    if any(k not in found for k in _QUERY_AUTH):
+        raise IncompleteSignatureException(
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+            "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
+    if found["X-Amz-Algorithm"] != ALGORITHM:
+        raise IncompleteSignatureException(f'X-Amz-Algorithm only supports "{ALGORITHM}"')
+    if not _DIGITS.fullmatch(found["X-Amz-Expires"]):
+        raise IncompleteSignatureException("X-Amz-Expires should be a non-negative number")
+    digits = found["X-Amz-Expires"].lstrip("0") or "0"
+    expires = int(digits) if len(digits) <= 9 else MAX_PRESIGNED_EXPIRES + 1  # no int() of a 5000-digit string
+    if expires > MAX_PRESIGNED_EXPIRES:
+        raise IncompleteSignatureException(
+            f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES}")
+    token = found.get("X-Amz-Security-Token", _single_header(headers, "x-amz-security-token"))
+    return _auth(found["X-Amz-Credential"], found["X-Amz-SignedHeaders"], found["X-Amz-Signature"],
+                 found["X-Amz-Date"], expires, token)
+
+
+def _auth(credential: str, signed_headers: str, signature: str, amz_date: str, expires: int | None,
+          token: str | None) -> _Auth:
+    parts = credential.split("/")
+    if len(parts) != 5:
+        raise IncompleteSignatureException(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+            f"got '{credential}'")
+    names = frozenset(h.strip().lower() for h in signed_headers.split(";"))
+    if "host" not in names:
+        raise IncompleteSignatureException("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+    return _Auth(parts[0], (parts[1], parts[2], parts[3], parts[4]), names, signature, amz_date, expires, token)
+
+
+def _single_header(headers: _Headers, lname: str) -> str | None:
+    values = [v for n, v in headers if n == lname]
+    if len(values) > 1:
+        raise IncompleteSignatureException(f"The '{lname}' header is given more than once.")
+    return values[0] if values else None
+
+
+# -- checks ----------------------------------------------------------------------------------------------------
+
+
+def _check_scope(auth: _Auth, region: str, service: str) -> datetime:
+    day, scope_region, scope_service, terminator = auth.scope
+    signed_at = _parse_amz_date(auth.amz_date)
+    if scope_region != region:
+        raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+    if scope_service != service:
+        raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service}'. ")
+    if terminator != "aws4_request":
+        raise InvalidSignatureException(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. ")
+    if day != auth.amz_date[:8]:
+        raise InvalidSignatureException(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{day}' != '{auth.amz_date[:8]}', from '{auth.amz_date}'.")
+    return signed_at
+
+
+def _parse_amz_date(value: str) -> datetime:
+    try:
+        if not _AMZ_DATE.fullmatch(value):
+            raise ValueError(value)
+        return datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
+                        int(value[13:15]), tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise IncompleteSignatureException(
+            f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
+        ) from exc
+
+
+def _check_clock(auth: _Auth, signed_at: datetime, now: datetime | None, max_skew: timedelta) -> None:
+    now = datetime.now(timezone.utc) if now is None else now
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    now = now.replace(microsecond=0)
+    if signed_at > now + max_skew:
+        raise InvalidSignatureException(
+            f"Signature not yet current: {auth.amz_date} is still later than {_stamp(now + max_skew)} "
+            f"({_stamp(now)} + {_minutes(max_skew)} min.)")
+    if auth.expires is None and signed_at < now - max_skew:
+        raise InvalidSignatureException(
+            f"Signature expired: {auth.amz_date} is now earlier than {_stamp(now - max_skew)} "
+            f"({_stamp(now)} - {_minutes(max_skew)} min.)")
+    if auth.expires is not None and signed_at + timedelta(seconds=auth.expires) < now:
+        raise InvalidSignatureException(
+            f"Signature expired: {auth.amz_date} is now earlier than "
+            f"{_stamp(now - timedelta(seconds=auth.expires))} ({_stamp(now)} - {auth.expires} sec.)")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:g}"
+
+
+def _check_signature(request: SignedRequest, headers: _Headers, query: list[tuple[str, str]], auth: _Auth,
+                     secret: str, payload_hash: str, region: str, service: str) -> None:
+    aws_request = AWSRequest(
+        method=request.method,
+        url="http://lambdad" + request.raw_path,  # only the path is read; Host comes from the signed headers
+        params=[(k, v) for k, v in query if k != "X-Amz-Signature"],
+    )
+    aws_request.context["timestamp"] = auth.amz_date
+    signed = _SignedHeaders()
+    for name, value in headers:
+        if name in auth.signed_headers:
+            signed.setdefault(name, []).append(value)  # a repeated header keeps all its values, in order
+    signer = _Signer(secret, signed, payload_hash, service, region)
+    canonical_request = signer.canonical_request(aws_request)
+    string_to_sign = signer.string_to_sign(aws_request, canonical_request)
+    expected = signer.signature(string_to_sign, aws_request)
+    if not _same(expected, auth.signature):
+        raise InvalidSignatureException(
+            f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical_request}'\n\n"
+            f"The String-to-Sign should have been\n'{string_to_sign}'\n")
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
+class _SignedHeaders(dict[str, list[str]]):
+    """The headers the client signed, lower-cased, each with its values; quacks like the HTTPHeaders botocore
+    reads (iteration gives names, ``get_all`` the values) without email.message's cost."""
+
+    def get_all(self, name: str) -> list[str]:
+        return self[name]
+
+
+class _Signer(SigV4Auth):  # type: ignore[misc]  # botocore is untyped
+    """botocore's SigV4 signer, told to sign exactly the headers the client listed in SignedHeaders (no
+    blacklist, no Host made up from the URL), with the payload hash worked out once and a cached signing key."""
+
+    def __init__(self, secret: str, headers: _SignedHeaders, payload_hash: str, service: str, region: str) -> None:
+        super().__init__(None, service, region)
+        self._secret = secret
+        self._headers = headers
+        self._payload_hash = payload_hash
+
+    def headers_to_sign(self, request: AWSRequest) -> _SignedHeaders:
+        return self._headers
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload_hash
+
+    def _normalize_url_path(self, path: str) -> str:
+        return _canonical_path(path)
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        key = _signing_key(self._secret, request.context["timestamp"][0:8], self._region_name, self._service_name)
+        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+_PLAIN_SIGNER = SigV4Auth(None, "", "")  # holds no credentials: only its path rules are used
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_path(path: str) -> str:
+    """botocore's canonical URI for a non-S3 service (dot and empty segments removed, encoded once more)."""
+    return str(SigV4Auth._normalize_url_path(_PLAIN_SIGNER, path))
+
+
+@functools.lru_cache(maxsize=256)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, day), region), service), "aws4_request")."""
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key

@@ -1,0 +1,90 @@
+"""The ``lambdad`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from lambdad import __version__
+from lambdad.auth.credentials import PROFILE
+from lambdad.config import Settings
+from lambdad.store.lock import DataDirLocked
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="lambdad")
+def main() -> None:
+    """lambdad: a self-hosted serverless function platform that speaks the AWS Lambda APIs."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [LAMBDAD_HOST; default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on; 0 picks a free one [LAMBDAD_PORT; default 9001].")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where functions, code and logs are kept [LAMBDAD_DATA_DIR; default ./lambdad-data].")
+@click.option("--region", default=None, help="Region the API answers for [LAMBDAD_REGION; default us-east-1].")
+@click.option("--account-id", default=None, help="12-digit account id in ARNs [LAMBDAD_ACCOUNT_ID].")
+@click.option("--account-concurrency", type=int, default=None,
+              help="Concurrent executions allowed [LAMBDAD_ACCOUNT_CONCURRENCY; default 1000].")
+@click.option("--idle-timeout", "idle_timeout_seconds", type=float, default=None,
+              help="Seconds an idle environment is kept warm [LAMBDAD_IDLE_TIMEOUT_SECONDS; default 600].")
+@click.option("--log-level", default=None, help="Server log level [LAMBDAD_LOG_LEVEL; default INFO].")
+def serve(**flags: object) -> None:
+    """Start the server on the embedded default (SQLite + local files)."""
+    try:
+        settings = Settings.load(flags)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(_serve(settings))
+    except DataDirLocked as exc:
+        click.echo(f"lambdad: {exc}", err=True)
+        sys.exit(1)
+
+
+async def _serve(settings: Settings) -> None:
+    from lambdad.app import LambdadApp
+
+    app = await LambdadApp.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        port = await app.serve()
+        _print_banner(app, port)
+        await stop.wait()
+        click.echo("lambdad: shutting down", err=True)
+    finally:
+        await app.aclose()
+
+
+def _print_banner(app, port: int) -> None:
+    s = app.settings
+    endpoint = f"http://{s.host}:{port}"
+    creds = app.credentials
+    lines = [f"lambdad {__version__} listening on {endpoint} (data dir {s.data_dir.resolve()})"]
+    if creds.path is not None:
+        lines += [
+            f"credentials: {creds.path.resolve()} (profile '{PROFILE}'); use them with:",
+            f"  export AWS_SHARED_CREDENTIALS_FILE={creds.path.resolve()} AWS_PROFILE={PROFILE} AWS_DEFAULT_REGION={s.region}",
+        ]
+    else:
+        lines.append("credentials: from LAMBDAD_ACCESS_KEY_ID / LAMBDAD_SECRET_ACCESS_KEY")
+    lines.append(f"  aws --endpoint-url {endpoint} lambda list-functions")
+    containment = app.launcher.containment
+    for what, active, needs in containment.describe():
+        lines.append(f"isolation: {'on ' if active else 'OFF'} {what}" + ("" if active else f" ({needs})"))
+    click.echo("\n".join(lines), err=True)
+    sys.stderr.flush()

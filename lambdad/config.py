@@ -1,0 +1,79 @@
+"""One Settings object: command-line flags win over ``LAMBDAD_*`` environment variables, which win over defaults.
+
+Every setting is documented in docs/configuration.md; tests/test_docs.py fails when one is not.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Settings"]
+
+
+def _parse_delays(text: str) -> tuple[float, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return tuple(float(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one lambdad server."""
+
+    host: str = "127.0.0.1"
+    port: int = 9001
+    data_dir: Path = Path("lambdad-data")
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    account_concurrency: int = 1000
+    idle_timeout_seconds: float = 600.0
+    async_retry_delays: tuple[float, ...] = (60.0, 120.0)
+    max_event_age_seconds: float = 21600.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from defaults, then ``LAMBDAD_*`` variables, then non-None ``overrides`` (flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("LAMBDAD_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = _convert(key, value) if isinstance(value, str) else value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not (len(self.account_id) == 12 and self.account_id.isdigit()):
+            raise ValueError(f"account id must be 12 digits, got {self.account_id!r}")
+        if self.account_concurrency < 1:
+            raise ValueError("account concurrency must be at least 1")
+        if self.idle_timeout_seconds <= 0:
+            raise ValueError("idle timeout must be positive")
+        if any(d < 0 for d in self.async_retry_delays):
+            raise ValueError("async retry delays must not be negative")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name == "data_dir":
+        return Path(raw)
+    if name in ("port", "account_concurrency"):
+        return int(raw)
+    if name in ("idle_timeout_seconds", "max_event_age_seconds"):
+        return float(raw)
+    if name == "async_retry_delays":
+        return _parse_delays(raw)
+    return raw

@@ -1,0 +1,171 @@
+"""The AWS error tree: every error lambdad returns to a client is one of these.
+
+    LambdaError                      (name, HTTP status, message)
+    ├── ServiceException                     500
+    ├── ResourceNotFoundException            404
+    ├── ResourceConflictException            409
+    ├── ResourceInUseException               400
+    ├── PreconditionFailedException          412
+    ├── InvalidParameterValueException       400
+    ├── ValidationException                  400
+    ├── InvalidRequestContentException       400
+    ├── UnsupportedMediaTypeException        415
+    ├── RequestTooLargeException             413
+    ├── CodeStorageExceededException         400
+    ├── TooManyRequestsException             429  (lower-case ``message``, ``Reason``, Retry-After)
+    ├── UnknownOperationException            404
+    ├── InvalidSignatureException            403
+    ├── IncompleteSignatureException         403
+    ├── UnrecognizedClientException          403
+    ├── MissingAuthenticationTokenException  403
+    ├── AccessDeniedException                403
+    ├── InvalidRuntimeException              502
+    └── NotImplementedException              501  (an operation lambdad does not implement yet)
+
+The HTTP layer renders any ``LambdaError`` as a JSON body with ``Type`` and ``Message`` and the name in the
+``x-amzn-ErrorType`` header, which is where botocore reads the error code. Foreign errors are translated at the
+boundary (``raise InvalidParameterValueException(...) from exc``); anything else becomes a ServiceException.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LambdaError",
+    "ServiceException",
+    "ResourceNotFoundException",
+    "ResourceConflictException",
+    "ResourceInUseException",
+    "PreconditionFailedException",
+    "InvalidParameterValueException",
+    "ValidationException",
+    "InvalidRequestContentException",
+    "UnsupportedMediaTypeException",
+    "RequestTooLargeException",
+    "CodeStorageExceededException",
+    "TooManyRequestsException",
+    "UnknownOperationException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "UnrecognizedClientException",
+    "MissingAuthenticationTokenException",
+    "AccessDeniedException",
+    "InvalidRuntimeException",
+    "NotImplementedException",
+]
+
+
+class LambdaError(Exception):
+    """An error with an AWS exception name, an HTTP status and a message."""
+
+    name = "ServiceException"
+    status = 500
+    error_type = "Service"  # the ``Type`` field of the body: "User" for client faults, "Service" otherwise
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"Type": self.error_type, "Message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {"x-amzn-ErrorType": self.name}
+
+
+class _UserError(LambdaError):
+    error_type = "User"
+
+
+class ServiceException(LambdaError):
+    name, status = "ServiceException", 500
+
+
+class ResourceNotFoundException(_UserError):
+    name, status = "ResourceNotFoundException", 404
+
+
+class ResourceConflictException(_UserError):
+    name, status = "ResourceConflictException", 409
+
+
+class ResourceInUseException(_UserError):
+    name, status = "ResourceInUseException", 400
+
+
+class PreconditionFailedException(_UserError):
+    name, status = "PreconditionFailedException", 412
+
+
+class InvalidParameterValueException(_UserError):
+    name, status = "InvalidParameterValueException", 400
+
+
+class ValidationException(_UserError):
+    name, status = "ValidationException", 400
+
+
+class InvalidRequestContentException(_UserError):
+    name, status = "InvalidRequestContentException", 400
+
+
+class UnsupportedMediaTypeException(_UserError):
+    name, status = "UnsupportedMediaTypeException", 415
+
+
+class RequestTooLargeException(_UserError):
+    name, status = "RequestTooLargeException", 413
+
+
+class CodeStorageExceededException(_UserError):
+    name, status = "CodeStorageExceededException", 400
+
+
+class UnknownOperationException(_UserError):
+    name, status = "UnknownOperationException", 404
+
+
+class TooManyRequestsException(_UserError):
+    """Throttling. Lambda spells this body's message field in lower case and adds a ``Reason``."""
+
+    name, status = "TooManyRequestsException", 429
+
+    def __init__(self, message: str, reason: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+
+    def body(self) -> dict[str, str]:
+        return {"Type": self.error_type, "message": self.message, "Reason": self.reason}
+
+    def headers(self) -> dict[str, str]:
+        return {"x-amzn-ErrorType": self.name, "Retry-After": str(self.retry_after_seconds)}
+
+
+class InvalidSignatureException(_UserError):
+    name, status = "InvalidSignatureException", 403
+
+
+class IncompleteSignatureException(_UserError):
+    """A SigV4 Authorization header or query string that does not parse (Lambda's common errors: 403)."""
+
+    name, status = "IncompleteSignatureException", 403
+
+
+class UnrecognizedClientException(_UserError):
+    name, status = "UnrecognizedClientException", 403
+
+
+class MissingAuthenticationTokenException(_UserError):
+    name, status = "MissingAuthenticationTokenException", 403
+
+
+class AccessDeniedException(_UserError):
+    name, status = "AccessDeniedException", 403
+
+
+class InvalidRuntimeException(LambdaError):
+    name, status = "InvalidRuntimeException", 502
+
+
+class NotImplementedException(LambdaError):
+    name, status = "NotImplementedException", 501

@@ -1,0 +1,1 @@
+"""Functions: their configuration values, validation, code packages and the service that manages them."""

@@ -1,0 +1,149 @@
+"""The async (Event) invocation queue: durable, retried, at-least-once.
+
+- ``submit`` writes the event to the store and only then returns (the API answers 202 after that), so an accepted
+  event survives a crash; on start every stored event is scheduled again (an event in flight at a crash is
+  delivered again, as on Lambda).
+- A function error is retried after each delay in ``retry_delays`` (Lambda: 2 retries, ~1 min then ~2 min), then
+  dropped with a log line. Throttles and platform errors do not count as attempts: they are retried with backoff
+  until the event is older than ``max_event_age`` seconds.
+- The event is deleted from the store once it is delivered or given up on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from dataclasses import replace
+import logging
+import time
+import uuid
+from typing import Awaitable, Callable
+
+from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
+from lambdad.store.sqlite import AsyncEvent, SqliteStore
+
+__all__ = ["AsyncQueue"]
+
+log = logging.getLogger(__name__)
+
+# Returns True when the function ran without error, False on a function error; raises LambdaError for platform faults.
+Deliver = Callable[[AsyncEvent], Awaitable[bool]]
+
+MAX_PARALLEL = 64
+THROTTLE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class AsyncQueue:
+    def __init__(self, store: SqliteStore, deliver: Deliver, *, retry_delays: tuple[float, ...], max_event_age: float) -> None:
+        self._store = store
+        self._deliver = deliver
+        self._retry_delays = retry_delays
+        self._max_age = max_event_age
+        self._heap: list[tuple[float, str]] = []
+        self._events: dict[str, AsyncEvent] = {}
+        self._throttles: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_PARALLEL)
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._events)
+
+    async def start(self) -> None:
+        for event in await self._store.load_async_events():
+            self._schedule(event)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="async-queue")
+
+    async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
+                     request_id: str | None = None) -> str:
+        now = time.time()
+        event = AsyncEvent(
+            id=request_id or str(uuid.uuid4()), function_name=function_name, qualifier=qualifier, payload=payload,
+            client_context=client_context, attempts=0, not_before=now, received=now,
+        )
+        await self._store.put_async_event(event)
+        self._schedule(event)
+        return event.id
+
+    def _schedule(self, event: AsyncEvent) -> None:
+        self._events[event.id] = event
+        heapq.heappush(self._heap, (event.not_before, event.id))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                _, event_id = heapq.heappop(self._heap)
+                event = self._events.get(event_id)
+                if event is None or event.not_before > now:
+                    continue  # delivered already, or a stale heap entry of a rescheduled event
+                await self._slots.acquire()
+                task = asyncio.get_running_loop().create_task(self._attempt(event))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            delay = self._heap[0][0] - time.time() if self._heap else 3600.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, delay))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _attempt(self, event: AsyncEvent) -> None:
+        try:
+            try:
+                ok = await self._deliver(event)
+            except ResourceNotFoundException as exc:
+                log.warning("async event %s dropped: %s", event.id, exc.message)
+                await self._finish(event)
+                return
+            except (TooManyRequestsException, LambdaError) as exc:
+                await self._retry_later(event, exc)
+                return
+            except Exception:
+                log.exception("async event %s: delivery failed", event.id)
+                await self._retry_later(event, None)
+                return
+            if ok:
+                await self._finish(event)
+                return
+            attempts = event.attempts + 1
+            if attempts > len(self._retry_delays):
+                log.warning("async event %s for %s dropped after %d attempts", event.id, event.function_name, attempts)
+                await self._finish(event)
+                return
+            not_before = time.time() + self._retry_delays[attempts - 1]
+            await self._store.reschedule_async_event(event.id, attempts, not_before)
+            self._schedule(replace(event, attempts=attempts, not_before=not_before))
+        finally:
+            self._slots.release()
+
+    async def _retry_later(self, event: AsyncEvent, exc: LambdaError | None) -> None:
+        if time.time() - event.received > self._max_age:
+            log.warning("async event %s dropped: older than %ss", event.id, self._max_age)
+            await self._finish(event)
+            return
+        n = self._throttles.get(event.id, 0)
+        self._throttles[event.id] = n + 1
+        delay = THROTTLE_BACKOFF[min(n, len(THROTTLE_BACKOFF) - 1)]
+        self._schedule(replace(event, not_before=time.time() + delay))
+
+    async def _finish(self, event: AsyncEvent) -> None:
+        await self._store.delete_async_event(event.id)
+        self._events.pop(event.id, None)
+        self._throttles.pop(event.id, None)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+

@@ -1,0 +1,63 @@
+"""The log sink: takes log lines from environments without waiting, writes them to the store in batches.
+
+``emit`` only appends to a list; a background task flushes every ``interval`` seconds (or sooner when the batch is
+large), so no invocation ever waits for a log write. ``aclose`` flushes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from lambdad.store.sqlite import LogEvent, SqliteStore
+
+__all__ = ["LogSink"]
+
+log = logging.getLogger(__name__)
+
+
+class LogSink:
+    def __init__(self, store: SqliteStore, interval: float = 0.2, batch: int = 2000) -> None:
+        self._store = store
+        self._interval = interval
+        self._batch = batch
+        self._pending: list[LogEvent] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-sink")
+
+    def emit(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None:
+        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        self._pending.append(LogEvent(group, stream, ts, message))
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            try:
+                await self._store.append_logs(batch)
+            except Exception:
+                log.exception("could not write %d log events", len(batch))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()

@@ -1,0 +1,1 @@
+"""Execution environments: launching, containing, invoking, pooling and recycling them."""

@@ -1,0 +1,183 @@
+"""Control groups for execution environments (cgroup v1 controllers, as on these machines).
+
+Each environment gets one group per controller under ``<mount>/<controller>/lambdad/<server id>/<env id>``:
+- memory: ``memory.limit_in_bytes`` = the function's MemorySize; the kernel OOM-kills past it; the peak is read
+  for REPORT's Max Memory Used and reset before each invocation;
+- pids: a cap on processes and threads (Lambda allows 1,024);
+- freezer: stops every task of the group at once, so a kill cannot race a fork.
+
+Where the controllers are missing or not writable (not root, no cgroupfs), ``CgroupRoot.probe`` returns None and the
+caller runs without them, saying so. The owner of an ``EnvCgroup`` calls ``remove()``; it kills what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+__all__ = ["CgroupRoot", "EnvCgroup", "PIDS_MAX"]
+
+log = logging.getLogger(__name__)
+
+PIDS_MAX = 1024
+_CONTROLLERS = ("memory", "pids", "freezer")
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _read(path: Path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+class CgroupRoot:
+    """The server's own subtree in each controller. Remove it with ``remove()`` at shutdown."""
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+
+    @classmethod
+    def probe(cls, server_id: str, mount: Path = Path("/sys/fs/cgroup")) -> "CgroupRoot | None":
+        dirs: dict[str, Path] = {}
+        try:
+            for controller in _CONTROLLERS:
+                base = mount / controller
+                if not (base / "cgroup.procs").exists():
+                    log.info("cgroup v1 controller %s is not mounted at %s", controller, base)
+                    _remove_dirs(dirs.values())
+                    return None
+                path = base / "lambdad" / server_id
+                path.mkdir(parents=True, exist_ok=True)
+                dirs[controller] = path
+            if (dirs["memory"].parent / "memory.use_hierarchy").exists():
+                try:
+                    _write(dirs["memory"].parent / "memory.use_hierarchy", "1")
+                except OSError:
+                    pass
+        except OSError as exc:
+            log.info("cgroups are not available to this process: %s", exc)
+            _remove_dirs(dirs.values())
+            return None
+        return cls(dirs)
+
+    def create(self, env_id: str, memory_mb: int) -> "EnvCgroup":
+        paths = {c: d / env_id for c, d in self.dirs.items()}
+        for p in paths.values():
+            p.mkdir(exist_ok=True)
+        group = EnvCgroup(paths)
+        limit = str(memory_mb * 1024 * 1024)
+        _write(paths["memory"] / "memory.limit_in_bytes", limit)
+        memsw = paths["memory"] / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            try:
+                _write(memsw, limit)
+            except OSError:
+                pass
+        _write(paths["pids"] / "pids.max", str(PIDS_MAX))
+        return group
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            for child in d.iterdir() if d.exists() else ():
+                if child.is_dir():
+                    EnvCgroup({"x": child}).remove()
+        _remove_dirs(self.dirs.values())
+
+
+def _remove_dirs(dirs) -> None:
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+class EnvCgroup:
+    """One environment's groups. ``remove()`` is idempotent and kills whatever still runs in them."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self._peak_file = paths["memory"] / "memory.max_usage_in_bytes" if "memory" in paths else None
+
+    def add(self, pid: int) -> None:
+        for p in self.paths.values():
+            _write(p / "cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        any_path = self.paths.get("freezer") or next(iter(self.paths.values()))
+        try:
+            return [int(x) for x in _read(any_path / "cgroup.procs").split()]
+        except OSError:
+            return []
+
+    def peak_memory_bytes(self) -> int:
+        if self._peak_file is None:
+            return 0
+        try:
+            return int(_read(self._peak_file))
+        except (OSError, ValueError):
+            return 0
+
+    def reset_peak(self) -> None:
+        if self._peak_file is not None:
+            try:
+                _write(self._peak_file, "0")
+            except OSError:
+                pass
+
+    def oom_killed(self) -> bool:
+        path = self.paths.get("memory")
+        if path is None:
+            return False
+        try:
+            for line in _read(path / "memory.oom_control").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+            return int(_read(path / "memory.failcnt")) > 0 and not self.pids()
+        except (OSError, ValueError):
+            return False
+
+    def freeze(self) -> None:
+        if "freezer" in self.paths:
+            _write(self.paths["freezer"] / "freezer.state", "FROZEN")
+
+    def thaw(self) -> None:
+        if "freezer" in self.paths:
+            _write(self.paths["freezer"] / "freezer.state", "THAWED")
+
+    def kill_all(self) -> None:
+        """SIGKILL every task in the group; frozen first, so nothing forks in between."""
+        try:
+            self.freeze()
+        except OSError:
+            pass
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.thaw()
+        except OSError:
+            pass
+
+    def remove(self) -> None:
+        for _ in range(100):
+            if not self.pids():
+                break
+            self.kill_all()
+            time.sleep(0.005)
+        for p in self.paths.values():
+            try:
+                p.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove cgroup %s: %s", p, exc)

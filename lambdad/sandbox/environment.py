@@ -1,0 +1,485 @@
+"""One execution environment: a runtime process, its Runtime API endpoint, and the invocations it serves.
+
+State machine (one invocation at a time):
+
+    STARTING --first GET /next--> IDLE/BUSY --response|error--> IDLE --invoke--> BUSY ...
+        any state --timeout | runtime exit | init error | close()--> DEAD   (DEAD is final)
+
+``invoke`` hands an invocation to the runtime (the runtime's long-polling ``GET /next`` receives it) and waits for
+the runtime's response or error. The environment, not its caller, enforces the deadline: at the deadline it kills
+the whole environment and answers with Lambda's ``Sandbox.Timedout`` error. A runtime that exits while an invocation
+is open answers it with ``Runtime.ExitError`` (or ``Runtime.OutOfMemory`` when the kernel's OOM killer ended it).
+
+Output (stdout and stderr) is read from a pipe into the log stream; when a response arrives the pipe is drained
+first, so everything the function printed before answering is in that invocation's log.
+
+Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
+DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from lambdad.functions.model import FunctionConfig
+from lambdad.logs.sink import LogSink
+from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
+from lambdad.sandbox.launcher import LaunchedProcess, Launcher
+
+__all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec"]
+
+log = logging.getLogger(__name__)
+
+INIT_TIMEOUT_SECONDS = 10.0
+TAIL_BYTES = 4096
+MAX_LOG_LINE = 256 * 1024
+
+
+class EnvState(Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    client_context: str | None = None  # JSON text, as the runtime header carries it
+    future: asyncio.Future["InvocationResult"] | None = None
+    log_lines: list[str] = field(default_factory=list)
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    payload: bytes
+    function_error: str | None  # "Unhandled" for any function error, None on success
+    log_text: str
+    status: str = "success"  # success | error | timeout | crash
+
+    def log_tail_b64(self) -> str:
+        data = self.log_text.encode("utf-8", "replace")[-TAIL_BYTES:]
+        return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """What an environment needs to start: the function version, how to run it, and where."""
+
+    config: FunctionConfig
+    command: tuple[str, ...]
+    task_root: str
+    runtime_label: str  # for INIT_START, e.g. "python:3.12"
+    region: str
+    account_id: str
+    initialization_type: str = "on-demand"
+
+
+def _error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class Environment:
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        launcher: Launcher,
+        log_sink: LogSink,
+        run_dir: str,
+        on_dead: Callable[["Environment"], None],
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.spec = spec
+        self.config = spec.config
+        self.state = EnvState.STARTING
+        self.last_used = time.monotonic()
+        self.retired = False
+        today = time.strftime("%Y/%m/%d", time.gmtime())
+        self.log_group = spec.config.log_group_name
+        self.log_stream = f"{today}/[{spec.config.version}]{self.id}"
+        self._launcher = launcher
+        self._sink = log_sink
+        self._run_dir = os.path.join(run_dir, self.id)
+        self._on_dead = on_dead
+        self._api = RuntimeApiServer(self)
+        self._proc: LaunchedProcess | None = None
+        self._pidfd: int | None = None
+        self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
+        self._current: Invocation | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._partial = b""
+        self._spawned_at = 0.0
+        self.init_duration_ms: float | None = None
+        self._init_reported = False
+        self._init_duration_reported = False
+        self._init_error: tuple[str, bytes] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._exit_status: int | None = None
+
+    # -- start -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        address = await self._api.start()
+        os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
+        self._emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
+                   f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
+        self._spawned_at = time.monotonic()
+        try:
+            self._proc = self._launcher.launch(
+                self.id, self.spec.command, self._environment(address), self.spec.task_root, self.config.memory_size
+            )
+        except OSError as exc:
+            self._emit(f"INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
+            await self._api.aclose()
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self.state = EnvState.DEAD
+            raise RuntimeError(f"could not start the runtime: {exc}") from exc
+        loop.add_reader(self._proc.output_fd, self._on_output)
+        self._pidfd = os.pidfd_open(self._proc.pid)
+        loop.add_reader(self._pidfd, self._on_exit)
+
+    def _environment(self, runtime_api: str) -> dict[str, str]:
+        c = self.config
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LD_LIBRARY_PATH": "/opt/lib",
+            "TMPDIR": os.path.join(self._run_dir, "tmp"),
+            "HOME": os.path.join(self._run_dir, "tmp"),
+        }
+        env.update(c.environment)
+        env.update(
+            {
+                "_HANDLER": c.handler,
+                "AWS_REGION": self.spec.region,
+                "AWS_DEFAULT_REGION": self.spec.region,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": c.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": c.version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
+                "AWS_LAMBDA_INITIALIZATION_TYPE": self.spec.initialization_type,
+                "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+                "AWS_LAMBDA_RUNTIME_API": runtime_api,
+                "LAMBDA_TASK_ROOT": self.spec.task_root,
+                "LAMBDA_RUNTIME_DIR": os.path.dirname(self.spec.command[-1]),
+            }
+        )
+        return env
+
+    # -- invoke ----------------------------------------------------------------------------------------------
+
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        """Run one invocation. Never raises for function faults: they come back as a result."""
+        if self.state is EnvState.DEAD:
+            raise RuntimeError("invoke on a dead environment")
+        loop = asyncio.get_running_loop()
+        invocation.future = loop.create_future()
+        self._current = invocation
+        if self.state is EnvState.STARTING:
+            # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes the event.
+            self._timer = loop.call_later(INIT_TIMEOUT_SECONDS, self._on_timeout, invocation, INIT_TIMEOUT_SECONDS)
+        else:
+            self.state = EnvState.BUSY
+        if self._init_error is not None:
+            self._finish_with_init_error(invocation)
+        else:
+            self._inbox.put_nowait(invocation)
+        try:
+            return await asyncio.shield(invocation.future)
+        finally:
+            self.last_used = time.monotonic()
+
+    async def next_invocation(self) -> NextInvocation:
+        if not self._init_reported:
+            self._init_reported = True
+            self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
+        if self.state is EnvState.DEAD:
+            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
+        invocation = await self._inbox.get()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.state = EnvState.BUSY
+        timeout = self.config.timeout
+        now_wall = time.time()
+        invocation.started = time.monotonic()
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._on_timeout, invocation, float(timeout))
+        if self._proc is not None and self._proc.cgroup is not None:
+            self._proc.cgroup.reset_peak()
+        self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(int((now_wall + timeout) * 1000)),
+            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(now_wall):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
+        }
+        if invocation.client_context:
+            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+        return NextInvocation(invocation.request_id, invocation.payload, headers)
+
+    def _open_invocation(self, request_id: str) -> Invocation:
+        inv = self._current
+        if inv is None or inv.request_id != request_id or inv.future is None or inv.future.done() or not inv.started:
+            raise RuntimeApiError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
+        return inv
+
+    def post_response(self, request_id: str, body: bytes, too_large: bool) -> None:
+        inv = self._open_invocation(request_id)
+        if too_large:
+            self._complete(inv, _error_payload(
+                "Function.ResponseSizeTooLarge",
+                "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            ), "Unhandled", "error")
+        else:
+            self._complete(inv, body, None, "success")
+
+    def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
+        inv = self._open_invocation(request_id)
+        if not body:
+            body = _error_payload(error_type or "Runtime.Unknown", "Unknown application error occurred")
+        self._complete(inv, body, "Unhandled", "error")
+
+    def post_init_error(self, error_type: str | None, body: bytes) -> None:
+        if self._init_error is not None or self.state is EnvState.DEAD:
+            raise RuntimeApiError(403, "InvalidStateTransition", "State transition from Ready to InitError failed for runtime.")
+        error_type = error_type or "Runtime.Unknown"
+        self._init_error = (error_type, body or _error_payload(error_type, "Init error"))
+        duration = (time.monotonic() - self._spawned_at) * 1000.0
+        self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+        inv = self._current
+        if inv is not None and inv.future is not None and not inv.future.done():
+            self._finish_with_init_error(inv)
+        self._die()
+
+    def _finish_with_init_error(self, inv: Invocation) -> None:
+        assert self._init_error is not None
+        if not inv.started:
+            inv.started = time.monotonic()
+            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        self._complete(inv, self._init_error[1], "Unhandled", "error")
+
+    # -- completion ------------------------------------------------------------------------------------------
+
+    def _complete(self, inv: Invocation, payload: bytes, function_error: str | None, status: str) -> None:
+        if inv.future is None or inv.future.done():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._drain_output()
+        duration = (time.monotonic() - inv.started) * 1000.0
+        self._log_invocation(inv, f"END RequestId: {inv.request_id}")
+        report = (
+            f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self.config.memory_size} MB\t"
+            f"Max Memory Used: {self._max_memory_mb()} MB"
+        )
+        if self.init_duration_ms is not None and not self._init_duration_reported:
+            self._init_duration_reported = True  # only the first invocation of an environment is a cold start
+            report += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+        if status == "timeout":
+            report += "\tStatus: timeout"
+        elif status == "crash":
+            report += "\tStatus: error\tError Type: Runtime.ExitError"
+        self._log_invocation(inv, report)
+        self._current = None
+        if self.state is not EnvState.DEAD:
+            self.state = EnvState.IDLE
+        inv.future.set_result(InvocationResult(payload, function_error, "\n".join(inv.log_lines) + "\n", status))
+
+    def _max_memory_mb(self) -> int:
+        proc = self._proc
+        if proc is None:
+            return 0
+        peak = proc.cgroup.peak_memory_bytes() if proc.cgroup is not None else 0
+        if not peak:
+            peak = _vm_hwm_bytes(proc.pid)
+        return max(1, round(peak / (1024 * 1024)))
+
+    def _on_timeout(self, inv: Invocation, seconds: float) -> None:
+        if inv.future is None or inv.future.done():
+            return
+        if not inv.started:
+            inv.started = time.monotonic()
+            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        message = f"RequestId: {inv.request_id} Error: Task timed out after {seconds:.2f} seconds"
+        self._kill()
+        self._drain_output()
+        self._log_invocation(inv, f"{_iso_now()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
+        self._complete(inv, _error_payload("Sandbox.Timedout", message), "Unhandled", "timeout")
+        self._die()
+
+    # -- process and output ----------------------------------------------------------------------------------
+
+    def _on_output(self) -> None:
+        self._drain_output()
+
+    def _drain_output(self) -> None:
+        proc = self._proc
+        if proc is None or proc.output_fd < 0:
+            return
+        chunks = []
+        eof = False
+        while True:
+            try:
+                chunk = os.read(proc.output_fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            chunks.append(chunk)
+        if chunks:
+            data = self._partial + b"".join(chunks)
+            *lines, self._partial = data.split(b"\n")
+            if len(self._partial) > MAX_LOG_LINE:
+                lines.append(self._partial)
+                self._partial = b""
+            for raw in lines:
+                self._log_output(raw.decode("utf-8", "replace"))
+        if eof:
+            if self._partial:
+                self._log_output(self._partial.decode("utf-8", "replace"))
+                self._partial = b""
+            asyncio.get_running_loop().remove_reader(proc.output_fd)
+            os.close(proc.output_fd)
+            proc.output_fd = -1
+
+    def _log_output(self, line: str) -> None:
+        inv = self._current
+        if inv is not None:
+            inv.log_lines.append(line)
+        self._emit(line)
+
+    def _log_invocation(self, inv: Invocation, line: str) -> None:
+        inv.log_lines.append(line)
+        self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        self._sink.emit(self.log_group, self.log_stream, line)
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._pidfd is not None:
+            loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        proc = self._proc
+        if proc is None:
+            return
+        status = proc.popen.poll()
+        self._exit_status = status
+        self._drain_output()
+        inv = self._current
+        if inv is not None and inv.future is not None and not inv.future.done():
+            if self._init_error is not None:
+                self._finish_with_init_error(inv)
+            else:
+                oom = proc.cgroup is not None and proc.cgroup.oom_killed()
+                reason = f"signal: {_signal_name(-status)}" if status is not None and status < 0 else f"exit status {status}"
+                message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
+                error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+                if not inv.started:
+                    inv.started = time.monotonic()
+                    self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+                self._log_invocation(inv, message)
+                self._complete(inv, _error_payload(error_type, message), "Unhandled", "crash")
+        self._die()
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.cgroup is not None:
+            proc.cgroup.kill_all()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _die(self) -> None:
+        """Mark DEAD and schedule the release of everything; idempotent."""
+        if self.state is EnvState.DEAD and self._closing is not None:
+            return
+        self.state = EnvState.DEAD
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._release())
+        self._on_dead(self)
+
+    async def aclose(self) -> None:
+        self._die()
+        assert self._closing is not None
+        await asyncio.shield(self._closing)
+
+    async def _release(self) -> None:
+        self._kill()
+        inv = self._current
+        if inv is not None and inv.future is not None and not inv.future.done():
+            message = f"RequestId: {inv.request_id} Error: the execution environment was shut down"
+            if not inv.started:
+                inv.started = time.monotonic()
+            self._complete(inv, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
+        proc = self._proc
+        if proc is not None:
+            # reap the process (it was killed above) without blocking the loop
+            for _ in range(200):
+                if proc.popen.poll() is not None:
+                    break
+                await asyncio.sleep(0.005)
+            self._drain_output()
+            if self._pidfd is not None:
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+                os.close(self._pidfd)
+                self._pidfd = None
+            if proc.output_fd >= 0:
+                asyncio.get_running_loop().remove_reader(proc.output_fd)
+                os.close(proc.output_fd)
+                proc.output_fd = -1
+            if proc.cgroup is not None:
+                await asyncio.to_thread(proc.cgroup.remove)
+        await self._api.aclose()
+        await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
+
+
+def _vm_hwm_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
+                signal.SIGABRT: "aborted"}.get(signal.Signals(number), signal.Signals(number).name.lower())
+    except ValueError:
+        return str(number)
+
+
+def _iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

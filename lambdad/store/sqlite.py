@@ -1,0 +1,244 @@
+"""The embedded metadata store: one SQLite database in the data dir.
+
+Every write goes through aiosqlite's single worker thread (one writer, like Datasette), so the event loop never
+blocks on disk. The database runs in WAL mode with ``synchronous=FULL``: when a write method returns, the row is
+on disk, which is what lets the API promise that a created function or an accepted async event survives kill -9.
+
+Log lines are the exception to "one write per call": they arrive in batches from ``logs.LogSink``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import aiosqlite
+
+from lambdad.functions.model import Function, FunctionConfig
+
+__all__ = ["SqliteStore", "AsyncEvent", "LogEvent"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    tags TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    version TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS async_events (
+    id TEXT PRIMARY KEY,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    client_context TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_streams (
+    log_group TEXT NOT NULL,
+    log_stream TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    last_event INTEGER NOT NULL,
+    PRIMARY KEY (log_group, log_stream)
+);
+CREATE TABLE IF NOT EXISTS log_events (
+    log_group TEXT NOT NULL,
+    log_stream TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, timestamp);
+"""
+
+
+@dataclass(frozen=True)
+class AsyncEvent:
+    """An accepted asynchronous invocation, durable until it has been delivered or given up on."""
+
+    id: str
+    function_name: str
+    qualifier: str
+    payload: bytes
+    client_context: str | None
+    attempts: int
+    not_before: float
+    received: float
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    log_group: str
+    log_stream: str
+    timestamp: int  # milliseconds since the epoch
+    message: str
+
+
+class SqliteStore:
+    """Function metadata, the async event queue and log events in one SQLite file. Owner of its connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # One connection serves every coroutine; the lock keeps one coroutine's transaction from taking in
+        # another's statements.
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> "SqliteStore":
+        db = await aiosqlite.connect(path, isolation_level=None)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.executescript(_SCHEMA)
+        return cls(db)
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+    # -- functions -------------------------------------------------------------------------------------------
+
+    async def load_functions(self) -> list[Function]:
+        functions: dict[str, Function] = {}
+        tags: dict[str, dict[str, str]] = {}
+        async with self._db.execute("SELECT name, tags FROM functions") as cur:
+            async for name, tag_text in cur:
+                tags[name] = json.loads(tag_text)
+        async with self._db.execute("SELECT name, version, config FROM versions") as cur:
+            rows = await cur.fetchall()
+        latest = {name: FunctionConfig.from_json(cfg) for name, version, cfg in rows if version == "$LATEST"}
+        for name, cfg in latest.items():
+            functions[name] = Function(latest=cfg, tags=tags.get(name, {}))
+        for name, version, cfg in rows:
+            if version != "$LATEST" and name in functions:
+                functions[name].versions[version] = FunctionConfig.from_json(cfg)
+        return list(functions.values())
+
+    async def create_function(self, config: FunctionConfig, tags: dict[str, str]) -> None:
+        await self._transaction(
+            [
+                ("INSERT INTO functions (name, tags, created) VALUES (?, ?, ?)", (config.name, json.dumps(tags), time.time())),
+                ("INSERT INTO versions (name, version, config) VALUES (?, ?, ?)", (config.name, config.version, config.to_json())),
+            ]
+        )
+
+    async def put_version(self, config: FunctionConfig) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO versions (name, version, config) VALUES (?, ?, ?)",
+            (config.name, config.version, config.to_json()),
+        )
+
+    async def put_tags(self, name: str, tags: dict[str, str]) -> None:
+        await self._write("UPDATE functions SET tags = ? WHERE name = ?", (json.dumps(tags), name))
+
+    async def delete_function(self, name: str) -> None:
+        await self._transaction(
+            [
+                ("DELETE FROM versions WHERE name = ?", (name,)),
+                ("DELETE FROM functions WHERE name = ?", (name,)),
+            ]
+        )
+
+    async def delete_version(self, name: str, version: str) -> None:
+        await self._write("DELETE FROM versions WHERE name = ? AND version = ?", (name, version))
+
+    async def code_hashes_in_use(self) -> set[str]:
+        async with self._db.execute("SELECT config FROM versions") as cur:
+            return {FunctionConfig.from_json(row[0]).code_hash for row in await cur.fetchall()}
+
+    # -- async events ----------------------------------------------------------------------------------------
+
+    async def put_async_event(self, event: AsyncEvent) -> None:
+        await self._write(
+            "INSERT INTO async_events (id, function_name, qualifier, payload, client_context, attempts, not_before, received)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.function_name, event.qualifier, event.payload, event.client_context, event.attempts,
+             event.not_before, event.received),
+        )
+
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None:
+        await self._write(
+            "UPDATE async_events SET attempts = ?, not_before = ? WHERE id = ?", (attempts, not_before, event_id)
+        )
+
+    async def delete_async_event(self, event_id: str) -> None:
+        await self._write("DELETE FROM async_events WHERE id = ?", (event_id,))
+
+    async def load_async_events(self) -> list[AsyncEvent]:
+        async with self._db.execute(
+            "SELECT id, function_name, qualifier, payload, client_context, attempts, not_before, received"
+            " FROM async_events ORDER BY received"
+        ) as cur:
+            return [AsyncEvent(*row) for row in await cur.fetchall()]
+
+    # -- logs ------------------------------------------------------------------------------------------------
+
+    async def append_logs(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        streams: dict[tuple[str, str], tuple[int, int]] = {}
+        for e in events:
+            first, last = streams.get((e.log_group, e.log_stream), (e.timestamp, e.timestamp))
+            streams[(e.log_group, e.log_stream)] = (min(first, e.timestamp), max(last, e.timestamp))
+        statements: list[tuple[str, Iterable]] = [
+            (
+                "INSERT INTO log_streams (log_group, log_stream, created, last_event) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (log_group, log_stream) DO UPDATE SET last_event = max(last_event, excluded.last_event)",
+                (group, stream, first, last),
+            )
+            for (group, stream), (first, last) in streams.items()
+        ]
+        rows = [(e.log_group, e.log_stream, e.timestamp, e.message) for e in events]
+        async with self._write_lock:
+            await self._db.execute("BEGIN")
+            try:
+                for sql, args in statements:
+                    await self._db.execute(sql, args)
+                await self._db.executemany(
+                    "INSERT INTO log_events (log_group, log_stream, timestamp, message) VALUES (?, ?, ?, ?)", rows
+                )
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+
+    async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
+        if log_stream is None:
+            sql, args = "SELECT log_group, log_stream, timestamp, message FROM log_events WHERE log_group = ? ORDER BY rowid", (log_group,)
+        else:
+            sql = ("SELECT log_group, log_stream, timestamp, message FROM log_events"
+                   " WHERE log_group = ? AND log_stream = ? ORDER BY rowid")
+            args = (log_group, log_stream)
+        async with self._db.execute(sql, args) as cur:
+            return [LogEvent(*row) for row in await cur.fetchall()]
+
+    async def list_log_streams(self, log_group: str) -> list[str]:
+        async with self._db.execute(
+            "SELECT log_stream FROM log_streams WHERE log_group = ? ORDER BY created", (log_group,)
+        ) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    async def _write(self, sql: str, args: Iterable) -> None:
+        async with self._write_lock:
+            await self._db.execute(sql, args)
+
+    async def _transaction(self, statements: Sequence[tuple[str, Iterable]]) -> None:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    await self._db.execute(sql, args)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.server import Server
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server shared by the tests that need no special settings."""
+    srv = Server(tmp_path_factory.mktemp("data"), env={"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def lam(server: Server):
+    return server.client()
+
+
+@pytest.fixture
+def fname(request: pytest.FixtureRequest) -> str:
+    """A function name unique to the test."""
+    base = re.sub(r"[^a-zA-Z0-9_-]", "-", request.node.name)
+    return f"{base[:50]}-{next(_names)}"
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[callable]:
+    """Start servers with their own settings; every one is stopped after the test."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str] | None = None, data_dir: Path | None = None, **kw) -> Server:
+        srv = Server(data_dir or tmp_path / f"data{len(started)}", env=env, **kw).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()

@@ -1,0 +1,106 @@
+"""A real ``lambdad serve`` process for tests: free port, temp data dir, boto3 clients, clean stop."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import boto3
+from botocore.config import Config
+
+ACCESS_KEY = "LKIATESTTESTTESTTEST"
+SECRET_KEY = "test-secret-key-for-lambdad-tests"
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+_BANNER = re.compile(r"listening on (http://[\d.]+:(\d+))")
+
+
+class Server:
+    """One server process. ``start()`` waits until it listens; ``stop()`` sends SIGTERM and waits."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, credentials: bool = True) -> None:
+        self.data_dir = data_dir
+        self.extra_env = dict(env or {})
+        self.credentials = credentials
+        self.proc: subprocess.Popen[str] | None = None
+        self.endpoint = ""
+        self.port = 0
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        env = dict(os.environ)
+        env.pop("AWS_PROFILE", None)
+        if self.credentials:
+            env.update(LAMBDAD_ACCESS_KEY_ID=ACCESS_KEY, LAMBDAD_SECRET_ACCESS_KEY=SECRET_KEY)
+        env.update(self.extra_env)
+        self.output = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lambdad", "serve", "--port", "0", "--data-dir", str(self.data_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line)
+                m = _BANNER.search(line)
+                if m and not ready.is_set():
+                    self.endpoint, self.port = m.group(1), int(m.group(2))
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.time() + timeout
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("lambdad did not start:\n" + "".join(self.output))
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def client(self, service: str = "lambda", *, read_timeout: float = 60, **kwargs):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=kwargs.pop("access_key", ACCESS_KEY),
+            aws_secret_access_key=kwargs.pop("secret_key", SECRET_KEY),
+            config=Config(read_timeout=read_timeout, retries={"max_attempts": 0}, **kwargs),
+        )
+
+
+def make_zip(files: Mapping[str, str | bytes], modes: Mapping[str, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = ((modes or {}).get(name, 0o644) & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, content)
+    return buf.getvalue()
+
+
+def create_python_function(client, name: str, code: str, *, runtime: str = "python3.11", handler: str = "app.handler",
+                           **kwargs):
+    return client.create_function(
+        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+        Code={"ZipFile": make_zip({"app.py": code})}, **kwargs,
+    )
