@@ -58,7 +58,8 @@ class Server:
                     self.endpoint, self.port = m.group(1), int(m.group(2))
                     ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         deadline = time.time() + timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -75,6 +76,10 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             raise
+        finally:
+            self._pump.join(5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
     def client(self, service: str = "lambda", *, read_timeout: float = 60, **kwargs):
         return boto3.client(

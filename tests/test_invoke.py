@@ -1,0 +1,290 @@
+"""Invoke end to end: results, errors, logs, limits, timeouts, memory, and the life of environments."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.server import create_python_function, make_zip, ROLE
+
+ECHO = """
+import os, json
+INIT_PID = os.getpid()
+def handler(event, context):
+    print("got", json.dumps(event))
+    return {
+        "event": event,
+        "request_id": context.aws_request_id,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name,
+        "remaining": context.get_remaining_time_in_millis(),
+        "client_context": context.client_context.custom if context.client_context else None,
+        "pid": os.getpid(),
+        "init_pid": INIT_PID,
+        "env": {k: v for k, v in os.environ.items()},
+    }
+"""
+
+
+def invoke_json(lam, name, payload=None, **kwargs):
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(payload if payload is not None else {}), **kwargs)
+    return resp, json.loads(resp["Payload"].read())
+
+
+def test_request_response_context_and_environment(lam, fname):
+    create_python_function(lam, fname, ECHO, MemorySize=256, Environment={"Variables": {"GREETING": "hi"}})
+    resp, body = invoke_json(lam, fname, {"a": 1})
+    assert resp["StatusCode"] == 200
+    assert "FunctionError" not in resp
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert body["event"] == {"a": 1}
+    assert body["request_id"] == resp["ResponseMetadata"]["RequestId"]
+    assert body["function_name"] == fname and body["function_version"] == "$LATEST"
+    assert body["invoked_function_arn"] == f"arn:aws:lambda:us-east-1:000000000000:function:{fname}"
+    assert body["memory_limit_in_mb"] == "256"  # a string, as in the AWS runtime
+    assert body["log_group_name"] == f"/aws/lambda/{fname}"
+    assert body["log_stream_name"].startswith(time.strftime("%Y/%m/%d/", time.gmtime()) + "[$LATEST]")
+    assert 0 < body["remaining"] <= 3000
+    env = body["env"]
+    assert env["GREETING"] == "hi"
+    assert env["_HANDLER"] == "app.handler"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == fname
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.11"
+    assert env["TZ"] == ":UTC"
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == body["log_stream_name"]
+    assert ":" in env["AWS_LAMBDA_RUNTIME_API"]
+    assert os.path.isabs(env["LAMBDA_TASK_ROOT"])
+    # the server's own environment does not leak into the function
+    assert "LAMBDAD_SECRET_ACCESS_KEY" not in env and "LAMBDAD_ACCESS_KEY_ID" not in env
+
+
+def test_empty_payload_and_client_context(lam, fname):
+    create_python_function(lam, fname, ECHO)
+    resp = lam.invoke(FunctionName=fname)
+    assert json.loads(resp["Payload"].read())["event"] == {}
+    ctx = base64.b64encode(json.dumps({"custom": {"k": "v"}, "env": {}, "client": {}}).encode()).decode()
+    _, body = invoke_json(lam, fname, {}, ClientContext=ctx)
+    assert body["client_context"] == {"k": "v"}
+
+
+def test_log_tail(lam, fname):
+    create_python_function(lam, fname, ECHO)
+    resp, body = invoke_json(lam, fname, {"marker": "tail-me"}, LogType="Tail")
+    log = base64.b64decode(resp["LogResult"]).decode()
+    rid = body["request_id"]
+    lines = log.strip().split("\n")
+    assert f"START RequestId: {rid} Version: $LATEST" in lines
+    assert 'got {"marker": "tail-me"}' in log
+    assert f"END RequestId: {rid}" in lines
+    report = [l for l in lines if l.startswith("REPORT")][0]
+    fields = report.split("\t")
+    assert fields[0] == f"REPORT RequestId: {rid}"
+    assert fields[1].startswith("Duration: ") and fields[1].endswith(" ms")
+    assert fields[2].startswith("Billed Duration: ")
+    assert fields[3] == "Memory Size: 128 MB"
+    assert fields[4].startswith("Max Memory Used: ")
+    assert fields[5].startswith("Init Duration: ")  # the first invoke is a cold start
+    resp2, _ = invoke_json(lam, fname, {}, LogType="Tail")
+    assert "Init Duration" not in base64.b64decode(resp2["LogResult"]).decode()
+
+
+def test_tail_is_at_most_4kb(lam, fname):
+    create_python_function(lam, fname, "def handler(e, c):\n    for i in range(2000):\n        print('line', i)\n")
+    resp = lam.invoke(FunctionName=fname, LogType="Tail")
+    log = base64.b64decode(resp["LogResult"])
+    assert len(log) <= 4096
+    assert log.rstrip().split(b"\n")[-1].startswith(b"REPORT")
+
+
+def test_function_error_shapes(lam, fname):
+    create_python_function(lam, fname, "def handler(e, c):\n    raise ValueError('boom')\n")
+    resp, body = invoke_json(lam, fname)
+    assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "ValueError" and body["errorMessage"] == "boom"
+    assert body["requestId"] == resp["ResponseMetadata"]["RequestId"]
+    assert any("raise ValueError('boom')" in frame for frame in body["stackTrace"])
+
+
+@pytest.mark.parametrize(
+    "files, handler, error_type, fragment",
+    [
+        ({"app.py": "x = 1\n"}, "nomodule.handler", "Runtime.ImportModuleError", "Unable to import module 'nomodule'"),
+        ({"app.py": "x = 1\n"}, "app.handler", "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'app'"),
+        ({"app.py": "import not_a_module_anywhere\n"}, "app.handler", "Runtime.ImportModuleError", "not_a_module_anywhere"),
+    ],
+)
+def test_init_errors(lam, fname, files, handler, error_type, fragment):
+    lam.create_function(FunctionName=fname, Runtime="python3.11", Role=ROLE, Handler=handler,
+                        Code={"ZipFile": make_zip(files)})
+    for _ in range(2):  # an init error does not poison the next invoke: it fails the same way
+        resp, body = invoke_json(lam, fname)
+        assert resp["FunctionError"] == "Unhandled"
+        assert body["errorType"] == error_type
+        assert fragment in body["errorMessage"]
+
+
+def test_warm_reuse_init_once_and_tmp_persists(lam, fname):
+    code = """
+import os, tempfile
+COUNT = {"n": 0}
+def handler(event, context):
+    COUNT["n"] += 1
+    path = os.path.join(tempfile.gettempdir(), "state")
+    if event.get("write"):
+        open(path, "w").write("kept")
+    return {"pid": os.getpid(), "n": COUNT["n"], "tmp": open(path).read() if os.path.exists(path) else None}
+"""
+    create_python_function(lam, fname, code)
+    _, first = invoke_json(lam, fname, {"write": True})
+    _, second = invoke_json(lam, fname, {})
+    assert second["pid"] == first["pid"]
+    assert (first["n"], second["n"]) == (1, 2)  # module init ran once
+    assert second["tmp"] == "kept"
+
+
+def test_parallel_invokes_get_parallel_environments(lam, fname):
+    create_python_function(lam, fname, "import os, time\ndef handler(e, c):\n    time.sleep(1)\n    return os.getpid()\n")
+    start = time.time()
+    with ThreadPoolExecutor(4) as pool:
+        pids = list(pool.map(lambda _: json.loads(lam.invoke(FunctionName=fname)["Payload"].read()), range(4)))
+    assert len(set(pids)) == 4
+    assert time.time() - start < 3.5  # four 1 s invocations side by side, not one after another
+
+
+def test_timeout_kills_environment_and_children(lam, fname, tmp_path):
+    code = """
+import subprocess, time, os
+def handler(event, context):
+    child = subprocess.Popen(["sleep", "300"])
+    print("child", child.pid, flush=True)
+    time.sleep(10)
+"""
+    create_python_function(lam, fname, code, Timeout=1)
+    resp = lam.invoke(FunctionName=fname, LogType="Tail")
+    body = json.loads(resp["Payload"].read())
+    rid = resp["ResponseMetadata"]["RequestId"]
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"] == f"RequestId: {rid} Error: Task timed out after 1.00 seconds"
+    log = base64.b64decode(resp["LogResult"]).decode()
+    assert "Status: timeout" in log
+    child_pid = int(log.split("child ", 1)[1].split()[0])
+    deadline = time.time() + 5
+    while time.time() < deadline and _alive(child_pid):
+        time.sleep(0.05)
+    assert not _alive(child_pid), "a process the function started survived its timeout"
+    # the next invoke works (a new environment)
+    lam.update_function_configuration(FunctionName=fname, Timeout=3)
+    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "def handler(e, c):\n    return 'ok'\n"}))
+    assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == "ok"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_memory_limit_is_enforced(lam, fname):
+    code = """
+def handler(event, context):
+    blocks = []
+    for _ in range(400):
+        blocks.append(bytearray(1024 * 1024))
+    return len(blocks)
+"""
+    create_python_function(lam, fname, code, MemorySize=128)
+    resp, body = invoke_json(lam, fname)
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] in ("Runtime.OutOfMemory", "Runtime.ExitError", "MemoryError")
+    # the function recovers on the next invoke once it stays in bounds
+    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "def handler(e, c):\n    return 1\n"}))
+    _, ok = invoke_json(lam, fname)
+    assert ok == 1
+
+
+def test_process_exit_is_runtime_exit_error(lam, fname):
+    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    os._exit(3)\n")
+    resp, body = invoke_json(lam, fname)
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Runtime exited with error: exit status 3")
+
+
+def test_update_retires_old_environments(lam, fname):
+    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return ['v1', os.getpid()]\n")
+    _, (v, pid1) = invoke_json(lam, fname)
+    assert v == "v1"
+    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "import os\ndef handler(e, c):\n    return ['v2', os.getpid()]\n"}))
+    _, (v, pid2) = invoke_json(lam, fname)
+    assert v == "v2" and pid2 != pid1
+    lam.update_function_configuration(FunctionName=fname, Environment={"Variables": {"XX": "1"}})
+    _, (_, pid3) = invoke_json(lam, fname)
+    assert pid3 != pid2
+    time.sleep(0.5)
+    assert not _alive(pid1) and not _alive(pid2)
+
+
+def test_dry_run_and_event(lam, fname):
+    create_python_function(lam, fname, ECHO)
+    dry = lam.invoke(FunctionName=fname, InvocationType="DryRun")
+    assert dry["StatusCode"] == 204
+    event = lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b'{"async": true}')
+    assert event["StatusCode"] == 202
+    assert event["ResponseMetadata"]["RequestId"]
+
+
+def test_invoke_bad_input(server, fname):
+    lam = server.client(parameter_validation=False)
+    create_python_function(lam, fname, ECHO)
+    cases = [
+        (dict(Payload=b"not json"), "InvalidRequestContentException", 400),
+        (dict(Payload=b"x" * (6 * 1024 * 1024 + 1)), "RequestTooLargeException", 413),
+        (dict(InvocationType="Event", Payload=b'"' + b"x" * (1024 * 1024) + b'"'), "RequestTooLargeException", 413),
+        (dict(InvocationType="Sometimes"), "ValidationException", 400),
+        (dict(ClientContext="not base64!"), "InvalidRequestContentException", 400),
+        (dict(Qualifier="7"), "ResourceNotFoundException", 404),
+    ]
+    for kwargs, code, status in cases:
+        with pytest.raises(ClientError) as e:
+            lam.invoke(FunctionName=fname, **kwargs)
+        err = e.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == (code, status), kwargs.keys()
+        assert err["Error"]["Message"]
+
+
+def test_large_payloads(lam, fname):
+    create_python_function(lam, fname, "def handler(e, c):\n    return 'y' * e['n']\n", MemorySize=512)
+    # a payload just under 6 MB goes through
+    big = json.dumps({"n": 10, "pad": "x" * (6 * 1024 * 1024 - 100)})
+    assert json.loads(lam.invoke(FunctionName=fname, Payload=big)["Payload"].read()) == "y" * 10
+    # a response over 6 MB is a function error, not a crash
+    resp, body = invoke_json(lam, fname, {"n": 7 * 1024 * 1024})
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Function.ResponseSizeTooLarge"
+    resp, body = invoke_json(lam, fname, {"n": 5})
+    assert body == "yyyyy"
+
+
+@pytest.mark.parametrize("runtime", ["python3.9", "python3.10", "python3.12", "python3.13"])
+def test_python_runtimes(lam, fname, runtime):
+    code = "import sys\ndef handler(e, c):\n    return '%d.%d' % sys.version_info[:2]\n"
+    create_python_function(lam, fname, code, runtime=runtime)
+    _, version = invoke_json(lam, fname)
+    assert version == runtime.removeprefix("python")
