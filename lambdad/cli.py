@@ -88,3 +88,32 @@ def _print_banner(app, port: int) -> None:
         lines.append(f"isolation: {'on ' if active else 'OFF'} {what}" + ("" if active else f" ({needs})"))
     click.echo("\n".join(lines), err=True)
     sys.stderr.flush()
+
+
+@main.command()
+@click.argument("function_name")
+@click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,
+              help="The server's data dir [LAMBDAD_DATA_DIR; default ./lambdad-data].")
+@click.option("--stream", default=None, help="Only this log stream.")
+def logs(function_name: str, data_dir: Path | None, stream: str | None) -> None:
+    """Print a function's stored log (group /aws/lambda/FUNCTION_NAME), oldest first.
+
+    Reads the data dir directly, so it works whether or not the server runs."""
+    import sqlite3
+
+    settings = Settings.load({"data_dir": data_dir})
+    db = settings.data_dir / "lambdad.db"
+    if not db.exists():
+        raise click.UsageError(f"no lambdad data in {settings.data_dir}")
+    group = function_name if function_name.startswith("/") else f"/aws/lambda/{function_name}"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        sql = "SELECT message FROM log_events WHERE log_group = ?"
+        args: tuple[str, ...] = (group,)
+        if stream:
+            sql += " AND log_stream = ?"
+            args += (stream,)
+        for (message,) in conn.execute(sql + " ORDER BY rowid", args):
+            click.echo(message)
+    finally:
+        conn.close()

@@ -44,6 +44,10 @@ class CgroupRoot:
 
     @classmethod
     def probe(cls, server_id: str, mount: Path = Path("/sys/fs/cgroup")) -> "CgroupRoot | None":
+        """Create this server's subtree, named ``<pid>-<server id>``, after sweeping away the subtrees of servers
+        that died without cleaning up (kill -9): their environments are killed and their groups removed."""
+        sweep_stale(mount)
+        server_id = f"{os.getpid()}-{server_id}"
         dirs: dict[str, Path] = {}
         try:
             for controller in _CONTROLLERS:
@@ -88,6 +92,22 @@ class CgroupRoot:
                 if child.is_dir():
                     EnvCgroup({"x": child}).remove()
         _remove_dirs(self.dirs.values())
+
+
+def sweep_stale(mount: Path) -> None:
+    for controller in _CONTROLLERS:
+        base = mount / controller / "lambdad"
+        if not base.is_dir():
+            continue
+        for server_dir in base.iterdir():
+            pid = server_dir.name.split("-", 1)[0]
+            if not server_dir.is_dir() or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                continue
+            log.warning("removing the cgroups of a lambdad server that is gone (pid %s)", pid)
+            for child in list(server_dir.iterdir()):
+                if child.is_dir():
+                    EnvCgroup({controller: child}).remove()
+            _remove_dirs([server_dir])
 
 
 def _remove_dirs(dirs) -> None:

@@ -94,7 +94,7 @@ def _exception_body(exc: BaseException, request_id: str = "") -> dict[str, Any]:
     """The error body of an exception: frames from the first one outside this runtime, as AWS formats them."""
     import traceback
 
-    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)]
+    frames: list[Any] = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)]
     for i, frame in enumerate(frames):
         if "/bootstrap.py" not in frame[0]:
             frames = frames[i:]
@@ -180,9 +180,9 @@ class RuntimeClient:
     # -- HTTP/1.1
 
     def _post(self, path: str, body: bytes, headers: str) -> None:
-        status, _, answer = self._call("POST", path, body, headers)
-        if status >= 300:  # e.g. 413 for an oversized response: the platform has reported it; keep serving
-            sys.stderr.write(f"lambdad runtime: POST {path} answered {status}: {answer[:300]!r}\n")
+        # A refusal (413 for an oversized response, 4xx for a late one) is the platform's to report, as on AWS,
+        # and leaves nothing in the function's log; the environment goes on serving.
+        self._call("POST", path, body, headers)
 
     def _call(self, method: str, path: str, body: bytes | None = None,
               headers: str = "") -> tuple[int, dict[str, str], bytes]:
@@ -289,7 +289,7 @@ class RuntimeClient:
         return body
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             while b"\r\n" not in self._buf:
                 if not self._fill():
@@ -356,7 +356,7 @@ class _Json:
         try:
             import _json
 
-            self._scan: Any = _json.make_scanner(_ScanContext())
+            self._scan: Any = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
             self._basestring = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
             self._make_encoder: Any = _json.make_encoder
             self._make_encoder({}, default, self._basestring, None, ": ", ", ", False, False, True)
@@ -428,6 +428,8 @@ def _json_for(environ: Any) -> _Json:
 
 class CognitoIdentity:
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+    cognito_identity_id: str | None
+    cognito_identity_pool_id: str | None
 
     def __repr__(self) -> str:
         return (f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
@@ -436,6 +438,11 @@ class CognitoIdentity:
 
 class Client:
     __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    installation_id: Any
+    app_title: Any
+    app_version_name: Any
+    app_version_code: Any
+    app_package_name: Any
 
     def __repr__(self) -> str:
         return (f"Client([installation_id={self.installation_id},app_title={self.app_title},"
@@ -445,6 +452,9 @@ class Client:
 
 class ClientContext:
     __slots__ = ("custom", "env", "client")
+    custom: Any
+    env: Any
+    client: Any
 
     def __repr__(self) -> str:
         return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
@@ -608,13 +618,13 @@ class _LoggingHook:
 def _configure_logging(logging: Any, settings: _LogSettings) -> None:
     current = _CURRENT
 
-    class LambdaLoggerFilter(logging.Filter):  # type: ignore[name-defined,misc]
+    class LambdaLoggerFilter(logging.Filter):  # type: ignore[misc]
         def filter(self, record: Any) -> bool:
             record.aws_request_id = current.request_id
             record.tenant_id = current.tenant_id
             return True
 
-    class LambdaLoggerHandler(logging.Handler):  # type: ignore[name-defined,misc]
+    class LambdaLoggerHandler(logging.Handler):  # type: ignore[misc]
         def emit(self, record: Any) -> None:  # like AWS's: a formatting error reaches the caller
             message = self.format(record)
             sys.stdout.write(message if message.endswith("\n") else message + "\n")
@@ -642,10 +652,11 @@ _JSON_LOG_RESERVED = frozenset((
 
 def _json_formatter(logging: Any) -> Any:
     import json
+    import traceback  # both already loaded by logging itself
 
     encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
-    class JsonFormatter(logging.Formatter):  # type: ignore[name-defined,misc]
+    class JsonFormatter(logging.Formatter):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__(datefmt="%Y-%m-%dT%H:%M:%SZ")
 
@@ -653,8 +664,6 @@ def _json_formatter(logging: Any) -> Any:
             record.levelno = min(50, max(0, record.levelno)) // 10 * 10
             record.levelname = logging.getLevelName(record.levelno)
             exc_info = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
-            if exc_info:
-                import traceback
             result = {
                 "timestamp": self.formatTime(record, self.datefmt),
                 "level": record.levelname,
@@ -866,11 +875,19 @@ def serve(client: RuntimeClient, handler: Handler) -> NoReturn:
 
 
 def main() -> None:
-    """Run as a script: ``python bootstrap.py`` with _HANDLER, LAMBDA_TASK_ROOT and AWS_LAMBDA_RUNTIME_API set."""
+    """Run the runtime with _HANDLER, LAMBDA_TASK_ROOT and AWS_LAMBDA_RUNTIME_API from the environment.
+
+    Started as ``python bootstrap.py``, as ``python __pycache__/bootstrap.<tag>.pyc`` or as
+    ``python -c "import sys; sys.path.insert(0, DIR); import bootstrap; bootstrap.main()"`` — the last two skip
+    compiling this file at every cold start. Either way the runtime's directory leaves sys.path and the name
+    ``bootstrap`` leaves sys.modules: both belong to the function.
+    """
     prepare()
     here = os.path.dirname(os.path.realpath(__file__))
     if sys.path and sys.path[0] and os.path.realpath(sys.path[0]) == here:
-        del sys.path[0]  # the runtime's own directory is not the function's to import from
+        del sys.path[0]
+    if __name__ == "bootstrap":
+        sys.modules.pop("bootstrap", None)
     environ = os.environ
     try:
         client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""))
