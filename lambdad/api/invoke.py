@@ -89,4 +89,6 @@ def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, acco
             out["LogResult"] = result.log_tail_b64()
         return out
 
-    return {"Invoke": invoke}
+    return {
+        "Invoke": invoke,
+    }
