@@ -34,7 +34,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec
-from lambdad.sandbox.launcher import Launcher
+from lambdad.sandbox.launcher import Containment, Launcher
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
@@ -84,7 +84,7 @@ class LambdadApp:
         await self.functions.load()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id)
-        self.launcher = Launcher(self.cgroups)
+        self.launcher = Launcher(self.cgroups, Containment(cgroups=self.cgroups is not None))
         self.log_sink = LogSink(self.store)
         self.log_sink.start()
         self.pool = EnvironmentPool(
@@ -143,6 +143,7 @@ class LambdadApp:
             self._runner = None
         await self.async_queue.aclose()
         await self.pool.aclose()
+        await self.launcher.aclose()
         await self.log_sink.aclose()
         await self.store.aclose()
         if self.cgroups is not None:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Deliver = Callable[[AsyncEvent], Awaitable[bool]]
 
 MAX_PARALLEL = 64
-THROTTLE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0)
+THROTTLE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class AsyncQueue:

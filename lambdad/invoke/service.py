@@ -78,7 +78,7 @@ class InvokeService:
             version = config.runtime.removeprefix("python")
             spec = EnvironmentSpec(
                 config=config,
-                command=tuple(runtime.command()),
+                runtime=runtime,
                 task_root=self._functions.code_tree(config),
                 runtime_label=f"python:{version}.lambdad" + ("" if runtime.exact else f" (on {runtime.executable})"),
                 region=self._functions.region,

@@ -15,12 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RuntimeSpec", "RuntimeRegistry", "PYTHON_RUNTIMES", "BOOTSTRAP_DIR"]
+__all__ = ["RuntimeSpec", "RuntimeRegistry", "PYTHON_RUNTIMES"]
 
 log = logging.getLogger(__name__)
 
 PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
-BOOTSTRAP_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,10 @@ class RuntimeSpec:
     executable: str  # the interpreter that runs the runtime
     exact: bool  # False when the executable is a stand-in for a missing interpreter
 
-    def command(self) -> list[str]:
-        if self.family == "python":
-            return [self.executable, "-u", str(BOOTSTRAP_DIR / "python" / "bootstrap.py")]
-        raise AssertionError(f"no command for runtime family {self.family}")
+    @property
+    def prefix(self) -> str:
+        """The interpreter's installation prefix (what a jail must show read-only)."""
+        return str(Path(self.executable).resolve().parent.parent)
 
 
 class RuntimeRegistry:

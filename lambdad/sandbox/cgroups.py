@@ -125,6 +125,10 @@ class EnvCgroup:
         self.paths = paths
         self._peak_file = paths["memory"] / "memory.max_usage_in_bytes" if "memory" in paths else None
 
+    def procs_files(self) -> list[str]:
+        """The files a process writes its pid to, to join every group of this environment."""
+        return [str(p / "cgroup.procs") for p in self.paths.values()]
+
     def add(self, pid: int) -> None:
         for p in self.paths.values():
             _write(p / "cgroup.procs", str(pid))

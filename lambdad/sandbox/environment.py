@@ -36,7 +36,8 @@ from typing import Callable
 from lambdad.functions.model import FunctionConfig
 from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
-from lambdad.sandbox.launcher import LaunchedProcess, Launcher
+from lambdad.runtimes.registry import RuntimeSpec
+from lambdad.sandbox.launcher import LaunchedProcess, Launcher, LaunchRequest
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec"]
 
@@ -82,8 +83,8 @@ class EnvironmentSpec:
     """What an environment needs to start: the function version, how to run it, and where."""
 
     config: FunctionConfig
-    command: tuple[str, ...]
-    task_root: str
+    runtime: RuntimeSpec
+    task_root: str  # the code tree on the host
     runtime_label: str  # for INIT_START, e.g. "python:3.12"
     region: str
     account_id: str
@@ -118,7 +119,6 @@ class Environment:
         self._on_dead = on_dead
         self._api = RuntimeApiServer(self)
         self._proc: LaunchedProcess | None = None
-        self._pidfd: int | None = None
         self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
         self._current: Invocation | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -136,34 +136,43 @@ class Environment:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         address = await self._api.start()
-        os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
+        jailed = self._launcher.jailed
+        os.makedirs(self._run_dir, mode=0o700)
+        if not jailed:
+            os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
         self._emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
                    f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
         self._spawned_at = time.monotonic()
+        request = LaunchRequest(
+            env_id=self.id,
+            runtime=self.spec.runtime,
+            environment=self._environment(address, jailed),
+            memory_mb=self.config.memory_size,
+            task_root=self.spec.task_root,
+            tmp_mb=self.config.ephemeral_storage,
+            root_dir=os.path.join(self._run_dir, "root"),
+        )
         try:
-            self._proc = self._launcher.launch(
-                self.id, self.spec.command, self._environment(address), self.spec.task_root, self.config.memory_size
-            )
-        except OSError as exc:
-            self._emit(f"INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
+            self._proc = await self._launcher.launch(request)
+        except Exception as exc:
+            self._emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
             await self._api.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self.state = EnvState.DEAD
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         loop.add_reader(self._proc.output_fd, self._on_output)
-        self._pidfd = os.pidfd_open(self._proc.pid)
-        loop.add_reader(self._pidfd, self._on_exit)
+        self._proc.exited.add_done_callback(self._on_exit)
 
-    def _environment(self, runtime_api: str) -> dict[str, str]:
+    def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
         c = self.config
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LD_LIBRARY_PATH": "/opt/lib",
-            "TMPDIR": os.path.join(self._run_dir, "tmp"),
-            "HOME": os.path.join(self._run_dir, "tmp"),
         }
+        if not jailed:  # without a private /tmp mount, a private directory stands in for it
+            env["TMPDIR"] = os.path.join(self._run_dir, "tmp")
         env.update(c.environment)
         env.update(
             {
@@ -178,8 +187,8 @@ class Environment:
                 "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
                 "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
-                "LAMBDA_TASK_ROOT": self.spec.task_root,
-                "LAMBDA_RUNTIME_DIR": os.path.dirname(self.spec.command[-1]),
+                "LAMBDA_TASK_ROOT": "/var/task" if jailed else self.spec.task_root,
+                "LAMBDA_RUNTIME_DIR": "/var/runtime",
             }
         )
         return env
@@ -378,16 +387,11 @@ class Environment:
     def _emit(self, line: str) -> None:
         self._sink.emit(self.log_group, self.log_stream, line)
 
-    def _on_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._pidfd is not None:
-            loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
+    def _on_exit(self, exited: asyncio.Future[int]) -> None:
         proc = self._proc
-        if proc is None:
+        if proc is None or exited.cancelled():
             return
-        status = proc.popen.poll()
+        status = exited.result()
         self._exit_status = status
         self._drain_output()
         inv = self._current
@@ -396,7 +400,7 @@ class Environment:
                 self._finish_with_init_error(inv)
             else:
                 oom = proc.cgroup is not None and proc.cgroup.oom_killed()
-                reason = f"signal: {_signal_name(-status)}" if status is not None and status < 0 else f"exit status {status}"
+                reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
                 message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
                 error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
                 if not inv.started:
@@ -441,16 +445,12 @@ class Environment:
             self._complete(inv, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         proc = self._proc
         if proc is not None:
-            # reap the process (it was killed above) without blocking the loop
-            for _ in range(200):
-                if proc.popen.poll() is not None:
-                    break
-                await asyncio.sleep(0.005)
+            # the process was killed above; wait (without blocking the loop) until the fork server reaps it
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.exited), 2.0)
+            except asyncio.TimeoutError:
+                log.warning("environment %s: process %d did not exit after SIGKILL", self.id, proc.pid)
             self._drain_output()
-            if self._pidfd is not None:
-                asyncio.get_running_loop().remove_reader(self._pidfd)
-                os.close(self._pidfd)
-                self._pidfd = None
             if proc.output_fd >= 0:
                 asyncio.get_running_loop().remove_reader(proc.output_fd)
                 os.close(proc.output_fd)

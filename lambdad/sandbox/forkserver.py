@@ -1,0 +1,156 @@
+"""The fork server ("zygote"): one small, single-threaded root process per interpreter that forks environments.
+
+Started by the server as ``<interpreter> -I -S forkserver.py <control fd> <mode>`` (mode ``python``: the Python
+runtime is imported once, here, so that every environment is a fork that skips interpreter start-up and the
+runtime's imports; mode ``exec``: environments exec another program, e.g. a custom ``bootstrap``). It imports
+nothing from the lambdad package (it runs under the function's interpreter, 3.9 to 3.13), only its two siblings:
+``jail.py`` (the sandbox steps) and ``runtimes/python/bootstrap.py``.
+
+Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
+    server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "argv"}  + SCM_RIGHTS [output pipe write end]
+    zygote -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
+    zygote -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
+    zygote -> {"op": "ready"} once, after start-up.
+A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
+default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
+the jail (jail.enter); gets exactly its environment variables; then runs the Python runtime in-process, or execs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PYTHON_RUNTIME = os.path.join(os.path.dirname(_HERE), "runtimes", "python")
+_MAX_MESSAGE = 1 << 20
+
+
+def _load(name: str, path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    ctrl_fd, mode = int(sys.argv[1]), sys.argv[2]
+    jail_path = os.path.join(_HERE, "jail.py")
+    jail = _load("_lambdad_jail", jail_path) if os.path.exists(jail_path) else None
+    runtime = None
+    if mode == "python":
+        runtime = _load("_lambdad_bootstrap", os.path.join(_PYTHON_RUNTIME, "bootstrap.py"))
+        runtime.prepare()
+    ctrl = socket.socket(fileno=ctrl_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _send(ctrl, {"op": "ready", "pid": os.getpid()})
+    while True:
+        try:
+            readable, _, _ = select.select([ctrl, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+        _reap(ctrl)
+        if ctrl in readable:
+            try:
+                data, fds, _, _ = socket.recv_fds(ctrl, _MAX_MESSAGE, 4)
+            except InterruptedError:
+                continue
+            if not data:
+                return  # the server is gone: so are we (children live on until their cgroups are cleaned)
+            request = json.loads(data)
+            try:
+                pid = _spawn(request, fds, ctrl, wake_r, wake_w, jail, runtime)
+            except OSError as exc:
+                _send(ctrl, {"op": "failed", "id": request.get("id"), "message": str(exc)})
+            else:
+                _send(ctrl, {"op": "spawned", "id": request.get("id"), "pid": pid})
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+
+def _send(ctrl: socket.socket, message: dict) -> None:
+    ctrl.send(json.dumps(message).encode())
+
+
+def _reap(ctrl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        _send(ctrl, {"op": "exit", "pid": pid, "status": code})
+
+
+def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: int, jail, runtime) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    # -- the child: nothing here may return into the zygote's loop --
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        out = fds[0]
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.closerange(3, 65536)
+        ctrl.detach()
+        for path in request.get("cgroup_procs", ()):
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+        if request.get("jail"):
+            jail.enter(jail.JailSpec.from_json(request["jail"]))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        argv = request.get("argv")
+        if argv:
+            os.execve(argv[0], argv, request["env"])
+        sys.argv = ["bootstrap"]
+        runtime.main()
+        os._exit(0)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        _flush_quietly()
+        os._exit(code)
+    except BaseException as exc:  # the environment must never fall back into the zygote's loop
+        try:
+            sys.stderr.write(f"lambdad: could not start the environment: {type(exc).__name__}: {exc}\n")
+        except BaseException:
+            pass
+        _flush_quietly()
+        os._exit(127)
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+if __name__ == "__main__":
+    main()
