@@ -84,7 +84,9 @@ class LambdadApp:
         await self.functions.load()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id)
-        self.launcher = Launcher(self.cgroups, Containment(cgroups=self.cgroups is not None))
+        self.launcher = Launcher(
+            self.cgroups, Containment(cgroups=self.cgroups is not None), cpu_proportional=s.cpu_proportional
+        )
         self.log_sink = LogSink(self.store)
         self.log_sink.start()
         self.pool = EnvironmentPool(

@@ -34,6 +34,7 @@ class Settings:
     async_retry_delays: tuple[float, ...] = (60.0, 120.0)
     max_event_age_seconds: float = 21600.0
     log_level: str = "INFO"
+    cpu_proportional: bool = True
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -74,6 +75,10 @@ def _convert(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds"):
         return float(raw)
+    if name == "cpu_proportional":
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"LAMBDAD_CPU_PROPORTIONAL must be true or false, not {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
     if name == "async_retry_delays":
         return _parse_delays(raw)
     return raw

@@ -288,3 +288,25 @@ def test_python_runtimes(lam, fname, runtime):
     create_python_function(lam, fname, code, runtime=runtime)
     _, version = invoke_json(lam, fname)
     assert version == runtime.removeprefix("python")
+
+
+def test_idle_environment_is_frozen_between_invocations(lam, fname):
+    code = """
+import threading, time
+COUNTER = [0]
+def spin():
+    while True:
+        COUNTER[0] += 1
+        time.sleep(0.001)
+threading.Thread(target=spin, daemon=True).start()
+def handler(event, context):
+    time.sleep(0.05)  # let the thread run while we are invoked
+    return COUNTER[0]
+"""
+    create_python_function(lam, fname, code, MemorySize=1769)
+    first = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    time.sleep(1.0)
+    second = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    # between the invocations (1 s) the thread got no CPU: only the ~50 ms inside the second invocation count
+    assert second - first < 200, (first, second)
+    assert second > first

@@ -4,7 +4,9 @@ Each environment gets one group per controller under ``<mount>/<controller>/lamb
 - memory: ``memory.limit_in_bytes`` = the function's MemorySize; the kernel OOM-kills past it; the peak is read
   for REPORT's Max Memory Used and reset before each invocation;
 - pids: a cap on processes and threads (Lambda allows 1,024);
-- freezer: stops every task of the group at once, so a kill cannot race a fork.
+- freezer: stops every task of the group at once: an idle environment is frozen between invocations (it gets
+  no CPU), and a kill cannot race a fork;
+- cpu (optional): a CFS quota proportional to MemorySize (1,769 MB = one vCPU), as Lambda allocates CPU.
 
 Where the controllers are missing or not writable (not root, no cgroupfs), ``CgroupRoot.probe`` returns None and the
 caller runs without them, saying so. The owner of an ``EnvCgroup`` calls ``remove()``; it kills what is left.
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 
 PIDS_MAX = 1024
 _CONTROLLERS = ("memory", "pids", "freezer")
+_OPTIONAL = ("cpu",)
+MB_PER_VCPU = 1769
+CFS_PERIOD_US = 100_000
 
 
 def _write(path: Path, value: str) -> None:
@@ -59,6 +64,14 @@ class CgroupRoot:
                 path = base / "lambdad" / server_id
                 path.mkdir(parents=True, exist_ok=True)
                 dirs[controller] = path
+            for controller in _OPTIONAL:
+                if (mount / controller / "cgroup.procs").exists():
+                    try:
+                        path = mount / controller / "lambdad" / server_id
+                        path.mkdir(parents=True, exist_ok=True)
+                        dirs[controller] = path
+                    except OSError as exc:
+                        log.info("cgroup controller %s is not usable: %s", controller, exc)
             if (dirs["memory"].parent / "memory.use_hierarchy").exists():
                 try:
                     _write(dirs["memory"].parent / "memory.use_hierarchy", "1")
@@ -95,7 +108,7 @@ class CgroupRoot:
 
 
 def sweep_stale(mount: Path) -> None:
-    for controller in _CONTROLLERS:
+    for controller in _CONTROLLERS + _OPTIONAL:
         base = mount / controller / "lambdad"
         if not base.is_dir():
             continue
@@ -167,6 +180,16 @@ class EnvCgroup:
             return int(_read(path / "memory.failcnt")) > 0 and not self.pids()
         except (OSError, ValueError):
             return False
+
+    def limit_cpu(self, memory_mb: int) -> bool:
+        """Give the group CPU in proportion to its memory, as Lambda does; False when there is no cpu controller."""
+        path = self.paths.get("cpu")
+        if path is None:
+            return False
+        quota = max(1000, CFS_PERIOD_US * memory_mb // MB_PER_VCPU)
+        _write(path / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        _write(path / "cpu.cfs_quota_us", str(quota))
+        return True
 
     def freeze(self) -> None:
         if "freezer" in self.paths:

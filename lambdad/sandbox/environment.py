@@ -130,6 +130,7 @@ class Environment:
         self._init_error: tuple[str, bytes] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
+        self._frozen = False
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ class Environment:
         if self._init_error is not None:
             self._finish_with_init_error(invocation)
         else:
+            self._set_frozen(False)
             self._inbox.put_nowait(invocation)
         try:
             return await asyncio.shield(invocation.future)
@@ -217,11 +219,18 @@ class Environment:
             self.last_used = time.monotonic()
 
     async def next_invocation(self) -> NextInvocation:
+        cgroup = self._proc.cgroup if self._proc is not None else None
         if not self._init_reported:
             self._init_reported = True
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
+            if cgroup is not None and self._launcher.cpu_proportional:
+                # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
+                cgroup.limit_cpu(self.config.memory_size)
         if self.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
+        if self._inbox.empty() and cgroup is not None:
+            # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations)
+            self._set_frozen(True)
         invocation = await self._inbox.get()
         if self._timer is not None:
             self._timer.cancel()
@@ -283,6 +292,16 @@ class Environment:
             inv.started = time.monotonic()
             self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
         self._complete(inv, self._init_error[1], "Unhandled", "error")
+
+    def _set_frozen(self, frozen: bool) -> None:
+        proc = self._proc
+        if proc is None or proc.cgroup is None or self._frozen == frozen:
+            return
+        try:
+            proc.cgroup.freeze() if frozen else proc.cgroup.thaw()
+            self._frozen = frozen
+        except OSError as exc:
+            log.warning("environment %s: could not %s: %s", self.id, "freeze" if frozen else "thaw", exc)
 
     # -- completion ------------------------------------------------------------------------------------------
 

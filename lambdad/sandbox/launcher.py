@@ -71,10 +71,12 @@ class LaunchedProcess:
 
 
 class Launcher:
-    def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, jailed: bool = False) -> None:
+    def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
+                 cpu_proportional: bool = True) -> None:
         self._cgroups = cgroup_root
         self.containment = containment
         self.jailed = jailed
+        self.cpu_proportional = cpu_proportional
         self._zygotes: dict[tuple[str, str], Zygote] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
