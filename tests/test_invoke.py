@@ -310,3 +310,20 @@ def handler(event, context):
     # between the invocations (1 s) the thread got no CPU: only the ~50 ms inside the second invocation count
     assert second - first < 200, (first, second)
     assert second > first
+
+
+def test_runtime_api_refuses_other_processes(lam, fname):
+    """A process outside the environment (here: the test) cannot take the environment's invocations."""
+    create_python_function(lam, fname, ECHO)
+    _, body = invoke_json(lam, fname)
+    address = body["env"]["AWS_LAMBDA_RUNTIME_API"]
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"http://{address}/2018-06-01/runtime/invocation/next")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    e.value.close()
+    assert e.value.code == 403
+    _, again = invoke_json(lam, fname)  # the environment is unharmed
+    assert again["pid"] == body["pid"]

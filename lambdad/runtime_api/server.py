@@ -8,13 +8,15 @@ This module only speaks HTTP. It parses each request into a call on the environm
     POST /2018-06-01/runtime/invocation/{id}/error      -> target.post_error(id, error_type, body)
     POST /2018-06-01/runtime/init/error                 -> target.post_init_error(error_type, body)
 
-Errors the target raises (``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
+A connection is served only when ``target.accepts_peer`` says its peer is one of the environment's own processes
+(other processes on the machine can reach the port too). Errors the target raises (``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +44,7 @@ class NextInvocation:
 
 
 class RuntimeApiTarget(Protocol):
+    def accepts_peer(self, host: str, port: int) -> bool: ...
     async def next_invocation(self) -> NextInvocation: ...
     def post_response(self, request_id: str, body: bytes, too_large: bool) -> None: ...
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None: ...
@@ -77,6 +80,7 @@ class RuntimeApiServer:
     def __init__(self, target: RuntimeApiTarget) -> None:
         self._target = target
         self._server: asyncio.AbstractServer | None = None
+        self._trusted: weakref.WeakSet[object] = weakref.WeakSet()  # connections whose peer was checked
         # handler_cancellation: a runtime that drops its connection while long-polling /next must not leave a
         # waiter behind that would take (and lose) the next invocation.
         self._web = web.Server(self._handle, access_log=None, handler_cancellation=True)
@@ -95,6 +99,12 @@ class RuntimeApiServer:
             self._server = None
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        connection = request.transport
+        if connection is None or connection not in self._trusted:
+            peer = connection.get_extra_info("peername") if connection is not None else None
+            if not peer or not self._target.accepts_peer(peer[0], peer[1]):
+                return _error(403, "AccessDenied", "This Runtime API endpoint belongs to another environment.")
+            self._trusted.add(connection)
         path = request.path
         if not path.startswith(_PREFIX):
             return _error(404, "InvalidRequest", f"Unknown Runtime API path: {path}")

@@ -38,6 +38,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import LaunchedProcess, Launcher, LaunchRequest
+from lambdad.sandbox.peers import owned_by, socket_inode
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec"]
 
@@ -198,25 +199,41 @@ class Environment:
 
     async def invoke(self, invocation: Invocation) -> InvocationResult:
         """Run one invocation. Never raises for function faults: they come back as a result."""
-        if self.state is EnvState.DEAD:
-            raise RuntimeError("invoke on a dead environment")
         loop = asyncio.get_running_loop()
         invocation.future = loop.create_future()
         self._current = invocation
-        if self.state is EnvState.STARTING:
-            # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes the event.
-            self._timer = loop.call_later(INIT_TIMEOUT_SECONDS, self._on_timeout, invocation, INIT_TIMEOUT_SECONDS)
-        else:
-            self.state = EnvState.BUSY
         if self._init_error is not None:
+            # the runtime reported an init error (possibly before this call): that is this invocation's answer
             self._finish_with_init_error(invocation)
+        elif self.state is EnvState.DEAD:
+            # the runtime died before it took this invocation
+            invocation.started = time.monotonic()
+            self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
+            status = self._exit_status if self._exit_status is not None else -9
+            reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
+            message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}"
+            self._log_invocation(invocation, message)
+            self._complete(invocation, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         else:
+            if self.state is EnvState.STARTING:
+                # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes
+                # the event.
+                self._timer = loop.call_later(INIT_TIMEOUT_SECONDS, self._on_timeout, invocation, INIT_TIMEOUT_SECONDS)
+            else:
+                self.state = EnvState.BUSY
             self._set_frozen(False)
             self._inbox.put_nowait(invocation)
         try:
             return await asyncio.shield(invocation.future)
         finally:
             self.last_used = time.monotonic()
+
+    def accepts_peer(self, host: str, port: int) -> bool:
+        proc = self._proc
+        if proc is None or proc.cgroup is None:
+            return True  # without cgroups there is no reliable membership to check (reported as degraded)
+        inode = socket_inode(host, port)
+        return inode is not None and owned_by(inode, proc.cgroup.pids())
 
     async def next_invocation(self) -> NextInvocation:
         cgroup = self._proc.cgroup if self._proc is not None else None

@@ -140,7 +140,8 @@ CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME = (
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 22, 24, 38, 47
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = (
+    1, 4, 22, 24, 38, 47)
 PR_CAP_AMBIENT_CLEAR_ALL, SECCOMP_MODE_FILTER = 4, 2
 _RO = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
 
@@ -188,8 +189,9 @@ SECCOMP_DENIED = {
 SECCOMP_ENOSYS = {"clone3": (435, 435), "io_uring_setup": (425, 425), "io_uring_enter": (426, 426),
                   "io_uring_register": (427, 427)}
 # Checked against their first argument (the low 32 bits, which is all these syscalls read).
-_CLONE, _UNSHARE, _PERSONALITY = {"x86_64": 56, "aarch64": 220}, {"x86_64": 272, "aarch64": 97}, {
-    "x86_64": 135, "aarch64": 92}
+_CLONE = {"x86_64": 56, "aarch64": 220}
+_UNSHARE = {"x86_64": 272, "aarch64": 97}
+_PERSONALITY = {"x86_64": 135, "aarch64": 92}
 _NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWCGROUP
 _PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)  # PER_LINUX, PER_LINUX32, UNAME26 of both, query
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -334,8 +336,9 @@ def _fork_into_pid_namespace() -> int:
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            signal.signal(sig, signal.SIG_DFL)
-            _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: a re-raised SIGSEGV/SIGABRT dumps no core of a root process
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(sig, signal.SIG_DFL)
+            _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # so that a re-raised SIGSEGV dumps no core of a root process
             os.kill(os.getpid(), sig)
             os._exit(128 + sig)
         os._exit(os.WEXITSTATUS(status))
@@ -507,9 +510,11 @@ def probe(uid: int = 65534, timeout: float = 10.0) -> dict[str, bool | str]:
     result: dict[str, bool | str] = {"machine": _MACHINE, "root": os.geteuid() == 0}
     root_dir, task_root = tempfile.mkdtemp(prefix="jail-probe-"), tempfile.mkdtemp(prefix="jail-probe-")
     try:
-        def full(**kw: object) -> JailSpec:
-            return JailSpec(root_dir=root_dir, task_root=task_root, uid=None, gid=None, seccomp=False,
-                            no_new_privs=False, proc=False, dev=False, pid_namespace=False, **kw)  # type: ignore
+        bare = JailSpec(root_dir=root_dir, task_root=task_root, seccomp=False, no_new_privs=False, proc=False,
+                        dev=False, pid_namespace=False)
+
+        def full(**changes: object) -> JailSpec:
+            return dataclasses.replace(bare, **changes)  # type: ignore[arg-type]
 
         checks: dict[str, Callable[[], object]] = {
             "namespaces": lambda: _unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC),
