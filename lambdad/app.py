@@ -34,7 +34,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec
-from lambdad.sandbox.launcher import Containment, Launcher
+from lambdad.sandbox.launcher import Containment, Launcher, probe_jail
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
@@ -84,8 +84,9 @@ class LambdadApp:
         await self.functions.load()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id)
+        containment = Containment(cgroups=self.cgroups is not None, jail=await asyncio.to_thread(probe_jail))
         self.launcher = Launcher(
-            self.cgroups, Containment(cgroups=self.cgroups is not None), cpu_proportional=s.cpu_proportional
+            self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional
         )
         self.log_sink = LogSink(self.store)
         self.log_sink.start()

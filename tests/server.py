@@ -109,3 +109,26 @@ def create_python_function(client, name: str, code: str, *, runtime: str = "pyth
         FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
         Code={"ZipFile": make_zip({"app.py": code})}, **kwargs,
     )
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/freezer/lambdad")
+
+
+def env_id(log_stream: str) -> str:
+    """The environment id at the end of a log stream name (``YYYY/MM/DD/[$LATEST]<id>``)."""
+    return log_stream.rsplit("]", 1)[1]
+
+
+def env_running(log_stream: str) -> bool:
+    """Whether the environment that wrote ``log_stream`` still has a cgroup (a cgroup can only be removed
+    once every process in it is gone). Needs the cgroups lambdad uses on Linux as root."""
+    return any(CGROUP_ROOT.glob(f"*/{env_id(log_stream)}"))
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import create_python_function, make_zip, ROLE
+from tests.server import CGROUP_ROOT, ROLE, create_python_function, env_running, make_zip, wait_until
+
+needs_cgroups = pytest.mark.skipif(not CGROUP_ROOT.parent.exists(), reason="needs cgroup v1 (root on Linux)")
+STREAM = "import os\nSTREAM = os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"
 
 ECHO = """
 import os, json
-INIT_PID = os.getpid()
 def handler(event, context):
     print("got", json.dumps(event))
     return {
@@ -29,8 +31,7 @@ def handler(event, context):
         "log_stream_name": context.log_stream_name,
         "remaining": context.get_remaining_time_in_millis(),
         "client_context": context.client_context.custom if context.client_context else None,
-        "pid": os.getpid(),
-        "init_pid": INIT_PID,
+        "stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
         "env": {k: v for k, v in os.environ.items()},
     }
 """
@@ -146,18 +147,19 @@ def handler(event, context):
     path = os.path.join(tempfile.gettempdir(), "state")
     if event.get("write"):
         open(path, "w").write("kept")
-    return {"pid": os.getpid(), "n": COUNT["n"], "tmp": open(path).read() if os.path.exists(path) else None}
+    return {"env": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"], "n": COUNT["n"],
+            "tmp": open(path).read() if os.path.exists(path) else None}
 """
     create_python_function(lam, fname, code)
     _, first = invoke_json(lam, fname, {"write": True})
     _, second = invoke_json(lam, fname, {})
-    assert second["pid"] == first["pid"]
+    assert second["env"] == first["env"]
     assert (first["n"], second["n"]) == (1, 2)  # module init ran once
     assert second["tmp"] == "kept"
 
 
 def test_parallel_invokes_get_parallel_environments(lam, fname):
-    create_python_function(lam, fname, "import os, time\ndef handler(e, c):\n    time.sleep(1)\n    return os.getpid()\n")
+    create_python_function(lam, fname, STREAM + "import time\ndef handler(e, c):\n    time.sleep(1)\n    return STREAM\n")
     start = time.time()
     with ThreadPoolExecutor(4) as pool:
         pids = list(pool.map(lambda _: json.loads(lam.invoke(FunctionName=fname)["Payload"].read()), range(4)))
@@ -165,12 +167,13 @@ def test_parallel_invokes_get_parallel_environments(lam, fname):
     assert time.time() - start < 3.5  # four 1 s invocations side by side, not one after another
 
 
+@needs_cgroups
 def test_timeout_kills_environment_and_children(lam, fname, tmp_path):
-    code = """
-import subprocess, time, os
+    code = STREAM + """
+import subprocess, time
 def handler(event, context):
     child = subprocess.Popen(["sleep", "300"])
-    print("child", child.pid, flush=True)
+    print("stream", STREAM, flush=True)
     time.sleep(10)
 """
     create_python_function(lam, fname, code, Timeout=1)
@@ -182,23 +185,13 @@ def handler(event, context):
     assert body["errorMessage"] == f"RequestId: {rid} Error: Task timed out after 1.00 seconds"
     log = base64.b64decode(resp["LogResult"]).decode()
     assert "Status: timeout" in log
-    child_pid = int(log.split("child ", 1)[1].split()[0])
-    deadline = time.time() + 5
-    while time.time() < deadline and _alive(child_pid):
-        time.sleep(0.05)
-    assert not _alive(child_pid), "a process the function started survived its timeout"
+    stream = log.split("stream ", 1)[1].split()[0]
+    # the environment's cgroup goes only once every process in it, the `sleep` child included, is dead
+    assert wait_until(lambda: not env_running(stream)), "a process the function started survived its timeout"
     # the next invoke works (a new environment)
     lam.update_function_configuration(FunctionName=fname, Timeout=3)
     lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "def handler(e, c):\n    return 'ok'\n"}))
     assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == "ok"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_memory_limit_is_enforced(lam, fname):
@@ -227,18 +220,18 @@ def test_process_exit_is_runtime_exit_error(lam, fname):
     assert body["errorMessage"].endswith("Runtime exited with error: exit status 3")
 
 
+@needs_cgroups
 def test_update_retires_old_environments(lam, fname):
-    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return ['v1', os.getpid()]\n")
-    _, (v, pid1) = invoke_json(lam, fname)
+    create_python_function(lam, fname, STREAM + "def handler(e, c):\n    return ['v1', STREAM]\n")
+    _, (v, env1) = invoke_json(lam, fname)
     assert v == "v1"
-    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "import os\ndef handler(e, c):\n    return ['v2', os.getpid()]\n"}))
-    _, (v, pid2) = invoke_json(lam, fname)
-    assert v == "v2" and pid2 != pid1
+    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": STREAM + "def handler(e, c):\n    return ['v2', STREAM]\n"}))
+    _, (v, env2) = invoke_json(lam, fname)
+    assert v == "v2" and env2 != env1
     lam.update_function_configuration(FunctionName=fname, Environment={"Variables": {"XX": "1"}})
-    _, (_, pid3) = invoke_json(lam, fname)
-    assert pid3 != pid2
-    time.sleep(0.5)
-    assert not _alive(pid1) and not _alive(pid2)
+    _, (_, env3) = invoke_json(lam, fname)
+    assert env3 != env2
+    assert wait_until(lambda: not env_running(env1) and not env_running(env2))
 
 
 def test_dry_run_and_event(lam, fname):
@@ -326,4 +319,4 @@ def test_runtime_api_refuses_other_processes(lam, fname):
     e.value.close()
     assert e.value.code == 403
     _, again = invoke_json(lam, fname)  # the environment is unharmed
-    assert again["pid"] == body["pid"]
+    assert again["stream"] == body["stream"]

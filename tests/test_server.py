@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -26,7 +27,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, make_zip
+from tests.server import (ACCESS_KEY, CGROUP_ROOT, SECRET_KEY, Server, create_python_function, env_running,
+                          make_zip, wait_until)
+
+needs_cgroups = pytest.mark.skipif(not CGROUP_ROOT.parent.exists(), reason="needs cgroup v1 (root on Linux)")
+STREAM = "import os\ndef handler(e, c):\n    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"
 
 
 # -- authentication ------------------------------------------------------------------------------------------
@@ -113,28 +118,20 @@ def test_second_server_on_same_data_dir_is_refused(server):
     server.client().list_functions()  # the first one is unharmed
 
 
+@needs_cgroups
 def test_sigterm_leaves_nothing_behind(fresh_server, fname):
     srv = fresh_server()
     lam = srv.client()
-    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return os.getpid()\n")
+    create_python_function(lam, fname, "import time\n" + STREAM.replace("return", "time.sleep(0.3)\n    return"))
     with ThreadPoolExecutor(3) as pool:
-        pids = set(pool.map(lambda _: json.loads(lam.invoke(FunctionName=fname)["Payload"].read()), range(3)))
-    assert all(Path(f"/proc/{p}").exists() for p in pids)
-    groups = {_cgroup_of(p) for p in pids} - {None}
+        streams = set(pool.map(lambda _: json.loads(lam.invoke(FunctionName=fname)["Payload"].read()), range(3)))
+    assert len(streams) == 3 and all(env_running(s) for s in streams)
+    server_groups = {str(p.parent) for s in streams for p in CGROUP_ROOT.glob(f"*/{s.rsplit(']', 1)[1]}")}
     assert srv.stop(signal.SIGTERM) == 0
-    assert not [p for p in pids if Path(f"/proc/{p}").exists()], "environment processes survived shutdown"
-    assert not [g for g in groups if Path(g).exists()], "environment cgroups survived shutdown"
-    server_groups = {str(Path(g).parent) for g in groups}
-    assert not [g for g in server_groups if Path(g).exists()], "the server's cgroup survived shutdown"
-
-
-def _cgroup_of(pid: int) -> str | None:
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.strip().split(":", 2)
-            if "memory" in controllers.split(",") and "/lambdad/" in path:
-                return "/sys/fs/cgroup/memory" + path
-    return None
+    assert not [s for s in streams if env_running(s)], "environments survived shutdown"
+    assert not [g for g in server_groups if Path(g).exists()], "the server's cgroups survived shutdown"
+    server_ids = {Path(g).name.split("-", 1)[1] for g in server_groups}
+    assert server_ids and not [p for i in server_ids for p in Path(tempfile.gettempdir()).glob(f"lambdad-{i}-*")]
 
 
 # -- concurrency and recycling ---------------------------------------------------------------------------------
@@ -162,18 +159,16 @@ def test_account_concurrency_limit_throttles(fresh_server, fname):
         assert r["ResponseMetadata"]["HTTPHeaders"]["retry-after"]
 
 
+@needs_cgroups
 def test_idle_environments_are_recycled(fresh_server, fname):
     srv = fresh_server(env={"LAMBDAD_IDLE_TIMEOUT_SECONDS": "1"})
     lam = srv.client()
-    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return os.getpid()\n")
-    pid1 = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
-    assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == pid1
-    deadline = time.time() + 10
-    while time.time() < deadline and Path(f"/proc/{pid1}").exists():
-        time.sleep(0.1)
-    assert not Path(f"/proc/{pid1}").exists()
+    create_python_function(lam, fname, STREAM)
+    env1 = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == env1
+    assert wait_until(lambda: not env_running(env1), timeout=10)
     resp = lam.invoke(FunctionName=fname, LogType="Tail")
-    assert json.loads(resp["Payload"].read()) != pid1
+    assert json.loads(resp["Payload"].read()) != env1
     assert "Init Duration" in base64.b64decode(resp["LogResult"]).decode()
 
 

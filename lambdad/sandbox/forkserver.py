@@ -102,7 +102,8 @@ def _reap(ctrl: socket.socket) -> None:
 def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: int, jail, runtime) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    # With a jail, the child is forked straight into a new PID namespace (PID 1 there): no second fork needed.
+    pid = jail.fork() if request.get("jail") else os.fork()
     if pid:
         return pid
     # -- the child: nothing here may return into the zygote's loop --
@@ -120,7 +121,7 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         ctrl.detach()
         for path in request.get("cgroup_procs", ()):
             with open(path, "w") as f:
-                f.write(str(os.getpid()))
+                f.write("0")  # "0": the writing process itself (its pid may be 1 of its own namespace)
         if request.get("jail"):
             jail.enter(jail.JailSpec.from_json(request["jail"]))
         os.environ.clear()

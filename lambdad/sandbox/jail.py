@@ -6,37 +6,44 @@ is contained, and it imports the user's handler or ``execve``s another runtime. 
 its first instruction, so everything below happens before any of it runs.
 
 Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies it):
-1. unshare the mount, UTS and IPC namespaces, and the PID and network namespaces when the spec asks (one call);
-2. with a PID namespace, fork once more: the child is PID 1 of the new namespace and goes on with step 3; the
-   parent stays outside as a waiter that ends with the child's status (same exit code; same signal, re-raised —
-   128 + signal if re-raising fails), so whoever waits for it sees what the function did;
+1. unshare the mount, UTS and IPC namespaces, the network namespace when the spec asks, and the PID namespace
+   when the spec asks and the process is not PID 1 of one already (one unshare(2));
+2. with a PID namespace, unless already PID 1, fork once more: the child is PID 1 of the new namespace and goes
+   on with step 3; the parent stays outside as a waiter that ends as the child did (same exit code; same signal,
+   re-raised — 128 + signal if re-raising fails), so whoever waits for it sees what the function did;
 3. make every mount private (MS_REC|MS_PRIVATE on /): nothing done below propagates to the host;
 4. build the new root in ``root_dir``: a small tmpfs; each existing ``ro_binds`` path bound read-only at the same
    path (a symlink is copied as a symlink and its target bound); ``ro_mounts`` likewise at their own places;
    ``masks`` (/etc/shadow, /etc/gshadow...) covered by an empty, unreadable file; the code read-only at /var/task,
    layers read-only at /opt; a fresh tmpfs /tmp of ``tmp_size_mb``; a fresh /proc; a minimal /dev (null, zero,
-   full, random, urandom, tty, fd/std* links, a tmpfs /dev/shm); then the root itself remounted read-only.
+   full, random, urandom, tty, fd and std* links, a tmpfs /dev/shm); then the root itself remounted read-only.
    Read-only binds are bound, then remounted MS_RDONLY|MS_NOSUID|MS_NODEV (never MS_NOEXEC: code runs there);
 5. pivot_root into it and detach the old root: nothing else of the host is reachable;
 6. set the hostname (UTS namespace);
 7. with a network namespace, bring its loopback interface up (only ``lo`` exists there);
 8. drop privileges: empty the capability bounding set, clear ambient capabilities, setgroups([]), setresgid,
-   setresuid — with every uid non-zero no capability is left; then, with a PID namespace, set the parent-death
-   signal to SIGKILL (changing ids clears it), so the sandbox dies with its waiter;
+   setresuid — with every uid non-zero no capability is left; then, when step 2 left a waiter, set the
+   parent-death signal to SIGKILL (changing ids clears it), so that the sandbox dies with its waiter;
 9. set no_new_privs: nothing exec'd gains privileges (setuid bits, file capabilities);
-10. install the seccomp filter (``SECCOMP_DENIED``): wrong architecture or x32 ABI -> the process is killed;
-    denied syscalls -> EPERM; ``clone``/``unshare`` with namespace flags -> EPERM; ``clone3`` and io_uring ->
+10. install the seccomp filter (``SECCOMP_DENIED``): another architecture or the x32 ABI -> the process is killed;
+    a denied syscall -> EPERM; ``clone``/``unshare`` with namespace flags -> EPERM; ``clone3`` and io_uring ->
     ENOSYS (glibc and libuv fall back); ``personality`` other than the usual ones -> EPERM;
 11. chdir to ``workdir`` (/var/task).
 
-After ``enter`` returns with ``pid_namespace``, the caller runs as PID 1 of its own PID namespace:
-``os.getpid() == 1``; when it exits the kernel kills everything else in the namespace; signals sent from inside
-the namespace to PID 1 are ignored unless it installs a handler; orphans it does not reap stay zombies until it
-exits. The process the caller's parent forked is the waiter (step 2); killing it kills the sandbox.
+Two ways in. ``os.fork()`` then ``enter(spec)``: step 2 forks again and a waiter stays outside the namespace.
+``fork()`` (this module's) then ``enter(spec)``: the zygote's one fork already makes the child PID 1 of a new PID
+namespace, so step 2 is skipped, no waiter exists, and a cold start is one fork cheaper (about 1.5-2 ms here).
+Either way, after ``enter`` returns the process is PID 1 of its own PID namespace: ``os.getpid() == 1``; when it
+exits the kernel kills everything else in the namespace; signals sent to it from inside the namespace are ignored
+unless it installs a handler; orphans it does not reap stay zombies until it exits.
 
-Errors: a step that fails raises ``JailError`` naming the step. It is raised before step 2 in the forked process,
-after it in PID 1 of the new namespace; either way the caller reports it and ``os._exit``s — a half-built jail is
-never used. The host is never changed: every mount lives in the jail's own mount namespace and goes with it.
+Errors: a step that fails raises ``JailError`` naming the step, in the process that called ``enter`` (steps 1-2)
+or in PID 1 of the new namespace (steps 3-11); either way the caller reports it and ``os._exit``s — a half-built
+jail is never used. The host is never changed: every mount lives in the jail's own mount namespace and goes with it.
+
+Cost: it runs on every cold start, in a freshly forked process where each page of memory Python touches for the
+first time is a copy-on-write fault; so the steps are plain syscalls and string work, and what can be computed once
+(the seccomp program) is computed when the zygote imports this module.
 
 Constraints: standard library only (ctypes for the syscalls Python lacks), no import from the lambdad package
 (the zygote loads this file by path under the function's interpreter), Python 3.9 to 3.13, no subprocess.
@@ -55,13 +62,15 @@ import signal
 import socket
 import stat
 import struct
+import sys
 import time
+import types
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
 
-__all__ = ["JailSpec", "JailError", "enter", "probe", "DEFAULT_RO_BINDS", "DEFAULT_MASKS", "SECCOMP_DENIED"]
+__all__ = ["JailSpec", "JailError", "enter", "fork", "probe", "DEFAULT_RO_BINDS", "DEFAULT_MASKS", "SECCOMP_DENIED"]
 
 DEFAULT_RO_BINDS = ("/bin", "/etc", "/lib", "/lib32", "/lib64", "/sbin", "/usr")
 DEFAULT_MASKS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
@@ -69,6 +78,11 @@ DEFAULT_MASKS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
 
 class JailError(Exception):
     """A jail step failed; the process must not run the function."""
+
+
+# Loaded by path (as the zygote does), this module may not be in sys.modules, where dataclasses looks the defining
+# module up to read string annotations: a stand-in serves while JailSpec is made, and goes after.
+_stand_in = None if __name__ in sys.modules else sys.modules.setdefault(__name__, types.ModuleType(__name__))
 
 
 @dataclass(frozen=True)
@@ -125,14 +139,21 @@ class JailSpec:
         return cls(**data)
 
 
+if _stand_in is not None and sys.modules.get(__name__) is _stand_in:
+    del sys.modules[__name__]
+
+
 # -- syscalls Python lacks (os.unshare arrived in 3.12) -------------------------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME = (
@@ -140,6 +161,7 @@ CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP, CLONE_NEWTIME = (
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
 MNT_DETACH = 2
+PTRACE_DETACH = 17
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = (
     1, 4, 22, 24, 38, 47)
 PR_CAP_AMBIENT_CLEAR_ALL, SECCOMP_MODE_FILTER = 4, 2
@@ -158,8 +180,11 @@ def _unshare(flags: int) -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = (lambda s: None if s is None else s.encode())
-    _check(_libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)), f"mount {target}")
+    _check(_libc.mount(_b(source), target.encode(), _b(fstype), flags, _b(data)), f"mount {target}")
+
+
+def _b(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
 
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
@@ -169,7 +194,7 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
 # -- seccomp ------------------------------------------------------------------------------------------------------
 
 # Denied with EPERM: no function needs them, and Lambda refuses them. name -> (x86_64, aarch64); None: absent there.
-SECCOMP_DENIED = {
+SECCOMP_DENIED: dict[str, tuple[int, int | None]] = {
     "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "kcmp": (312, 272),
     "pidfd_getfd": (438, 438), "mount": (165, 40), "umount2": (166, 39), "pivot_root": (155, 41),
     "chroot": (161, 51), "open_tree": (428, 428), "move_mount": (429, 429), "fsopen": (430, 430),
@@ -186,7 +211,7 @@ SECCOMP_DENIED = {
 }
 # Answered ENOSYS, so that callers fall back: glibc's clone3 -> clone (the filter cannot read clone3's flags, which
 # sit behind a pointer), libuv's io_uring -> its thread pool (io_uring is a large attack surface).
-SECCOMP_ENOSYS = {"clone3": (435, 435), "io_uring_setup": (425, 425), "io_uring_enter": (426, 426),
+SECCOMP_ENOSYS: dict[str, tuple[int, int | None]] = {"clone3": (435, 435), "io_uring_setup": (425, 425), "io_uring_enter": (426, 426),
                   "io_uring_register": (427, 427)}
 # Checked against their first argument (the low 32 bits, which is all these syscalls read).
 _CLONE = {"x86_64": 56, "aarch64": 220}
@@ -206,11 +231,11 @@ def _seccomp_program(machine: str) -> bytes | None:
     if machine not in _AUDIT_ARCH:
         return None
     col = 0 if machine == "x86_64" else 1
-    code: list[list] = []  # [op, jt, jf, k]; jt/jf may name a label
+    code: list[tuple[int, int | str, int | str, int]] = []  # (op, jt, jf, k); jt and jf may name a label
     labels: dict[str, int] = {}
 
-    def op(o: int, k: int, jt: object = 0, jf: object = 0) -> None:
-        code.append([o, jt, jf, k])
+    def op(o: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
+        code.append((o, jt, jf, k))
 
     op(_LD_ABS, 4)  # seccomp_data.arch
     op(_JEQ, _AUDIT_ARCH[machine], 0, "kill")
@@ -219,8 +244,9 @@ def _seccomp_program(machine: str) -> bytes | None:
         op(_JGE, _X32_SYSCALL_BIT, "kill", 0)
     for table, target in ((SECCOMP_DENIED, "eperm"), (SECCOMP_ENOSYS, "enosys")):
         for numbers in table.values():
-            if numbers[col] is not None:
-                op(_JEQ, numbers[col], target, 0)
+            number = numbers[col]
+            if number is not None:
+                op(_JEQ, number, target, 0)
     op(_JEQ, _CLONE[machine], "clone", 0)
     op(_JEQ, _UNSHARE[machine], "unshare", 0)
     op(_JEQ, _PERSONALITY[machine], "personality", 0)
@@ -245,9 +271,9 @@ def _seccomp_program(machine: str) -> bytes | None:
     op(_RET, _RET_KILL_PROCESS)
     out = bytearray()
     for i, (o, jt, jf, k) in enumerate(code):
-        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
-        assert 0 <= jt <= 255 and 0 <= jf <= 255, "seccomp jump out of range"
-        out += struct.pack("=HBBI", o, jt, jf, k)
+        skips = [labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf)]  # jumps are relative
+        assert all(0 <= n <= 255 for n in skips), "seccomp jump out of range"
+        out += struct.pack("=HBBI", o, skips[0], skips[1], k)
     return bytes(out)
 
 
@@ -259,12 +285,21 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _install_seccomp() -> None:
+def _seccomp_prog() -> tuple[object, _SockFprog] | None:
     if _SECCOMP_FILTER is None:
-        raise OSError(errno.ENOSYS, f"no seccomp syscall table for {_MACHINE} (x86_64 and aarch64 only)")
+        return None
     buf = ctypes.create_string_buffer(_SECCOMP_FILTER, len(_SECCOMP_FILTER))
-    prog = _SockFprog(len(_SECCOMP_FILTER) // 8, ctypes.addressof(buf))
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "seccomp filter")
+    return buf, _SockFprog(len(_SECCOMP_FILTER) // 8, ctypes.addressof(buf))
+
+
+_SECCOMP_PROG = _seccomp_prog()  # (the buffer, kept alive; the sock_fprog pointing at it): never written after
+
+
+def _install_seccomp() -> None:
+    if _SECCOMP_PROG is None:
+        raise OSError(errno.ENOSYS, f"no seccomp syscall table for {_MACHINE} (x86_64 and aarch64 only)")
+    prog = ctypes.addressof(_SECCOMP_PROG[1])
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0), "seccomp filter")
 
 
 # -- enter --------------------------------------------------------------------------------------------------------
@@ -283,14 +318,16 @@ def _step(number: int, what: str) -> Iterator[None]:
 def enter(spec: JailSpec) -> None:
     """Contain the calling process as ``spec`` asks, in the order the module docstring lists.
 
-    Call it in a freshly forked, single-threaded root process. With ``spec.pid_namespace`` it returns in a new
-    process, PID 1 of a new PID namespace, while the calling process waits for it and never returns."""
+    Call it in a freshly forked, single-threaded root process. With ``spec.pid_namespace``, unless the process is
+    PID 1 already (forked by ``fork()``), it returns in a new process, PID 1 of a new PID namespace, while the
+    calling process waits for it and never returns."""
+    fork_needed = spec.pid_namespace and os.getpid() != 1
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
-    flags |= (CLONE_NEWPID if spec.pid_namespace else 0) | (CLONE_NEWNET if spec.new_net else 0)
+    flags |= (CLONE_NEWPID if fork_needed else 0) | (CLONE_NEWNET if spec.new_net else 0)
     with _step(1, "unshare namespaces"):
         _unshare(flags)
     alive_fd = None
-    if spec.pid_namespace:
+    if fork_needed:
         with _step(2, "fork into the PID namespace"):
             alive_fd = _fork_into_pid_namespace()
     with _step(3, "make mounts private"):
@@ -320,6 +357,25 @@ def enter(spec: JailSpec) -> None:
         os.chdir(spec.workdir)
 
 
+def fork() -> int:
+    """``os.fork()``, but the child is PID 1 of a new PID namespace: for the zygote, to spare every environment
+    step 2's second fork and its waiter. The child then calls ``enter`` (which sees it is PID 1 and skips step 2);
+    the caller waits for it as for any child. The caller must be root and single-threaded: its PID namespace for
+    children is switched for this one fork and switched back before ``fork`` returns."""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid = -1
+    try:
+        _unshare(CLONE_NEWPID)  # applies to the next child only: the caller itself stays where it is
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # in the caller: the children it forks later go to its own namespace again
+                _check(_libc.setns(own, CLONE_NEWPID), "setns back to the caller's PID namespace")
+    finally:
+        os.close(own)  # in the child too: no handle on the host's PID namespace stays in the sandbox
+    return pid
+
+
 def _fork_into_pid_namespace() -> int:
     """Fork; the parent waits and exits as its child did. Returns, in the child, a fd that reports the parent's
     death (the read end of a pipe whose write end only the parent keeps)."""
@@ -331,9 +387,14 @@ def _fork_into_pid_namespace() -> int:
         return alive_r
     try:
         os.close(alive_r)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        _, status = os.waitpid(pid, 0)
+        for interrupt in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(interrupt, signal.SIG_DFL)
+        while True:
+            _, status = os.waitpid(pid, 0)
+            if not os.WIFSTOPPED(status):
+                break
+            # Only a tracee stops here (without seccomp, PTRACE_TRACEME makes this waiter its tracer): let it go.
+            _libc.ptrace(PTRACE_DETACH, pid, 0, os.WSTOPSIG(status))
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             if sig not in (signal.SIGKILL, signal.SIGSTOP):
@@ -358,25 +419,41 @@ def _die_with_parent(alive_fd: int) -> None:
 
 
 def _path(root: str, path: str, kind: str | None) -> str | None:
-    """``root + path``, creating what is missing (directories 0755; the last component a ``kind``: "dir" or
-    "file"), never following a symlink. With ``kind`` None nothing is created and a missing path gives None."""
+    """``root + path``, creating what is missing (the last component a ``kind``: "dir" or "file"), never through a
+    symlink. With ``kind`` None nothing is created and a missing path gives None. A directory created on the way
+    gets the host's permissions for the same path, plus search: the /root on the way to a runtime bound under
+    /root/.pyenv can be crossed but not listed, as on the host."""
     current = root
     parts = path.split("/")[1:] if path != "/" else []
+    last = len(parts) - 1
     for i, part in enumerate(parts):
         current = f"{current}/{part}"
+        if kind is not None:  # the root is a fresh tmpfs: most components are new, so create first, look after
+            try:
+                if i == last:
+                    if kind == "file":
+                        os.close(os.open(current, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+                    else:
+                        os.mkdir(current, 0o755)
+                else:
+                    os.mkdir(current, _crossing_mode(current[len(root):]))
+                continue
+            except FileExistsError:
+                pass
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            if kind is None:
-                return None
-            if kind == "file" and i == len(parts) - 1:
-                os.close(os.open(current, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
-            else:
-                os.mkdir(current, 0o755)
-            continue
+            return None
         if stat.S_ISLNK(st.st_mode):
             raise OSError(errno.ELOOP, f"{path}: {current[len(root):]} is a symlink inside the jail")
     return current
+
+
+def _crossing_mode(path: str) -> int:
+    try:
+        return (os.stat(path).st_mode & 0o755) | 0o111
+    except OSError:
+        return 0o755
 
 
 def _bind_ro(source: str, root: str, target: str) -> None:
@@ -388,16 +465,27 @@ def _bind_ro(source: str, root: str, target: str) -> None:
 
 
 def _ro_bind_plan(paths: Tuple[str, ...]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(symlinks to copy as (path, link text), real paths to bind), parents first, nested duplicates dropped."""
-    links, binds = [], set()
+    """(symlinks to copy, as (path, link text); paths to bind), parents first, nested duplicates dropped. A path
+    that is itself a symlink is copied as one and its target bound instead. (Plain string work: this runs on
+    every cold start, in a freshly forked process where each new line of Python costs page faults.)"""
+    links, binds = [], []
     for path in paths:
-        if os.path.islink(path):
-            links.append((path, os.readlink(path)))
-            path = os.path.realpath(path)
-        if os.path.exists(path):
-            binds.add(os.path.realpath(path))
-    ordered = sorted(binds)
-    kept = [p for p in ordered if not any(p.startswith(q + "/") for q in ordered if q != p)]
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                text = os.readlink(path)
+                links.append((path, text))
+                path = text if text.startswith("/") else path[: path.rindex("/") + 1] + text
+                if "/." in path or "//" in path:
+                    path = os.path.normpath(path)
+                os.stat(path)
+        except FileNotFoundError:
+            continue
+        binds.append(path)
+    binds.sort()
+    kept: list[str] = []
+    for path in binds:
+        if not kept or (path != kept[-1] and not any(path.startswith(k + "/") for k in kept)):
+            kept.append(path)
     return links, kept
 
 
@@ -437,15 +525,23 @@ def _build_root(spec: JailSpec) -> None:
 
 
 def _mask(root: str, masks: Tuple[str, ...]) -> None:
-    blank_file, blank_dir = f"{root}/.mask-file", f"{root}/.mask-dir"
-    os.close(os.open(blank_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    os.mkdir(blank_dir, 0)
+    """Cover each existing path with an empty, unreadable file or directory, bound from the root tmpfs and then
+    unlinked there (the binds keep it; nothing shows at the root)."""
+    blanks: dict[bool, str] = {}
     for path in masks:
         dest = _path(root, path, None)
-        if dest is not None:
-            _mount(blank_dir if os.path.isdir(dest) else blank_file, dest, None, MS_BIND)
-    os.unlink(blank_file)  # the binds keep them; nothing shows at the root
-    os.rmdir(blank_dir)
+        if dest is None:
+            continue
+        is_dir = os.path.isdir(dest)
+        if is_dir not in blanks:
+            blanks[is_dir] = f"{root}/.mask-{'dir' if is_dir else 'file'}"
+            if is_dir:
+                os.mkdir(blanks[is_dir], 0)
+            else:
+                os.close(os.open(blanks[is_dir], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+        _mount(blanks[is_dir], dest, None, MS_BIND)
+    for is_dir, blank in blanks.items():
+        (os.rmdir if is_dir else os.unlink)(blank)
 
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
@@ -468,8 +564,11 @@ def _build_dev(root: str, shm_size_mb: int) -> None:
 
 
 def _pivot_root(root: str) -> None:
+    number = _SYS_PIVOT_ROOT.get(_MACHINE)
+    if number is None:
+        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number for {_MACHINE} (x86_64 and aarch64 only)")
     os.chdir(root)
-    _check(_libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT[_MACHINE]), b".", b"."), "pivot_root")
+    _check(_libc.syscall(ctypes.c_long(number), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")  # the old root was stacked on top of "."
     os.chdir("/")
 
@@ -484,9 +583,21 @@ def _loopback_up() -> None:
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
 
 
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63  # the loop below stops at the first capability the kernel does not know
+
+
+_LAST_CAP = _last_cap()
+
+
 def _drop_privileges(uid: int, gid: int) -> None:
-    for cap in range(64):
-        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1:
+    prctl = _libc.prctl
+    for cap in range(_LAST_CAP + 1):
+        if prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1:
             if ctypes.get_errno() == errno.EINVAL:  # past the last capability this kernel knows
                 break
             _check(-1, "drop the capability bounding set")
@@ -519,7 +630,7 @@ def probe(uid: int = 65534, timeout: float = 10.0) -> dict[str, bool | str]:
         checks: dict[str, Callable[[], object]] = {
             "namespaces": lambda: _unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC),
             "pid_namespace": _probe_pid_namespace,
-            "net_namespace": lambda: (_unshare(CLONE_NEWNET), _loopback_up()),
+            "net_namespace": _probe_net_namespace,
             "private_root": lambda: enter(full(hostname="probe")),
             "proc_and_dev": lambda: enter(full(pid_namespace=True, proc=True, dev=True)),
             "uid_drop": lambda: _probe_uid_drop(uid),
@@ -537,12 +648,17 @@ def probe(uid: int = 65534, timeout: float = 10.0) -> dict[str, bool | str]:
 
 
 def _probe_pid_namespace() -> None:
-    _unshare(CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if os.getpid() == 1 else 1)
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-        raise OSError(errno.EINVAL, "the first child of a new PID namespace is not PID 1")
+    for expect_pid_1 in (True, False):  # ``fork()``'s child is PID 1; the next plain fork's child is not
+        pid = fork() if expect_pid_1 else os.fork()
+        if pid == 0:
+            os._exit(0 if (os.getpid() == 1) == expect_pid_1 else 1)
+        if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            raise OSError(errno.EINVAL, "fork() did not give PID 1 of a new PID namespace, then the caller's own")
+
+
+def _probe_net_namespace() -> None:
+    _unshare(CLONE_NEWNET)
+    _loopback_up()
 
 
 def _probe_uid_drop(uid: int) -> None:
@@ -556,8 +672,8 @@ def _probe_uid_drop(uid: int) -> None:
 def _probe_seccomp() -> None:
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _install_seccomp()
-    if _libc.syscall(ctypes.c_long(SECCOMP_DENIED["ptrace"][0 if _MACHINE == "x86_64" else 1]), 0, 0, 0, 0) != -1 \
-            or ctypes.get_errno() != errno.EPERM:
+    ptrace = _libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME: allowed to any process without the filter
+    if ptrace != -1 or ctypes.get_errno() != errno.EPERM:
         raise OSError(errno.EINVAL, "the filter did not refuse ptrace")
 
 

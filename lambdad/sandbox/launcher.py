@@ -19,18 +19,27 @@ takes these steps, in order (docs/security.md lists the same):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
+from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
 __all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError"]
 
 log = logging.getLogger(__name__)
+
+# The unprivileged ids every jailed environment runs as (no user of the host has them; nothing on the host is
+# owned by them). Environments cannot see each other (separate PID and mount namespaces), so one pair serves all.
+SANDBOX_UID = 64993
+SANDBOX_GID = 64993
 
 
 @dataclass(frozen=True)
@@ -46,9 +55,44 @@ class Containment:
             ("cgroups: memory limit = MemorySize, pids cap, freezer, CPU share", self.cgroups,
              "needs root and the cgroup v1 memory, pids, freezer and cpu controllers"),
         ]
-        for name, ok in self.jail.items():
-            rows.append((name, ok, "needs root (CAP_SYS_ADMIN) and a kernel with namespaces and seccomp"))
+        for name, what in JAIL_PROTECTIONS.items():
+            ok = bool(self.jail.get(name))
+            why = str(self.jail.get(f"{name}_error") or "needs root (CAP_SYS_ADMIN) and kernel support")
+            rows.append((what, ok, why))
         return rows
+
+    @property
+    def jailed(self) -> bool:
+        """Every jail protection works: environments are jailed (otherwise none is, and the log says why)."""
+        return all(self.jail.get(name) for name in JAIL_PROTECTIONS)
+
+
+JAIL_PROTECTIONS = {
+    "namespaces": "mount, UTS and IPC namespaces",
+    "pid_namespace": "PID namespace (a function sees only its own processes)",
+    "private_root": "private root: code read-only at /var/task, size-limited /tmp, nothing else of the host",
+    "proc_and_dev": "private /proc and minimal /dev",
+    "uid_drop": "unprivileged uid/gid, no capabilities",
+    "seccomp": "no_new_privs and a seccomp filter (ptrace, mount, bpf, kexec, modules, ... refused)",
+}
+
+
+def probe_jail() -> dict[str, bool | str]:
+    """Which jail protections work on this machine, tried in a fresh single-threaded process (not a fork of
+    this multi-threaded server). Blocking: call from a thread."""
+    code = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('jail', sys.argv[1])\n"
+        "jail = sys.modules['jail'] = importlib.util.module_from_spec(spec); spec.loader.exec_module(jail)\n"
+        "print(json.dumps(jail.probe()))\n"
+    )
+    jail_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jail.py")
+    try:
+        out = subprocess.run([sys.executable, "-I", "-S", "-c", code, jail_path], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        return json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return {name: False for name in JAIL_PROTECTIONS} | {"error": str(exc)}
 
 
 @dataclass(frozen=True)
@@ -60,6 +104,7 @@ class LaunchRequest:
     task_root: str  # the code tree on the host
     tmp_mb: int  # the size of /tmp (EphemeralStorage)
     root_dir: str  # an empty host directory the jail builds the environment's root in
+    extra_ro_binds: tuple[str, ...] = ()  # more host paths shown read-only (e.g. the runtime's SDK)
 
 
 @dataclass
@@ -123,7 +168,20 @@ class Launcher:
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited)
 
     def _jail_spec(self, request: LaunchRequest) -> str:
-        raise NotImplementedError
+        os.makedirs(request.root_dir, mode=0o700, exist_ok=True)
+        spec = JailSpec(
+            root_dir=request.root_dir,
+            task_root=request.task_root,
+            tmp_size_mb=request.tmp_mb,
+            ro_binds=DEFAULT_RO_BINDS + (request.runtime.prefix,) + tuple(request.extra_ro_binds),
+            uid=SANDBOX_UID,
+            gid=SANDBOX_GID,
+            hostname=f"lambdad-{request.env_id[:12]}",
+            pid_namespace=True,
+            new_net=False,
+            seccomp=True,
+        )
+        return spec.to_json()
 
     async def aclose(self) -> None:
         await asyncio.gather(*(z.aclose() for z in self._zygotes.values()), return_exceptions=True)
