@@ -83,8 +83,12 @@ class LambdadApp:
         )
         await self.functions.load()
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
-        self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id)
-        containment = Containment(cgroups=self.cgroups is not None, jail=await asyncio.to_thread(probe_jail))
+        isolated = s.isolation == "auto"
+        self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id) if isolated else None
+        jail = await asyncio.to_thread(probe_jail) if isolated else {"error": "turned off by LAMBDAD_ISOLATION=none"}
+        containment = Containment(cgroups=self.cgroups is not None, jail=jail)
+        if not containment.jailed:
+            log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
         self.launcher = Launcher(
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional
         )

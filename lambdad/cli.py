@@ -70,6 +70,36 @@ async def _serve(settings: Settings) -> None:
         await app.aclose()
 
 
+def _containment_lines(containment) -> list[str]:
+    return [
+        f"isolation: {'on ' if active else 'OFF'} {what}" + ("" if active else f" ({needs})")
+        for what, active, needs in containment.describe()
+    ]
+
+
+@main.command()
+def doctor() -> None:
+    """Say which isolation protections work on this machine, without starting a server."""
+    import uuid
+
+    from lambdad.runtimes.registry import RuntimeRegistry
+    from lambdad.sandbox.cgroups import CgroupRoot
+    from lambdad.sandbox.launcher import Containment, probe_jail
+
+    cgroups = CgroupRoot.probe(f"doctor-{uuid.uuid4().hex[:8]}")
+    if cgroups is not None:
+        cgroups.remove()
+    containment = Containment(cgroups=cgroups is not None, jail=probe_jail())
+    for line in _containment_lines(containment):
+        click.echo(line)
+    click.echo("environments are " + ("jailed" if containment.jailed else
+               "NOT jailed: functions run with the server's user and can see its files; trust them, or run as root"))
+    registry = RuntimeRegistry()
+    for name in registry.names:
+        spec = registry.get(name)
+        click.echo(f"runtime {name}: {spec.executable}" + ("" if spec.exact else " (stand-in: the exact version is not installed)"))
+
+
 def _print_banner(app, port: int) -> None:
     s = app.settings
     endpoint = f"http://{s.host}:{port}"
@@ -83,9 +113,7 @@ def _print_banner(app, port: int) -> None:
     else:
         lines.append("credentials: from LAMBDAD_ACCESS_KEY_ID / LAMBDAD_SECRET_ACCESS_KEY")
     lines.append(f"  aws --endpoint-url {endpoint} lambda list-functions")
-    containment = app.launcher.containment
-    for what, active, needs in containment.describe():
-        lines.append(f"isolation: {'on ' if active else 'OFF'} {what}" + ("" if active else f" ({needs})"))
+    lines += _containment_lines(app.launcher.containment)
     click.echo("\n".join(lines), err=True)
     sys.stderr.flush()
 

@@ -35,6 +35,7 @@ class Settings:
     max_event_age_seconds: float = 21600.0
     log_level: str = "INFO"
     cpu_proportional: bool = True
+    isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -61,6 +62,8 @@ class Settings:
             raise ValueError("idle timeout must be positive")
         if any(d < 0 for d in self.async_retry_delays):
             raise ValueError("async retry delays must not be negative")
+        if self.isolation not in ("auto", "none"):
+            raise ValueError(f"isolation must be 'auto' or 'none', not {self.isolation!r}")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 

@@ -264,3 +264,26 @@ def test_aws_cli_invoke(server, lam, fname, tmp_path):
     assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
     assert "REPORT RequestId" in base64.b64decode(meta["LogResult"]).decode()
     assert json.loads(out.read_text()) == {"hello": "cli"}
+
+
+def test_degraded_mode_runs_functions_and_says_so(fresh_server, fname):
+    srv = fresh_server(env={"LAMBDAD_ISOLATION": "none"})
+    banner = "".join(srv.output)
+    assert "isolation: OFF cgroups" in banner
+    assert "isolation: OFF PID namespace" in banner and "LAMBDAD_ISOLATION=none" in banner
+    lam = srv.client()
+    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return [os.getpid() != 1, os.environ['TMPDIR']]\n")
+    not_pid1, tmpdir = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    assert not_pid1 and tmpdir.endswith("/tmp")
+    # a timeout still kills the runtime's whole process group without cgroups
+    lam.update_function_configuration(FunctionName=fname, Timeout=1)
+    lam.update_function_code(FunctionName=fname, ZipFile=make_zip({"app.py": "import time\ndef handler(e, c):\n    time.sleep(5)\n"}))
+    body = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    assert body["errorType"] == "Sandbox.Timedout"
+
+
+def test_doctor_reports_protections():
+    result = subprocess.run([sys.executable, "-m", "lambdad", "doctor"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "isolation:" in result.stdout and "runtime python3.12:" in result.stdout
+    assert ("environments are jailed" in result.stdout) == (os.geteuid() == 0 and "OFF" not in result.stdout)

@@ -57,7 +57,8 @@ class Containment:
         ]
         for name, what in JAIL_PROTECTIONS.items():
             ok = bool(self.jail.get(name))
-            why = str(self.jail.get(f"{name}_error") or "needs root (CAP_SYS_ADMIN) and kernel support")
+            why = str(self.jail.get(f"{name}_error") or self.jail.get("error")
+                      or "needs root (CAP_SYS_ADMIN) and kernel support")
             rows.append((what, ok, why))
         return rows
 
