@@ -32,6 +32,7 @@ from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.service import InvokeService
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
+from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec
 from lambdad.sandbox.launcher import Containment, Launcher, probe_jail
@@ -90,7 +91,8 @@ class LambdadApp:
         if not containment.jailed:
             log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
         self.launcher = Launcher(
-            self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional
+            self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
+            python_sdk=find_python_sdk(),
         )
         self.log_sink = LogSink(self.store)
         self.log_sink.start()

@@ -232,7 +232,7 @@ class Environment:
         proc = self._proc
         if proc is None or proc.cgroup is None:
             return True  # without cgroups there is no reliable membership to check (reported as degraded)
-        inode = socket_inode(host, port)
+        inode = socket_inode(host, port, "127.0.0.1", self._api.port)
         return inode is not None and owned_by(inode, proc.cgroup.pids())
 
     async def next_invocation(self) -> NextInvocation:

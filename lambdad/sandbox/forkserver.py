@@ -1,7 +1,7 @@
 """The fork server ("zygote"): one small, single-threaded root process per interpreter that forks environments.
 
-Started by the server as ``<interpreter> -I -S forkserver.py <control fd> <mode>`` (mode ``python``: the Python
-runtime is imported once, here, so that every environment is a fork that skips interpreter start-up and the
+Started by the server as ``<interpreter> -I -S forkserver.py <control fd> <mode> [<sdk dir>]`` (mode ``python``:
+the Python runtime and the AWS SDK (boto3, from ``<sdk dir>``, last on sys.path) are imported once, here, so that every environment is a fork that skips interpreter start-up and the
 runtime's imports; mode ``exec``: environments exec another program, e.g. a custom ``bootstrap``). It imports
 nothing from the lambdad package (it runs under the function's interpreter, 3.9 to 3.13), only its two siblings:
 ``jail.py`` (the sandbox steps) and ``runtimes/python/bootstrap.py``.
@@ -49,6 +49,8 @@ def main() -> None:
     if mode == "python":
         runtime = _load("_lambdad_bootstrap", os.path.join(_PYTHON_RUNTIME, "bootstrap.py"))
         runtime.prepare()
+        if len(sys.argv) > 3:
+            _preload_sdk(sys.argv[3])
     ctrl = socket.socket(fileno=ctrl_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -81,6 +83,31 @@ def main() -> None:
             finally:
                 for fd in fds:
                     os.close(fd)
+
+
+_SDK_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "certifi")
+
+
+def _preload_sdk(site_dir: str) -> None:
+    """Import boto3 once, so that every environment forked from here has it for free (copy-on-write)."""
+    sys.path.append(site_dir)
+    try:
+        import boto3  # noqa: F401
+        import boto3.session  # noqa: F401
+        import botocore.session  # noqa: F401
+    except Exception as exc:  # e.g. a boto3 too new for this interpreter: functions just import it themselves
+        sys.stderr.write(f"lambdad fork server: boto3 not preloaded under Python {sys.version.split()[0]}: {exc}\n")
+        _forget_sdk()
+
+
+def _forget_sdk() -> None:
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in _SDK_MODULES:
+            del sys.modules[name]
+
+
+def _bundles_own_sdk(task_root: str) -> bool:
+    return any(os.path.exists(os.path.join(task_root, name)) for name in ("boto3", "botocore"))
 
 
 def _send(ctrl: socket.socket, message: dict) -> None:
@@ -126,6 +153,8 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             jail.enter(jail.JailSpec.from_json(request["jail"]))
         os.environ.clear()
         os.environ.update(request["env"])
+        if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):
+            _forget_sdk()  # the function's own boto3 must win over the preloaded one
         argv = request.get("argv")
         if argv:
             os.execve(argv[0], argv, request["env"])

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from lambdad.runtimes.registry import RuntimeSpec
+from lambdad.runtimes.sdk import PythonSdk
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.zygote import SpawnError, Zygote
@@ -105,7 +106,6 @@ class LaunchRequest:
     task_root: str  # the code tree on the host
     tmp_mb: int  # the size of /tmp (EphemeralStorage)
     root_dir: str  # an empty host directory the jail builds the environment's root in
-    extra_ro_binds: tuple[str, ...] = ()  # more host paths shown read-only (e.g. the runtime's SDK)
 
 
 @dataclass
@@ -118,8 +118,9 @@ class LaunchedProcess:
 
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
-                 cpu_proportional: bool = True) -> None:
+                 cpu_proportional: bool = True, python_sdk: PythonSdk | None = None) -> None:
         self._cgroups = cgroup_root
+        self._sdk = python_sdk
         self.containment = containment
         self.jailed = jailed
         self.cpu_proportional = cpu_proportional
@@ -131,7 +132,8 @@ class Launcher:
         key = (runtime.executable, runtime.family)
         zygote = self._zygotes.get(key)
         if zygote is None:
-            zygote = self._zygotes[key] = Zygote(runtime.executable, runtime.family, self._on_exit)
+            args = (self._sdk.site_dir,) if self._sdk is not None and runtime.family == "python" else ()
+            zygote = self._zygotes[key] = Zygote(runtime.executable, runtime.family, self._on_exit, args)
         return zygote
 
     def _on_exit(self, pid: int, status: int) -> None:
@@ -168,13 +170,16 @@ class Launcher:
             self._exits[pid] = exited
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited)
 
+    def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
+        return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
+
     def _jail_spec(self, request: LaunchRequest) -> str:
         os.makedirs(request.root_dir, mode=0o700, exist_ok=True)
         spec = JailSpec(
             root_dir=request.root_dir,
             task_root=request.task_root,
             tmp_size_mb=request.tmp_mb,
-            ro_binds=DEFAULT_RO_BINDS + (request.runtime.prefix,) + tuple(request.extra_ro_binds),
+            ro_binds=DEFAULT_RO_BINDS + (request.runtime.prefix,) + self._sdk_binds(request.runtime),
             uid=SANDBOX_UID,
             gid=SANDBOX_GID,
             hostname=f"lambdad-{request.env_id[:12]}",

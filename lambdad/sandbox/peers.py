@@ -30,17 +30,20 @@ def _hex_address(host: str, port: int) -> tuple[str, str]:
     return v4, f"{v6}:{port:04X}"
 
 
-def socket_inode(host: str, port: int) -> int | None:
-    v4, v6 = _hex_address(host, port)
-    for table, wanted in (("/proc/net/tcp", v4), ("/proc/net/tcp6", v6)):
-        if not wanted:
+def socket_inode(host: str, port: int, server_host: str, server_port: int) -> int | None:
+    """The inode of the socket at ``host:port`` connected to ``server_host:server_port`` (a live socket: entries
+    in TIME_WAIT, which have no inode, may share the address)."""
+    local4, local6 = _hex_address(host, port)
+    remote4, remote6 = _hex_address(server_host, server_port)
+    for table, local, remote in (("/proc/net/tcp", local4, remote4), ("/proc/net/tcp6", local6, remote6)):
+        if not local:
             continue
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
                     fields = line.split()
-                    if fields[1] == wanted:
+                    if fields[1] == local and fields[2] == remote and fields[9] != "0":
                         return int(fields[9])
         except OSError:
             continue

@@ -31,9 +31,11 @@ class SpawnError(Exception):
 
 
 class Zygote:
-    def __init__(self, interpreter: str, mode: str, on_exit: Callable[[int, int], None]) -> None:
+    def __init__(self, interpreter: str, mode: str, on_exit: Callable[[int, int], None],
+                 args: tuple[str, ...] = ()) -> None:
         self.interpreter = interpreter
         self.mode = mode
+        self._args = args
         self._on_exit = on_exit
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -54,7 +56,7 @@ class Zygote:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 self._proc = subprocess.Popen(
-                    [self.interpreter, "-I", "-S", str(FORKSERVER), str(theirs.fileno()), self.mode],
+                    [self.interpreter, "-I", "-S", str(FORKSERVER), str(theirs.fileno()), self.mode, *self._args],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
                     close_fds=True,
                 )

@@ -110,7 +110,7 @@ def handler(event, context):
 
 def test_memory_overrun_is_out_of_memory(jailed, lam, fname):
     code = "def handler(e, c):\n    blocks = [bytearray(1 << 20) for _ in range(600)]\n    return len(blocks)\n"
-    resp, out = run(lam, fname, code, MemorySize=128)
+    resp, out = run(lam, fname, code, MemorySize=128, Timeout=60)
     assert resp["FunctionError"] == "Unhandled"
     assert out["errorType"] == "Runtime.OutOfMemory", out
     # the next invoke of the same function works (a fresh environment)
