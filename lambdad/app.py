@@ -92,8 +92,10 @@ class LambdadApp:
             log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
         self.launcher = Launcher(
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
-            python_sdk=find_python_sdk(),
+            python_sdk=find_python_sdk(), private_network=s.function_network == "none",
         )
+        if s.function_network == "none" and not containment.jailed:
+            log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
         self.log_sink = LogSink(self.store)
         self.log_sink.start()
         self.pool = EnvironmentPool(

@@ -35,6 +35,7 @@ class Settings:
     max_event_age_seconds: float = 21600.0
     log_level: str = "INFO"
     cpu_proportional: bool = True
+    function_network: str = "host"  # host: outbound network as on Lambda; none: no network at all
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
 
     @classmethod
@@ -62,6 +63,8 @@ class Settings:
             raise ValueError("idle timeout must be positive")
         if any(d < 0 for d in self.async_retry_delays):
             raise ValueError("async retry delays must not be negative")
+        if self.function_network not in ("host", "none"):
+            raise ValueError(f"function network must be 'host' or 'none', not {self.function_network!r}")
         if self.isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', not {self.isolation!r}")
         if (self.access_key_id is None) != (self.secret_access_key is None):

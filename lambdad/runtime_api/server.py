@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import weakref
 from dataclasses import dataclass
 from typing import Protocol
@@ -91,6 +92,12 @@ class RuntimeApiServer:
         self._server = await loop.create_server(self._web, host, 0, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return f"{host}:{self.port}"
+
+    async def serve_listener(self, listener: socket.socket) -> None:
+        """Serve a listening socket opened elsewhere (inside the environment's own network namespace)."""
+        listener.setblocking(False)
+        self._server = await asyncio.get_running_loop().create_server(self._web, sock=listener)
+        self.port = listener.getsockname()[1]
 
     async def aclose(self) -> None:
         if self._server is not None:

@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from lambdad.functions.model import FunctionConfig
 from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
-from lambdad.sandbox.launcher import LaunchedProcess, Launcher, LaunchRequest
+from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
 from lambdad.sandbox.peers import owned_by, socket_inode
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec"]
@@ -132,12 +133,15 @@ class Environment:
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
         self._frozen = False
+        self._peers_checked = True
+        self._listener_task: asyncio.Task[None] | None = None
 
     # -- start -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        address = await self._api.start()
+        private_network = self._launcher.private_network
+        address = PRIVATE_RUNTIME_API if private_network else await self._api.start()
         jailed = self._launcher.jailed
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
@@ -164,6 +168,35 @@ class Environment:
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         loop.add_reader(self._proc.output_fd, self._on_output)
         self._proc.exited.add_done_callback(self._on_exit)
+        if self._proc.listener_channel is not None:
+            self._listener_task = loop.create_task(self._receive_listener(self._proc.listener_channel))
+
+    async def _receive_listener(self, channel: socket.socket) -> None:
+        """Own network namespace: the environment opens its Runtime API listener inside it and sends it here."""
+        loop = asyncio.get_running_loop()
+        channel.setblocking(False)
+        received: asyncio.Future[int] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                _, fds, _, _ = socket.recv_fds(channel, 64, 1)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                fds = []
+                log.warning("environment %s: no Runtime API listener: %s", self.id, exc)
+            if not received.done():
+                received.set_result(fds[0] if fds else -1)
+
+        loop.add_reader(channel.fileno(), readable)
+        try:
+            fd = await received
+        finally:
+            loop.remove_reader(channel.fileno())
+            channel.close()
+        if fd >= 0:
+            self._peers_checked = False  # only the environment's own processes live in its network namespace
+            await self._api.serve_listener(socket.socket(fileno=fd))
 
     def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
         c = self.config
@@ -230,6 +263,8 @@ class Environment:
 
     def accepts_peer(self, host: str, port: int) -> bool:
         proc = self._proc
+        if not self._peers_checked:
+            return True
         if proc is None or proc.cgroup is None:
             return True  # without cgroups there is no reliable membership to check (reported as degraded)
         inode = socket_inode(host, port, "127.0.0.1", self._api.port)
@@ -473,6 +508,8 @@ class Environment:
 
     async def _release(self) -> None:
         self._kill()
+        if self._listener_task is not None and not self._listener_task.done():
+            self._listener_task.cancel()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.future.done():
             message = f"RequestId: {inv.request_id} Error: the execution environment was shut down"

@@ -13,11 +13,14 @@ Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
     zygote -> {"op": "ready"} once, after start-up.
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
-the jail (jail.enter); gets exactly its environment variables; then runs the Python runtime in-process, or execs.
+the jail (jail.enter); with a network namespace of its own, opens its Runtime API listener there and hands it to the
+server over a second passed descriptor; gets exactly its environment variables; then runs the Python runtime
+in-process, or execs.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -51,6 +54,10 @@ def main() -> None:
         runtime.prepare()
         if len(sys.argv) > 3:
             _preload_sdk(sys.argv[3])
+    # Everything imported so far is shared with every environment, copy-on-write. Move it out of the garbage
+    # collector's reach: a collection in an environment would otherwise write to (and so copy) every page of it.
+    gc.collect()
+    gc.freeze()
     ctrl = socket.socket(fileno=ctrl_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -110,6 +117,19 @@ def _bundles_own_sdk(task_root: str) -> bool:
     return any(os.path.exists(os.path.join(task_root, name)) for name in ("boto3", "botocore"))
 
 
+def _send_runtime_api_listener(channel_fd: int, address: str) -> None:
+    """In an environment with a network namespace of its own (no way out, not even to the host's loopback), the
+    Runtime API must listen inside it: open the listener here and hand it to the server, which serves it."""
+    host, _, port = address.rpartition(":")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((host, int(port)))
+    listener.listen(64)
+    channel = socket.socket(fileno=channel_fd)
+    socket.send_fds(channel, [b"listener"], [listener.fileno()])
+    channel.close()
+    listener.close()
+
+
 def _send(ctrl: socket.socket, message: dict) -> None:
     ctrl.send(json.dumps(message).encode())
 
@@ -144,13 +164,16 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         os.dup2(devnull, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
-        os.closerange(3, 65536)
+        channel = os.dup2(fds[1], 3) if len(fds) > 1 else None
+        os.closerange(4 if channel is not None else 3, 65536)
         ctrl.detach()
         for path in request.get("cgroup_procs", ()):
             with open(path, "w") as f:
                 f.write("0")  # "0": the writing process itself (its pid may be 1 of its own namespace)
         if request.get("jail"):
             jail.enter(jail.JailSpec.from_json(request["jail"]))
+        if channel is not None:
+            _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
         os.environ.clear()
         os.environ.update(request["env"])
         if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):

@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -114,12 +115,21 @@ class LaunchedProcess:
     output_fd: int  # read end of the stdout+stderr pipe, non-blocking
     cgroup: EnvCgroup | None
     exited: asyncio.Future[int]  # the exit status: code, or -signal
+    listener_channel: socket.socket | None = None  # sends the Runtime API listener (own network namespace only)
+
+
+# Inside a network namespace of its own an environment's Runtime API can have a fixed address.
+PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 
 
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
-                 cpu_proportional: bool = True, python_sdk: PythonSdk | None = None) -> None:
+                 cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
+                 private_network: bool = False) -> None:
         self._cgroups = cgroup_root
+        # with a network namespace per environment: no network at all, the Runtime API comes in by a listener
+        # the environment opens inside its namespace
+        self.private_network = private_network and jailed
         self._sdk = python_sdk
         self.containment = containment
         self.jailed = jailed
@@ -148,27 +158,36 @@ class Launcher:
         if self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        fds = [write_fd]
+        channel = None
+        if self.private_network:
+            channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            fds.append(theirs.fileno())
         try:
             spawn = {
                 "env": dict(request.environment),
                 "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
                 "jail": self._jail_spec(request) if self.jailed else None,
             }
-            pid = await self._zygote(request.runtime).spawn(spawn, write_fd)
+            pid = await self._zygote(request.runtime).spawn(spawn, fds)
         except BaseException:
             os.close(read_fd)
+            if channel is not None:
+                channel.close()
             if cgroup is not None:
                 await asyncio.to_thread(cgroup.remove)
             raise
         finally:
             os.close(write_fd)
+            if channel is not None:
+                theirs.close()
         os.set_blocking(read_fd, False)
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if pid in self._early_exits:
             exited.set_result(self._early_exits.pop(pid))
         else:
             self._exits[pid] = exited
-        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited)
+        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited, listener_channel=channel)
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
@@ -184,7 +203,7 @@ class Launcher:
             gid=SANDBOX_GID,
             hostname=f"lambdad-{request.env_id[:12]}",
             pid_namespace=True,
-            new_net=False,
+            new_net=self.private_network,
             seccomp=True,
         )
         return spec.to_json()

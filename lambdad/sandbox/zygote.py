@@ -74,7 +74,7 @@ class Zygote:
                 raise
             log.info("fork server for %s (%s) started, pid %d", self.interpreter, self.mode, self._proc.pid)
 
-    async def spawn(self, request: dict[str, Any], output_fd: int) -> int:
+    async def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
         await self._ensure_started()
         assert self._sock is not None
         self._seq += 1
@@ -82,7 +82,7 @@ class Zygote:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            socket.send_fds(self._sock, [json.dumps(dict(request, op="spawn", id=request_id)).encode()], [output_fd])
+            socket.send_fds(self._sock, [json.dumps(dict(request, op="spawn", id=request_id)).encode()], fds)
         except OSError as exc:
             self._pending.pop(request_id, None)
             self._lost(f"send failed: {exc}")

@@ -174,3 +174,33 @@ def handler(event, context):
     assert out["error"] == 28, out  # ENOSPC
     assert 400 <= out["written_mb"] <= 512, out
     healthy(lam, fname)
+
+
+def test_network_can_be_cut_off(jailed, fresh_server, fname):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    code = PROBE + """
+import socket
+def handler(event, context):
+    def connect():
+        s = socket.create_connection(("127.0.0.1", event["port"]), timeout=2)
+        s.close()
+    return {"loopback": attempt(connect),
+            "internet": attempt(lambda: socket.create_connection(("1.1.1.1", 53), timeout=2).close()),
+            "interfaces": sorted(name for _, name in socket.if_nameindex())}
+"""
+    # by default a function reaches the host's loopback (outbound network works, as on Lambda)
+    lam = jailed.client()
+    _, out = run(lam, fname, code, {"port": port})
+    assert out["loopback"][0] == "ok"
+    # with LAMBDAD_FUNCTION_NETWORK=none it reaches nothing, and still gets its invocations
+    srv = fresh_server(env={"LAMBDAD_FUNCTION_NETWORK": "none"})
+    _, out = run(srv.client(), fname, code, {"port": port})
+    listener.close()
+    assert out["loopback"][0] == "refused", out
+    assert out["internet"][0] == "refused", out
+    assert out["interfaces"] == ["lo"], out
