@@ -1,8 +1,8 @@
 """Control groups for execution environments (cgroup v1 controllers, as on these machines).
 
 Each environment gets one group per controller under ``<mount>/<controller>/lambdad/<server id>/<env id>``:
-- memory: ``memory.limit_in_bytes`` = the function's MemorySize; the kernel OOM-kills past it; the peak is read
-  for REPORT's Max Memory Used and reset before each invocation;
+- memory: ``memory.limit_in_bytes`` = the function's MemorySize; the kernel OOM-kills past it; its peak is REPORT's
+  Max Memory Used (the environment's peak so far, as on Lambda);
 - pids: a cap on processes and threads (Lambda allows 1,024);
 - freezer: stops every task of the group at once: an idle environment is frozen between invocations (it gets
   no CPU), and a kill cannot race a fork;
@@ -160,13 +160,6 @@ class EnvCgroup:
             return int(_read(self._peak_file))
         except (OSError, ValueError):
             return 0
-
-    def reset_peak(self) -> None:
-        if self._peak_file is not None:
-            try:
-                _write(self._peak_file, "0")
-            except OSError:
-                pass
 
     def oom_killed(self) -> bool:
         path = self.paths.get("memory")
