@@ -138,16 +138,9 @@ class FunctionService:
 
     async def create(self, params: Mapping[str, Any], name: str) -> FunctionConfig:
         code = params["Code"]
-        if params.get("PackageType", "Zip") != "Zip" or code.get("ImageUri"):
+        if params.get("PackageType", "Zip") != "Zip":
             raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
-        if code.get("S3Bucket") or code.get("S3Key"):
-            raise InvalidParameterValueException(
-                "lambdad cannot fetch code from S3 yet; upload the .zip file directly with ZipFile."
-            )
-        if "ZipFile" not in code:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        if params.get("Publish"):
-            raise InvalidParameterValueException("Publish is not supported by this lambdad server yet (versions come later).")
+        _check_code_source(code, params)
         runtime = params.get("Runtime")
         if runtime is None:
             raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
@@ -181,14 +174,7 @@ class FunctionService:
         return config
 
     async def update_code(self, name: str, params: Mapping[str, Any]) -> FunctionConfig:
-        if params.get("S3Bucket") or params.get("S3Key") or params.get("ImageUri"):
-            raise InvalidParameterValueException(
-                "lambdad cannot fetch code from S3 or run images yet; upload the .zip file directly with ZipFile."
-            )
-        if "ZipFile" not in params:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        if params.get("Publish"):
-            raise InvalidParameterValueException("Publish is not supported by this lambdad server yet (versions come later).")
+        _check_code_source(params, params)
         if params.get("Architectures"):
             validation.check_architectures(params["Architectures"])
         async with self._lock(name):
@@ -294,6 +280,20 @@ class FunctionService:
             "code_sha256": base64.b64encode(bytes.fromhex(code_hash)).decode(),
             "code_size": len(data),
         }
+
+
+def _check_code_source(code: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """Code must come as a .zip in ZipFile (CreateFunction's Code, or UpdateFunctionCode's own members)."""
+    if code.get("ImageUri"):
+        raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
+    if code.get("S3Bucket") or code.get("S3Key"):
+        raise InvalidParameterValueException(
+            "lambdad cannot fetch code from S3 yet; upload the .zip file directly with ZipFile."
+        )
+    if "ZipFile" not in code:
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    if params.get("Publish"):
+        raise InvalidParameterValueException("Publish is not supported by this lambdad server yet (versions come later).")
 
 
 def _encode_marker(name: str) -> str:

@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdad.store.sqlite import AsyncEvent, SqliteStore
+from lambdad.tasks import cancel_and_wait
 
 __all__ = ["AsyncQueue"]
 
@@ -136,12 +137,7 @@ class AsyncQueue:
         self._throttles.pop(event.id, None)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         for task in list(self._running):
             task.cancel()
         if self._running:

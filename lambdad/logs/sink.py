@@ -11,6 +11,7 @@ import logging
 import time
 
 from lambdad.store.sqlite import LogEvent, SqliteStore
+from lambdad.tasks import cancel_and_wait
 
 __all__ = ["LogSink"]
 
@@ -53,11 +54,6 @@ class LogSink:
             await self.flush()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()

@@ -19,6 +19,7 @@ from typing import Callable
 
 from lambdad.errors import TooManyRequestsException
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, EnvState
+from lambdad.tasks import cancel_and_wait
 
 __all__ = ["EnvironmentPool"]
 
@@ -124,12 +125,7 @@ class EnvironmentPool:
                     self._idle.pop(key, None)
 
     async def aclose(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            try:
-                await self._reaper
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._reaper)
         envs = list(self._all)
         self._idle.clear()
         await asyncio.gather(*(env.aclose() for env in envs), return_exceptions=True)

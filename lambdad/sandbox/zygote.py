@@ -130,12 +130,7 @@ class Zygote:
         """The zygote is gone (or unusable): fail what waits, report its children dead, restart on next use."""
         if self._sock is not None:
             log.warning("fork server for %s %s", self.interpreter, why)
-            try:
-                asyncio.get_running_loop().remove_reader(self._sock.fileno())
-            except (RuntimeError, ValueError):
-                pass
-            self._sock.close()
-            self._sock = None
+            self._close_socket()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(SpawnError(f"the fork server {why}"))
         for future in self._pending.values():
@@ -154,16 +149,20 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 pass
 
+    def _close_socket(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        except (RuntimeError, ValueError):
+            pass
+        self._sock.close()
+        self._sock = None
+
     async def aclose(self) -> None:
         proc = self._proc
         self._children.clear()
-        if self._sock is not None:
-            try:
-                asyncio.get_running_loop().remove_reader(self._sock.fileno())
-            except (RuntimeError, ValueError):
-                pass
-            self._sock.close()
-            self._sock = None
+        self._close_socket()
         self._proc = None
         if proc is not None and proc.poll() is None:
             proc.terminate()
