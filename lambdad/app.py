@@ -1,7 +1,7 @@
 """Builds a lambdad server: the one place where stores, services, the pool and the routes are wired together.
 
 ``LambdadApp.open(settings)`` takes the data dir lock, opens the stores, loads functions, and starts the
-background tasks (log sink, idle reaper, async queue); ``serve()`` binds the HTTP listener; ``aclose()`` undoes
+background tasks (log sink, idle reaper); ``serve()`` binds the HTTP listener and starts the async queue; ``aclose()`` undoes
 all of it in reverse order, leaving no process, cgroup or temp dir behind. ``serve``, the tests and the
 benchmarks all build the server through this class.
 """
@@ -24,6 +24,7 @@ from lambdad.api.http import MAX_BODY_BYTES, LambdaApi
 from lambdad.api.invoke import invoke_handlers
 from lambdad.arn import FunctionRef
 from lambdad.auth.credentials import RootCredentials, load_root_credentials
+from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
 from lambdad.functions.code import CodeTrees
@@ -34,7 +35,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
-from lambdad.sandbox.environment import Environment, EnvironmentSpec
+from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
 from lambdad.sandbox.launcher import Containment, Launcher, probe_jail
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.store.blobs import FileBlobStore
@@ -75,6 +76,7 @@ class LambdadApp:
         self.credentials: RootCredentials = load_root_credentials(
             s.data_dir, s.access_key_id, s.secret_access_key, s.region
         )
+        self.issuer = CredentialIssuer()
         self.store = await SqliteStore.open(s.data_dir / "lambdad.db")
         self.blobs = FileBlobStore(s.data_dir / "code")
         self.trees = CodeTrees(s.data_dir / "tasks")
@@ -106,11 +108,12 @@ class LambdadApp:
         self.async_queue = AsyncQueue(
             self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds
         )
-        await self.async_queue.start()
         self.code_urls = CodeUrlSigner()
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
-        return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead)
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        platform = PlatformAccess(self.issuer, f"http://{host}:{self.port}") if self.port else None
+        return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
     async def _deliver_async(self, event: AsyncEvent) -> bool:
         config = self.functions.resolve(FunctionRef(event.function_name, event.qualifier))
@@ -122,7 +125,7 @@ class LambdadApp:
     def _lookup_secret(self, access_key_id: str) -> Secret | None:
         if access_key_id == self.credentials.access_key_id:
             return Secret(self.credentials.secret_access_key)
-        return None
+        return self.issuer.lookup(access_key_id)
 
     def web_app(self) -> web.Application:
         s = self.settings
@@ -146,6 +149,8 @@ class LambdadApp:
         server = site._server  # aiohttp keeps the asyncio server here; the bound port is only known after start
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
+        # queued async events are delivered once functions can reach the API (their credentials name its port)
+        await self.async_queue.start()
         return self.port
 
     async def aclose(self) -> None:

@@ -341,3 +341,53 @@ def test_bundled_boto3_wins_over_the_runtime_one(lam, fname):
                         Code={"ZipFile": make_zip(files)})
     _, version = invoke_json(lam, fname)
     assert version == "bundled-0.0.1"
+
+
+def test_function_calls_lambdad_with_boto3(lam, fname):
+    """An unchanged boto3.client('lambda') inside a function reaches this server with the function's own
+    short-lived credentials: it lists functions and invokes another function."""
+    target = fname + "-target"
+    create_python_function(lam, target, "def handler(e, c):\n    return {'doubled': e['n'] * 2}\n")
+    code = f"""
+import json, os, boto3
+def handler(event, context):
+    client = boto3.client("lambda")
+    names = [f["FunctionName"] for f in client.list_functions(MaxItems=50)["Functions"]]
+    out = client.invoke(FunctionName={target!r}, Payload=json.dumps({{"n": 21}}))
+    return {{"listed": {target!r} in names or bool(names), "result": json.loads(out["Payload"].read()),
+             "key": os.environ["AWS_ACCESS_KEY_ID"][:4]}}
+"""
+    create_python_function(lam, fname, code, runtime="python3.12", Timeout=30)
+    _, body = invoke_json(lam, fname)
+    assert body == {"listed": True, "result": {"doubled": 42}, "key": "ASIA"}, body
+
+
+def test_function_credentials_are_per_environment_and_revoked(server, lam, fname):
+    create_python_function(lam, fname, "import os\ndef handler(e, c):\n    return {k: os.environ[k] for k in "
+                           "('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')}\n")
+    _, creds = invoke_json(lam, fname)
+    import boto3
+    from botocore.config import Config
+
+    leaked = boto3.client("lambda", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                          aws_session_token=creds["AWS_SESSION_TOKEN"], config=Config(retries={"max_attempts": 0}))
+    leaked.get_function(FunctionName=fname)  # valid while the environment lives
+    # without the session token they are refused
+    with pytest.raises(ClientError) as e:
+        boto3.client("lambda", endpoint_url=server.endpoint, region_name="us-east-1",
+                     aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                     config=Config(retries={"max_attempts": 0})).get_function(FunctionName=fname)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # an update retires the environment: its credentials die with it
+    lam.update_function_configuration(FunctionName=fname, Description="retire")
+    assert wait_until(lambda: _refused(leaked, fname))
+
+
+def _refused(client, name) -> bool:
+    try:
+        client.get_function(FunctionName=name)
+    except ClientError as e:
+        return e.response["Error"]["Code"] == "UnrecognizedClientException"
+    return False

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
 
+from lambdad.auth.issued import CredentialIssuer
 from lambdad.functions.model import FunctionConfig
 from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
@@ -49,6 +50,14 @@ INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
 TAIL_BYTES = 4096
 MAX_LOG_LINE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class PlatformAccess:
+    """How a function reaches the platform's API: credentials issued per environment, and the endpoint."""
+
+    issuer: CredentialIssuer
+    endpoint_url: str
 
 
 class EnvState(Enum):
@@ -106,8 +115,11 @@ class Environment:
         log_sink: LogSink,
         run_dir: str,
         on_dead: Callable[["Environment"], None],
+        platform: PlatformAccess | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
+        self._platform = platform
+        self._credentials = platform.issuer.issue(self.id) if platform is not None else None
         self.spec = spec
         self.config = spec.config
         self.state = EnvState.STARTING
@@ -210,6 +222,10 @@ class Environment:
         }
         if not jailed:  # without a private /tmp mount, a private directory stands in for it
             env["TMPDIR"] = os.path.join(self._run_dir, "tmp")
+        if self._credentials is not None and self._platform is not None:
+            # the function's own short-lived credentials, and where the SDK finds this server's Lambda API
+            env.update(self._credentials.as_environment())
+            env["AWS_ENDPOINT_URL_LAMBDA"] = self._platform.endpoint_url
         env.update(c.environment)
         env.update(
             {
@@ -512,6 +528,8 @@ class Environment:
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
+        if self._credentials is not None and self._platform is not None:
+            self._platform.issuer.revoke(self._credentials.access_key_id)
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()
         self._kill()
