@@ -53,7 +53,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -63,16 +63,24 @@ from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
 from lambdad.runtimes.registry import RuntimeRegistry  # noqa: E402
-from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function  # noqa: E402
+from tests.server import ACCESS_KEY, ROLE, SECRET_KEY, Server, create_python_function, make_zip  # noqa: E402
 
 RUNTIME = "python3.11"
 PAYLOAD = b'{"hello": "world", "n": 12345}'
 IDLE_TIMEOUT = "3600"  # no environment is recycled during a run
 PRESIGNED_BATCH = 256  # throughput clients cycle through this many distinct signed requests each
+# Lambda gives a function CPU in proportion to its memory (1,769 MB = one vCPU) and lambdad does the same with a
+# CFS quota. The warm figures measure the platform, not that quota, so their function gets one full vCPU; the
+# default 128 MB (7 % of a core) is measured beside them for information.
+WARM_MEMORY_MB = 1769
 
 ECHO_CODE = "def handler(event, context):\n    return event\n"
 SLEEP_CODE = "import time\n\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return event\n"
 BOTO3_CODE = "import boto3\n\ndef handler(event, context):\n    return event\n"
+# AWS's Python runtimes ship boto3. Where lambdad's do not (from its fork server to 7357f86 environments saw only
+# the interpreter's standard library), the boto3 function puts the runtime interpreter's site-packages on its own
+# sys.path with a .pth file in its code (the runtime processes .pth files in the task root, as AWS's does).
+BOTO3_PTH = "host-site-packages.pth"
 
 
 @dataclass(frozen=True)
@@ -168,8 +176,7 @@ class _EchoProtocol(asyncio.Protocol):
     """HTTP/1.1 keep-alive: answer each request with a fixed 200 carrying the request body."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.WriteTransport, transport)  # uvloop's are not asyncio.Transport subclasses
         self.buf = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -264,10 +271,28 @@ def latency(lambdad_port: int, echo_port: int, function: str, n: int) -> dict[st
     return out
 
 
+def sequential(port: int, function: str, n: int) -> list[float]:
+    """Sequential invokes of ``function`` alone (after 50 unmeasured ones). Milliseconds."""
+    say(f"warm latency of {function}: {n} sequential invokes")
+    reqs = [signed_invoke(port, function) for _ in range(n + 50)]
+    conn = Connection(port)
+    out = []
+    for i, r in enumerate(reqs):
+        t0 = time.perf_counter_ns()
+        resp = conn.roundtrip(r)
+        if i >= 50:
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+        _check(resp, function)
+    conn.close()
+    return out
+
+
 def _check(resp: tuple[int, bytes, bytes], side: str) -> None:
     status, head, body = resp
     if status != 200 or json.loads(body) != json.loads(PAYLOAD):
-        raise RuntimeError(f"{side}: unexpected answer {status} {body[:300]!r}")
+        tail = base64.b64decode(header(head, "X-Amz-Log-Result") or "").decode(errors="replace")
+        raise RuntimeError(f"{side}: unexpected answer {status} {body[:300]!r}"
+                           + (f"\nlog tail:\n{tail}" if tail else ""))
 
 
 def _tput_worker(port: int, requests: list[bytes], conns: int, t_start: float, t_end: float, cpus: set[int],
@@ -343,19 +368,24 @@ def throughput(port: int, function: str, plan: Plan, cpus: set[int], server_pids
         procs.append(p)
     time.sleep(max(0.0, t_start - time.monotonic()))
     pids = server_pids()
-    main0, rest0 = _cpu_times(pids[:1]), _cpu_times(pids[1:])
+    main0, rest0, machine0 = _cpu_times(pids[:1]), _cpu_times(pids[1:]), _machine_ticks()[2]
     time.sleep(max(0.0, t_end - time.monotonic()))
-    main1, rest1 = _cpu_times(pids[:1]), _cpu_times(pids[1:])
+    main1, rest1, machine1 = _cpu_times(pids[:1]), _cpu_times(pids[1:]), _machine_ticks()[2]
     got = [results.get(timeout=30) for _ in procs]
     for p in procs:
         p.join(10)
     done = sum(g[0] for g in got)
     per_us = 1e6 / max(1, done)
+    client_cores = sum(g[2] for g in got) / plan.tput_seconds
+    server_cores = (sum(main1) + sum(rest1) - sum(main0) - sum(rest0)) / plan.tput_seconds
+    machine_cores = (machine1 - machine0) / os.sysconf("SC_CLK_TCK") / plan.tput_seconds
     return {
         "rps": done / plan.tput_seconds,
         "errors": sum(g[1] for g in got),
-        "client_cores": sum(g[2] for g in got) / plan.tput_seconds,
-        "server_cores": (sum(main1) + sum(rest1) - sum(main0) - sum(rest0)) / plan.tput_seconds,
+        "client_cores": client_cores,
+        "server_cores": server_cores,
+        # CPU the rest of the machine used meanwhile (other sessions, the bench itself): noise in the figure
+        "other_cores": max(0.0, machine_cores - client_cores - server_cores),
         "server_processes": len(pids),
         # CPU per request, microseconds: the server process (all threads), then its environments
         "cpu_us_main_user": (main1[0] - main0[0]) * per_us, "cpu_us_main_sys": (main1[1] - main0[1]) * per_us,
@@ -411,16 +441,18 @@ def uss_bytes(pid: int) -> int:
     return total
 
 
-def cold_starts(server: Server, port: int, python: str, samples: int, code: str, floor_code: str,
+def cold_starts(server: Server, port: int, python: str, samples: int, files: dict[str, str], floor_code: str,
                 label: str) -> dict[str, list[float]]:
     """Create a new function per sample, time its first invoke; interleaved with fresh-interpreter floors."""
     say(f"cold start ({label}): {samples} new functions vs {samples} x {python} -c {floor_code!r}")
     client = server.client()
     conn = Connection(port)
+    code = make_zip(files)
     out: dict[str, list[float]] = {"lambdad": [], "floor": [], "init": []}
     for i in range(samples + 1):  # sample 0 warms the page cache and the server's code paths; it is dropped
         name = f"cold-{label}-{i}"
-        create_python_function(client, name, code, runtime=RUNTIME)
+        client.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": code})
         req = signed_invoke(port, name, headers={"X-Amz-Log-Type": "Tail"})
         t0 = time.perf_counter()
         resp = conn.roundtrip(req)
@@ -438,6 +470,17 @@ def cold_starts(server: Server, port: int, python: str, samples: int, code: str,
         client.delete_function(FunctionName=name)  # its environment goes with it
     conn.close()
     return out
+
+
+def provides_boto3(server: Server, port: int) -> bool:
+    """Whether a function that only says ``import boto3`` gets one from the runtime."""
+    server.client().create_function(FunctionName="bench-boto3-probe", Runtime=RUNTIME, Role=ROLE,
+                                    Handler="app.handler", Code={"ZipFile": make_zip({"app.py": BOTO3_CODE})})
+    conn = Connection(port)
+    status, _, body = conn.roundtrip(signed_invoke(port, "bench-boto3-probe"))
+    conn.close()
+    server.client().delete_function(FunctionName="bench-boto3-probe")
+    return status == 200 and b"errorType" not in body
 
 
 def idle_uss(server: Server, port: int, python: str, k: int) -> dict[str, float]:
@@ -474,53 +517,22 @@ def idle_uss(server: Server, port: int, python: str, k: int) -> dict[str, float]
             "bare_mb": bare_uss / 2**20}
 
 
-# ------------------------------------------------------------------------------------------- profile
-
-
-def profile(server: Server, port: int, function: str, out_dir: Path, seconds: float) -> None:
-    """py-spy the server and one environment while a sequential client invokes ``function``."""
-    py_spy = shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    server_pid = server.proc.pid  # type: ignore[union-attr]
-    reqs = [signed_invoke(port, function) for _ in range(PRESIGNED_BATCH)]
-    conn = Connection(port)
-    envs = environment_pids(server_pid)
-    before = {pid: _cpu_seconds([pid]) for pid in envs}
-    for r in reqs:
-        conn.roundtrip(r)
-    env_pid = max(envs, key=lambda pid: _cpu_seconds([pid]) - before[pid])  # the one the pool hands out now
-    say(f"profiling server pid {server_pid} and environment pid {env_pid} for {seconds:.0f} s -> {out_dir}")
-    spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "500", "--duration", str(int(seconds)),
-                               "--format", fmt, "--nonblocking", "-o", str(out_dir / f"{who}.{ext}")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for pid, who in ((server_pid, "server"), (env_pid, "environment"))
-             for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))]
-    deadline = time.monotonic() + seconds + 1
-    i = 0
-    while time.monotonic() < deadline:
-        conn.roundtrip(reqs[i % len(reqs)])
-        i += 1
-    conn.close()
-    for s in spies:
-        s.wait(30)
-    say(f"profile: {i} invokes; collapsed stacks in {out_dir}/*.txt")
-
-
 # ------------------------------------------------------------------------------------------- report
 
 
-def busy_fraction(seconds: float = 1.0) -> float:
-    """How busy the machine's CPUs were over ``seconds`` (from /proc/stat), before we start anything."""
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields) - idle, sum(fields)
+def _machine_ticks() -> tuple[int, int, int]:
+    """Clock ticks of all CPUs since boot, from /proc/stat: busy, total, and spent in processes (user, nice,
+    system: not interrupts, where the kernel does loopback networking without charging a process)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields), fields[0] + fields[1] + fields[2]
 
-    busy0, total0 = sample()
+
+def busy_fraction(seconds: float = 1.0) -> float:
+    """How busy the machine's CPUs were over ``seconds``, before we start anything."""
+    busy0, total0, _ = _machine_ticks()
     time.sleep(seconds)
-    busy1, total1 = sample()
+    busy1, total1, _ = _machine_ticks()
     return (busy1 - busy0) / max(1, total1 - total0)
 
 
@@ -584,13 +596,29 @@ def verdict(row: dict[str, Any]) -> bool:
     return bool(row["ratio"] >= -limit) if limit < 0 else bool(row["ratio"] <= limit)
 
 
+def warnings(r: dict[str, Any]) -> list[str]:
+    """Reasons not to trust a run: other work on the machine before it or during the throughput windows."""
+    out = []
+    if r["machine"]["busy_before"] > 0.1:
+        out.append(f"the machine was {r['machine']['busy_before']:.0%} busy before the run; figures are unreliable")
+    other = max(r["throughput"]["lambdad"]["other_cores"], r["throughput"]["echo"]["other_cores"])
+    if other > 0.15:
+        out.append(f"something else used up to {other:.2f} cores during the throughput windows; throughput is "
+                   "unreliable")
+    echo = r["throughput"]["echo"]
+    if max(echo["server_cores"], echo["client_cores"]) < 0.8:
+        out.append(f"the echo floor kept neither its server ({echo['server_cores']:.2f}) nor its client "
+                   f"({echo['client_cores']:.2f}) busy: it was held back (CPU taken from this VM?); throughput is "
+                   "unreliable")
+    return out
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
         f"lambdad {m['lambdad_commit']}  |  {m['date']}  |  {m['nproc']} cores ({m['cpu']})  |  "
         f"Python {m['python']}  |  kernel {m['kernel']}",
-        f"load avg {m['loadavg_start']:.2f} -> {m['loadavg_end']:.2f}; CPU busy before the run: {m['busy_before']:.0%}"
-        + ("  -- WARNING: the machine is not idle; these figures are unreliable" if m["busy_before"] > 0.1 else ""),
+        f"load avg {m['loadavg_start']:.2f} -> {m['loadavg_end']:.2f}; CPU busy before the run: {m['busy_before']:.0%}",
         f"functions run on {r['runtime_python']}",
         f"client: {r['client']}",
         "",
@@ -610,14 +638,20 @@ def render(r: dict[str, Any]) -> str:
         f"throughput detail: lambdad {tp['lambdad']['rps']:,.0f}/s using {tp['lambdad']['server_cores']:.2f} "
         f"server cores ({tp['lambdad']['server_processes']} processes), client {tp['lambdad']['client_cores']:.2f} "
         f"cores; echo {tp['echo']['rps']:,.0f}/s using {tp['echo']['server_cores']:.2f} server cores, client "
-        f"{tp['echo']['client_cores']:.2f} cores",
+        f"{tp['echo']['client_cores']:.2f} cores; the rest of the machine meanwhile "
+        f"{tp['lambdad']['other_cores']:.2f} / {tp['echo']['other_cores']:.2f} cores",
         f"cold start detail: server-reported Init Duration p50 {cold['init_p50_ms']:.1f} ms "
-        f"(import boto3: {boto['init_p50_ms']:.1f} ms); lambdad p90 {cold['lambdad_p90_ms']:.1f} ms",
+        f"(import boto3: {boto['init_p50_ms']:.1f} ms); lambdad p90 {cold['lambdad_p90_ms']:.1f} ms; "
+        f"boto3 from {r['boto3_from']}",
         f"CPU per request (us, user+sys): lambdad server process {tp['lambdad']['cpu_us_main_user']:.0f}+"
         f"{tp['lambdad']['cpu_us_main_sys']:.0f}, its environments {tp['lambdad']['cpu_us_envs_user']:.0f}+"
         f"{tp['lambdad']['cpu_us_envs_sys']:.0f}; echo server {tp['echo']['cpu_us_main_user']:.0f}+"
         f"{tp['echo']['cpu_us_main_sys']:.0f}  ({tp['envs']} environments)",
         f"memory detail: {mem['envs']} environments measured",
+        *(f"WARNING: {w}" for w in r["warnings"]),
+        f"warm latency at the default MemorySize 128 (CPU quota: 7 % of a core): p50 "
+        f"{r['latency_128mb']['p50_ms']:.3f} ms, p99 {r['latency_128mb']['p99_ms']:.3f} ms "
+        f"(the figures above use MemorySize {WARM_MEMORY_MB}, one vCPU)",
     ]
     return "\n".join(lines)
 
@@ -647,7 +681,8 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
         port = server.port
         say(f"lambdad pid {server.proc.pid} on port {port}; data dir {data_dir}")  # type: ignore[union-attr]
         client = server.client()
-        create_python_function(client, "bench-echo", ECHO_CODE, runtime=RUNTIME)
+        create_python_function(client, "bench-echo", ECHO_CODE, runtime=RUNTIME, MemorySize=WARM_MEMORY_MB)
+        create_python_function(client, "bench-echo-128", ECHO_CODE, runtime=RUNTIME)
         with echo_server() as (echo_port, echo_pid):
             lat = latency(port, echo_port, "bench-echo", plan.latency_n)
             result["latency"] = {
@@ -657,6 +692,8 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
                 "echo_p50_ms": pct(lat["echo"], 50), "echo_p99_ms": pct(lat["echo"], 99),
                 "echo_mean_ms": statistics.fmean(lat["echo"]),
             }
+            small = sequential(port, "bench-echo-128", max(200, plan.latency_n // 4))
+            result["latency_128mb"] = {"n": len(small), "p50_ms": pct(small, 50), "p99_ms": pct(small, 99)}
             say(f"throughput: {plan.tput_procs} processes x {plan.tput_conns} connections, "
                 f"{plan.tput_warmup:.0f} s warm-up + {plan.tput_seconds:.0f} s, lambdad then echo")
             srv_pid = server.proc.pid  # type: ignore[union-attr]
@@ -669,14 +706,24 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
             if tp_l["errors"] or tp_e["errors"]:
                 raise RuntimeError(f"throughput errors: lambdad {tp_l['errors']}, echo {tp_e['errors']}")
             result["throughput"] = {"lambdad": tp_l, "echo": tp_e, "envs": envs}
-        for key, code, floor in (("cold", ECHO_CODE, "import json"), ("cold_boto3", BOTO3_CODE, "import boto3")):
-            c = cold_starts(server, port, python, plan.cold_samples, code, floor, key.replace("_", "-"))
+        boto3_files = {"app.py": BOTO3_CODE}
+        result["boto3_from"] = "the runtime"
+        if not provides_boto3(server, port):
+            purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            boto3_files[BOTO3_PTH] = purelib + "\n"
+            result["boto3_from"] = f"{purelib} (by a .pth file in the function's code: the runtime has no boto3)"
+        for key, files, floor in (("cold", {"app.py": ECHO_CODE}, "import json"),
+                                  ("cold_boto3", boto3_files, "import boto3")):
+            c = cold_starts(server, port, python, plan.cold_samples, files, floor, key.replace("_", "-"))
             result[key] = {"samples": plan.cold_samples, "lambdad_p50_ms": pct(c["lambdad"], 50),
                            "lambdad_p90_ms": pct(c["lambdad"], 90), "floor_p50_ms": pct(c["floor"], 50),
                            "init_p50_ms": pct(c["init"], 50)}
         result["memory"] = idle_uss(server, port, python, plan.uss_envs)
         if profile_dir is not None:
-            profile(server, port, "bench-echo", profile_dir, 10.0)
+            from profiling import profile  # benchmarks/profiling.py
+
+            profile(server, port, "bench-echo", profile_dir, 10.0, server_cpus, client_cpus)
     finally:
         if server.proc is not None:
             status = server.stop()
@@ -713,6 +760,9 @@ def main() -> None:
     started = time.monotonic()
     result = run(QUICK if args.quick else FULL, client_cpus, server_cpus, args.profile)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
+    result["warnings"] = warnings(result)
+    for w in result["warnings"]:
+        say(f"WARNING: {w}")
     say(f"done in {result['elapsed_s']:.0f} s")
     if args.json:
         json.dump(result, sys.stdout, indent=2, default=str)
