@@ -4,29 +4,40 @@ This module only speaks HTTP. It parses each request into a call on the environm
 ``RuntimeApiTarget``) and renders what comes back; the environment holds every rule about invocations.
 
     GET  /2018-06-01/runtime/invocation/next            -> target.next_invocation()  (long poll)
-    POST /2018-06-01/runtime/invocation/{id}/response   -> target.post_response(id, body)
+    POST /2018-06-01/runtime/invocation/{id}/response   -> target.post_response(id, body, too_large)
     POST /2018-06-01/runtime/invocation/{id}/error      -> target.post_error(id, error_type, body)
     POST /2018-06-01/runtime/init/error                 -> target.post_init_error(error_type, body)
 
-A connection is served only when ``target.accepts_peer`` says its peer is one of the environment's own processes
-(other processes on the machine can reach the port too). Errors the target raises (``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
+Every invocation crosses this API twice, so it is a plain asyncio protocol over httptools (llhttp, the C parser
+uvicorn uses) rather than a general web framework: three fixed routes need no router, middleware or request
+objects, and each request costs a few microseconds of parsing. Requests on one connection are answered in
+order; a connection that closes while its ``GET /next`` waits cancels that wait, so no invocation is handed to a
+runtime that is gone. A connection is served only when ``target.accepts_peer`` says its peer is one of the
+environment's own processes (other processes on the machine can reach the port too). Errors the target raises
+(``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import logging
 import socket
-import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import web
+import httptools
 
 __all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "MAX_RESPONSE_BYTES"]
 
+log = logging.getLogger(__name__)
+
 _PREFIX = "/2018-06-01/runtime/"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's 6 MB response limit, as it reports it: 6291556 bytes
+_REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
+            405: b"Method Not Allowed", 413: b"Payload Too Large", 500: b"Internal Server Error"}
+_ACCEPTED_BODY = b'{"status":"OK"}'
 
 
 class RuntimeApiError(Exception):
@@ -52,27 +63,157 @@ class RuntimeApiTarget(Protocol):
     def post_init_error(self, error_type: str | None, body: bytes) -> None: ...
 
 
-def _accepted() -> web.Response:
-    return web.Response(status=202, body=b'{"status":"OK"}', content_type="application/json")
+@dataclass
+class _Request:
+    method: str
+    path: str
+    error_type: str | None
+    body: bytes
+    too_large: bool
+    keep_alive: bool
 
 
-def _error(status: int, error_type: str, message: str) -> web.Response:
-    body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-    return web.Response(status=status, body=body, content_type="application/json")
+def _render(status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False) -> bytes:
+    head = [b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            % (status, _REASONS.get(status, b"Unknown"), len(body))]
+    if headers:
+        head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    head.append(body)
+    return b"".join(head)
 
 
-async def _read_body(request: web.BaseRequest, limit: int) -> tuple[bytes, bool]:
-    """Read up to ``limit`` bytes; report whether the body was larger (the rest is read and dropped)."""
-    chunks: list[bytes] = []
-    size = 0
-    too_large = False
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            too_large = True
-            continue
-        chunks.append(chunk)
-    return b"".join(chunks), too_large
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class _Connection(asyncio.Protocol):
+    """One runtime connection: parse requests, answer them in order."""
+
+    def __init__(self, target: RuntimeApiTarget) -> None:
+        self._target = target
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._trusted = False
+        self._pending: collections.deque[_Request] = collections.deque()
+        self._waiting: asyncio.Task[None] | None = None  # a GET /next being answered
+        # the request being parsed
+        self._url = b""
+        self._error_type: str | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
+        peer = transport.get_extra_info("peername")
+        self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._send(_render(400, _error_body("InvalidRequest", "Malformed HTTP request"), close=True), True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._pending.clear()
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    # -- httptools callbacks ----------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._error_type = None
+        self._body = []
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"lambda-runtime-function-error-type":
+            self._error_type = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size <= MAX_RESPONSE_BYTES:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        path = self._url.split(b"?", 1)[0].decode("latin-1")
+        self._pending.append(_Request(
+            method=self._parser.get_method().decode("latin-1"), path=path, error_type=self._error_type,
+            body=b"".join(self._body), too_large=self._size > MAX_RESPONSE_BYTES,
+            keep_alive=self._parser.should_keep_alive(),
+        ))
+        if self._waiting is None:
+            self._serve_pending()
+
+    # -- answering --------------------------------------------------------------------------------------------
+
+    def _serve_pending(self) -> None:
+        while self._pending and self._waiting is None and self._transport is not None:
+            request = self._pending.popleft()
+            if not self._trusted:
+                self._send(_render(403, _error_body("AccessDenied",
+                           "This Runtime API endpoint belongs to another environment."), close=True), True)
+                return
+            if request.path == _PREFIX + "invocation/next" and request.method == "GET":
+                self._waiting = asyncio.get_running_loop().create_task(self._answer_next(request))
+                return
+            self._send(self._answer_post(request), not request.keep_alive)
+
+    async def _answer_next(self, request: _Request) -> None:
+        try:
+            nxt = await self._target.next_invocation()
+        except RuntimeApiError as exc:
+            response = _render(exc.status, _error_body(exc.error_type, exc.message), close=not request.keep_alive)
+        else:
+            response = _render(200, nxt.payload, nxt.headers, close=not request.keep_alive)
+        self._waiting = None
+        self._send(response, not request.keep_alive)
+        self._serve_pending()
+
+    def _answer_post(self, request: _Request) -> bytes:
+        close = not request.keep_alive
+        path = request.path
+        if not path.startswith(_PREFIX):
+            return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
+        rest = path[len(_PREFIX):]
+        if request.method != "POST":
+            return _render(405, _error_body("InvalidRequest", "Method not allowed"), close=close)
+        try:
+            if rest == "init/error":
+                self._target.post_init_error(request.error_type, request.body)
+                return _render(202, _ACCEPTED_BODY, close=close)
+            if rest.startswith("invocation/"):
+                request_id, _, action = rest[len("invocation/"):].rpartition("/")
+                if action == "response":
+                    self._target.post_response(request_id, request.body, request.too_large)
+                    if request.too_large:
+                        return _render(413, _error_body(
+                            "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                        ), close=close)
+                    return _render(202, _ACCEPTED_BODY, close=close)
+                if action == "error":
+                    self._target.post_error(request_id, request.error_type, request.body)
+                    return _render(202, _ACCEPTED_BODY, close=close)
+        except RuntimeApiError as exc:
+            return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
+        return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
+
+    def _send(self, data: bytes, close: bool) -> None:
+        if self._transport is None:
+            return
+        self._transport.write(data)
+        if close:
+            self._transport.close()
+            self._transport = None
 
 
 class RuntimeApiServer:
@@ -81,69 +222,33 @@ class RuntimeApiServer:
     def __init__(self, target: RuntimeApiTarget) -> None:
         self._target = target
         self._server: asyncio.AbstractServer | None = None
-        self._trusted: weakref.WeakSet[object] = weakref.WeakSet()  # connections whose peer was checked
-        # handler_cancellation: a runtime that drops its connection while long-polling /next must not leave a
-        # waiter behind that would take (and lose) the next invocation.
-        self._web = web.Server(self._handle, access_log=None, handler_cancellation=True)
+        self._connections: set[_Connection] = set()
         self.port = 0
+
+    def _protocol(self) -> _Connection:
+        connection = _Connection(self._target)
+        self._connections.add(connection)
+        return connection
 
     async def start(self, host: str = "127.0.0.1") -> str:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._web, host, 0, reuse_address=True)
+        self._server = await loop.create_server(self._protocol, host, 0, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return f"{host}:{self.port}"
 
     async def serve_listener(self, listener: socket.socket) -> None:
         """Serve a listening socket opened elsewhere (inside the environment's own network namespace)."""
         listener.setblocking(False)
-        self._server = await asyncio.get_running_loop().create_server(self._web, sock=listener)
+        self._server = await asyncio.get_running_loop().create_server(self._protocol, sock=listener)
         self.port = listener.getsockname()[1]
 
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._web.shutdown(0.1)
             self._server = None
-
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        connection = request.transport
-        if connection is None or connection not in self._trusted:
-            peer = connection.get_extra_info("peername") if connection is not None else None
-            if not peer or not self._target.accepts_peer(peer[0], peer[1]):
-                return _error(403, "AccessDenied", "This Runtime API endpoint belongs to another environment.")
-            self._trusted.add(connection)
-        path = request.path
-        if not path.startswith(_PREFIX):
-            return _error(404, "InvalidRequest", f"Unknown Runtime API path: {path}")
-        rest = path[len(_PREFIX):]
-        try:
-            if rest == "invocation/next":
-                if request.method != "GET":
-                    return _error(405, "InvalidRequest", "Method not allowed")
-                nxt = await self._target.next_invocation()
-                return web.Response(status=200, body=nxt.payload, headers=nxt.headers, content_type="application/json")
-            if request.method != "POST":
-                return _error(405, "InvalidRequest", "Method not allowed")
-            error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
-            if rest == "init/error":
-                body, _ = await _read_body(request, MAX_RESPONSE_BYTES)
-                self._target.post_init_error(error_type, body)
-                return _accepted()
-            if rest.startswith("invocation/"):
-                request_id, _, action = rest[len("invocation/"):].rpartition("/")
-                if action == "response":
-                    body, too_large = await _read_body(request, MAX_RESPONSE_BYTES)
-                    self._target.post_response(request_id, body, too_large)
-                    if too_large:
-                        return _error(
-                            413, "RequestEntityTooLarge",
-                            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
-                        )
-                    return _accepted()
-                if action == "error":
-                    body, _ = await _read_body(request, MAX_RESPONSE_BYTES)
-                    self._target.post_error(request_id, error_type, body)
-                    return _accepted()
-            return _error(404, "InvalidRequest", f"Unknown Runtime API path: {path}")
-        except RuntimeApiError as exc:
-            return _error(exc.status, exc.error_type, exc.message)
+        for connection in self._connections:
+            if connection._transport is not None:
+                connection._transport.abort()
+            if connection._waiting is not None:
+                connection._waiting.cancel()
+        self._connections.clear()

@@ -138,7 +138,7 @@ def handler(event, context):
 """
     results = {}
     # memory enough that the pids cap, not the memory limit, is what stops it
-    t = threading.Thread(target=lambda: results.update(bomb=run(lam, fname, bomb, Timeout=20, MemorySize=3008)))
+    t = threading.Thread(target=lambda: results.update(bomb=run(lam, fname, bomb, Timeout=20, MemorySize=1536)))
     t.start()
     time.sleep(1.0)
     latencies = []
