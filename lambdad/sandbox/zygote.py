@@ -43,6 +43,7 @@ class Zygote:
         self._children: set[int] = set()
         self._ready: asyncio.Future[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._in_flight = asyncio.Semaphore(16)
         self._seq = 0
 
     @property
@@ -75,19 +76,29 @@ class Zygote:
             log.info("fork server for %s (%s) started, pid %d", self.interpreter, self.mode, self._proc.pid)
 
     async def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
-        await self._ensure_started()
-        assert self._sock is not None
-        self._seq += 1
-        request_id = str(self._seq)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            socket.send_fds(self._sock, [json.dumps(dict(request, op="spawn", id=request_id)).encode()], fds)
-        except OSError as exc:
-            self._pending.pop(request_id, None)
-            self._lost(f"send failed: {exc}")
-            raise SpawnError(f"the fork server is gone: {exc}") from exc
-        return await future
+        # The zygote forks one environment at a time; a bounded number of requests in flight keeps the socket's
+        # buffer from filling up when hundreds of cold starts arrive at once.
+        async with self._in_flight:
+            await self._ensure_started()
+            assert self._sock is not None
+            self._seq += 1
+            request_id = str(self._seq)
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            message = json.dumps(dict(request, op="spawn", id=request_id)).encode()
+            while True:
+                try:
+                    socket.send_fds(self._sock, [message], fds)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+                except OSError as exc:
+                    self._pending.pop(request_id, None)
+                    self._lost(f"send failed: {exc}")
+                    raise SpawnError(f"the fork server is gone: {exc}") from exc
+                if self._sock is None:
+                    raise SpawnError("the fork server is gone")
+            return await future
 
     def _on_readable(self) -> None:
         sock = self._sock
