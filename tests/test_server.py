@@ -287,3 +287,23 @@ def test_doctor_reports_protections():
     assert result.returncode == 0, result.stderr
     assert "isolation:" in result.stdout and "runtime python3.12:" in result.stdout
     assert ("environments are jailed" in result.stdout) == (os.geteuid() == 0 and "OFF" not in result.stdout)
+
+
+def test_a_dead_fork_server_is_restarted(fresh_server, fname):
+    srv = fresh_server()
+    lam = srv.client()
+    create_python_function(lam, fname, STREAM)
+    first = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    zygotes = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
+                                               capture_output=True, text=True).stdout.split()]
+    assert zygotes, "no fork server under the server"
+    for pid in zygotes:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)  # let the server notice
+    # the warm environment it had forked keeps serving; a new cold start gets a new fork server
+    assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == first
+    create_python_function(lam, fname + "-2", STREAM)
+    assert json.loads(lam.invoke(FunctionName=fname + "-2")["Payload"].read()) != first
+    again = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
+                                            capture_output=True, text=True).stdout.split()]
+    assert again and not set(again) & set(zygotes)

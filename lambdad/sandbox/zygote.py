@@ -1,9 +1,9 @@
 """The server's side of a fork server (see ``forkserver.py``): start it, ask it to fork environments, hear exits.
 
 Contract: ``spawn`` returns the new environment's pid, or raises ``SpawnError``. Every pid ever returned gets
-exactly one exit notification through ``on_exit(pid, status)`` — from the zygote when it reaps the child, or
-with status -9 for all live children when the zygote itself dies (it is then restarted on the next spawn;
-environments it had forked keep running and are killed through their cgroups or process groups by their owners).
+exactly one exit notification through ``on_exit(pid, status)`` — from the zygote when it reaps the child; or,
+when the zygote itself dies, from a pidfd watch of the child when it exits (status -9: the real status went
+with its parent). A dead zygote is restarted on the next spawn; the environments it had forked keep serving.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Zygote:
         self._pending.clear()
         children, self._children = self._children, set()
         for pid in children:
-            self._on_exit(pid, -9)
+            self._watch_orphan(pid)
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
@@ -159,6 +159,23 @@ class Zygote:
                 proc.wait(1)
             except subprocess.TimeoutExpired:
                 pass
+
+    def _watch_orphan(self, pid: int) -> None:
+        """An environment outlives its fork server: watch the process itself (a pidfd) to report its exit. Its exit
+        status is lost with the fork server that was its parent, so it is reported as killed (-9)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._on_exit(pid, -9)
+            return
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._on_exit(pid, -9)
+
+        loop.add_reader(pidfd, exited)
 
     def _close_socket(self) -> None:
         if self._sock is None:
