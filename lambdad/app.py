@@ -18,16 +18,22 @@ from pathlib import Path
 import botocore.session
 from aiohttp import web
 
+from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.functions import function_handlers
 from lambdad.api.http import MAX_BODY_BYTES, LambdaApi
 from lambdad.api.invoke import invoke_handlers
+from lambdad.api.policies import policy_handlers
+from lambdad.api.tags import tag_handlers
+from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
 from lambdad.auth.credentials import RootCredentials, load_root_credentials
 from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
+from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
+from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.service import InvokeService
@@ -85,6 +91,8 @@ class LambdadApp:
             self.store, self.blobs, self.trees, self.runtimes, region=s.region, account_id=s.account_id
         )
         await self.functions.load()
+        self.aliases = AliasService(self.functions)
+        self.policies = PolicyService(self.functions)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
         isolated = s.isolation == "auto"
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id) if isolated else None
@@ -116,9 +124,11 @@ class LambdadApp:
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
     async def _deliver_async(self, event: AsyncEvent) -> bool:
-        config = self.functions.resolve(FunctionRef(event.function_name, event.qualifier))
+        ref = FunctionRef(event.function_name, event.qualifier or None)
+        config = self.invoker.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
         outcome = await self.invoker.invoke(
-            config, event.payload, request_id=event.id, client_context=event.client_context
+            config, event.payload, request_id=event.id, client_context=event.client_context,
+            invoked_arn=self.invoker.invoked_arn(ref),
         )
         return outcome.result.function_error is None
 
@@ -132,6 +142,10 @@ class LambdadApp:
         model = botocore.session.get_session().get_service_model("lambda")
         handlers = {
             **function_handlers(self.functions, self.code_urls),
+            **version_handlers(self.functions),
+            **alias_handlers(self.aliases, s.region, s.account_id),
+            **tag_handlers(self.functions),
+            **policy_handlers(self.policies, s.region, s.account_id),
             **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
         }
         api = LambdaApi(model, handlers, self._lookup_secret, s.region)

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException, ValidationException
 
-__all__ = ["FunctionRef", "parse_function_name", "function_arn", "LATEST"]
+__all__ = [
+    "FunctionRef",
+    "parse_function_name",
+    "parse_function_arn",
+    "function_arn",
+    "is_version_number",
+    "is_alias_name",
+    "LATEST",
+    "ALIAS_PATTERN",
+]
 
 LATEST = "$LATEST"
 
@@ -23,6 +32,15 @@ _FUNCTION_NAME = re.compile(
 )
 _PATTERN_TEXT = _FUNCTION_NAME.pattern
 _QUALIFIER = re.compile(r"(|[a-zA-Z0-9$_-]+)")
+_VERSION_NUMBER = re.compile(r"[0-9]+")
+# CreateAlias's Name pattern (botocore's model): not all digits, else letters, digits, '-' and '_'.
+ALIAS_PATTERN = "(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+_ALIAS = re.compile(r"[a-zA-Z0-9_-]+")
+# TagResource's Resource pattern for functions (the model's TaggableResource, function branch).
+_FUNCTION_ARN = re.compile(
+    r"arn:(aws[a-zA-Z-]*):lambda:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}):(\d{12}):"
+    r"function:([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,16 @@ class FunctionRef:
 
     name: str
     qualifier: str | None
+
+
+def is_version_number(qualifier: str) -> bool:
+    """A published version's qualifier: digits only (``$LATEST`` is not a number)."""
+    return _VERSION_NUMBER.fullmatch(qualifier) is not None
+
+
+def is_alias_name(qualifier: str) -> bool:
+    """Whether ``qualifier`` is shaped like an alias name (letters, digits, ``-``, ``_``; not all digits)."""
+    return _ALIAS.fullmatch(qualifier) is not None and not is_version_number(qualifier)
 
 
 def function_arn(region: str, account_id: str, name: str, qualifier: str | None = None) -> str:
@@ -79,3 +107,17 @@ def parse_function_name(
             "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
         )
     return FunctionRef(name=name, qualifier=qualifier or None)
+
+
+def parse_function_arn(value: str, *, region: str, account_id: str) -> FunctionRef | None:
+    """A full function ARN (as TagResource takes it) as a reference; None when ``value`` is not one.
+
+    An ARN of another region or account names a function that does not exist here: ResourceNotFoundException.
+    """
+    m = _FUNCTION_ARN.fullmatch(value)
+    if m is None:
+        return None
+    arn_region, arn_account, name, qualifier = m.group(2), m.group(7), m.group(8), m.group(10)
+    if arn_region != region or arn_account != account_id:
+        raise ResourceNotFoundException(f"Function not found: {value}")
+    return FunctionRef(name=name, qualifier=qualifier)

@@ -1,5 +1,8 @@
 """Handlers for the functions API: CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
-UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction. Each parses, calls the service, renders."""
+UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction. Each parses, calls the service, renders.
+
+A qualified read (``Qualifier`` or a qualified ARN) answers with FunctionArn qualified as the caller qualified
+it: a version number, ``$LATEST`` or an alias name (whose configuration is that of the version it points to)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from typing import Any, Mapping
 
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
-from lambdad.arn import FunctionRef, parse_function_name
+from lambdad.arn import FunctionRef, function_arn, parse_function_name
+from lambdad.errors import ValidationException
 from lambdad.functions.service import FunctionService
 
 __all__ = ["function_handlers"]
@@ -25,14 +29,17 @@ def function_handlers(service: FunctionService, code_urls: CodeUrlSigner) -> dic
     async def create_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = ref(params, allow_qualifier=False).name
         config = await service.create(params, name)
-        return config.to_api(region, account)
+        out = config.to_api(region, account)
+        # With Publish, Lambda answers with version 1 but an unqualified FunctionArn.
+        out["FunctionArn"] = function_arn(region, account, name)
+        return out
 
     async def get_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         r = ref(params)
         config = service.resolve(r)
         function = service.function(r.name)
         out: dict[str, Any] = {
-            "Configuration": config.to_api(region, account),
+            "Configuration": config.to_api(region, account, r.qualifier),
             "Code": {"RepositoryType": "S3", "Location": code_urls.url(ctx.base_url, config.code_hash)},
         }
         if function.tags:
@@ -40,11 +47,20 @@ def function_handlers(service: FunctionService, code_urls: CodeUrlSigner) -> dic
         return out
 
     async def get_function_configuration(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        return service.resolve(ref(params)).to_api(region, account)
+        r = ref(params)
+        return service.resolve(r).to_api(region, account, r.qualifier)
 
     async def list_functions(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        listing = service.list(params.get("Marker"), params.get("MaxItems"))
-        out: dict[str, Any] = {"Functions": [c.to_api(region, account) for c in listing.configs]}
+        which = params.get("FunctionVersion")
+        if which is not None and which != "ALL":
+            raise ValidationException(
+                f"1 validation error detected: Value '{which}' at 'functionVersion' failed to satisfy constraint: "
+                "Member must satisfy enum value set: [ALL]"
+            )
+        listing = service.list(params.get("Marker"), params.get("MaxItems"), all_versions=which == "ALL")
+        out: dict[str, Any] = {
+            "Functions": [c.to_api(region, account, c.version if which else None) for c in listing.configs]
+        }
         if listing.next_marker:
             out["NextMarker"] = listing.next_marker
         return out

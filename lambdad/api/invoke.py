@@ -9,7 +9,7 @@ import json
 from typing import Any, Mapping
 
 from lambdad.api.http import Handler, RequestContext
-from lambdad.arn import LATEST, parse_function_name
+from lambdad.arn import parse_function_name
 from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.service import InvokeService
@@ -62,7 +62,7 @@ def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, acco
         ref = parse_function_name(
             params["FunctionName"], region=region, account_id=account_id, qualifier=params.get("Qualifier")
         )
-        config = service.resolve(ref)
+        config = service.route(ref)
         payload: bytes = params.get("Payload") or b""
         limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
         if len(payload) > limit:
@@ -78,9 +78,12 @@ def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, acco
         if invocation_type == "DryRun":
             return {"StatusCode": 204}
         if invocation_type == "Event":
-            await queue.submit(config.name, ref.qualifier or LATEST, payload, client_context, request_id=ctx.request_id)
+            # the qualifier as the caller gave it ("" for none): an alias is resolved again when the event is delivered
+            await queue.submit(config.name, ref.qualifier or "", payload, client_context, request_id=ctx.request_id)
             return {"StatusCode": 202}
-        outcome = await service.invoke(config, payload, request_id=ctx.request_id, client_context=client_context)
+        outcome = await service.invoke(
+            config, payload, request_id=ctx.request_id, client_context=client_context, invoked_arn=service.invoked_arn(ref)
+        )
         result = outcome.result
         out: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload, "ExecutedVersion": outcome.executed_version}
         if result.function_error:

@@ -1,15 +1,23 @@
-"""Typed values for functions: one ``FunctionConfig`` per function version ($LATEST or a published number)."""
+"""Typed values for functions: one ``FunctionConfig`` per function version ($LATEST or a published number),
+``Alias`` for a named pointer to one or two versions, ``Function`` for all of a function's state."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from lambdad.arn import LATEST, function_arn
 
-__all__ = ["FunctionConfig", "Function", "LATEST"]
+__all__ = ["FunctionConfig", "Alias", "Function", "LATEST", "POLICY_VERSION"]
+
+POLICY_VERSION = "2012-10-17"
+
+# Fields that change on every write without changing what runs; PublishVersion ignores them when it decides
+# whether $LATEST changed since the last published version.
+_VOLATILE = ("version", "last_modified", "revision_id", "state", "last_update_status")
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,23 @@ class FunctionConfig:
     def arn(self, region: str, account_id: str, qualified: bool = False) -> str:
         return function_arn(region, account_id, self.name, self.version if qualified else None)
 
-    def to_api(self, region: str, account_id: str) -> dict[str, Any]:
-        """The FunctionConfiguration shape, as GetFunctionConfiguration returns it."""
+    def fingerprint(self) -> str:
+        """A digest of the code and configuration, ignoring revision, time and state (see PublishVersion)."""
+        data = dataclasses.asdict(self)
+        for key in _VOLATILE:
+            data.pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def to_api(self, region: str, account_id: str, arn_qualifier: str | None = None) -> dict[str, Any]:
+        """The FunctionConfiguration shape, as GetFunctionConfiguration returns it.
+
+        FunctionArn is qualified with ``arn_qualifier`` when given (the alias or ``$LATEST`` a caller named),
+        else with the version number for a published version and not at all for $LATEST.
+        """
+        qualifier = arn_qualifier or (None if self.version == LATEST else self.version)
         out: dict[str, Any] = {
             "FunctionName": self.name,
-            "FunctionArn": function_arn(region, account_id, self.name, None if self.version == LATEST else self.version),
+            "FunctionArn": function_arn(region, account_id, self.name, qualifier),
             "Runtime": self.runtime,
             "Role": self.role,
             "Handler": self.handler,
@@ -94,14 +114,76 @@ class FunctionConfig:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Alias:
+    """A named pointer to a version, optionally sending a share of invocations to a second version."""
+
+    function_name: str
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    weights: Mapping[str, float] = field(default_factory=dict)  # additional version -> share of invocations
+
+    def arn(self, region: str, account_id: str) -> str:
+        return function_arn(region, account_id, self.function_name, self.name)
+
+    def versions(self) -> set[str]:
+        """Every version this alias can route to."""
+        return {self.function_version, *self.weights}
+
+    def to_api(self, region: str, account_id: str) -> dict[str, Any]:
+        """The AliasConfiguration shape."""
+        out: dict[str, Any] = {
+            "AliasArn": self.arn(region, account_id),
+            "Name": self.name,
+            "FunctionVersion": self.function_version,
+            "Description": self.description,
+            "RevisionId": self.revision_id,
+        }
+        if self.weights:
+            out["RoutingConfig"] = {"AdditionalVersionWeights": dict(self.weights)}
+        return out
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Alias":
+        return cls(**json.loads(text))
+
+    def replace(self, **changes: Any) -> "Alias":
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass
 class Function:
-    """A function: its mutable $LATEST, its published versions and its tags (held in memory, persisted by the store)."""
+    """A function: its mutable $LATEST, published versions, aliases, tags and resource policies (held in memory,
+    persisted by the store).
+
+    ``last_version`` is the highest version number ever published (numbers are never reused, even after a
+    deletion); ``published_from`` is the fingerprint of $LATEST when that version was published.
+    ``policies`` maps a qualifier ($LATEST for the unqualified function, a version or an alias name) to the
+    statements of its resource-based policy, in the order they were added.
+    """
 
     latest: FunctionConfig
     tags: dict[str, str] = field(default_factory=dict)
     versions: dict[str, FunctionConfig] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    last_version: int = 0
+    published_from: str = ""
 
     @property
     def name(self) -> str:
         return self.latest.name
+
+    def sorted_versions(self) -> list[FunctionConfig]:
+        """$LATEST, then the published versions in ascending order (as ListVersionsByFunction lists them)."""
+        return [self.latest, *(self.versions[v] for v in sorted(self.versions, key=int))]
+
+    def aliases_of(self, version: str) -> list[str]:
+        """Names of the aliases that route to ``version``, sorted."""
+        return sorted(a.name for a in self.aliases.values() if version in a.versions())

@@ -1,8 +1,18 @@
-"""The functions service: create, read, update and delete functions, with Lambda's rules.
+"""The functions service: create, read, update and delete functions and their published versions and tags,
+with Lambda's rules.
 
 State lives in memory (``Function`` objects keyed by name) for fast reads on the invoke path and is written through
-to the metadata store before any call returns. A per-function lock serialises changes to one function.
-Listeners hear about every change of a function's $LATEST (the environment pool retires old environments).
+to the metadata store before any call returns. A per-function lock (``lock(name)``, shared with the alias and
+policy services) serialises changes to one function. Listeners hear about every change that makes a version's
+environments stale: ``(name, version)``, or ``(name, None)`` when the whole function is gone, and the
+environment pool retires those environments.
+
+Versions: PublishVersion snapshots $LATEST as version ``last_version + 1`` (numbers are never reused) unless
+$LATEST is unchanged since the last published version (same code and configuration, by
+``FunctionConfig.fingerprint``), in which case that version is returned. Publishing gives $LATEST a new revision
+id, as on Lambda. A version is never changed afterwards, except for the revision id a policy change gives it.
+Qualifiers resolve in memory: ``$LATEST``, a version number, or an alias (``route`` draws between an alias's two
+versions by their weights, once per invocation).
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import random
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +28,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import botocore.session
 
-from lambdad.arn import LATEST, FunctionRef
+from lambdad.arn import LATEST, FunctionRef, function_arn
 from lambdad.errors import (
     InvalidParameterValueException,
     PreconditionFailedException,
@@ -31,15 +42,24 @@ from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.sqlite import SqliteStore
 
-__all__ = ["FunctionService", "Listing"]
+__all__ = ["FunctionService", "Listing", "VersionListing", "MAX_TAGS"]
 
 _KNOWN_RUNTIMES = tuple(botocore.session.get_session().get_service_model("lambda").shape_for("Runtime").enum)
 
-ChangeListener = Callable[[str], Awaitable[None]]
+ChangeListener = Callable[[str, str | None], Awaitable[None]]
+
+MAX_TAGS = 50
+_PAGE = 50
 
 
 @dataclass(frozen=True)
 class Listing:
+    configs: list[FunctionConfig]
+    next_marker: str | None
+
+
+@dataclass(frozen=True)
+class VersionListing:
     configs: list[FunctionConfig]
     next_marker: str | None
 
@@ -64,6 +84,7 @@ class FunctionService:
         *,
         region: str,
         account_id: str,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -74,6 +95,7 @@ class FunctionService:
         self._functions: dict[str, Function] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[ChangeListener] = []
+        self._random = rng or random.Random()
 
     async def load(self) -> None:
         for function in await self._store.load_functions():
@@ -82,51 +104,77 @@ class FunctionService:
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
 
-    async def _changed(self, name: str) -> None:
+    async def changed(self, name: str, version: str | None) -> None:
+        """Tell listeners that ``version`` of ``name`` (None: every version) changed or is gone."""
         for listener in self._listeners:
-            await listener(name)
+            await listener(name, version)
 
-    def _lock(self, name: str) -> asyncio.Lock:
+    def lock(self, name: str) -> asyncio.Lock:
+        """The lock that serialises every change to function ``name`` (its versions, aliases, tags, policies)."""
         return self._locks.setdefault(name, asyncio.Lock())
+
+    @property
+    def store(self) -> SqliteStore:
+        return self._store
+
+    def arn(self, name: str, qualifier: str | None = None) -> str:
+        return function_arn(self.region, self.account_id, name, qualifier)
 
     # -- reads -----------------------------------------------------------------------------------------------
 
     def function(self, name: str) -> Function:
         function = self._functions.get(name)
         if function is None:
-            raise ResourceNotFoundException(
-                f"Function not found: arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
-            )
+            raise ResourceNotFoundException(f"Function not found: {self.arn(name)}")
         return function
 
     def resolve(self, ref: FunctionRef) -> FunctionConfig:
-        """The configuration a qualified reference names ($LATEST when unqualified). Hot path: memory only."""
+        """The configuration a reference names: $LATEST when unqualified, a published version, or the version an
+        alias points to (its primary version, whatever its routing weights say). Memory only."""
         function = self.function(ref.name)
         qualifier = ref.qualifier or LATEST
-        if qualifier == LATEST:
+        alias = function.aliases.get(qualifier)
+        return self._version(function, alias.function_version if alias else qualifier, ref)
+
+    def route(self, ref: FunctionRef) -> FunctionConfig:
+        """The version one invocation of ``ref`` runs: like ``resolve``, but an alias with an additional version
+        weight sends that share of invocations to it (a fresh random draw per call). Hot path: memory only."""
+        function = self.function(ref.name)
+        qualifier = ref.qualifier or LATEST
+        alias = function.aliases.get(qualifier)
+        if alias is None:
+            return self._version(function, qualifier, ref)
+        version = alias.function_version
+        for extra, weight in alias.weights.items():
+            if self._random.random() < weight:
+                version = extra
+        return self._version(function, version, ref)
+
+    def _version(self, function: Function, version: str, ref: FunctionRef) -> FunctionConfig:
+        if version == LATEST:
             return function.latest
-        config = function.versions.get(qualifier)
+        config = function.versions.get(version)
         if config is None:
-            raise ResourceNotFoundException(
-                f"Function not found: arn:aws:lambda:{self.region}:{self.account_id}:function:{ref.name}:{qualifier}"
-            )
+            raise ResourceNotFoundException(f"Function not found: {self.arn(ref.name, ref.qualifier)}")
         return config
 
-    def list(self, marker: str | None, max_items: int | None) -> Listing:
-        names = sorted(self._functions)
-        start = 0
-        if marker:
-            try:
-                start = names.index(_decode_marker(marker)) + 1
-            except ValueError:
-                start = next((i for i, n in enumerate(names) if n > _decode_marker(marker)), len(names))
-        limit = max(1, min(max_items or 50, 50))
-        page = names[start : start + limit]
-        more = start + limit < len(names)
-        return Listing(
-            configs=[self._functions[n].latest for n in page],
-            next_marker=_encode_marker(page[-1]) if more and page else None,
-        )
+    def list(self, marker: str | None, max_items: int | None, all_versions: bool = False) -> Listing:
+        """Functions by name ($LATEST of each), or with ``all_versions`` every version of every function."""
+        if all_versions:
+            configs = [c for n in sorted(self._functions) for c in self._functions[n].sorted_versions()]
+        else:
+            configs = [self._functions[n].latest for n in sorted(self._functions)]
+        if all_versions:
+            page, next_marker = _page(configs, marker, max_items, lambda c: f"{c.name}:{_version_key(c.version)}")
+        else:
+            page, next_marker = _page(configs, marker, max_items, lambda c: c.name)
+        return Listing(configs=page, next_marker=next_marker)
+
+    def list_versions(self, name: str, marker: str | None, max_items: int | None) -> VersionListing:
+        """$LATEST and the published versions of ``name``, in ascending order."""
+        configs = self.function(name).sorted_versions()
+        page, next_marker = _page(configs, marker, max_items, lambda c: _version_key(c.version))
+        return VersionListing(configs=page, next_marker=next_marker)
 
     def blob_path(self, code_hash: str) -> Path:
         return self._blobs.path(code_hash)
@@ -137,10 +185,11 @@ class FunctionService:
     # -- writes ----------------------------------------------------------------------------------------------
 
     async def create(self, params: Mapping[str, Any], name: str) -> FunctionConfig:
+        """Create a function; returns $LATEST, or version 1 when ``Publish`` is set."""
         code = params["Code"]
         if params.get("PackageType", "Zip") != "Zip":
             raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
-        _check_code_source(code, params)
+        _check_code_source(code)
         runtime = params.get("Runtime")
         if runtime is None:
             raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
@@ -150,8 +199,11 @@ class FunctionService:
         validation.check_runtime(runtime, _KNOWN_RUNTIMES, self._runtimes.names)
         validation.check_handler(handler)
         validation.check_role(params["Role"])
+        tags = dict(params.get("Tags") or {})
+        if len(tags) > MAX_TAGS:
+            raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         fields = self._config_fields(params)
-        async with self._lock(name):
+        async with self.lock(name):
             if name in self._functions:
                 raise ResourceConflictException(
                     f"Function already exist: {name}"
@@ -168,16 +220,20 @@ class FunctionService:
                 **code_fields,
                 **fields,
             )
-            tags = dict(params.get("Tags") or {})
-            await self._store.create_function(config, tags)
-            self._functions[name] = Function(latest=config, tags=tags)
-        return config
+            function = Function(latest=config, tags=tags)
+            published = _new_version(config, 1, None) if params.get("Publish") else None
+            await self._store.create_function(config, tags, published)
+            if published is not None:
+                self._record_version(function, published)
+            self._functions[name] = function
+        return published or config
 
     async def update_code(self, name: str, params: Mapping[str, Any]) -> FunctionConfig:
-        _check_code_source(params, params)
+        """Replace $LATEST's code; returns $LATEST, or the published version when ``Publish`` is set."""
+        _check_code_source(params)
         if params.get("Architectures"):
             validation.check_architectures(params["Architectures"])
-        async with self._lock(name):
+        async with self.lock(name):
             function = self.function(name)
             self._check_revision(function.latest, params.get("RevisionId"))
             code_fields = await self._store_code(params["ZipFile"], "UpdateFunctionCode")
@@ -185,10 +241,14 @@ class FunctionService:
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
-            await self._store.put_version(config)
-            function.latest = config
-        await self._changed(name)
-        return config
+            result = config
+            if params.get("Publish"):
+                result = await self._publish(function, config, None)
+            else:
+                await self._store.put_version(config)
+                function.latest = config
+        await self.changed(name, LATEST)
+        return result
 
     async def update_configuration(self, name: str, params: Mapping[str, Any]) -> FunctionConfig:
         changes: dict[str, Any] = {}
@@ -202,26 +262,104 @@ class FunctionService:
             validation.check_role(params["Role"])
             changes["role"] = params["Role"]
         changes.update(self._config_fields(params))
-        async with self._lock(name):
+        async with self.lock(name):
             function = self.function(name)
             self._check_revision(function.latest, params.get("RevisionId"))
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
             await self._store.put_version(config)
             function.latest = config
-        await self._changed(name)
+        await self.changed(name, LATEST)
         return config
 
+    async def publish(
+        self, name: str, *, code_sha256: str | None, description: str | None, revision_id: str | None
+    ) -> FunctionConfig:
+        """PublishVersion: a new version from $LATEST, or the last one when $LATEST has not changed since."""
+        async with self.lock(name):
+            function = self.function(name)
+            latest = function.latest
+            self._check_revision(latest, revision_id)
+            if code_sha256 is not None and code_sha256 != latest.code_sha256:
+                raise InvalidParameterValueException(
+                    f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
+                    f"({latest.code_sha256}). Please try again with the CodeSHA256 in $LATEST."
+                )
+            before = function.latest.revision_id
+            version = await self._publish(function, latest, description)
+            moved = function.latest.revision_id != before
+        if moved:
+            await self.changed(name, LATEST)
+        return version
+
     async def delete(self, name: str, qualifier: str | None) -> None:
-        if qualifier not in (None, LATEST):
-            raise InvalidParameterValueException("Deleting a published version is not supported by this lambdad server yet.")
+        """Delete the function (no qualifier) or one published version. A version that does not exist is not an
+        error (as on Lambda); one an alias routes to is refused."""
         if qualifier == LATEST:
             raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
-        async with self._lock(name):
-            self.function(name)
-            await self._store.delete_function(name)
-            del self._functions[name]
-        self._locks.pop(name, None)
-        await self._changed(name)
+        async with self.lock(name):
+            function = self.function(name)
+            if qualifier is not None:
+                if qualifier not in function.versions:
+                    return
+                aliases = function.aliases_of(qualifier)
+                if aliases:
+                    raise ResourceConflictException(
+                        f"Unable to delete version because the following aliases reference it: [{', '.join(aliases)}]"
+                    )
+                await self._store.delete_version(name, qualifier)
+                del function.versions[qualifier]
+                function.policies.pop(qualifier, None)
+            else:
+                await self._store.delete_function(name)
+                del self._functions[name]
+        if qualifier is None:
+            self._locks.pop(name, None)
+        await self.changed(name, qualifier)
+
+    async def tag(self, name: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags. Like every change to a function's metadata, it gives $LATEST a new revision id."""
+        async with self.lock(name):
+            function = self.function(name)
+            merged = {**function.tags, **tags}
+            if len(merged) > MAX_TAGS:
+                raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
+            await self._put_tags(function, merged)
+        await self.changed(name, LATEST)
+
+    async def untag(self, name: str, keys: list[str]) -> None:
+        async with self.lock(name):
+            function = self.function(name)
+            await self._put_tags(function, {k: v for k, v in function.tags.items() if k not in keys})
+        await self.changed(name, LATEST)
+
+    async def _put_tags(self, function: Function, tags: dict[str, str]) -> None:
+        latest = function.latest.replace(revision_id=_revision())
+        await self._store.put_tags(function.name, tags, latest)
+        function.tags = tags
+        function.latest = latest
+
+    # -- versions (call with the function's lock held) --------------------------------------------------------
+
+    async def _publish(self, function: Function, latest: FunctionConfig, description: str | None) -> FunctionConfig:
+        """Publish ``latest`` (the new $LATEST, stored here too) unless it is unchanged since the last version,
+        which is then returned (and $LATEST stored as it is)."""
+        last = function.versions.get(str(function.last_version))
+        if last is not None and latest.fingerprint() == function.published_from:
+            if latest is not function.latest:
+                await self._store.put_version(latest)
+                function.latest = latest
+            return last
+        version = _new_version(latest, function.last_version + 1, description)
+        latest = latest.replace(revision_id=_revision())
+        await self._store.publish_version(version, latest, latest.fingerprint())
+        function.latest = latest
+        self._record_version(function, version)
+        return version
+
+    def _record_version(self, function: Function, version: FunctionConfig) -> None:
+        function.versions[version.version] = version
+        function.last_version = int(version.version)
+        function.published_from = function.latest.fingerprint()
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -282,7 +420,7 @@ class FunctionService:
         }
 
 
-def _check_code_source(code: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+def _check_code_source(code: Mapping[str, Any]) -> None:
     """Code must come as a .zip in ZipFile (CreateFunction's Code, or UpdateFunctionCode's own members)."""
     if code.get("ImageUri"):
         raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
@@ -292,8 +430,34 @@ def _check_code_source(code: Mapping[str, Any], params: Mapping[str, Any]) -> No
         )
     if "ZipFile" not in code:
         raise InvalidParameterValueException("Please provide a source for function code.")
-    if params.get("Publish"):
-        raise InvalidParameterValueException("Publish is not supported by this lambdad server yet (versions come later).")
+
+
+def _new_version(latest: FunctionConfig, number: int, description: str | None) -> FunctionConfig:
+    """Version ``number``: a copy of ``latest`` with its own revision id (and description, when given)."""
+    changes: dict[str, Any] = {"version": str(number), "last_modified": _now(), "revision_id": _revision()}
+    if description is not None:
+        changes["description"] = description
+    return latest.replace(**changes)
+
+
+def _version_key(version: str) -> str:
+    """Orders $LATEST first, then version numbers numerically, as text (for list markers)."""
+    return "" if version == LATEST else f"{int(version):012d}"
+
+
+def _page(
+    items: list[Any], marker: str | None, max_items: int | None, key: Callable[[Any], str]
+) -> tuple[list[Any], str | None]:
+    """One page of ``items`` (at most 50, as Lambda) after the item whose key ``marker`` encodes."""
+    start = 0
+    if marker:
+        after = _decode_marker(marker)
+        keys = [key(item) for item in items]
+        start = keys.index(after) + 1 if after in keys else next((i for i, k in enumerate(keys) if k > after), len(keys))
+    limit = max(1, min(max_items or _PAGE, _PAGE))
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    return page, (_encode_marker(key(page[-1])) if more and page else None)
 
 
 def _encode_marker(name: str) -> str:

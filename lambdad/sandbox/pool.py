@@ -5,7 +5,8 @@ Contract:
   otherwise) and counts it against the account's concurrency; at the limit it raises TooManyRequestsException.
 - The caller runs one invocation and then calls ``release(env)`` exactly once, whatever happened.
 - Environments are keyed by (function name, version, revision id): a change to $LATEST gives a new key, so old
-  environments are never reused; ``retire(name)`` closes the idle ones at once and the busy ones on release.
+  environments are never reused; ``retire(name, version)`` closes the idle ones of that version (of every version
+  when ``version`` is None) at once and the busy ones on release.
 - Idle environments live ``idle_timeout`` seconds after their last invocation, then are closed.
 - ``aclose()`` closes every environment; nothing the pool started survives it.
 """
@@ -89,14 +90,15 @@ class EnvironmentPool:
         env.state = EnvState.IDLE
         self._idle.setdefault(_key(env.spec), []).append(env)
 
-    def retire(self, function_name: str) -> None:
-        """Make every environment of ``function_name`` unusable; close those not busy now."""
-        for key in [k for k in self._idle if k[0] == function_name]:
+    def retire(self, function_name: str, version: str | None = None) -> None:
+        """Make every environment of ``function_name`` (of its ``version`` only, if given) unusable; close those
+        not busy now."""
+        for key in [k for k in self._idle if k[0] == function_name and (version is None or k[1] == version)]:
             for env in self._idle.pop(key):
                 env.retired = True
                 self._close_soon(env)
         for env in self._all:
-            if env.config.name == function_name:
+            if env.config.name == function_name and (version is None or env.config.version == version):
                 env.retired = True
 
     def _forget(self, env: Environment) -> None:

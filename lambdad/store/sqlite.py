@@ -18,9 +18,11 @@ from typing import Iterable, Sequence
 
 import aiosqlite
 
-from lambdad.functions.model import Function, FunctionConfig
+from lambdad.functions.model import Alias, Function, FunctionConfig
 
 __all__ = ["SqliteStore", "AsyncEvent", "LogEvent"]
+
+Statement = tuple[str, Iterable]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS functions (
@@ -33,6 +35,23 @@ CREATE TABLE IF NOT EXISTS versions (
     version TEXT NOT NULL,
     config TEXT NOT NULL,
     PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS version_counters (
+    name TEXT PRIMARY KEY REFERENCES functions(name) ON DELETE CASCADE,
+    last_version INTEGER NOT NULL,
+    published_from TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS policies (
+    name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    qualifier TEXT NOT NULL,
+    statements TEXT NOT NULL,
+    PRIMARY KEY (name, qualifier)
 );
 CREATE TABLE IF NOT EXISTS async_events (
     id TEXT PRIMARY KEY,
@@ -84,7 +103,8 @@ class LogEvent:
 
 
 class SqliteStore:
-    """Function metadata, the async event queue and log events in one SQLite file. Owner of its connection."""
+    """Function metadata (functions, versions and their counter, aliases, resource policies), the async event
+    queue and log events in one SQLite file. Owner of its connection."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -120,35 +140,94 @@ class SqliteStore:
         for name, version, cfg in rows:
             if version != "$LATEST" and name in functions:
                 functions[name].versions[version] = FunctionConfig.from_json(cfg)
+        async with self._db.execute("SELECT name, last_version, published_from FROM version_counters") as cur:
+            for name, last_version, published_from in await cur.fetchall():
+                if name in functions:
+                    functions[name].last_version = last_version
+                    functions[name].published_from = published_from
+        async with self._db.execute("SELECT name, alias, config FROM aliases") as cur:
+            for name, alias, cfg in await cur.fetchall():
+                if name in functions:
+                    functions[name].aliases[alias] = Alias.from_json(cfg)
+        async with self._db.execute("SELECT name, qualifier, statements FROM policies") as cur:
+            for name, qualifier, statements in await cur.fetchall():
+                if name in functions:
+                    functions[name].policies[qualifier] = json.loads(statements)
         return list(functions.values())
 
-    async def create_function(self, config: FunctionConfig, tags: dict[str, str]) -> None:
-        await self._transaction(
-            [
-                ("INSERT INTO functions (name, tags, created) VALUES (?, ?, ?)", (config.name, json.dumps(tags), time.time())),
-                ("INSERT INTO versions (name, version, config) VALUES (?, ?, ?)", (config.name, config.version, config.to_json())),
-            ]
-        )
+    async def create_function(
+        self, config: FunctionConfig, tags: dict[str, str], published: FunctionConfig | None = None
+    ) -> None:
+        """Store a new function; with ``published``, its version 1 too, in the same transaction."""
+        statements: list[Statement] = [
+            ("INSERT INTO functions (name, tags, created) VALUES (?, ?, ?)", (config.name, json.dumps(tags), time.time())),
+            _put_version(config),
+        ]
+        if published is not None:
+            statements += [_put_version(published), _put_counter(config.name, int(published.version), config.fingerprint())]
+        await self._transaction(statements)
 
     async def put_version(self, config: FunctionConfig) -> None:
-        await self._write(
-            "INSERT OR REPLACE INTO versions (name, version, config) VALUES (?, ?, ?)",
-            (config.name, config.version, config.to_json()),
+        await self._write(*_put_version(config))
+
+    async def publish_version(self, version: FunctionConfig, latest: FunctionConfig, published_from: str) -> None:
+        """Store a newly published version, the $LATEST it came from and the version counter, atomically."""
+        await self._transaction(
+            [_put_version(version), _put_version(latest), _put_counter(latest.name, int(version.version), published_from)]
         )
 
-    async def put_tags(self, name: str, tags: dict[str, str]) -> None:
-        await self._write("UPDATE functions SET tags = ? WHERE name = ?", (json.dumps(tags), name))
+    async def put_tags(self, name: str, tags: dict[str, str], latest: FunctionConfig) -> None:
+        """Replace a function's tags; ``latest`` carries the new revision id that a tag change gives $LATEST."""
+        await self._transaction(
+            [("UPDATE functions SET tags = ? WHERE name = ?", (json.dumps(tags), name)), _put_version(latest)]
+        )
 
     async def delete_function(self, name: str) -> None:
         await self._transaction(
             [
+                ("DELETE FROM policies WHERE name = ?", (name,)),
+                ("DELETE FROM aliases WHERE name = ?", (name,)),
+                ("DELETE FROM version_counters WHERE name = ?", (name,)),
                 ("DELETE FROM versions WHERE name = ?", (name,)),
                 ("DELETE FROM functions WHERE name = ?", (name,)),
             ]
         )
 
     async def delete_version(self, name: str, version: str) -> None:
-        await self._write("DELETE FROM versions WHERE name = ? AND version = ?", (name, version))
+        """Delete a published version and its resource policy."""
+        await self._transaction(
+            [
+                ("DELETE FROM versions WHERE name = ? AND version = ?", (name, version)),
+                ("DELETE FROM policies WHERE name = ? AND qualifier = ?", (name, version)),
+            ]
+        )
+
+    async def put_alias(self, alias: Alias) -> None:
+        await self._write(*_put_alias(alias))
+
+    async def delete_alias(self, function_name: str, alias_name: str) -> None:
+        """Delete an alias and its resource policy."""
+        await self._transaction(
+            [
+                ("DELETE FROM aliases WHERE name = ? AND alias = ?", (function_name, alias_name)),
+                ("DELETE FROM policies WHERE name = ? AND qualifier = ?", (function_name, alias_name)),
+            ]
+        )
+
+    async def put_policy(
+        self, name: str, qualifier: str, statements: list[dict], target: FunctionConfig | Alias
+    ) -> None:
+        """Replace the policy of ``qualifier`` (none left: delete it) and store ``target`` (the version or alias
+        the policy belongs to, with its new revision id) in the same transaction."""
+        if statements:
+            policy: Statement = (
+                "INSERT OR REPLACE INTO policies (name, qualifier, statements) VALUES (?, ?, ?)",
+                (name, qualifier, json.dumps(statements, separators=(",", ":"))),
+            )
+        else:
+            policy = ("DELETE FROM policies WHERE name = ? AND qualifier = ?", (name, qualifier))
+        owner = _put_alias(target) if isinstance(target, Alias) else _put_version(target)
+        await self._transaction([policy, owner])
 
     async def code_hashes_in_use(self) -> set[str]:
         async with self._db.execute("SELECT config FROM versions") as cur:
@@ -242,3 +321,24 @@ class SqliteStore:
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
+
+
+def _put_version(config: FunctionConfig) -> Statement:
+    return (
+        "INSERT OR REPLACE INTO versions (name, version, config) VALUES (?, ?, ?)",
+        (config.name, config.version, config.to_json()),
+    )
+
+
+def _put_counter(name: str, last_version: int, published_from: str) -> Statement:
+    return (
+        "INSERT OR REPLACE INTO version_counters (name, last_version, published_from) VALUES (?, ?, ?)",
+        (name, last_version, published_from),
+    )
+
+
+def _put_alias(alias: Alias) -> Statement:
+    return (
+        "INSERT OR REPLACE INTO aliases (name, alias, config) VALUES (?, ?, ?)",
+        (alias.function_name, alias.name, alias.to_json()),
+    )
