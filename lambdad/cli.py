@@ -92,7 +92,7 @@ def doctor() -> None:
     """Say which isolation protections work on this machine, without starting a server."""
     import uuid
 
-    from lambdad.runtimes.registry import RuntimeRegistry
+    from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
     from lambdad.sandbox.cgroups import CgroupRoot
     from lambdad.sandbox.launcher import Containment, probe_jail
 
@@ -106,8 +106,16 @@ def doctor() -> None:
                "NOT jailed: functions run with the server's user and can see its files; trust them, or run as root"))
     registry = RuntimeRegistry()
     for name in registry.names:
-        spec = registry.get(name)
-        click.echo(f"runtime {name}: {spec.executable}" + ("" if spec.exact else " (stand-in: the exact version is not installed)"))
+        try:
+            spec = registry.get(name)
+        except RuntimeUnavailable as exc:
+            click.echo(f"runtime {name}: UNAVAILABLE ({exc})")
+            continue
+        if spec.family == "provided":
+            click.echo(f"runtime {name}: the function's own bootstrap")
+            continue
+        runs = f"{spec.executable} {spec.version}".rstrip()
+        click.echo(f"runtime {name}: {runs}" + ("" if spec.exact else " (stand-in: the exact version is not installed)"))
 
 
 def _print_banner(app, port: int) -> None:

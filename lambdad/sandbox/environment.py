@@ -8,7 +8,11 @@ State machine (one invocation at a time):
 ``invoke`` hands an invocation to the runtime (the runtime's long-polling ``GET /next`` receives it) and waits for
 the runtime's response or error. The environment, not its caller, enforces the deadline: at the deadline it kills
 the whole environment and answers with Lambda's ``Sandbox.Timedout`` error. A runtime that exits while an invocation
-is open answers it with ``Runtime.ExitError`` (or ``Runtime.OutOfMemory`` when the kernel's OOM killer ended it).
+is open answers it with ``Runtime.ExitError`` (or ``Runtime.OutOfMemory`` when the kernel's OOM killer ended it);
+but when a warm environment's runtime ends before it took the invocation (a Node runtime exits after reporting
+an uncaught exception), ``invoke`` raises ``EnvironmentLost``: nothing ran, and the invoker runs it elsewhere.
+A runtime program that cannot be exec'd (a custom runtime's missing or non-executable ``bootstrap``) is Lambda's
+``Runtime.InvalidEntrypoint``, worded with each invocation's request id.
 
 Output (stdout and stderr) is read from a pipe into the log stream; when a response arrives the pipe is drained
 first, so everything the function printed before answering is in that invocation's log.
@@ -42,7 +46,7 @@ from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
 from lambdad.sandbox.peers import owned_by, socket_inode
 
-__all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec"]
+__all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec", "EnvironmentLost"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,11 @@ class PlatformAccess:
 
     issuer: CredentialIssuer
     endpoint_url: str
+
+
+class EnvironmentLost(Exception):
+    """The runtime of a warm environment ended before it took the invocation (e.g. a Node runtime exiting after
+    reporting an uncaught exception): nothing of the invocation ran, so it can run in another environment."""
 
 
 class EnvState(Enum):
@@ -143,6 +152,7 @@ class Environment:
         self._init_reported = False
         self._init_duration_reported = False
         self._init_error: tuple[str, bytes] | None = None
+        self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
         self._frozen = False
@@ -181,6 +191,8 @@ class Environment:
             self.state = EnvState.DEAD
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         loop.add_reader(self._proc.output_fd, self._on_output)
+        if self._proc.exec_status_fd >= 0:
+            loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)
         self._proc.exited.add_done_callback(self._on_exit)
         if self._proc.listener_channel is not None:
             self._listener_task = loop.create_task(self._receive_listener(self._proc.listener_channel))
@@ -226,6 +238,7 @@ class Environment:
             # the function's own short-lived credentials, and where the SDK finds this server's Lambda API
             env.update(self._credentials.as_environment())
             env["AWS_ENDPOINT_URL_LAMBDA"] = self._platform.endpoint_url
+        env.update(self.spec.runtime.defaults(jailed=jailed, task_root=self.spec.task_root))
         env.update(c.environment)
         env.update(
             {
@@ -241,9 +254,11 @@ class Environment:
                 "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
                 "AWS_LAMBDA_RUNTIME_API": runtime_api,
                 "LAMBDA_TASK_ROOT": "/var/task" if jailed else self.spec.task_root,
-                "LAMBDA_RUNTIME_DIR": "/var/runtime",
+                "LAMBDA_RUNTIME_DIR": self.spec.runtime.runtime_dir_inside(jailed),
             }
         )
+        if self.spec.runtime.family == "provided":
+            del env["AWS_EXECUTION_ENV"]  # Lambda defines it for managed runtimes only, not the provided family
         return env
 
     # -- invoke ----------------------------------------------------------------------------------------------
@@ -256,6 +271,9 @@ class Environment:
         if self._init_error is not None:
             # the runtime reported an init error (possibly before this call): that is this invocation's answer
             self._finish_with_init_error(invocation)
+        elif self.state is EnvState.DEAD and self._init_reported:
+            self._current = None
+            raise EnvironmentLost(f"environment {self.id} ended before it took the invocation")
         elif self.state is EnvState.DEAD:
             # the runtime died before it took this invocation
             invocation.started = time.monotonic()
@@ -361,7 +379,51 @@ class Environment:
         if not inv.started:
             inv.started = time.monotonic()
             self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
-        self._complete(inv, self._init_error[1], "Unhandled", "error")
+        error_type, body = self._init_error
+        if self._init_fault is not None:  # Lambda words a platform-detected init failure with the request id
+            message = f"RequestId: {inv.request_id} Error: {self._init_fault}"
+            self._log_invocation(inv, message)
+            self._log_invocation(inv, error_type)
+            body = _error_payload(error_type, message)
+            self._complete(inv, body, "Unhandled", "error", report_error=error_type)
+            return
+        self._complete(inv, body, "Unhandled", "error")
+
+    def _read_exec_status(self) -> None:
+        """The exec pipe: EOF once the runtime's program runs; otherwise why it could not be exec'd."""
+        proc = self._proc
+        if proc is None or proc.exec_status_fd < 0:
+            return
+        try:
+            data = os.read(proc.exec_status_fd, 4096)
+        except BlockingIOError:
+            return  # not exec'd yet
+        except OSError:
+            data = b""
+        self._close_exec_status()
+        if data:
+            self._entrypoint_failed(data.decode("utf-8", "replace"))
+
+    def _close_exec_status(self) -> None:
+        proc = self._proc
+        if proc is None or proc.exec_status_fd < 0:
+            return
+        asyncio.get_running_loop().remove_reader(proc.exec_status_fd)
+        os.close(proc.exec_status_fd)
+        proc.exec_status_fd = -1
+
+    def _entrypoint_failed(self, message: str) -> None:
+        """The runtime's program could not be exec'd: Lambda's Runtime.InvalidEntrypoint."""
+        if self._init_error is not None:
+            return
+        error_type = "Runtime.InvalidEntrypoint"
+        self._init_error, self._init_fault = (error_type, b""), message
+        duration = (time.monotonic() - self._spawned_at) * 1000.0
+        self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+        inv = self._current
+        if inv is not None and inv.future is not None and not inv.future.done():
+            self._finish_with_init_error(inv)
+        self._die()
 
     def _set_frozen(self, frozen: bool) -> None:
         if self._freeze_timer is not None:
@@ -378,7 +440,8 @@ class Environment:
 
     # -- completion ------------------------------------------------------------------------------------------
 
-    def _complete(self, inv: Invocation, payload: bytes, function_error: str | None, status: str) -> None:
+    def _complete(self, inv: Invocation, payload: bytes, function_error: str | None, status: str,
+                  report_error: str | None = None) -> None:
         if inv.future is None or inv.future.done():
             return
         if self._timer is not None:
@@ -397,6 +460,8 @@ class Environment:
             report += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
         if status == "timeout":
             report += "\tStatus: timeout"
+        elif report_error is not None:
+            report += f"\tStatus: error\tError Type: {report_error}"
         elif status == "crash":
             report += "\tStatus: error\tError Type: Runtime.ExitError"
         self._log_invocation(inv, report)
@@ -485,11 +550,19 @@ class Environment:
             return
         status = exited.result()
         self._exit_status = status
+        self._read_exec_status()  # a failed exec wrote why before the exit: that is the answer, not ExitError
         self._drain_output()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.future.done():
             if self._init_error is not None:
                 self._finish_with_init_error(inv)
+            elif not inv.started and self._init_reported:
+                # warm, and the runtime never took this invocation: the invoker runs it elsewhere
+                self._current = None
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                inv.future.set_exception(EnvironmentLost(f"environment {self.id} ended before it took the invocation"))
             else:
                 oom = proc.cgroup is not None and proc.cgroup.oom_killed()
                 reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
@@ -553,6 +626,7 @@ class Environment:
                 asyncio.get_running_loop().remove_reader(proc.output_fd)
                 os.close(proc.output_fd)
                 proc.output_fd = -1
+            self._close_exec_status()
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
         await self._api.aclose()

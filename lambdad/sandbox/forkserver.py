@@ -1,16 +1,24 @@
 """The fork server ("zygote"): one small, single-threaded root process per interpreter that forks environments.
 
 Started by the server as ``<interpreter> -I -S forkserver.py <control fd> <mode> [<sdk dir>]`` (mode ``python``:
-the Python runtime and the AWS SDK (boto3, from ``<sdk dir>``, last on sys.path) are imported once, here, so that every environment is a fork that skips interpreter start-up and the
-runtime's imports; mode ``exec``: environments exec another program, e.g. a custom ``bootstrap``). It imports
+the Python runtime and the AWS SDK (boto3, from ``<sdk dir>``, last on sys.path) are imported once, here, so that
+every environment is a fork that skips interpreter start-up and the runtime's imports; mode ``exec``: environments
+exec another program after the jail — node and our Node runtime, or a custom runtime's ``bootstrap``). It imports
 nothing from the lambdad package (it runs under the function's interpreter, 3.9 to 3.13), only its two siblings:
 ``jail.py`` (the sandbox steps) and ``runtimes/python/bootstrap.py``.
 
 Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
-    server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "argv"}  + SCM_RIGHTS [output pipe write end]
+    server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "fd_names", "argv", "candidates"}
+              + SCM_RIGHTS [the descriptors ``fd_names`` names, in order]
     zygote -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
     zygote -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
     zygote -> {"op": "ready"} once, after start-up.
+Passed descriptors (``fd_names``; default ["output", "listener"]): "output", the write end of the stdout+stderr
+pipe; "listener", a channel to hand the server a Runtime API listener (own network namespace only);
+"exec_status", the write end of a close-on-exec pipe: a successful exec closes it unwritten, a failed one writes
+why (Lambda's words: "Couldn't find valid bootstrap(s): [...]" or "fork/exec PATH: permission denied") before
+the child exits 127. ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first
+that exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/bootstrap).
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
 the jail (jail.enter); with a network namespace of its own, opens its Runtime API listener there and hands it to the
@@ -20,6 +28,7 @@ in-process, or execs.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -159,13 +168,21 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
-        out = fds[0]
+        # each passed descriptor first to a number above the low ones it may collide with, close-on-exec
+        named = {name: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+                 for name, fd in zip(request.get("fd_names") or ("output", "listener"), fds)}
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        channel = os.dup2(fds[1], 3) if len(fds) > 1 else None
-        os.closerange(4 if channel is not None else 3, 65536)
+        os.dup2(named["output"], 1)
+        os.dup2(named["output"], 2)
+        channel = os.dup2(named["listener"], 3) if "listener" in named else None
+        exec_status = named.get("exec_status")
+        first_free = 4 if channel is not None else 3
+        if exec_status is None:
+            os.closerange(first_free, 65536)
+        else:
+            os.closerange(first_free, exec_status)
+            os.closerange(exec_status + 1, 65536)
         ctrl.detach()
         for path in request.get("cgroup_procs", ()):
             with open(path, "w") as f:
@@ -174,13 +191,17 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             jail.enter(jail.JailSpec.from_json(request["jail"]))
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
+        argv = request.get("argv")
+        if argv:
+            if not request.get("jail"):  # the jail's last step enters /var/task; without one, the code tree
+                os.chdir(request["env"].get("LAMBDA_TASK_ROOT", "/"))
+            _exec(argv, request.get("candidates") or (), request["env"], exec_status)
+        if runtime is None:
+            raise OSError("this fork server execs: the request names no program")
         os.environ.clear()
         os.environ.update(request["env"])
         if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):
             _forget_sdk()  # the function's own boto3 must win over the preloaded one
-        argv = request.get("argv")
-        if argv:
-            os.execve(argv[0], argv, request["env"])
         sys.argv = ["bootstrap"]
         runtime.main()
         os._exit(0)
@@ -194,6 +215,39 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         except BaseException:
             pass
         _flush_quietly()
+        os._exit(127)
+
+
+def _exec(argv: list, candidates, env: dict, exec_status) -> None:
+    """Replace this process with ``argv`` (argv[0] the first existing of ``candidates``, when given). Returns
+    never: a failure is written to ``exec_status`` in Lambda's words (as its Go init process words them) and the
+    process exits 127."""
+    argv = list(argv)
+    if candidates:
+        for path in candidates:
+            try:
+                os.stat(path)
+            except OSError:
+                continue
+            argv[0] = path
+            break
+        else:
+            _exec_failed(exec_status, "Couldn't find valid bootstrap(s): [%s]" % " ".join(candidates))
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        _exec_failed(exec_status, "fork/exec %s: %s" % (argv[0], reason[:1].lower() + reason[1:]))
+
+
+def _exec_failed(exec_status, message: str) -> None:
+    data = message.encode("utf-8", "replace")
+    try:
+        if exec_status is not None:
+            os.write(exec_status, data)
+        else:
+            os.write(2, b"lambdad: " + data + b"\n")
+    finally:
         os._exit(127)
 
 

@@ -11,7 +11,10 @@ takes these steps, in order (docs/security.md lists the same):
 4. it enters its jail (``jail.py``: namespaces, a private root with the code read-only at /var/task and a
    size-limited /tmp, an unprivileged uid, no_new_privs, a seccomp filter), when this machine allows it;
 5. it gets exactly its environment variables — Lambda's and the function's, never the server's;
-6. it runs the Python runtime in-process (or execs the runtime's program).
+6. it runs the Python runtime in-process, or execs the runtime's program: node with our Node runtime (shown
+   read-only at /var/runtime), or a custom runtime's own ``bootstrap``. A failed exec (no bootstrap, not
+   executable, not a program) comes back through a close-on-exec pipe, in Lambda's words, as
+   ``LaunchedProcess.exec_status_fd``.
 
 ``Containment`` says which of these are active here; the server prints it at start and ``lambdad doctor`` too.
 """
@@ -28,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from lambdad.runtimes.registry import RuntimeSpec
+from lambdad.runtimes.registry import RUNTIME_DIR, RuntimeSpec
 from lambdad.runtimes.sdk import PythonSdk
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
@@ -116,6 +119,7 @@ class LaunchedProcess:
     cgroup: EnvCgroup | None
     exited: asyncio.Future[int]  # the exit status: code, or -signal
     listener_channel: socket.socket | None = None  # sends the Runtime API listener (own network namespace only)
+    exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
 
 
 # Inside a network namespace of its own an environment's Runtime API can have a fixed address.
@@ -134,16 +138,16 @@ class Launcher:
         self.containment = containment
         self.jailed = jailed
         self.cpu_proportional = cpu_proportional
-        self._zygotes: dict[tuple[str, str], Zygote] = {}
+        self._zygotes: dict[tuple[str, str], Zygote] = {}  # (interpreter, mode) -> its fork server
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
 
     def _zygote(self, runtime: RuntimeSpec) -> Zygote:
-        key = (runtime.executable, runtime.family)
+        key = interpreter, mode = runtime.fork_server
         zygote = self._zygotes.get(key)
         if zygote is None:
-            args = (self._sdk.site_dir,) if self._sdk is not None and runtime.family == "python" else ()
-            zygote = self._zygotes[key] = Zygote(runtime.executable, runtime.family, self._on_exit, args)
+            args = (self._sdk.site_dir,) if self._sdk is not None and mode == "python" else ()
+            zygote = self._zygotes[key] = Zygote(interpreter, mode, self._on_exit, args)
         return zygote
 
     def _on_exit(self, pid: int, status: int) -> None:
@@ -157,21 +161,35 @@ class Launcher:
         cgroup = None
         if self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
+        entry = request.runtime.entrypoint(jailed=self.jailed, task_root=request.task_root,
+                                           memory_mb=request.memory_mb,
+                                           node_options=request.environment.get("NODE_OPTIONS", ""))
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        fds = [write_fd]
+        fds, fd_names = [write_fd], ["output"]
         channel = None
         if self.private_network:
             channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             fds.append(theirs.fileno())
+            fd_names.append("listener")
+        status_r = status_w = -1
+        if entry.argv:
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            fds.append(status_w)
+            fd_names.append("exec_status")
         try:
             spawn = {
                 "env": dict(request.environment),
                 "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
                 "jail": self._jail_spec(request) if self.jailed else None,
+                "fd_names": fd_names,
+                "argv": list(entry.argv),
+                "candidates": list(entry.candidates),
             }
             pid = await self._zygote(request.runtime).spawn(spawn, fds)
         except BaseException:
             os.close(read_fd)
+            if status_r >= 0:
+                os.close(status_r)
             if channel is not None:
                 channel.close()
             if cgroup is not None:
@@ -179,18 +197,28 @@ class Launcher:
             raise
         finally:
             os.close(write_fd)
+            if status_w >= 0:
+                os.close(status_w)
             if channel is not None:
                 theirs.close()
         os.set_blocking(read_fd, False)
+        if status_r >= 0:
+            os.set_blocking(status_r, False)
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if pid in self._early_exits:
             exited.set_result(self._early_exits.pop(pid))
         else:
             self._exits[pid] = exited
-        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited, listener_channel=channel)
+        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited, listener_channel=channel,
+                               exec_status_fd=status_r)
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
+
+    def _runtime_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
+        """The interpreter's own prefix (a pyenv Python, a node outside /usr), read-only at the same path."""
+        prefix = runtime.prefix
+        return (prefix,) if prefix else ()
 
     def _jail_spec(self, request: LaunchRequest) -> str:
         os.makedirs(request.root_dir, mode=0o700, exist_ok=True)
@@ -198,7 +226,8 @@ class Launcher:
             root_dir=request.root_dir,
             task_root=request.task_root,
             tmp_size_mb=request.tmp_mb,
-            ro_binds=DEFAULT_RO_BINDS + (request.runtime.prefix,) + self._sdk_binds(request.runtime),
+            ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(request.runtime) + self._sdk_binds(request.runtime),
+            ro_mounts=((request.runtime.runtime_dir, RUNTIME_DIR),) if request.runtime.runtime_dir else (),
             uid=SANDBOX_UID,
             gid=SANDBOX_GID,
             hostname=f"lambdad-{request.env_id[:12]}",

@@ -1,0 +1,130 @@
+"""Cold starts of the Node.js and custom runtimes, each beside a floor measured in the same run.
+
+    python3 benchmarks/runtime_cold_starts.py [--samples N] [--memory MB] [--ric]
+
+Starts its own ``lambdad serve`` (port 0, temp data dir, SIGTERM at the end). For each runtime it creates a new
+function per sample and times, client-side, its first invoke (boto3; its own ~1 ms per call is noise at this
+scale), interleaved with a fresh start of the program that runtime runs, as the floor:
+
+- python3.11 ``return event`` (for reference)     floor: a fresh ``python3.11 -c "import json"``
+- nodejs20.x ``async (event) => event``             floor: a fresh ``node -e 0`` (a clean environment)
+- provided.al2023, a sh + curl ``bootstrap``        floor: a fresh ``sh -c 'curl --version'``
+- provided.al2023, awslambdaric from PyPI (--ric)   floor: a fresh ``/usr/bin/python3 -c "import awslambdaric"``
+
+The server-reported Init Duration (fork, jail, exec, the runtime's own start, the handler's import) is printed
+beside the client-side figure. Nothing is asserted: machines are noisy; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.server import ROLE, Server, make_zip  # noqa: E402
+from tests.test_custom_runtime import SHELL_BOOTSTRAP  # noqa: E402
+
+NODE_CODE = {"index.mjs": "export const handler = async (event) => event;\n"}
+PYTHON_CODE = {"app.py": "def handler(event, context):\n    return event\n"}
+
+
+def ric_zip(tree: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(str(path.relative_to(tree)))
+                info.external_attr = (path.stat().st_mode & 0o777) << 16
+                z.writestr(info, path.read_bytes())
+        for name, content, mode in (("bootstrap", '#!/bin/sh\nexec /usr/bin/python3 -m awslambdaric "$_HANDLER"\n', 0o755),
+                                    ("app.py", PYTHON_CODE["app.py"], 0o644)):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            z.writestr(info, content)
+    return buf.getvalue()
+
+
+def measure(server: Server, label: str, runtime: str, handler: str, code: bytes, floor: list[str], samples: int,
+            memory: int) -> dict[str, list[float]]:
+    print(f"[cold] {label}: {samples} new functions vs {samples} x {' '.join(floor)}", file=sys.stderr, flush=True)
+    lam = server.client()
+    out: dict[str, list[float]] = {"client": [], "init": [], "floor": []}
+    for i in range(samples + 1):  # sample 0 warms the page cache and the server's code paths; it is dropped
+        name = f"cold-{re.sub(r'[^a-z0-9]', '-', label)}-{i}"
+        lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": code},
+                            MemorySize=memory)
+        t0 = time.perf_counter()
+        resp = lam.invoke(FunctionName=name, Payload=b'{"hello": "world"}', LogType="Tail")
+        elapsed = (time.perf_counter() - t0) * 1000
+        body = resp["Payload"].read()
+        if resp.get("FunctionError"):
+            raise SystemExit(f"{label}: the function failed: {body[:500]!r}")
+        tail = base64.b64decode(resp["LogResult"]).decode()
+        m = re.search(r"Init Duration: ([\d.]+) ms", tail)
+        t0 = time.perf_counter()
+        subprocess.run(floor, check=True, stdout=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
+        floor_ms = (time.perf_counter() - t0) * 1000
+        if i:
+            out["client"].append(elapsed)
+            out["init"].append(float(m.group(1)) if m else float("nan"))
+            out["floor"].append(floor_ms)
+        lam.delete_function(FunctionName=name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--memory", type=int, default=128, help="MemorySize of the functions (default 128)")
+    parser.add_argument("--ric", action="store_true", help="also awslambdaric (pip-installs it for /usr/bin/python3)")
+    args = parser.parse_args()
+
+    node = shutil.which("node")
+    cases = [("python3.11", "python3.11", "app.handler", make_zip(PYTHON_CODE),
+              [shutil.which("python3.11") or sys.executable, "-c", "import json"])]
+    if node:
+        cases.append(("nodejs20.x", "nodejs20.x", "index.handler", make_zip(NODE_CODE), [node, "-e", "0"]))
+    if shutil.which("curl"):
+        cases.append(("provided sh+curl", "provided.al2023", "function.handler",
+                      make_zip({"bootstrap": SHELL_BOOTSTRAP}, {"bootstrap": 0o755}), ["sh", "-c", "curl --version"]))
+    tmp = Path(tempfile.mkdtemp(prefix="lambdad-cold-"))
+    if args.ric:
+        tree = tmp / "ric"
+        subprocess.run(["/usr/bin/python3", "-m", "pip", "install", "--quiet", "--target", str(tree), "awslambdaric"],
+                       check=True)
+        cases.append(("provided awslambdaric", "provided.al2023", "app.handler", ric_zip(tree),
+                      ["/usr/bin/python3", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); import awslambdaric.bootstrap"]))
+    server = Server(tmp / "data", env={"LAMBDAD_IDLE_TIMEOUT_SECONDS": "3600"}).start()
+    results = {}
+    try:
+        for label, runtime, handler, code, floor in cases:
+            results[label] = measure(server, label, runtime, handler, code, floor, args.samples, args.memory)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"cold starts, {args.samples} new functions each, MemorySize {args.memory} MB, medians (p90):")
+    print("| runtime | first invoke, client | Init Duration | floor | first invoke / floor |")
+    print("|---|---|---|---|---|")
+    for label, r in results.items():
+        med = {k: statistics.median(v) for k, v in r.items()}
+        p90 = {k: sorted(v)[int(0.9 * (len(v) - 1))] for k, v in r.items()}
+        print(f"| {label} | {med['client']:.1f} ms ({p90['client']:.1f}) | {med['init']:.1f} ms ({p90['init']:.1f}) "
+              f"| {med['floor']:.1f} ms | {med['client'] / med['floor']:.2f}× |")
+    print(json.dumps(results), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
