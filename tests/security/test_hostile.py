@@ -138,7 +138,7 @@ def handler(event, context):
 """
     results = {}
     # memory enough that the pids cap, not the memory limit, is what stops it
-    t = threading.Thread(target=lambda: results.update(bomb=run(lam, fname, bomb, Timeout=20, MemorySize=1536)))
+    t = threading.Thread(target=lambda: results.update(bomb=run(jailed.client(read_timeout=200), fname, bomb, Timeout=120, MemorySize=1536)))
     t.start()
     time.sleep(1.0)
     latencies = []
@@ -146,11 +146,11 @@ def handler(event, context):
         start = time.time()
         lam.invoke(FunctionName=neighbour)
         latencies.append(time.time() - start)
-    t.join(60)
+    t.join(150)
     _, out = results["bomb"]
     assert "forked" in out, out
     assert out["forked"] < 1100, out  # stopped by the pids cap, not by the machine running out
-    assert max(latencies) < 2.0, latencies
+    assert max(latencies) < 5.0, latencies  # the neighbour keeps being served while the bomb runs
     healthy(lam, fname)
 
 
