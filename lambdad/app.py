@@ -9,6 +9,7 @@ benchmarks all build the server through this class.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -20,9 +21,11 @@ from aiohttp import web
 
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
+from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
 from lambdad.api.http import MAX_BODY_BYTES, LambdaApi
 from lambdad.api.invoke import invoke_handlers
+from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
@@ -33,9 +36,12 @@ from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
+from lambdad.functions.concurrency import ConcurrencyService
+from lambdad.functions.layers import LayerService
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import InvokeService
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
@@ -87,10 +93,16 @@ class LambdadApp:
         self.blobs = FileBlobStore(s.data_dir / "code")
         self.trees = CodeTrees(s.data_dir / "tasks")
         self.runtimes = RuntimeRegistry()
+        self.layers = LayerService(self.store, self.blobs, CodeTrees(s.data_dir / "opt"), region=s.region,
+                                   account_id=s.account_id)
+        await self.layers.load()
         self.functions = FunctionService(
-            self.store, self.blobs, self.trees, self.runtimes, region=s.region, account_id=s.account_id
+            self.store, self.blobs, self.trees, self.runtimes, region=s.region, account_id=s.account_id,
+            layers=self.layers,
         )
         await self.functions.load()
+        self.concurrency = ConcurrencyService(self.functions, s.account_concurrency)
+        await self.concurrency.load()
         self.aliases = AliasService(self.functions)
         self.policies = PolicyService(self.functions)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
@@ -109,10 +121,13 @@ class LambdadApp:
         self.log_sink = LogSink(self.store)
         self.log_sink.start()
         self.pool = EnvironmentPool(
-            self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds
+            self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds,
+            limits=self.concurrency,
         )
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
+        self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool)
+        await self.provisioned.load()
         self.async_queue = AsyncQueue(
             self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds
         )
@@ -121,6 +136,9 @@ class LambdadApp:
     def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         platform = PlatformAccess(self.issuer, f"http://{host}:{self.port}") if self.port else None
+        opt_dir = self.functions.opt_tree(spec.config)  # built when the function's layers were set
+        if opt_dir is not None:
+            spec = dataclasses.replace(spec, opt_dir=opt_dir)
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
     async def _deliver_async(self, event: AsyncEvent) -> bool:
@@ -141,12 +159,14 @@ class LambdadApp:
         s = self.settings
         model = botocore.session.get_session().get_service_model("lambda")
         handlers = {
-            **function_handlers(self.functions, self.code_urls),
+            **function_handlers(self.functions, self.code_urls, self.concurrency.reserved),
             **version_handlers(self.functions),
             **alias_handlers(self.aliases, s.region, s.account_id),
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
+            **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
+            **layer_handlers(self.layers, self.code_urls),
         }
         api = LambdaApi(model, handlers, self._lookup_secret, s.region)
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -165,6 +185,7 @@ class LambdadApp:
         self.port = server.sockets[0].getsockname()[1]
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
+        await self.provisioned.start()
         return self.port
 
     async def aclose(self) -> None:

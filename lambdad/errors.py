@@ -4,6 +4,7 @@
     ├── ServiceException                     500
     ├── ResourceNotFoundException            404
     ├── ResourceConflictException            409
+    ├── ProvisionedConcurrencyConfigNotFoundException  404
     ├── ResourceInUseException               400
     ├── PreconditionFailedException          412
     ├── InvalidParameterValueException       400
@@ -34,6 +35,7 @@ __all__ = [
     "ServiceException",
     "ResourceNotFoundException",
     "ResourceConflictException",
+    "ProvisionedConcurrencyConfigNotFoundException",
     "ResourceInUseException",
     "PreconditionFailedException",
     "InvalidParameterValueException",
@@ -86,6 +88,15 @@ class ResourceNotFoundException(_UserError):
 
 class ResourceConflictException(_UserError):
     name, status = "ResourceConflictException", 409
+
+
+class ProvisionedConcurrencyConfigNotFoundException(_UserError):
+    """Lambda's model spells this body's message field in lower case."""
+
+    name, status = "ProvisionedConcurrencyConfigNotFoundException", 404
+
+    def body(self) -> dict[str, str]:
+        return {"Type": self.error_type, "message": self.message}
 
 
 class ResourceInUseException(_UserError):

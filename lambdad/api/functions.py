@@ -6,7 +6,7 @@ it: a version number, ``$LATEST`` or an alias name (whose configuration is that 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
@@ -17,7 +17,9 @@ from lambdad.functions.service import FunctionService
 __all__ = ["function_handlers"]
 
 
-def function_handlers(service: FunctionService, code_urls: CodeUrlSigner) -> dict[str, Handler]:
+def function_handlers(
+    service: FunctionService, code_urls: CodeUrlSigner, reserved: Callable[[str], int | None] = lambda name: None
+) -> dict[str, Handler]:
     region, account = service.region, service.account_id
 
     def ref(params: Mapping[str, Any], allow_qualifier: bool = True) -> FunctionRef:
@@ -44,6 +46,9 @@ def function_handlers(service: FunctionService, code_urls: CodeUrlSigner) -> dic
         }
         if function.tags:
             out["Tags"] = dict(function.tags)
+        concurrency = reserved(r.name)
+        if concurrency is not None:
+            out["Concurrency"] = {"ReservedConcurrentExecutions": concurrency}
         return out
 
     async def get_function_configuration(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from lambdad.arn import ALIAS_PATTERN, LATEST, is_alias_name, is_version_number
 from lambdad.errors import (
@@ -36,10 +36,22 @@ class AliasListing:
     next_marker: str | None
 
 
+AliasListener = Callable[[str, str], Awaitable[None]]
+
+
 class AliasService:
     def __init__(self, functions: FunctionService) -> None:
         self._functions = functions
         self._store = functions.store
+        self._listeners: list[AliasListener] = []
+
+    def on_change(self, listener: AliasListener) -> None:
+        """``listener(function name, alias name)`` hears about every alias updated or deleted."""
+        self._listeners.append(listener)
+
+    async def _changed(self, name: str, alias_name: str) -> None:
+        for listener in self._listeners:
+            await listener(name, alias_name)
 
     def _arn(self, name: str, alias: str) -> str:
         return self._functions.arn(name, alias)
@@ -117,6 +129,7 @@ class AliasService:
             alias = alias.replace(**changes)
             await self._store.put_alias(alias)
             function.aliases[alias_name] = alias
+        await self._changed(name, alias_name)
         return alias
 
     async def delete(self, name: str, alias_name: str) -> None:
@@ -129,6 +142,7 @@ class AliasService:
             await self._store.delete_alias(name, alias_name)
             del function.aliases[alias_name]
             function.policies.pop(alias_name, None)
+        await self._changed(name, alias_name)
 
     def _check_target(self, function: Function, version: str, weights: Mapping[str, float] | None) -> None:
         """The versions an alias would route to exist, and the routing configuration is one Lambda accepts."""

@@ -5,7 +5,8 @@ Checks, in order, each with Lambda's error:
 3. at most 250 MB unzipped by the sizes the archive declares, 4. no entry escapes the code root (absolute paths,
 ``..`` parts, or links that point outside) — such a zip is refused, nothing is written outside the root.
 Extraction writes to a temp dir, counts the bytes it really writes (a lying archive cannot exceed the limit),
-makes the tree read-only, and renames it into place, so a tree that exists is complete.
+makes the tree read-only, and renames it into place, so a tree that exists is complete. ``ensure_merged`` does
+the same for a function's layers: several zips unpacked one over the other (a later file replaces an earlier one).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from lambdad.errors import InvalidParameterValueException, RequestTooLargeException
 
-__all__ = ["check_zip", "CodeTrees", "MAX_ZIPPED_BYTES", "MAX_UNZIPPED_BYTES"]
+__all__ = ["check_zip", "unzipped_size", "CodeTrees", "MAX_ZIPPED_BYTES", "MAX_UNZIPPED_BYTES"]
 
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
@@ -67,6 +68,12 @@ def check_zip(data: bytes, operation: str) -> int:
     return total
 
 
+def unzipped_size(path: Path) -> int:
+    """The unzipped size a stored (already checked) zip declares (blocking: call from a thread)."""
+    with zipfile.ZipFile(path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
 def _escapes(path: PurePosixPath) -> bool:
     depth = 0
     for part in path.parts:
@@ -110,13 +117,35 @@ class CodeTrees:
             raise
         return target
 
+    def ensure_merged(self, key: str, archives: list[Path]) -> Path:
+        """Unpack the zips ``archives`` one over the other (a later one's files replace an earlier one's) into
+        one read-only tree named ``key``, unless it already exists (blocking: call from a thread). Layers."""
+        target = self.path(key)
+        if target.is_dir():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
+        try:
+            for archive in archives:
+                _extract(archive, tmp)
+            _make_read_only(tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+                _remove_tree(tmp)
+        except BaseException:
+            _remove_tree(tmp)
+            raise
+        return target
+
     def remove(self, code_hash: str) -> None:
         _remove_tree(self.path(code_hash))
 
 
-def _extract(data: bytes, root: Path) -> None:
+def _extract(data: bytes | Path, root: Path) -> None:
     written = 0
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
         for info in archive.infolist():
             parts = _safe_parts(info.filename)
             if not parts:
@@ -132,6 +161,8 @@ def _extract(data: bytes, root: Path) -> None:
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_symlink() or dest.is_file():
+                dest.unlink()  # merging layers: a later layer's file replaces an earlier one's
             if _is_symlink(info):
                 os.symlink(archive.read(info).decode("utf-8"), dest)
                 continue

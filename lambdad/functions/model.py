@@ -18,6 +18,8 @@ POLICY_VERSION = "2012-10-17"
 # Fields that change on every write without changing what runs; PublishVersion ignores them when it decides
 # whether $LATEST changed since the last published version.
 _VOLATILE = ("version", "last_modified", "revision_id", "state", "last_update_status")
+# Fields that follow from others (a layer version ARN names immutable content).
+_DERIVED = ("layer_sizes", "layer_hashes")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ class FunctionConfig:
     environment: Mapping[str, str] = field(default_factory=dict)
     ephemeral_storage: int = 512
     architectures: tuple[str, ...] = ("x86_64",)
-    layers: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()  # layer version ARNs, in order
+    layer_sizes: tuple[int, ...] = ()  # each layer's zip size (CodeSize in Layers)
+    layer_hashes: tuple[str, ...] = ()  # each layer's content hash: what the merged /opt tree is built from
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
     log_format: str = "Text"
@@ -58,7 +62,7 @@ class FunctionConfig:
     def fingerprint(self) -> str:
         """A digest of the code and configuration, ignoring revision, time and state (see PublishVersion)."""
         data = dataclasses.asdict(self)
-        for key in _VOLATILE:
+        for key in _VOLATILE + _DERIVED:
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -96,7 +100,8 @@ class FunctionConfig:
         if self.environment:
             out["Environment"] = {"Variables": dict(self.environment)}
         if self.layers:
-            out["Layers"] = [{"Arn": arn, "CodeSize": 0} for arn in self.layers]
+            sizes = self.layer_sizes or (0,) * len(self.layers)
+            out["Layers"] = [{"Arn": arn, "CodeSize": size} for arn, size in zip(self.layers, sizes)]
         return out
 
     def to_json(self) -> str:
@@ -107,7 +112,8 @@ class FunctionConfig:
     def from_json(cls, text: str) -> "FunctionConfig":
         data = json.loads(text)
         data["architectures"] = tuple(data["architectures"])
-        data["layers"] = tuple(data["layers"])
+        for key in ("layers", "layer_sizes", "layer_hashes"):
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
     def replace(self, **changes: Any) -> "FunctionConfig":

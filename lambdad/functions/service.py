@@ -13,6 +13,10 @@ $LATEST is unchanged since the last published version (same code and configurati
 id, as on Lambda. A version is never changed afterwards, except for the revision id a policy change gives it.
 Qualifiers resolve in memory: ``$LATEST``, a version number, or an alias (``route`` draws between an alias's two
 versions by their weights, once per invocation).
+
+Layers: ``Layers`` names layer versions of the layer service (``functions/layers.py``); the config keeps their
+ARNs, sizes and content hashes, and the merged /opt tree of the list is built before the call returns (and again
+at start, if missing), so launching an environment never unpacks anything.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.functions import validation
-from lambdad.functions.code import CodeTrees, check_zip
+from lambdad.functions.code import MAX_UNZIPPED_BYTES, CodeTrees, check_zip, unzipped_size
+from lambdad.functions.layers import LayerService
 from lambdad.functions.model import Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.store.blobs import FileBlobStore
@@ -85,7 +90,9 @@ class FunctionService:
         region: str,
         account_id: str,
         rng: random.Random | None = None,
+        layers: LayerService | None = None,
     ) -> None:
+        self._layers = layers
         self._store = store
         self._blobs = blobs
         self._trees = trees
@@ -100,6 +107,8 @@ class FunctionService:
     async def load(self) -> None:
         for function in await self._store.load_functions():
             self._functions[function.name] = function
+        for hashes in {c.layer_hashes for f in self._functions.values() for c in f.sorted_versions()}:
+            await self._ensure_opt_tree(hashes)
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -127,6 +136,10 @@ class FunctionService:
         if function is None:
             raise ResourceNotFoundException(f"Function not found: {self.arn(name)}")
         return function
+
+    def all(self) -> list[Function]:
+        """Every function (for account-wide figures)."""
+        return list(self._functions.values())
 
     def resolve(self, ref: FunctionRef) -> FunctionConfig:
         """The configuration a reference names: $LATEST when unqualified, a published version, or the version an
@@ -182,6 +195,10 @@ class FunctionService:
     def code_tree(self, config: FunctionConfig) -> str:
         return str(self._trees.path(config.code_hash))
 
+    def opt_tree(self, config: FunctionConfig) -> str | None:
+        """The merged tree of the function's layers (mounted at /opt), or None when it has none."""
+        return self._layers.opt_tree(config.layer_hashes) if self._layers is not None else None
+
     # -- writes ----------------------------------------------------------------------------------------------
 
     async def create(self, params: Mapping[str, Any], name: str) -> FunctionConfig:
@@ -208,7 +225,8 @@ class FunctionService:
                 raise ResourceConflictException(
                     f"Function already exist: {name}"
                 )
-            code_fields = await self._store_code(code["ZipFile"], "CreateFunction")
+            code_fields = await self._store_code(code["ZipFile"], "CreateFunction", fields.get("layers", ()))
+            await self._ensure_opt_tree(fields.get("layer_hashes", ()))
             config = FunctionConfig(
                 name=name,
                 version=LATEST,
@@ -236,7 +254,7 @@ class FunctionService:
         async with self.lock(name):
             function = self.function(name)
             self._check_revision(function.latest, params.get("RevisionId"))
-            code_fields = await self._store_code(params["ZipFile"], "UpdateFunctionCode")
+            code_fields = await self._store_code(params["ZipFile"], "UpdateFunctionCode", function.latest.layers)
             changes: dict[str, Any] = dict(code_fields)
             if params.get("Architectures"):
                 changes["architectures"] = tuple(params["Architectures"])
@@ -265,6 +283,11 @@ class FunctionService:
         async with self.lock(name):
             function = self.function(name)
             self._check_revision(function.latest, params.get("RevisionId"))
+            if "layers" in changes:
+                if changes["layers"]:
+                    code_size = await asyncio.to_thread(unzipped_size, self._blobs.path(function.latest.code_hash))
+                    self._check_total_size(code_size, changes["layers"])
+                await self._ensure_opt_tree(changes["layer_hashes"])
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
             await self._store.put_version(config)
             function.latest = config
@@ -395,10 +418,12 @@ class FunctionService:
         if "Layers" in params:
             layers = list(params["Layers"])
             validation.check_layers(layers)
-            if layers:
-                # The Layers API is not built yet, so no layer version exists to reference.
+            if layers and self._layers is None:
                 raise InvalidParameterValueException(f"Layer version {layers[0]} does not exist.")
-            out["layers"] = ()
+            found = [self._layers.for_function(arn) for arn in layers] if self._layers is not None else []
+            out["layers"] = tuple(layers)
+            out["layer_sizes"] = tuple(r.code_size for r in found)
+            out["layer_hashes"] = tuple(r.code_hash for r in found)
         if "TracingConfig" in params and params["TracingConfig"].get("Mode"):
             out["tracing_mode"] = params["TracingConfig"]["Mode"]
         if "LoggingConfig" in params:
@@ -409,8 +434,24 @@ class FunctionService:
                 out["log_group"] = logging_config["LogGroup"]
         return out
 
-    async def _store_code(self, data: bytes, operation: str) -> dict[str, Any]:
-        check_zip(data, operation)
+    def _check_total_size(self, code_size: int, layers: tuple[str, ...]) -> None:
+        """Code and layers together, unzipped, must fit Lambda's 250 MB (deleted layer versions still count)."""
+        if not layers or self._layers is None:
+            return
+        total = code_size + sum(self._layers.for_function(arn, include_deleted=True).unzipped_size for arn in layers)
+        if total > MAX_UNZIPPED_BYTES:
+            raise InvalidParameterValueException(
+                f"Function code combined with layers exceeds the maximum allowed size of {MAX_UNZIPPED_BYTES} "
+                f"bytes. The actual size is {total} bytes."
+            )
+
+    async def _ensure_opt_tree(self, layer_hashes: tuple[str, ...]) -> None:
+        if self._layers is not None:
+            await self._layers.ensure_opt_tree(layer_hashes)
+
+    async def _store_code(self, data: bytes, operation: str, layers: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Check, store and unpack a code zip; with ``layers``, the function's, refuse code too big with them."""
+        self._check_total_size(check_zip(data, operation), layers)
         code_hash = await asyncio.to_thread(self._blobs.put, data)
         await asyncio.to_thread(self._trees.ensure, code_hash, data)
         return {

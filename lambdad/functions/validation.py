@@ -124,7 +124,7 @@ def check_layers(layers: list[str]) -> None:
                 arn, "layers", "Member must satisfy regular expression pattern: "
                 "arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+"
             )
-    if len(set(layers)) != len(layers):
+    if len({arn.rsplit(":", 1)[0] for arn in layers}) != len(layers):
         raise InvalidParameterValueException("Two different versions of the same layer are not allowed to be referenced in the same function.")
 
 

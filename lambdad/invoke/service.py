@@ -9,6 +9,7 @@ a change to one version (or $LATEST) retires only that version's environments.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -89,6 +90,10 @@ class InvokeService:
             raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
                                    "could take the invocation")
         return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+
+    async def provisioned_spec(self, config: FunctionConfig) -> EnvironmentSpec:
+        """The spec of an environment initialised ahead of time for provisioned concurrency."""
+        return dataclasses.replace(await self._spec(config), initialization_type="provisioned-concurrency")
 
     async def _spec(self, config: FunctionConfig) -> EnvironmentSpec:
         key = (config.name, config.version, config.revision_id)

@@ -119,12 +119,14 @@ class RuntimeSpec:
                                 f"{runtime_dir}/node_modules:{runtime_dir}:{task}")
         return env
 
-    def entrypoint(self, *, jailed: bool, task_root: str, memory_mb: int, node_options: str = "") -> Entrypoint:
+    def entrypoint(self, *, jailed: bool, task_root: str, memory_mb: int, node_options: str = "",
+                   opt_dir: str | None = None) -> Entrypoint:
         if self.family == "python":
             return Entrypoint()
         if self.family == "provided":
-            # Layers (/opt) do not exist yet; /opt/bootstrap is looked for as on Lambda and is never there.
-            candidates = BOOTSTRAP_CANDIDATES if jailed else (os.path.join(task_root, "bootstrap"),)
+            # /var/task/bootstrap, then /opt/bootstrap (from a layer), as on Lambda
+            candidates = BOOTSTRAP_CANDIDATES if jailed else (
+                os.path.join(task_root, "bootstrap"), *([os.path.join(opt_dir, "bootstrap")] if opt_dir else []))
             return Entrypoint(argv=(candidates[0],), candidates=candidates)
         argv = [self.executable]
         # As Lambda's Node bootstrap: the V8 heap follows MemorySize (young generation 10%, old generation the

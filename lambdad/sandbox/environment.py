@@ -3,6 +3,8 @@
 State machine (one invocation at a time):
 
     STARTING --first GET /next--> IDLE/BUSY --response|error--> IDLE --invoke--> BUSY ...
+    (``warm`` is set at the first GET /next or at death: a provisioned environment is ready once it is set and
+    the environment is not DEAD)
         any state --timeout | runtime exit | init error | close()--> DEAD   (DEAD is final)
 
 ``invoke`` hands an invocation to the runtime (the runtime's long-polling ``GET /next`` receives it) and waits for
@@ -110,6 +112,7 @@ class EnvironmentSpec:
     region: str
     account_id: str
     initialization_type: str = "on-demand"
+    opt_dir: str | None = None  # the merged layers on the host (mounted at /opt), None without layers
 
 
 def _error_payload(error_type: str, message: str) -> bytes:
@@ -150,7 +153,8 @@ class Environment:
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
         self._init_reported = False
-        self._init_duration_reported = False
+        self._init_duration_reported = spec.initialization_type == "provisioned-concurrency"  # init ran ahead
+        self.warm = asyncio.Event()
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
@@ -181,6 +185,7 @@ class Environment:
             task_root=self.spec.task_root,
             tmp_mb=self.config.ephemeral_storage,
             root_dir=os.path.join(self._run_dir, "root"),
+            opt_dir=self.spec.opt_dir,
         )
         try:
             self._proc = await self._launcher.launch(request)
@@ -239,6 +244,14 @@ class Environment:
             env.update(self._credentials.as_environment())
             env["AWS_ENDPOINT_URL_LAMBDA"] = self._platform.endpoint_url
         env.update(self.spec.runtime.defaults(jailed=jailed, task_root=self.spec.task_root))
+        if not jailed and self.spec.opt_dir:
+            # no private root to mount the layers at /opt: the layer paths Lambda defines point at their tree
+            opt = self.spec.opt_dir
+            for key in ("PATH", "LD_LIBRARY_PATH", "NODE_PATH"):
+                if key in env:
+                    env[key] = ":".join(opt + p[4:] if p == "/opt" or p.startswith("/opt/") else p
+                                        for p in env[key].split(":"))
+            env["LAMBDAD_OPT_DIR"] = opt  # the Python runtime's /opt/python paths
         env.update(c.environment)
         env.update(
             {
@@ -310,6 +323,9 @@ class Environment:
         cgroup = self._proc.cgroup if self._proc is not None else None
         if not self._init_reported:
             self._init_reported = True
+            self.warm.set()
+            if self.state is EnvState.STARTING and self._inbox.empty():
+                self.state = EnvState.IDLE  # initialised ahead of any invocation (provisioned concurrency)
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
             if cgroup is not None and self._launcher.cpu_proportional:
                 # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
@@ -591,6 +607,7 @@ class Environment:
         if self.state is EnvState.DEAD and self._closing is not None:
             return
         self.state = EnvState.DEAD
+        self.warm.set()
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._release())
         self._on_dead(self)

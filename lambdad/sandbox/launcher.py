@@ -110,6 +110,7 @@ class LaunchRequest:
     task_root: str  # the code tree on the host
     tmp_mb: int  # the size of /tmp (EphemeralStorage)
     root_dir: str  # an empty host directory the jail builds the environment's root in
+    opt_dir: str | None = None  # the function's merged layers on the host: /opt in the jail, this path outside
 
 
 @dataclass
@@ -163,7 +164,8 @@ class Launcher:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
         entry = request.runtime.entrypoint(jailed=self.jailed, task_root=request.task_root,
                                            memory_mb=request.memory_mb,
-                                           node_options=request.environment.get("NODE_OPTIONS", ""))
+                                           node_options=request.environment.get("NODE_OPTIONS", ""),
+                                           opt_dir=request.opt_dir)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         fds, fd_names = [write_fd], ["output"]
         channel = None
@@ -225,6 +227,7 @@ class Launcher:
         spec = JailSpec(
             root_dir=request.root_dir,
             task_root=request.task_root,
+            opt_dir=request.opt_dir,
             tmp_size_mb=request.tmp_mb,
             ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(request.runtime) + self._sdk_binds(request.runtime),
             ro_mounts=((request.runtime.runtime_dir, RUNTIME_DIR),) if request.runtime.runtime_dir else (),

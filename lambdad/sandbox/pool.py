@@ -2,11 +2,20 @@
 
 Contract:
 - ``acquire(spec)`` returns an environment that is reserved for the caller (STARTING for a cold start, IDLE
-  otherwise) and counts it against the account's concurrency; at the limit it raises TooManyRequestsException.
+  otherwise) and counts it against the function's reserved concurrency when it has one, else against the
+  unreserved pool (the account limit minus every reservation). Beyond either it raises TooManyRequestsException
+  (Reason ``ReservedFunctionConcurrentInvocationLimitExceeded`` or ``ConcurrentInvocationLimitExceeded``). An
+  invocation is counted where it was admitted until its release, even if the reservation changes meanwhile.
 - The caller runs one invocation and then calls ``release(env)`` exactly once, whatever happened.
 - Environments are keyed by (function name, version, revision id): a change to $LATEST gives a new key, so old
   environments are never reused; ``retire(name, version)`` closes the idle ones of that version (of every version
   when ``version`` is None) at once and the busy ones on release.
+- Provisioned concurrency: ``provision(owner, spec, n)`` starts ``n`` environments ahead of any invocation for an
+  owner (a function version or alias) and keeps them warm, never reaped for idleness nor retired with the
+  version's on-demand environments; one that dies after it was warm is replaced. They are counted against the
+  function's reservation (or the unreserved pool) whether busy or not. ``acquire`` takes an idle provisioned
+  environment of the version first, without further admission; beyond them it spills over to on-demand
+  environments, admitted as above. ``unprovision(owner)`` closes them (busy ones on release).
 - Idle environments live ``idle_timeout`` seconds after their last invocation, then are closed.
 - ``aclose()`` closes every environment; nothing the pool started survives it.
 """
@@ -16,17 +25,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 from lambdad.errors import TooManyRequestsException
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, EnvState
 from lambdad.tasks import cancel_and_wait
 
-__all__ = ["EnvironmentPool"]
+__all__ = ["EnvironmentPool", "ConcurrencyLimits"]
 
 log = logging.getLogger(__name__)
 
 PoolKey = tuple[str, str, str]
+Owner = tuple[str, str]  # (function name, version or alias) of a provisioned concurrency config
+
+PROVISION_TIMEOUT_SECONDS = 15.0  # a provisioned environment's init phase (Lambda limits init to 10 s)
+
+
+@dataclass
+class _Provision:
+    spec: EnvironmentSpec  # initialization_type "provisioned-concurrency"
+    requested: int
+    envs: set[Environment] = field(default_factory=set)
+    failure: str | None = None
+
+
+class ConcurrencyLimits(Protocol):
+    """Where the pool reads reservations (``functions.concurrency.ConcurrencyService``). Memory only."""
+
+    def reserved(self, name: str) -> int | None: ...
+
+    @property
+    def reserved_total(self) -> int: ...
+
+
+class _NoReservations:
+    def reserved(self, name: str) -> int | None:
+        return None
+
+    @property
+    def reserved_total(self) -> int:
+        return 0
 
 
 def _key(spec: EnvironmentSpec) -> PoolKey:
@@ -41,13 +80,23 @@ class EnvironmentPool:
         *,
         account_limit: int,
         idle_timeout: float,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
         self._make = make_environment
         self.account_limit = account_limit
         self.idle_timeout = idle_timeout
         self._idle: dict[PoolKey, list[Environment]] = {}
         self._all: set[Environment] = set()
-        self.in_use = 0
+        self._limits: ConcurrencyLimits = limits or _NoReservations()
+        self.in_use = 0  # every busy environment
+        self.unreserved_in_use = 0  # those of functions without a reservation
+        self._busy_by_function: dict[str, int] = {}  # busy environments admitted under a reservation
+        self._admitted_reserved: set[Environment] = set()
+        self._provisions: dict[Owner, _Provision] = {}
+        self._owner_of: dict[Environment, Owner] = {}  # every provisioned environment not yet closed
+        self._provisioned_idle: dict[tuple[str, str], list[Environment]] = {}  # by (function, version)
+        self._provisioned_busy: set[Environment] = set()
+        self._provisioning: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -60,28 +109,80 @@ class EnvironmentPool:
 
     async def acquire(self, spec: EnvironmentSpec) -> tuple[Environment, bool]:
         """Reserve an environment for one invocation; returns it and whether this is a cold start."""
-        if self.in_use >= self.account_limit:
-            raise TooManyRequestsException("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
+        name = spec.config.name
+        warm = self._provisioned_idle.get((name, spec.config.version))
+        while warm:
+            env = warm.pop()
+            if env.state is EnvState.IDLE and not env.retired:
+                self.in_use += 1
+                self._provisioned_busy.add(env)
+                env.state = EnvState.BUSY
+                return env, False
+        reserved = self._admit(name)
         idle = self._idle.get(_key(spec))
         while idle:
             env = idle.pop()
             if env.state is EnvState.IDLE and not env.retired:
-                self.in_use += 1
+                self._count(env, name, reserved)
                 env.state = EnvState.BUSY
                 return env, False
-        self.in_use += 1
         env = self._make(spec, self._forget)
+        self._count(env, name, reserved)
         self._all.add(env)
         try:
             await env.start()
         except BaseException:
-            self.in_use -= 1
+            self._uncount(env)
             self._all.discard(env)
             raise
         return env, True
 
-    def release(self, env: Environment) -> None:
+    def _admit(self, name: str) -> bool:
+        """Check there is room for one more invocation of ``name``; returns whether it runs under a reservation."""
+        reserved = self._limits.reserved(name)
+        if reserved is not None:
+            if self._busy_by_function.get(name, 0) >= reserved - self.provisioned_requested(name):
+                raise TooManyRequestsException("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded")
+            return True
+        provisioned = sum(p.requested for (fn, _), p in self._provisions.items() if self._limits.reserved(fn) is None)
+        if self.unreserved_in_use >= self.account_limit - self._limits.reserved_total - provisioned:
+            raise TooManyRequestsException("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
+        return False
+
+    def _count(self, env: Environment, name: str, reserved: bool) -> None:
+        self.in_use += 1
+        if reserved:
+            self._busy_by_function[name] = self._busy_by_function.get(name, 0) + 1
+            self._admitted_reserved.add(env)
+        else:
+            self.unreserved_in_use += 1
+
+    def _uncount(self, env: Environment) -> None:
         self.in_use -= 1
+        if env in self._admitted_reserved:
+            self._admitted_reserved.discard(env)
+            name = env.config.name
+            left = self._busy_by_function.get(name, 1) - 1
+            if left:
+                self._busy_by_function[name] = left
+            else:
+                self._busy_by_function.pop(name, None)
+        else:
+            self.unreserved_in_use -= 1
+
+    def release(self, env: Environment) -> None:
+        if env in self._provisioned_busy:
+            self._provisioned_busy.discard(env)
+            self.in_use -= 1
+            if env.state is EnvState.DEAD:
+                return
+            if env.retired:
+                self._close_soon(env)
+                return
+            env.state = EnvState.IDLE
+            self._provisioned_idle.setdefault((env.config.name, env.config.version), []).append(env)
+            return
+        self._uncount(env)
         if env.state is EnvState.DEAD:
             return
         if env.retired:
@@ -98,8 +199,74 @@ class EnvironmentPool:
                 env.retired = True
                 self._close_soon(env)
         for env in self._all:
+            if env in self._owner_of:
+                continue  # provisioned environments end with their config (``unprovision``)
             if env.config.name == function_name and (version is None or env.config.version == version):
                 env.retired = True
+
+    # -- provisioned concurrency -----------------------------------------------------------------------------
+
+    def provision(self, owner: Owner, spec: EnvironmentSpec, requested: int) -> None:
+        """Keep ``requested`` environments of ``spec`` initialised ahead of time for ``owner`` (replacing what
+        it had: its environments are closed, busy ones on release)."""
+        self.unprovision(owner)
+        provision = _Provision(spec, requested)
+        self._provisions[owner] = provision
+        for _ in range(requested):
+            self._start_provisioned(owner, provision)
+
+    def unprovision(self, owner: Owner) -> None:
+        provision = self._provisions.pop(owner, None)
+        if provision is None:
+            return
+        for env in list(provision.envs):
+            env.retired = True
+            idle = self._provisioned_idle.get((env.config.name, env.config.version))
+            if idle and env in idle:
+                idle.remove(env)
+            if env not in self._provisioned_busy:
+                self._close_soon(env)
+
+    def provisioned_ready(self, owner: Owner) -> int:
+        """How many of ``owner``'s provisioned environments are initialised (busy or not)."""
+        provision = self._provisions.get(owner)
+        if provision is None:
+            return 0
+        return sum(1 for env in provision.envs if env.warm.is_set() and env.state is not EnvState.DEAD)
+
+    def provision_failure(self, owner: Owner) -> str | None:
+        provision = self._provisions.get(owner)
+        return provision.failure if provision is not None else None
+
+    def provisioned_requested(self, function_name: str) -> int:
+        return sum(p.requested for (fn, _), p in self._provisions.items() if fn == function_name)
+
+    def _start_provisioned(self, owner: Owner, provision: _Provision) -> None:
+        env = self._make(provision.spec, self._forget)
+        self._all.add(env)
+        self._owner_of[env] = owner
+        provision.envs.add(env)
+        task = asyncio.get_running_loop().create_task(self._warm_up(env, provision))
+        self._provisioning.add(task)
+        task.add_done_callback(self._provisioning.discard)
+
+    async def _warm_up(self, env: Environment, provision: _Provision) -> None:
+        try:
+            await env.start()
+            await asyncio.wait_for(env.warm.wait(), PROVISION_TIMEOUT_SECONDS)
+        except Exception:
+            log.warning("a provisioned environment of %s could not start", env.config.name, exc_info=True)
+            env.state = EnvState.DEAD
+        if env.state is EnvState.DEAD:
+            provision.failure = "FUNCTION_ERROR_INIT_FAILURE"
+            provision.envs.discard(env)
+            self._owner_of.pop(env, None)
+            self._all.discard(env)
+            self._close_soon(env)
+            return
+        if env.retired:
+            return
+        self._provisioned_idle.setdefault((env.config.name, env.config.version), []).append(env)
 
     def _forget(self, env: Environment) -> None:
         """Called by an environment when it dies."""
@@ -107,6 +274,16 @@ class EnvironmentPool:
         idle = self._idle.get(_key(env.spec))
         if idle and env in idle:
             idle.remove(env)
+        owner = self._owner_of.pop(env, None)
+        if owner is not None:
+            warm = self._provisioned_idle.get((env.config.name, env.config.version))
+            if warm and env in warm:
+                warm.remove(env)
+            provision = self._provisions.get(owner)
+            if provision is not None and env in provision.envs:
+                provision.envs.discard(env)
+                if env.init_duration_ms is not None and not env.retired:
+                    self._start_provisioned(owner, provision)  # it was warm (then timed out or crashed): replace it
 
     def _close_soon(self, env: Environment) -> None:
         task = asyncio.get_running_loop().create_task(env.aclose())
@@ -128,6 +305,11 @@ class EnvironmentPool:
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._reaper)
+        for task in list(self._provisioning):
+            task.cancel()
+        if self._provisioning:
+            await asyncio.gather(*self._provisioning, return_exceptions=True)
+        self._provisions.clear()
         envs = list(self._all)
         self._idle.clear()
         await asyncio.gather(*(env.aclose() for env in envs), return_exceptions=True)

@@ -53,6 +53,27 @@ CREATE TABLE IF NOT EXISTS policies (
     statements TEXT NOT NULL,
     PRIMARY KEY (name, qualifier)
 );
+CREATE TABLE IF NOT EXISTS reserved_concurrency (
+    name TEXT PRIMARY KEY REFERENCES functions(name) ON DELETE CASCADE,
+    reserved INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layer_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS layer_counters (
+    name TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS provisioned_concurrency (
+    name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    qualifier TEXT NOT NULL,
+    requested INTEGER NOT NULL,
+    last_modified TEXT NOT NULL,
+    PRIMARY KEY (name, qualifier)
+);
 CREATE TABLE IF NOT EXISTS async_events (
     id TEXT PRIMARY KEY,
     function_name TEXT NOT NULL,
@@ -186,6 +207,8 @@ class SqliteStore:
         await self._transaction(
             [
                 ("DELETE FROM policies WHERE name = ?", (name,)),
+                ("DELETE FROM reserved_concurrency WHERE name = ?", (name,)),
+                ("DELETE FROM provisioned_concurrency WHERE name = ?", (name,)),
                 ("DELETE FROM aliases WHERE name = ?", (name,)),
                 ("DELETE FROM version_counters WHERE name = ?", (name,)),
                 ("DELETE FROM versions WHERE name = ?", (name,)),
@@ -232,6 +255,53 @@ class SqliteStore:
     async def code_hashes_in_use(self) -> set[str]:
         async with self._db.execute("SELECT config FROM versions") as cur:
             return {FunctionConfig.from_json(row[0]).code_hash for row in await cur.fetchall()}
+
+    # -- reserved concurrency --------------------------------------------------------------------------------
+
+    async def load_reserved_concurrency(self) -> dict[str, int]:
+        async with self._db.execute("SELECT name, reserved FROM reserved_concurrency") as cur:
+            return {name: reserved for name, reserved in await cur.fetchall()}
+
+    async def put_reserved_concurrency(self, name: str, reserved: int) -> None:
+        await self._write("INSERT OR REPLACE INTO reserved_concurrency (name, reserved) VALUES (?, ?)", (name, reserved))
+
+    async def delete_reserved_concurrency(self, name: str) -> None:
+        await self._write("DELETE FROM reserved_concurrency WHERE name = ?", (name,))
+
+    # -- layers ----------------------------------------------------------------------------------------------
+
+    async def load_layers(self) -> tuple[list[str], dict[str, int]]:
+        """Every layer version record (JSON, deleted ones too) and each layer's highest version number."""
+        async with self._db.execute("SELECT record FROM layer_versions") as cur:
+            records = [row[0] for row in await cur.fetchall()]
+        async with self._db.execute("SELECT name, last_version FROM layer_counters") as cur:
+            counters = {name: last for name, last in await cur.fetchall()}
+        return records, counters
+
+    async def put_layer_version(self, name: str, version: int, record: str, counter: int | None = None) -> None:
+        """Store a layer version's record; with ``counter``, the layer's version counter in the same transaction."""
+        statements: list[Statement] = [
+            ("INSERT OR REPLACE INTO layer_versions (name, version, record) VALUES (?, ?, ?)", (name, version, record))
+        ]
+        if counter is not None:
+            statements.append(
+                ("INSERT OR REPLACE INTO layer_counters (name, last_version) VALUES (?, ?)", (name, counter))
+            )
+        await self._transaction(statements)
+
+    async def load_provisioned_concurrency(self) -> list[tuple[str, str, int, str]]:
+        """(function name, qualifier, requested, last modified) of every provisioned concurrency config."""
+        async with self._db.execute("SELECT name, qualifier, requested, last_modified FROM provisioned_concurrency") as cur:
+            return [tuple(row) for row in await cur.fetchall()]  # type: ignore[misc]
+
+    async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO provisioned_concurrency (name, qualifier, requested, last_modified) VALUES (?, ?, ?, ?)",
+            (name, qualifier, requested, last_modified),
+        )
+
+    async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
+        await self._write("DELETE FROM provisioned_concurrency WHERE name = ? AND qualifier = ?", (name, qualifier))
 
     # -- async events ----------------------------------------------------------------------------------------
 

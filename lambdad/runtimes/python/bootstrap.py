@@ -744,7 +744,8 @@ def _setup_sys_path(task_root: str) -> None:
     layer paths only when the function sets no PYTHONPATH; ``.pth`` files in them are processed (site.addsitedir)."""
     paths = [task_root]
     if "PYTHONPATH" not in os.environ:
-        paths += ["/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2], "/opt/python"]
+        opt = os.environ.get("LAMBDAD_OPT_DIR") or "/opt"  # set outside a jail, where /opt is the host's
+        paths += [opt + "/python/lib/python%d.%d/site-packages" % sys.version_info[:2], opt + "/python"]
     for path in reversed(paths):
         while path in sys.path:
             sys.path.remove(path)
