@@ -98,42 +98,30 @@ class CodeTrees:
 
     def ensure(self, code_hash: str, data: bytes) -> Path:
         """Unpack ``data`` for ``code_hash`` unless it already is (blocking: call from a thread)."""
-        target = self.path(code_hash)
-        if target.is_dir():
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{code_hash[:12]}-", dir=self.root))
-        try:
-            _extract(data, tmp)
-            _make_read_only(tmp)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-                # another thread unpacked the same code first
-                _remove_tree(tmp)
-        except BaseException:
-            _remove_tree(tmp)
-            raise
-        return target
+        return self._build(code_hash, [data])
 
     def ensure_merged(self, key: str, archives: list[Path]) -> Path:
         """Unpack the zips ``archives`` one over the other (a later one's files replace an earlier one's) into
         one read-only tree named ``key``, unless it already exists (blocking: call from a thread). Layers."""
+        return self._build(key, archives)
+
+    def _build(self, key: str, sources: list) -> Path:
+        """Unpack ``sources`` (zip bytes or paths), in order, into a temp dir, make it read-only and rename it to
+        ``key``: a tree that exists is complete. Another thread that built the same tree first wins."""
         target = self.path(key)
         if target.is_dir():
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
         try:
-            for archive in archives:
-                _extract(archive, tmp)
+            for source in sources:
+                _extract(source, tmp)
             _make_read_only(tmp)
             try:
                 os.rename(tmp, target)
             except OSError:
                 if not target.is_dir():
                     raise
-                _remove_tree(tmp)
+                _remove_tree(tmp)  # another thread unpacked the same tree first
         except BaseException:
             _remove_tree(tmp)
             raise
