@@ -32,6 +32,7 @@ from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
 from lambdad.auth.credentials import RootCredentials, load_root_credentials
 from lambdad.auth.issued import CredentialIssuer
+from lambdad.auth.principals import ROOT, Identity, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
@@ -150,10 +151,19 @@ class LambdadApp:
         )
         return outcome.result.function_error is None
 
-    def _lookup_secret(self, access_key_id: str) -> Secret | None:
+    async def _lookup_identity(self, access_key_id: str) -> Identity | None:
+        """Root, then a function environment's credentials (memory), then a ``lambdad keys`` key (read from the
+        store each time, off the event loop, so keys made or deleted while the server runs count at once)."""
         if access_key_id == self.credentials.access_key_id:
-            return Secret(self.credentials.secret_access_key)
-        return self.issuer.lookup(access_key_id)
+            return Identity(Secret(self.credentials.secret_access_key), ROOT)
+        issued = self.issuer.lookup(access_key_id)
+        if issued is not None:
+            return issued
+        stored = await self.store.get_access_key(access_key_id)
+        if stored is None:
+            return None
+        name, secret = stored
+        return Identity(Secret(secret), user_principal(self.settings.account_id, name))
 
     def web_app(self) -> web.Application:
         s = self.settings
@@ -165,10 +175,10 @@ class LambdadApp:
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
-            **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
+            **invoke_handlers(self.invoker, self.async_queue, self.policies, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
-        api = LambdaApi(model, handlers, self._lookup_secret, s.region)
+        api = LambdaApi(model, handlers, self._lookup_identity, s.region, s.account_id)
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get(CODE_PATH + "{hash}", self.code_urls.handler(self.functions))
         app.router.add_route("*", "/{tail:.*}", api.handle)

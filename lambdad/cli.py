@@ -136,6 +136,76 @@ def _print_banner(app, port: int) -> None:
     sys.stderr.flush()
 
 
+_DATA_DIR = click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None,
+    help="The server's data dir [LAMBDAD_DATA_DIR; default ./lambdad-data].",
+)
+
+
+@main.group()
+def keys() -> None:
+    """Access keys for users other than root (principal arn:aws:iam::ACCOUNT:user/NAME).
+
+    Such a user may call read-only operations, and Invoke where a function's resource policy allows it
+    (AddPermission with Principal=arn:aws:iam::ACCOUNT:user/NAME); nothing else. Works whether or not the
+    server runs: a running server honours a new key at once, and refuses a deleted one at once."""
+
+
+def _keys_db(data_dir: Path | None) -> tuple[Path, str]:
+    try:
+        settings = Settings.load({"data_dir": data_dir})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return settings.data_dir / "lambdad.db", settings.account_id
+
+
+@keys.command("create")
+@click.argument("name")
+@_DATA_DIR
+def keys_create(name: str, data_dir: Path | None) -> None:
+    """Make an access key for user NAME and print it; the secret is shown only this once."""
+    from lambdad.auth.keys import AccessKeyError, create_key
+    from lambdad.auth.principals import user_principal
+
+    db, account = _keys_db(data_dir)
+    try:
+        key = create_key(db, name)
+    except AccessKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"user: {user_principal(account, key.name).arn}")
+    click.echo(f"aws_access_key_id: {key.access_key_id}")
+    click.echo(f"aws_secret_access_key: {key.secret_access_key}")
+    click.echo("(the secret is not shown again)", err=True)
+
+
+@keys.command("list")
+@_DATA_DIR
+def keys_list(data_dir: Path | None) -> None:
+    """Print each user's name, access key id and creation time (never the secret)."""
+    import time
+
+    from lambdad.auth.keys import list_keys
+
+    db, _ = _keys_db(data_dir)
+    for key in list_keys(db):
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.created))
+        click.echo(f"{key.name}\t{key.access_key_id}\t{created}")
+
+
+@keys.command("delete")
+@click.argument("name")
+@_DATA_DIR
+def keys_delete(name: str, data_dir: Path | None) -> None:
+    """Delete user NAME's key: refused from then on, by a running server too."""
+    from lambdad.auth.keys import AccessKeyError, delete_key
+
+    db, _ = _keys_db(data_dir)
+    try:
+        delete_key(db, name)
+    except AccessKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 @click.argument("function_name")
 @click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,

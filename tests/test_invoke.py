@@ -348,6 +348,8 @@ def test_function_calls_lambdad_with_boto3(lam, fname):
     short-lived credentials: it lists functions and invokes another function."""
     target = fname + "-target"
     create_python_function(lam, target, "def handler(e, c):\n    return {'doubled': e['n'] * 2}\n")
+    # the caller's principal is its execution role: the target's policy must allow it to invoke
+    lam.add_permission(FunctionName=target, StatementId="caller", Action="lambda:InvokeFunction", Principal=ROLE)
     code = f"""
 import json, os, boto3
 def handler(event, context):

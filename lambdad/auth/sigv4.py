@@ -53,7 +53,7 @@ from lambdad.errors import (
     UnrecognizedClientException,
 )
 
-__all__ = ["SignedRequest", "Secret", "verify", "ALGORITHM", "MAX_PRESIGNED_EXPIRES"]
+__all__ = ["SignedRequest", "Secret", "verify", "signing_access_key", "ALGORITHM", "MAX_PRESIGNED_EXPIRES"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGNED_EXPIRES = 604800  # seven days, as for S3 presigned URLs
@@ -102,6 +102,13 @@ class _Auth:
     amz_date: str
     expires: int | None  # seconds, presigned URLs only
     token: str | None
+
+
+def signing_access_key(request: SignedRequest) -> str:
+    """The access key id a request says it is signed with (nothing verified yet), so that a caller can look its
+    secret up asynchronously before ``verify``. Raises what ``verify`` would for a request without a signature."""
+    headers = [(name.lower(), value) for name, value in request.headers]
+    return _parse_auth(headers, _parse_query(request.raw_query)).access_key
 
 
 def verify(

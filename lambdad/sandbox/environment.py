@@ -41,6 +41,7 @@ from enum import Enum
 from typing import Callable
 
 from lambdad.auth.issued import CredentialIssuer
+from lambdad.auth.principals import function_principal
 from lambdad.functions.model import FunctionConfig
 from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
@@ -131,7 +132,11 @@ class Environment:
     ) -> None:
         self.id = uuid.uuid4().hex
         self._platform = platform
-        self._credentials = platform.issuer.issue(self.id) if platform is not None else None
+        self._credentials = (
+            platform.issuer.issue(self.id, function_principal(spec.config.role, spec.config.name),
+                                  spec.config.arn(spec.region, spec.account_id, qualified=True))
+            if platform is not None else None
+        )
         self.spec = spec
         self.config = spec.config
         self.state = EnvState.STARTING

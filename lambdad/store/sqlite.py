@@ -20,9 +20,19 @@ import aiosqlite
 
 from lambdad.functions.model import Alias, Function, FunctionConfig
 
-__all__ = ["SqliteStore", "AsyncEvent", "LogEvent"]
+__all__ = ["SqliteStore", "AsyncEvent", "LogEvent", "ACCESS_KEYS_SCHEMA"]
 
 Statement = tuple[str, Iterable]
+
+# Written by ``lambdad keys`` (auth/keys.py, its own connection, server running or not) and read by the server.
+ACCESS_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS access_keys (
+    access_key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    secret_access_key TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS functions (
@@ -98,7 +108,7 @@ CREATE TABLE IF NOT EXISTS log_events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, timestamp);
-"""
+""" + ACCESS_KEYS_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -327,6 +337,17 @@ class SqliteStore:
             " FROM async_events ORDER BY received"
         ) as cur:
             return [AsyncEvent(*row) for row in await cur.fetchall()]
+
+    # -- access keys (made by ``lambdad keys``) --------------------------------------------------------------
+
+    async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None:
+        """(user name, secret) of an access key made by ``lambdad keys create``; read on every use, so that a key
+        made or deleted while the server runs counts at once."""
+        async with self._db.execute(
+            "SELECT name, secret_access_key FROM access_keys WHERE access_key_id = ?", (access_key_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return (row[0], row[1]) if row is not None else None
 
     # -- logs ------------------------------------------------------------------------------------------------
 
