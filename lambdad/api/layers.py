@@ -6,15 +6,14 @@ service, renders. ``LayerName`` may be a name or a layer ARN; Content.Location i
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
 
 import botocore.session
 
+from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
-from lambdad.api.protocol import member_pattern
-from lambdad.errors import ValidationException
+
 from lambdad.functions.layers import LayerListing, LayerService, layer_arn
 
 __all__ = ["layer_handlers"]
@@ -22,18 +21,6 @@ __all__ = ["layer_handlers"]
 _MODEL = botocore.session.get_session().get_service_model("lambda")
 _RUNTIMES = tuple(_MODEL.shape_for("Runtime").enum)
 _ARCHITECTURES = tuple(_MODEL.shape_for("Architecture").enum)
-
-
-def _pattern_errors(operation: str, params: Mapping[str, Any], members: tuple[tuple[str, str], ...]) -> list[str]:
-    op = _MODEL.operation_model(operation)
-    errors = []
-    for member, path in members:
-        value = params.get(member)
-        pattern = member_pattern(op, member)
-        if value is not None and pattern is not None and re.fullmatch(pattern, value) is None:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: "
-                          f"Member must satisfy regular expression pattern: {pattern}")
-    return errors
 
 
 def _enum_errors(values: list[str] | None, allowed: tuple[str, ...], path: str, single: bool = False) -> list[str]:
@@ -46,17 +33,11 @@ def _enum_errors(values: list[str] | None, allowed: tuple[str, ...], path: str, 
             f"Member must satisfy constraint: [{enum}]"]
 
 
-def _raise(errors: list[str]) -> None:
-    if errors:
-        n = len(errors)
-        raise ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(errors)}")
-
-
 def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str, Handler]:
     region, account = service.region, service.account_id
 
     def name_of(operation: str, params: Mapping[str, Any]) -> str:
-        _raise(_pattern_errors(operation, params, (("LayerName", "layerName"),)))
+        raise_violations(pattern_violations(operation, params, (("LayerName", "layerName"),)))
         name: str = params["LayerName"]
         return name.rsplit(":", 1)[1] if name.startswith("arn:") else name
 
@@ -68,13 +49,13 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
 
     def filters(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
         runtime, arch = params.get("CompatibleRuntime"), params.get("CompatibleArchitecture")
-        _raise(_enum_errors([runtime] if runtime else None, _RUNTIMES, "compatibleRuntime", single=True)
+        raise_violations(_enum_errors([runtime] if runtime else None, _RUNTIMES, "compatibleRuntime", single=True)
                + _enum_errors([arch] if arch else None, _ARCHITECTURES, "compatibleArchitecture", single=True))
         return runtime, arch
 
     async def publish_layer_version(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = name_of("PublishLayerVersion", params)
-        _raise(_enum_errors(params.get("CompatibleRuntimes"), _RUNTIMES, "compatibleRuntimes")
+        raise_violations(_enum_errors(params.get("CompatibleRuntimes"), _RUNTIMES, "compatibleRuntimes")
                + _enum_errors(params.get("CompatibleArchitectures"), _ARCHITECTURES, "compatibleArchitectures"))
         record = await service.publish(name, params)
         return record.to_api(region, account, code_urls.url(ctx.base_url, record.code_hash))
@@ -84,7 +65,7 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
         return record.to_api(region, account, code_urls.url(ctx.base_url, record.code_hash))
 
     async def get_layer_version_by_arn(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        _raise(_pattern_errors("GetLayerVersionByArn", params, (("Arn", "arn"),)))
+        raise_violations(pattern_violations("GetLayerVersionByArn", params, (("Arn", "arn"),)))
         record = service.get_by_arn(params["Arn"])
         return record.to_api(region, account, code_urls.url(ctx.base_url, record.code_hash))
 
@@ -108,7 +89,7 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
 
     async def add_layer_version_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = name_of("AddLayerVersionPermission", params)
-        _raise(_pattern_errors("AddLayerVersionPermission", params, (
+        raise_violations(pattern_violations("AddLayerVersionPermission", params, (
             ("StatementId", "statementId"), ("Action", "action"), ("Principal", "principal"),
             ("OrganizationId", "organizationId"),
         )))
@@ -117,7 +98,7 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
 
     async def remove_layer_version_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = name_of("RemoveLayerVersionPermission", params)
-        _raise(_pattern_errors("RemoveLayerVersionPermission", params, (("StatementId", "statementId"),)))
+        raise_violations(pattern_violations("RemoveLayerVersionPermission", params, (("StatementId", "statementId"),)))
         await service.remove_permission(name, params["VersionNumber"], params["StatementId"], params.get("RevisionId"))
         return {}
 

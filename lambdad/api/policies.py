@@ -7,15 +7,14 @@ ValidationException as AWS words it; the rest is the policy service's."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
 
 import botocore.session
 
+from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.http import Handler, RequestContext
-from lambdad.api.protocol import member_pattern
 from lambdad.arn import parse_function_name
-from lambdad.errors import ValidationException
+
 from lambdad.functions.policies import Permission, PolicyService
 
 __all__ = ["policy_handlers"]
@@ -30,26 +29,6 @@ _REMOVE_CHECKED = (("StatementId", "statementId"),)
 _AUTH_TYPES = tuple(_MODEL.shape_for("FunctionUrlAuthType").enum)
 
 
-def _check_patterns(operation: str, params: Mapping[str, Any], members: tuple[tuple[str, str], ...]) -> list[str]:
-    op = _MODEL.operation_model(operation)
-    errors = []
-    for member, path in members:
-        value = params.get(member)
-        pattern = member_pattern(op, member)
-        if value is not None and pattern is not None and re.fullmatch(pattern, value) is None:
-            errors.append(
-                f"Value '{value}' at '{path}' failed to satisfy constraint: "
-                f"Member must satisfy regular expression pattern: {pattern}"
-            )
-    return errors
-
-
-def _raise(errors: list[str]) -> None:
-    if errors:
-        n = len(errors)
-        raise ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(errors)}")
-
-
 def policy_handlers(service: PolicyService, region: str, account: str) -> dict[str, Handler]:
     def ref(params: Mapping[str, Any]):
         return parse_function_name(
@@ -57,20 +36,20 @@ def policy_handlers(service: PolicyService, region: str, account: str) -> dict[s
         )
 
     async def add_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        errors = _check_patterns("AddPermission", params, _ADD_CHECKED)
+        errors = pattern_violations("AddPermission", params, _ADD_CHECKED)
         auth_type = params.get("FunctionUrlAuthType")
         if auth_type is not None and auth_type not in _AUTH_TYPES:
             errors.append(
                 f"Value '{auth_type}' at 'functionUrlAuthType' failed to satisfy constraint: "
                 f"Member must satisfy enum value set: [{', '.join(_AUTH_TYPES)}]"
             )
-        _raise(errors)
+        raise_violations(errors)
         r = ref(params)
         statement = await service.add(r.name, r.qualifier, Permission(params), params.get("RevisionId"))
         return {"Statement": json.dumps(statement, separators=(",", ":"))}
 
     async def remove_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        _raise(_check_patterns("RemovePermission", params, _REMOVE_CHECKED))
+        raise_violations(pattern_violations("RemovePermission", params, _REMOVE_CHECKED))
         r = ref(params)
         await service.remove(r.name, r.qualifier, params["StatementId"], params.get("RevisionId"))
         return {}

@@ -387,7 +387,11 @@ class Environment:
         if self._init_error is not None or self.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "State transition from Ready to InitError failed for runtime.")
         error_type = error_type or "Runtime.Unknown"
-        self._init_error = (error_type, body or _error_payload(error_type, "Init error"))
+        self._fail_init(error_type, body or _error_payload(error_type, "Init error"))
+
+    def _fail_init(self, error_type: str, body: bytes) -> None:
+        """The init phase failed: report it, answer the open invocation with the error, and end the environment."""
+        self._init_error = (error_type, body)
         duration = (time.monotonic() - self._spawned_at) * 1000.0
         self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
         inv = self._current
@@ -437,14 +441,8 @@ class Environment:
         """The runtime's program could not be exec'd: Lambda's Runtime.InvalidEntrypoint."""
         if self._init_error is not None:
             return
-        error_type = "Runtime.InvalidEntrypoint"
-        self._init_error, self._init_fault = (error_type, b""), message
-        duration = (time.monotonic() - self._spawned_at) * 1000.0
-        self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
-        inv = self._current
-        if inv is not None and inv.future is not None and not inv.future.done():
-            self._finish_with_init_error(inv)
-        self._die()
+        self._init_fault = message
+        self._fail_init("Runtime.InvalidEntrypoint", b"")
 
     def _set_frozen(self, frozen: bool) -> None:
         if self._freeze_timer is not None:

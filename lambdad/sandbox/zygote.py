@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
