@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -184,9 +185,15 @@ class LambdadApp:
         app.router.add_route("*", "/{tail:.*}", api.handle)
         return app
 
+    async def _close_runner(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
     async def serve(self) -> int:
         """Bind the HTTP listener; returns the port (useful with port 0)."""
-        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
+        # shutdown_timeout: how long a stop waits for requests still being answered (aiohttp's default is 60 s)
+        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
@@ -199,14 +206,18 @@ class LambdadApp:
         return self.port
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        await self.async_queue.aclose()
-        await self.pool.aclose()
-        await self.launcher.aclose()
-        await self.log_sink.aclose()
-        await self.store.aclose()
+        steps = [
+            ("http listener", self._close_runner),
+            ("async queue", self.async_queue.aclose),
+            ("environments", self.pool.aclose),
+            ("fork servers", self.launcher.aclose),
+            ("log sink", self.log_sink.aclose),
+            ("metadata store", self.store.aclose),
+        ]
+        for what, close in steps:
+            started = time.monotonic()
+            await close()
+            log.info("shutdown: %s closed in %.3f s", what, time.monotonic() - started)
         if self.cgroups is not None:
             await asyncio.to_thread(self.cgroups.remove)
         shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -72,10 +72,10 @@ class Server:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.proc.kill()
             self.proc.wait()
-            raise
+            raise RuntimeError(f"lambdad did not stop within {timeout} s; its output:\n" + "".join(self.output)) from exc
         finally:
             self._pump.join(5)
             if self.proc.stdout is not None:
