@@ -198,8 +198,9 @@ class LambdadApp:
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
         server = site._server  # aiohttp keeps the asyncio server here; the bound port is only known after start
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        assert isinstance(server, asyncio.Server) or hasattr(server, "sockets")
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()

@@ -28,7 +28,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import botocore.session
 
@@ -349,7 +349,7 @@ class FunctionService:
             await self._put_tags(function, merged)
         await self.changed(name, LATEST)
 
-    async def untag(self, name: str, keys: list[str]) -> None:
+    async def untag(self, name: str, keys: Iterable[str]) -> None:
         async with self.lock(name):
             function = self.function(name)
             await self._put_tags(function, {k: v for k, v in function.tags.items() if k not in keys})

@@ -76,13 +76,13 @@ def main() -> None:
     _send(ctrl, {"op": "ready", "pid": os.getpid()})
     while True:
         try:
-            readable, _, _ = select.select([ctrl, wake_r], [], [])
+            readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
         except InterruptedError:
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
         _reap(ctrl)
-        if ctrl in readable:
+        if ctrl.fileno() in readable:
             try:
                 data, fds, _, _ = socket.recv_fds(ctrl, _MAX_MESSAGE, 4)
             except InterruptedError:

@@ -52,7 +52,7 @@ class Containment:
     """Which protections the launcher applies on this machine."""
 
     cgroups: bool
-    jail: Mapping[str, bool] = field(default_factory=dict)
+    jail: Mapping[str, bool | str] = field(default_factory=dict)  # probe results: a bool per protection, reasons
 
     def describe(self) -> list[tuple[str, bool, str]]:
         rows = [

@@ -381,6 +381,7 @@ class SqliteStore:
                 raise
 
     async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
+        args: tuple[str, ...]
         if log_stream is None:
             sql, args = "SELECT log_group, log_stream, timestamp, message FROM log_events WHERE log_group = ? ORDER BY rowid", (log_group,)
         else:
