@@ -8,6 +8,12 @@ This module only speaks HTTP. It parses each request into a call on the environm
     POST /2018-06-01/runtime/invocation/{id}/error      -> target.post_error(id, error_type, body)
     POST /2018-06-01/runtime/init/error                 -> target.post_init_error(error_type, body)
 
+and the Extensions API (external extensions: executables in /opt/extensions, see docs/runtimes.md):
+
+    POST /2020-01-01/extension/register                 -> target.register_extension(name, body)
+    GET  /2020-01-01/extension/event/next               -> target.extension_next(identifier)  (long poll)
+    POST /2020-01-01/extension/init/error, /exit/error  -> target.extension_error(identifier, kind, type, body)
+
 Every invocation crosses this API twice, so it is a plain asyncio protocol over httptools (llhttp, the C parser
 uvicorn uses) rather than a general web framework: three fixed routes need no router, middleware or request
 objects, and each request costs a few microseconds of parsing. Requests on one connection are answered in
@@ -24,6 +30,7 @@ import collections
 import json
 import logging
 import socket
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +41,7 @@ __all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvoc
 log = logging.getLogger(__name__)
 
 _PREFIX = "/2018-06-01/runtime/"
+_EXT_PREFIX = "/2020-01-01/extension/"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's 6 MB response limit, as it reports it: 6291556 bytes
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
             405: b"Method Not Allowed", 413: b"Payload Too Large", 500: b"Internal Server Error"}
@@ -61,6 +69,9 @@ class RuntimeApiTarget(Protocol):
     def post_response(self, request_id: str, body: bytes, too_large: bool) -> None: ...
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None: ...
     def post_init_error(self, error_type: str | None, body: bytes) -> None: ...
+    def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]: ...
+    async def extension_next(self, identifier: str | None) -> bytes: ...
+    def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None: ...
 
 
 @dataclass
@@ -71,6 +82,8 @@ class _Request:
     body: bytes
     too_large: bool
     keep_alive: bool
+    extension_name: str | None = None
+    extension_id: str | None = None
 
 
 def _render(status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False) -> bytes:
@@ -102,6 +115,8 @@ class _Connection(asyncio.Protocol):
         # the request being parsed
         self._url = b""
         self._error_type: str | None = None
+        self._extension_name: str | None = None
+        self._extension_id: str | None = None
         self._body: list[bytes] = []
         self._size = 0
 
@@ -129,6 +144,8 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._error_type = None
+        self._extension_name = None
+        self._extension_id = None
         self._body = []
         self._size = 0
 
@@ -136,8 +153,12 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"lambda-runtime-function-error-type":
+        if name.lower() in (b"lambda-runtime-function-error-type", b"lambda-extension-function-error-type"):
             self._error_type = value.decode("latin-1")
+        elif name.lower() == b"lambda-extension-identifier":
+            self._extension_id = value.decode("latin-1")
+        elif name.lower() == b"lambda-extension-name":
+            self._extension_name = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -150,6 +171,7 @@ class _Connection(asyncio.Protocol):
             method=self._parser.get_method().decode("latin-1"), path=path, error_type=self._error_type,
             body=b"".join(self._body), too_large=self._size > MAX_RESPONSE_BYTES,
             keep_alive=self._parser.should_keep_alive(),
+            extension_name=self._extension_name, extension_id=self._extension_id,
         ))
         if self._waiting is None:
             self._serve_pending()
@@ -166,6 +188,9 @@ class _Connection(asyncio.Protocol):
             if request.path == _PREFIX + "invocation/next" and request.method == "GET":
                 self._waiting = asyncio.get_running_loop().create_task(self._answer_next(request))
                 return
+            if request.path == _EXT_PREFIX + "event/next" and request.method == "GET":
+                self._waiting = asyncio.get_running_loop().create_task(self._answer_extension_next(request))
+                return
             self._send(self._answer_post(request), not request.keep_alive)
 
     async def _answer_next(self, request: _Request) -> None:
@@ -179,9 +204,40 @@ class _Connection(asyncio.Protocol):
         self._send(response, not request.keep_alive)
         self._serve_pending()
 
+    async def _answer_extension_next(self, request: _Request) -> None:
+        try:
+            event = await self._target.extension_next(request.extension_id)
+        except RuntimeApiError as exc:
+            response = _render(exc.status, _error_body(exc.error_type, exc.message), close=not request.keep_alive)
+        else:
+            response = _render(200, event, {"Lambda-Extension-Event-Identifier": str(uuid.uuid4())},
+                               close=not request.keep_alive)
+        self._waiting = None
+        self._send(response, not request.keep_alive)
+        self._serve_pending()
+
+    def _answer_extension_post(self, request: _Request) -> bytes:
+        close = not request.keep_alive
+        rest = request.path[len(_EXT_PREFIX):]
+        if request.method != "POST":
+            return _render(405, _error_body("InvalidRequest", "Method not allowed"), close=close)
+        try:
+            if rest == "register":
+                identifier, body = self._target.register_extension(request.extension_name, request.body)
+                return _render(200, body, {"Lambda-Extension-Identifier": identifier}, close=close)
+            if rest in ("init/error", "exit/error"):
+                self._target.extension_error(request.extension_id, rest.split("/")[0], request.error_type,
+                                             request.body)
+                return _render(202, _ACCEPTED_BODY, close=close)
+        except RuntimeApiError as exc:
+            return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
+        return _render(404, _error_body("InvalidRequest", f"Unknown Extensions API path: {request.path}"), close=close)
+
     def _answer_post(self, request: _Request) -> bytes:
         close = not request.keep_alive
         path = request.path
+        if path.startswith(_EXT_PREFIX):
+            return self._answer_extension_post(request)
         if not path.startswith(_PREFIX):
             return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
         rest = path[len(_PREFIX):]

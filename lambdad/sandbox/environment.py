@@ -19,6 +19,12 @@ A runtime program that cannot be exec'd (a custom runtime's missing or non-execu
 Output (stdout and stderr) is read from a pipe into the log stream; when a response arrives the pipe is drained
 first, so everything the function printed before answering is in that invocation's log.
 
+External extensions (executables in the layers' /opt/extensions, started by the fork server before the runtime)
+talk to the same endpoint (Extensions API 2020-01-01): init ends once they too have called ``event/next``; each
+invocation handed to the runtime is an INVOKE event for them, and the invocation completes (END/REPORT, the
+caller's answer, readiness) once the runtime answered and each of them called ``event/next`` again; an idle
+environment being released sends SHUTDOWN and waits up to 2 s. Without extensions none of this costs anything.
+
 Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
 DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
 """
@@ -47,6 +53,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
+from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec", "EnvironmentLost"]
@@ -57,6 +64,19 @@ INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
 TAIL_BYTES = 4096
 MAX_LOG_LINE = 256 * 1024
+EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
+
+
+@dataclass
+class _Extension:
+    """An external extension registered through the Extensions API."""
+
+    id: str
+    name: str
+    events: frozenset[str]
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    called_next: bool = False
+    busy: bool = False  # an event was queued for it and it has not called event/next again since
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,7 @@ class Invocation:
     future: asyncio.Future["InvocationResult"] | None = None
     log_lines: list[str] = field(default_factory=list)
     started: float = 0.0
+    answered: bool = False  # the runtime posted its response or error
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,15 @@ class Environment:
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
+        # external extensions (executables in /opt/extensions); all of this stays empty without them
+        self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
+                                     if spec.opt_dir else [])
+        self._extensions: dict[str, _Extension] = {}
+        self._init_waiter: asyncio.Future[None] | None = None
+        self._deferred: tuple[Invocation, bytes, str | None, str] | None = None
+        self._settled: asyncio.Event | None = None
+        self._runtime_parked = False
+        self._killed = False
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -326,6 +356,12 @@ class Environment:
 
     async def next_invocation(self) -> NextInvocation:
         cgroup = self._proc.cgroup if self._proc is not None else None
+        if not self._init_reported and self._expected_extensions and not self._extensions_initialised():
+            # the init phase ends when the runtime and every extension have called next
+            self._init_waiter = asyncio.get_running_loop().create_future()
+            await self._init_waiter
+            if self.state is EnvState.DEAD:
+                raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
         if not self._init_reported:
             self._init_reported = True
             self.warm.set()
@@ -337,12 +373,16 @@ class Environment:
                 cgroup.limit_cpu(self.config.memory_size)
         if self.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        if self._inbox.empty() and cgroup is not None:
+        if self._inbox.empty() and cgroup is not None and not self._extensions_busy():
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
             self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_SECONDS, self._set_frozen, True)
-        invocation = await self._inbox.get()
+        self._runtime_parked = True
+        try:
+            invocation = await self._inbox.get()
+        finally:
+            self._runtime_parked = False
         if self._timer is not None:
             self._timer.cancel()
         self.state = EnvState.BUSY
@@ -359,29 +399,138 @@ class Environment:
         }
         if invocation.client_context:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+        if self._extensions:
+            self._dispatch_extension_event("INVOKE", {
+                "eventType": "INVOKE", "deadlineMs": int(headers["Lambda-Runtime-Deadline-Ms"]),
+                "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": headers["Lambda-Runtime-Trace-Id"]},
+            })
         return NextInvocation(invocation.request_id, invocation.payload, headers)
 
     def _open_invocation(self, request_id: str) -> Invocation:
         inv = self._current
-        if inv is None or inv.request_id != request_id or inv.future is None or inv.future.done() or not inv.started:
+        if (inv is None or inv.request_id != request_id or inv.future is None or inv.future.done() or not inv.started
+                or inv.answered):
             raise RuntimeApiError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
         return inv
 
     def post_response(self, request_id: str, body: bytes, too_large: bool) -> None:
         inv = self._open_invocation(request_id)
         if too_large:
-            self._complete(inv, _error_payload(
+            self._answered(inv, _error_payload(
                 "Function.ResponseSizeTooLarge",
                 "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
             ), "Unhandled", "error")
         else:
-            self._complete(inv, body, None, "success")
+            self._answered(inv, body, None, "success")
 
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
         inv = self._open_invocation(request_id)
         if not body:
             body = _error_payload(error_type or "Runtime.Unknown", "Unknown application error occurred")
-        self._complete(inv, body, "Unhandled", "error")
+        self._answered(inv, body, "Unhandled", "error")
+
+    def _answered(self, inv: Invocation, payload: bytes, function_error: str | None, status: str) -> None:
+        """The runtime answered: complete the invocation, or, while an extension still works on its INVOKE
+        event, once every extension has called event/next again (bounded by the function's timeout)."""
+        inv.answered = True
+        if self._extensions_busy():
+            self._deferred = (inv, payload, function_error, status)
+            return
+        self._complete(inv, payload, function_error, status)
+
+    def _flush_deferred(self) -> None:
+        if self._deferred is not None:
+            inv, payload, function_error, status = self._deferred
+            self._deferred = None
+            self._complete(inv, payload, function_error, status)
+
+    # -- Extensions API --------------------------------------------------------------------------------------
+
+    def _extensions_busy(self) -> bool:
+        return bool(self._extensions) and any(ext.busy for ext in self._extensions.values())
+
+    def _extensions_initialised(self) -> bool:
+        registered = {ext.name for ext in self._extensions.values() if ext.called_next}
+        return all(name in registered for name in self._expected_extensions) and all(
+            ext.called_next for ext in self._extensions.values())
+
+    def _dispatch_extension_event(self, event_type: str, event: dict) -> None:
+        data = json.dumps(event).encode()
+        for ext in self._extensions.values():
+            if event_type in ext.events:
+                ext.busy = True
+                ext.queue.put_nowait(data)
+
+    def _extension(self, identifier: str | None) -> _Extension:
+        if not identifier:
+            raise RuntimeApiError(403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
+        ext = self._extensions.get(identifier)
+        if ext is None:
+            raise RuntimeApiError(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
+        return ext
+
+    def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]:
+        if not name:
+            raise RuntimeApiError(400, "InvalidRequest", "Missing Lambda-Extension-Name header")
+        try:
+            events = json.loads(body or b"{}").get("events") or []
+            if not isinstance(events, list) or any(e not in ("INVOKE", "SHUTDOWN") for e in events):
+                raise ValueError(events)
+        except (ValueError, AttributeError):
+            raise RuntimeApiError(400, "InvalidRequest", "events must be a list of INVOKE and SHUTDOWN") from None
+        if self.state is EnvState.DEAD:
+            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
+        identifier = str(uuid.uuid4())
+        self._extensions[identifier] = _Extension(identifier, name, frozenset(events))
+        c = self.config
+        return identifier, json.dumps({"functionName": c.name, "functionVersion": c.version,
+                                       "handler": c.handler}).encode()
+
+    async def extension_next(self, identifier: str | None) -> bytes:
+        ext = self._extension(identifier)
+        ext.called_next = True
+        if ext.busy and ext.queue.empty():
+            ext.busy = False
+            self._extension_settled()
+        waiter = self._init_waiter
+        if waiter is not None and not waiter.done() and self._extensions_initialised():
+            waiter.set_result(None)
+        return await ext.queue.get()
+
+    def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None:
+        ext = self._extension(identifier)
+        error_type = error_type or "Extension.Unknown"
+        self._emit(f"EXTENSION Name: {ext.name}\tPhase: {kind}\tError Type: {error_type}\t"
+                   f"{body.decode('utf-8', 'replace')[:1024]}")
+        if kind == "init" and not self._init_reported and self._init_error is None:
+            self._init_fault = f"Extension {ext.name} reported an init error: {error_type}"
+            self._fail_init(error_type, b"")
+
+    def _extension_settled(self) -> None:
+        if self._extensions_busy():
+            return
+        if self._deferred is not None:
+            self._flush_deferred()
+            proc = self._proc
+            if (self._runtime_parked and self._inbox.empty() and proc is not None and proc.cgroup is not None
+                    and self.state is not EnvState.DEAD):
+                self._freeze_timer = asyncio.get_running_loop().call_later(
+                    FREEZE_DELAY_SECONDS, self._set_frozen, True)
+        if self._settled is not None:
+            self._settled.set()
+
+    async def _shutdown_extensions(self) -> None:
+        """Lambda's Shutdown phase: a SHUTDOWN event, and up to 2 s for the extensions to call next again."""
+        self._set_frozen(False)
+        deadline = time.time() + EXTENSION_SHUTDOWN_SECONDS
+        self._settled = asyncio.Event()
+        self._dispatch_extension_event("SHUTDOWN", {"eventType": "SHUTDOWN", "shutdownReason": "spindown",
+                                                    "deadlineMs": int(deadline * 1000)})
+        try:
+            await asyncio.wait_for(self._settled.wait(), EXTENSION_SHUTDOWN_SECONDS)
+        except asyncio.TimeoutError:
+            pass
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
         if self._init_error is not None or self.state is EnvState.DEAD:
@@ -451,6 +600,8 @@ class Environment:
         proc = self._proc
         if proc is None or proc.cgroup is None or self._frozen == frozen:
             return
+        if frozen and self._extensions_busy():
+            return  # an extension is still working on its event
         try:
             proc.cgroup.freeze() if frozen else proc.cgroup.thaw()
             self._frozen = frozen
@@ -500,6 +651,24 @@ class Environment:
 
     def _on_timeout(self, inv: Invocation, seconds: float) -> None:
         if inv.future is None or inv.future.done():
+            return
+        if self._deferred is not None and self._deferred[0] is inv:
+            # the runtime answered, an extension did not call next again in time: answer, and end the environment
+            busy = " ".join(ext.name for ext in self._extensions.values() if ext.busy)
+            self._emit(f"EXTENSION timed out after {seconds:.2f} seconds: {busy}")
+            self._flush_deferred()
+            self._kill()
+            self._die()
+            return
+        if not self._init_reported and self._init_error is None and self._expected_extensions \
+                and not self._extensions_initialised():
+            missing = [name for name in self._expected_extensions
+                       if not any(e.name == name and e.called_next for e in self._extensions.values())]
+            self._kill()
+            self._drain_output()
+            self._init_fault = (f"Extension(s) did not register and call event/next within the init timeout "
+                                f"({seconds:.2f} seconds): [{' '.join(missing)}]")
+            self._fail_init("Extension.InitTimeout", b"")
             return
         if not inv.started:
             inv.started = time.monotonic()
@@ -571,6 +740,7 @@ class Environment:
         self._exit_status = status
         self._read_exec_status()  # a failed exec wrote why before the exit: that is the answer, not ExitError
         self._drain_output()
+        self._flush_deferred()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.future.done():
             if self._init_error is not None:
@@ -598,6 +768,7 @@ class Environment:
         proc = self._proc
         if proc is None:
             return
+        self._killed = True
         if proc.cgroup is not None:
             proc.cgroup.kill_all()
         try:
@@ -621,6 +792,10 @@ class Environment:
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
+        if (self._extensions and self._current is None and not self._killed and self._exit_status is None
+                and any("SHUTDOWN" in ext.events for ext in self._extensions.values())):
+            await self._shutdown_extensions()
+        self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
             self._platform.issuer.revoke(self._credentials.access_key_id)
         if self._freeze_timer is not None:

@@ -22,8 +22,9 @@ that exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/boots
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
 the jail (jail.enter); with a network namespace of its own, opens its Runtime API listener there and hands it to the
-server over a second passed descriptor; gets exactly its environment variables; then runs the Python runtime
-in-process, or execs.
+server over a second passed descriptor; starts each executable in /opt/extensions (Lambda's external extensions,
+forked and exec'd with exactly the environment's variables); then runs the Python runtime in-process, or execs
+with exactly its environment variables.
 """
 
 from __future__ import annotations
@@ -191,6 +192,9 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             jail.enter(jail.JailSpec.from_json(request["jail"]))
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
+        opt_dir = request["env"].get("LAMBDAD_OPT_DIR") or ("/opt" if request.get("jail") else None)
+        if opt_dir:
+            _start_extensions(opt_dir, request["env"])
         argv = request.get("argv")
         if argv:
             if not request.get("jail"):  # the jail's last step enters /var/task; without one, the code tree
@@ -216,6 +220,41 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             pass
         _flush_quietly()
         os._exit(127)
+
+
+def extension_programs(opt_dir: str) -> list:
+    """The external extensions of an environment: every executable file in <opt>/extensions, in name order."""
+    directory = os.path.join(opt_dir, "extensions")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
+            found.append(path)
+    return found
+
+
+def _start_extensions(opt_dir: str, env: dict) -> None:
+    """Lambda's external extensions: each executable in /opt/extensions starts before the runtime, in the same
+    jail, cgroups and environment, and becomes the runtime's child (its output goes to the same log pipe)."""
+    for path in extension_programs(opt_dir):
+        pid = os.fork()
+        if pid:
+            continue
+        try:
+            os.execve(path, [path], env)
+        except BaseException as exc:
+            try:
+                os.write(2, ("lambdad: could not start extension %s: %s\n" % (path, exc)).encode("utf-8", "replace"))
+            finally:
+                os._exit(127)
 
 
 def _exec(argv: list, candidates, env: dict, exec_status) -> None:
