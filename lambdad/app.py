@@ -50,7 +50,7 @@ from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
-from lambdad.sandbox.launcher import Containment, Launcher, probe_jail
+from lambdad.sandbox.launcher import write_hosts_file, Containment, Launcher, probe_jail
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
@@ -117,6 +117,7 @@ class LambdadApp:
         self.launcher = Launcher(
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
+            hosts_file=write_hosts_file(str(self.run_dir)),
         )
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")

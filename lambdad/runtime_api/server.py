@@ -14,6 +14,10 @@ and the Extensions API (external extensions: executables in /opt/extensions, see
     GET  /2020-01-01/extension/event/next               -> target.extension_next(identifier)  (long poll)
     POST /2020-01-01/extension/init/error, /exit/error  -> target.extension_error(identifier, kind, type, body)
 
+and the Telemetry API (lambdad/sandbox/telemetry.py):
+
+    PUT  /2022-07-01/telemetry                          -> target.subscribe_telemetry(identifier, body)
+
 Every invocation crosses this API twice, so it is a plain asyncio protocol over httptools (llhttp, the C parser
 uvicorn uses) rather than a general web framework: three fixed routes need no router, middleware or request
 objects, and each request costs a few microseconds of parsing. Requests on one connection are answered in
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _PREFIX = "/2018-06-01/runtime/"
 _EXT_PREFIX = "/2020-01-01/extension/"
+_TELEMETRY_PATH = "/2022-07-01/telemetry"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's 6 MB response limit, as it reports it: 6291556 bytes
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
             405: b"Method Not Allowed", 413: b"Payload Too Large", 500: b"Internal Server Error"}
@@ -72,6 +77,7 @@ class RuntimeApiTarget(Protocol):
     def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]: ...
     async def extension_next(self, identifier: str | None) -> bytes: ...
     def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None: ...
+    def subscribe_telemetry(self, identifier: str | None, body: bytes) -> None: ...
 
 
 @dataclass
@@ -238,6 +244,14 @@ class _Connection(asyncio.Protocol):
         path = request.path
         if path.startswith(_EXT_PREFIX):
             return self._answer_extension_post(request)
+        if path.rstrip("/") == _TELEMETRY_PATH:
+            if request.method != "PUT":
+                return _render(405, _error_body("InvalidRequest", "Method not allowed"), close=close)
+            try:
+                self._target.subscribe_telemetry(request.extension_id, request.body)
+            except RuntimeApiError as exc:
+                return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
+            return _render(200, b"OK", close=close)
         if not path.startswith(_PREFIX):
             return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
         rest = path[len(_PREFIX):]

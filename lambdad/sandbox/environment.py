@@ -24,6 +24,9 @@ talk to the same endpoint (Extensions API 2020-01-01): init ends once they too h
 invocation handed to the runtime is an INVOKE event for them, and the invocation completes (END/REPORT, the
 caller's answer, readiness) once the runtime answered and each of them called ``event/next`` again; an idle
 environment being released sends SHUTDOWN and waits up to 2 s. Without extensions none of this costs anything.
+An extension may subscribe to the Telemetry API (``telemetry.py``): from then on function output lines and
+platform.start/runtimeDone/report events are handed to its subscription's buffer, posted by a background task;
+without a subscription that costs one ``is None`` test per line.
 
 Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
 DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
@@ -55,6 +58,7 @@ from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
 from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
+from lambdad.sandbox.telemetry import TelemetryHub
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec", "EnvironmentLost"]
 
@@ -198,6 +202,7 @@ class Environment:
         self._settled: asyncio.Event | None = None
         self._runtime_parked = False
         self._killed = False
+        self._telemetry: TelemetryHub | None = None  # Telemetry API subscriptions; None until the first one
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -391,6 +396,9 @@ class Environment:
         invocation.started = time.monotonic()
         self._timer = asyncio.get_running_loop().call_later(timeout, self._on_timeout, invocation, float(timeout))
         self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
+        if self._telemetry is not None:
+            self._telemetry.publish("platform", "platform.start",
+                                    {"requestId": invocation.request_id, "version": self.config.version})
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(int((now_wall + timeout) * 1000)),
@@ -506,6 +514,19 @@ class Environment:
         if kind == "init" and not self._init_reported and self._init_error is None:
             self._init_fault = f"Extension {ext.name} reported an init error: {error_type}"
             self._fail_init(error_type, b"")
+
+    def subscribe_telemetry(self, identifier: str | None, body: bytes) -> None:
+        """Telemetry API (2022-07-01): PUT /telemetry from a registered extension."""
+        ext = self._extension(identifier)
+        if self._launcher.private_network:
+            raise RuntimeApiError(400, "ValidationError",
+                                  "The Telemetry API is not available with LAMBDAD_FUNCTION_NETWORK=none: the server "
+                                  "cannot reach a listener inside the environment's own network namespace.")
+        if self.state is EnvState.DEAD:
+            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
+        if self._telemetry is None:
+            self._telemetry = TelemetryHub()
+        self._telemetry.subscribe(ext.id, ext.name, body)
 
     def _extension_settled(self) -> None:
         if self._extensions_busy():
@@ -625,9 +646,11 @@ class Environment:
             f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self.config.memory_size} MB\t"
             f"Max Memory Used: {self._max_memory_mb()} MB"
         )
+        init_ms = None
         if self.init_duration_ms is not None and not self._init_duration_reported:
             self._init_duration_reported = True  # only the first invocation of an environment is a cold start
-            report += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
+            init_ms = self.init_duration_ms
+            report += f"\tInit Duration: {init_ms:.2f} ms"
         if status == "timeout":
             report += "\tStatus: timeout"
         elif report_error is not None:
@@ -635,6 +658,8 @@ class Environment:
         elif status == "crash":
             report += "\tStatus: error\tError Type: Runtime.ExitError"
         self._log_invocation(inv, report)
+        if self._telemetry is not None:
+            self._publish_done(inv, duration, status, report_error, init_ms)
         self._current = None
         if self.state is not EnvState.DEAD:
             self.state = EnvState.IDLE
@@ -724,6 +749,26 @@ class Environment:
         if inv is not None:
             inv.log_lines.append(line)
         self._emit(line)
+        if self._telemetry is not None:
+            self._telemetry.publish("function", "function", line)
+
+    def _publish_done(self, inv: Invocation, duration: float, status: str, report_error: str | None,
+                      init_ms: float | None) -> None:
+        """platform.runtimeDone and platform.report (Telemetry API schema 2022-12-13) for subscribers."""
+        assert self._telemetry is not None
+        status = "success" if status == "success" and report_error is None else (
+            "timeout" if status == "timeout" else "failure" if status == "crash" else "error")
+        self._telemetry.publish("platform", "platform.runtimeDone", {
+            "requestId": inv.request_id, "status": status, "metrics": {"durationMs": round(duration, 3)}})
+        metrics = {"durationMs": round(duration, 3), "billedDurationMs": max(1, math.ceil(duration)),
+                   "memorySizeMB": self.config.memory_size, "maxMemoryUsedMB": self._max_memory_mb()}
+        if init_ms is not None:
+            metrics["initDurationMs"] = round(init_ms, 3)
+        record = {"requestId": inv.request_id, "status": status, "metrics": metrics}
+        error_type = report_error or ("Runtime.ExitError" if status == "failure" else None)
+        if error_type is not None:
+            record["errorType"] = error_type
+        self._telemetry.publish("platform", "platform.report", record)
 
     def _log_invocation(self, inv: Invocation, line: str) -> None:
         inv.log_lines.append(line)
@@ -825,6 +870,8 @@ class Environment:
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
         await self._api.aclose()
+        if self._telemetry is not None:
+            await self._telemetry.aclose()
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
 
 

@@ -37,7 +37,7 @@ from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
-__all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError"]
+__all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError", "write_hosts_file"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,21 @@ class LaunchedProcess:
     exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
 
 
+def write_hosts_file(run_dir: str) -> str:
+    """The hosts file environments see at /etc/hosts: the host's, plus ``sandbox.localdomain`` at 127.0.0.1 (where
+    extensions listen for the Telemetry API). Written once per server, in its run dir."""
+    try:
+        with open("/etc/hosts") as f:
+            text = f.read()
+    except OSError:
+        text = "127.0.0.1 localhost\n"
+    path = os.path.join(run_dir, "hosts")
+    with open(path, "w") as f:
+        f.write(text + ("" if text.endswith("\n") or not text else "\n") + "127.0.0.1 sandbox.localdomain\n")
+    os.chmod(path, 0o644)
+    return path
+
+
 # Inside a network namespace of its own an environment's Runtime API can have a fixed address.
 PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 
@@ -130,8 +145,11 @@ PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
-                 private_network: bool = False) -> None:
+                 private_network: bool = False, hosts_file: str | None = None) -> None:
         self._cgroups = cgroup_root
+        # the host's /etc/hosts plus ``127.0.0.1 sandbox.localdomain`` (the Telemetry API's destination host),
+        # shown read-only at /etc/hosts in the jail
+        self._hosts_file = hosts_file
         # with a network namespace per environment: no network at all, the Runtime API comes in by a listener
         # the environment opens inside its namespace
         self.private_network = private_network and jailed
@@ -230,7 +248,8 @@ class Launcher:
             opt_dir=request.opt_dir,
             tmp_size_mb=request.tmp_mb,
             ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(request.runtime) + self._sdk_binds(request.runtime),
-            ro_mounts=((request.runtime.runtime_dir, RUNTIME_DIR),) if request.runtime.runtime_dir else (),
+            ro_mounts=(((request.runtime.runtime_dir, RUNTIME_DIR),) if request.runtime.runtime_dir else ())
+            + (((self._hosts_file, "/etc/hosts"),) if self._hosts_file else ()),
             uid=SANDBOX_UID,
             gid=SANDBOX_GID,
             hostname=f"lambdad-{request.env_id[:12]}",
