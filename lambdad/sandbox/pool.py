@@ -171,25 +171,22 @@ class EnvironmentPool:
             self.unreserved_in_use -= 1
 
     def release(self, env: Environment) -> None:
-        if env in self._provisioned_busy:
+        provisioned = env in self._provisioned_busy
+        if provisioned:
             self._provisioned_busy.discard(env)
             self.in_use -= 1
-            if env.state is EnvState.DEAD:
-                return
-            if env.retired:
-                self._close_soon(env)
-                return
-            env.state = EnvState.IDLE
-            self._provisioned_idle.setdefault((env.config.name, env.config.version), []).append(env)
-            return
-        self._uncount(env)
+        else:
+            self._uncount(env)
         if env.state is EnvState.DEAD:
             return
         if env.retired:
             self._close_soon(env)
             return
         env.state = EnvState.IDLE
-        self._idle.setdefault(_key(env.spec), []).append(env)
+        if provisioned:
+            self._provisioned_idle.setdefault((env.config.name, env.config.version), []).append(env)
+        else:
+            self._idle.setdefault(_key(env.spec), []).append(env)
 
     def retire(self, function_name: str, version: str | None = None) -> None:
         """Make every environment of ``function_name`` (of its ``version`` only, if given) unusable; close those
