@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import re
 import shutil
@@ -28,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,25 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from tests.server import ROLE, Server, make_zip  # noqa: E402
 from tests.test_custom_runtime import SHELL_BOOTSTRAP  # noqa: E402
+from tests.test_custom_runtime import ric_zip as shared_ric_zip  # noqa: E402
 
 NODE_CODE = {"index.mjs": "export const handler = async (event) => event;\n"}
 PYTHON_CODE = {"app.py": "def handler(event, context):\n    return event\n"}
 
 
 def ric_zip(tree: Path) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(tree.rglob("*")):
-            if path.is_file():
-                info = zipfile.ZipInfo(str(path.relative_to(tree)))
-                info.external_attr = (path.stat().st_mode & 0o777) << 16
-                z.writestr(info, path.read_bytes())
-        for name, content, mode in (("bootstrap", '#!/bin/sh\nexec /usr/bin/python3 -m awslambdaric "$_HANDLER"\n', 0o755),
-                                    ("app.py", PYTHON_CODE["app.py"], 0o644)):
-            info = zipfile.ZipInfo(name)
-            info.external_attr = mode << 16
-            z.writestr(info, content)
-    return buf.getvalue()
+    return shared_ric_zip(tree, app=PYTHON_CODE["app.py"], python="/usr/bin/python3")
 
 
 def measure(server: Server, label: str, runtime: str, handler: str, code: bytes, floor: list[str], samples: int,

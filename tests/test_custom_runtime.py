@@ -169,7 +169,9 @@ def boom(event, context):
 """
 
 
-def ric_zip(tree: Path) -> bytes:
+def ric_zip(tree: Path, app: str = RIC_APP, python: str = SYSTEM_PYTHON) -> bytes:
+    """A deployment package: the awslambdaric install in ``tree`` (modes kept), a bootstrap that runs it with
+    ``python``, and ``app`` as app.py."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for path in sorted(tree.rglob("*")):
@@ -177,8 +179,8 @@ def ric_zip(tree: Path) -> bytes:
                 info = zipfile.ZipInfo(str(path.relative_to(tree)))
                 info.external_attr = (path.stat().st_mode & 0o777) << 16
                 z.writestr(info, path.read_bytes())
-        for name, content, mode in (("bootstrap", f'#!/bin/sh\nexec {SYSTEM_PYTHON} -m awslambdaric "$_HANDLER"\n', 0o755),
-                                    ("app.py", RIC_APP, 0o644)):
+        for name, content, mode in (("bootstrap", f'#!/bin/sh\nexec {python} -m awslambdaric "$_HANDLER"\n', 0o755),
+                                    ("app.py", app, 0o644)):
             info = zipfile.ZipInfo(name)
             info.external_attr = mode << 16
             z.writestr(info, content)
