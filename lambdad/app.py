@@ -18,16 +18,16 @@ import uuid
 from pathlib import Path
 
 import botocore.session
-from aiohttp import web
 
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import MAX_BODY_BYTES, LambdaApi
+from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, request_too_large
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
+from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
@@ -66,7 +66,7 @@ class LambdadApp:
         self.settings = settings
         self.server_id = uuid.uuid4().hex[:12]
         self._lock = DataDirLock(settings.data_dir)
-        self._runner: web.AppRunner | None = None
+        self._http: HttpServer | None = None
         self.port: int | None = None
 
     @classmethod
@@ -118,7 +118,12 @@ class LambdadApp:
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
             hosts_file=write_hosts_file(str(self.run_dir)),
+            prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
         )
+        if self.launcher.prewarm_size:
+            log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)
+        elif s.prewarm_pool_size:
+            log.info("prewarm pool: off (it needs the jail, cgroups, the mount API and LAMBDAD_FUNCTION_NETWORK=host)")
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
         self.log_sink = LogSink(self.store)
@@ -167,7 +172,8 @@ class LambdadApp:
         name, secret = stored
         return Identity(Secret(secret), user_principal(self.settings.account_id, name))
 
-    def web_app(self) -> web.Application:
+    def http_app(self) -> App:
+        """The control API and the code download links, as one HTTP application."""
         s = self.settings
         model = botocore.session.get_session().get_service_model("lambda")
         handlers = {
@@ -181,27 +187,24 @@ class LambdadApp:
             **layer_handlers(self.layers, self.code_urls),
         }
         api = LambdaApi(model, handlers, self._lookup_identity, s.region, s.account_id)
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_get(CODE_PATH + "{hash}", self.code_urls.handler(self.functions))
-        app.router.add_route("*", "/{tail:.*}", api.handle)
+        download = self.code_urls.handler(self.functions)
+
+        async def app(request: HttpRequest) -> HttpResponse:
+            if request.target.startswith(CODE_PATH):
+                return await download(request)
+            return await api.handle(request)
+
         return app
 
-    async def _close_runner(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    async def _close_http(self) -> None:
+        if self._http is not None:
+            await self._http.aclose(timeout=5.0)  # requests still being answered get 5 s
+            self._http = None
 
     async def serve(self) -> int:
         """Bind the HTTP listener; returns the port (useful with port 0)."""
-        # shutdown_timeout: how long a stop waits for requests still being answered (aiohttp's default is 60 s)
-        self._runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, reuse_address=True)
-        await site.start()
-        server = site._server  # aiohttp keeps the asyncio server here; the bound port is only known after start
-        assert isinstance(server, asyncio.Server) or hasattr(server, "sockets")
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._http = HttpServer(self.http_app(), max_body=MAX_BODY_BYTES, too_large=request_too_large)
+        self.port = await self._http.start(self.settings.host, self.settings.port)
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
@@ -209,7 +212,7 @@ class LambdadApp:
 
     async def aclose(self) -> None:
         steps = [
-            ("http listener", self._close_runner),
+            ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
             ("environments", self.pool.aclose),
             ("fork servers", self.launcher.aclose),

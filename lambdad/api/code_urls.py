@@ -6,13 +6,14 @@ start; it is valid for 10 minutes, as Lambda's presigned S3 links are.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
+from urllib.parse import parse_qs
 
-from aiohttp import web
-
+from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.functions.service import FunctionService
 
 __all__ = ["CodeUrlSigner", "CODE_PATH", "URL_LIFETIME_SECONDS"]
@@ -42,16 +43,25 @@ class CodeUrlSigner:
         return hmac.compare_digest(self._signature(code_hash, when), signature)
 
     def handler(self, service: FunctionService):
-        async def download(request: web.Request) -> web.StreamResponse:
-            code_hash = request.match_info["hash"]
-            if not self.check(code_hash, request.query.get("Expires", ""), request.query.get("Signature", "")):
-                return web.Response(status=403, text="Request has expired or the signature does not match.")
+        def text(status: int, message: str) -> HttpResponse:
+            return HttpResponse(status, message.encode(), (("Content-Type", "text/plain; charset=utf-8"),))
+
+        async def download(request: HttpRequest) -> HttpResponse:
+            path, _, raw_query = request.target.partition("?")
+            if request.method != "GET":
+                return text(405, "Method not allowed.")
+            code_hash = path[len(CODE_PATH):]
+            query = parse_qs(raw_query)
+            if not self.check(code_hash, query.get("Expires", [""])[0], query.get("Signature", [""])[0]):
+                return text(403, "Request has expired or the signature does not match.")
             try:
-                path = service.blob_path(code_hash)
+                blob = service.blob_path(code_hash)
             except ValueError:
-                return web.Response(status=404, text="No such code package.")
-            if not path.exists():
-                return web.Response(status=404, text="No such code package.")
-            return web.FileResponse(path, headers={"Content-Type": "application/zip"})
+                return text(404, "No such code package.")
+            try:
+                data = await asyncio.to_thread(blob.read_bytes)  # at most a 50 MB zip, off the event loop
+            except FileNotFoundError:
+                return text(404, "No such code package.")
+            return HttpResponse(200, data, (("Content-Type", "application/zip"),))
 
         return download

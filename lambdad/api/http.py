@@ -13,21 +13,31 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
-from aiohttp import web
+from urllib.parse import parse_qsl
+
 from botocore.model import ServiceModel
-from multidict import CIMultiDict
 
 from lambdad.api.protocol import Router, parse_request, serialize_error, serialize_response
 from lambdad.arn import function_arn, parse_function_name
 from lambdad.auth.principals import Identity, Principal, check_operation
-from lambdad.auth.sigv4 import SignedRequest, signing_access_key, verify
-from lambdad.errors import LambdaError, NotImplementedException, ServiceException
+from lambdad.api.server import HttpRequest, HttpResponse
+from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
+from lambdad.errors import LambdaError, NotImplementedException, RequestTooLargeException, ServiceException
 
-__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES"]
+__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON body
+
+
+def request_too_large() -> HttpResponse:
+    """The answer to a request body over MAX_BODY_BYTES, refused before it is read (by its Content-Length) or
+    as it streams in: Lambda's error for an oversized request."""
+    status, headers, body = serialize_error(
+        RequestTooLargeException(f"Request must be smaller than {MAX_BODY_BYTES} bytes for this operation"))
+    headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return HttpResponse(status, body, tuple(headers.items()))
 
 
 @dataclass(frozen=True)
@@ -51,23 +61,24 @@ class LambdaApi:
         self._region = region
         self._account_id = account_id
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         op_name = "Unknown"
         try:
-            body = await request.read()
-            raw_path = request.raw_path
-            path, _, raw_query = raw_path.partition("?")
-            signed = SignedRequest(request.method, path, raw_query, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers], body)
-            claimed_key = signing_access_key(signed)
+            path, _, raw_query = request.target.partition("?")
+            claim = read_claim(SignedRequest(request.method, path, raw_query, request.headers, request.body))
+            claimed_key = claim.access_key
             identity = await self._lookup(claimed_key)
-            access_key = verify(
-                signed,
+            access_key = check_claim(
+                claim,
                 lambda key: identity.secret if identity is not None and key == claimed_key else None,
                 region=self._region,
             )
             assert identity is not None  # verify refuses an unknown key
-            query = {k: request.query.getall(k) for k in request.query.keys()}
+            query: dict[str, list[str]] = {}
+            if raw_query:
+                for key, value in parse_qsl(raw_query, keep_blank_values=True):
+                    query.setdefault(key, []).append(value)
             op, uri_params = self._router.match(request.method, path, query)
             op_name = op.name
             handler = self._handlers.get(op.name)
@@ -75,17 +86,18 @@ class LambdaApi:
                 raise NotImplementedException(f"The operation {op.name} is not supported by this lambdad server yet.")
             if not identity.principal.root:
                 check_operation(identity.principal, op.name, self._resource(uri_params))
-            params = parse_request(op, uri_params, query, request.headers, body)
-            ctx = RequestContext(request_id, access_key, op.name, f"{request.scheme}://{request.host}", identity.principal)
+            headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
+            params = parse_request(op, uri_params, query, headers, request.body)
+            ctx = RequestContext(request_id, access_key, op.name, f"http://{request.host}", identity.principal)
             output = await handler(ctx, params)
-            status, headers, out_body = serialize_response(op, output)
+            status, out_headers, out_body = serialize_response(op, output)
         except LambdaError as exc:
-            status, headers, out_body = serialize_error(exc)
+            status, out_headers, out_body = serialize_error(exc)
         except Exception as exc:  # the boundary: nothing escapes as a raw 500
             log.exception("%s failed", op_name)
-            status, headers, out_body = serialize_error(ServiceException(f"Internal error in {op_name}: {type(exc).__name__}"))
-        headers["x-amzn-RequestId"] = request_id
-        return web.Response(status=status, headers=CIMultiDict(headers), body=out_body)
+            status, out_headers, out_body = serialize_error(ServiceException(f"Internal error in {op_name}: {type(exc).__name__}"))
+        out_headers["x-amzn-RequestId"] = request_id
+        return HttpResponse(status, out_body, tuple(out_headers.items()))
 
     def _resource(self, uri_params: Mapping[str, str]) -> str:
         """The ARN an operation acts on, for an access-denied message: the function's, else every resource."""

@@ -159,6 +159,45 @@ def test_cached_signing_key_gives_botocores_signature() -> None:
     assert _signing_key(SECRET, "20261123", REGION, "lambda") == key
 
 
+@pytest.mark.parametrize("method,path,query,headers", [
+    ("GET", "/2015-03-31/functions/", "", {}),
+    ("POST", ARN_PATH, "Qualifier=%24LATEST", {"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json"}),
+    ("GET", "/a/./b//c/../d%20e%2Ff", "", {}),
+    ("GET", "/2015-03-31/functions/", "Marker=%E2%9C%93%20x%2By&MaxItems=1&Marker=a", {"X-Odd": "  spaced   out  "}),
+    ("PUT", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af", "empty=&flag",
+     {"X-Amz-Log-Type": "Tail", "Content-Type": "application/x-amz-json-1.1"}),
+])
+def test_canonical_request_is_botocores(method: str, path: str, query: str, headers: dict[str, str]) -> None:
+    """lambdad writes the canonical request out itself (for speed); it must be botocore's, byte for byte."""
+    from lambdad.auth.sigv4 import _canonical_request, read_claim
+
+    url = f"http://{HOST}{path}" + (f"?{query}" if query else "")
+    request = AWSRequest(method=method, url=url, data=b"{}", headers=headers)
+    signer = SigV4Auth(Credentials(AKID, SECRET), "lambda", REGION)
+    signer.add_auth(request)
+    received = _as_received(request)
+    claim = read_claim(received)
+    signed = {n: v for n, v in received.headers if n != "Authorization"}  # what the client signed
+    botocore_request = AWSRequest(method=method, url=url, data=b"{}", headers=signed)
+    botocore_request.context["timestamp"] = header(received, "X-Amz-Date")
+    expected = signer.canonical_request(botocore_request)
+    assert _canonical_request(claim, hashlib.sha256(b"{}").hexdigest()) == expected
+    assert check(received) == AKID
+
+
+def test_authorization_header_in_an_unusual_layout_verifies() -> None:
+    """The fast parse of the usual ``Credential=…, SignedHeaders=…, Signature=…`` and the general one agree."""
+    request = sign("POST", ARN_PATH, body=b"{}")
+    usual = header(request, "Authorization")
+    algorithm, _, rest = usual.partition(" ")
+    parts = dict(p.strip().split("=", 1) for p in rest.split(","))
+    for layout in (f"{algorithm} Signature={parts['Signature']},SignedHeaders={parts['SignedHeaders']},"
+                   f"Credential={parts['Credential']}",
+                   f"  {algorithm}   Credential = {parts['Credential']} ,SignedHeaders={parts['SignedHeaders']}, "
+                   f"Signature={parts['Signature']}  "):
+        assert check(with_header(request, "Authorization", layout)) == AKID
+
+
 # -- tampering -------------------------------------------------------------------------------------------------
 
 
