@@ -3,7 +3,7 @@
 This module only speaks HTTP. It parses each request into a call on the environment it serves (a
 ``RuntimeApiTarget``) and renders what comes back; the environment holds every rule about invocations.
 
-    GET  /2018-06-01/runtime/invocation/next            -> target.next_invocation()  (long poll)
+    GET  /2018-06-01/runtime/invocation/next            -> target.want_next(deliver)  (long poll)
     POST /2018-06-01/runtime/invocation/{id}/response   -> target.post_response(id, body, too_large)
     POST /2018-06-01/runtime/invocation/{id}/error      -> target.post_error(id, error_type, body)
     POST /2018-06-01/runtime/init/error                 -> target.post_init_error(error_type, body)
@@ -20,9 +20,12 @@ and the Telemetry API (lambdad/sandbox/telemetry.py):
 
 Every invocation crosses this API twice, so it is a plain asyncio protocol over httptools (llhttp, the C parser
 uvicorn uses) rather than a general web framework: three fixed routes need no router, middleware or request
-objects, and each request costs a few microseconds of parsing. Requests on one connection are answered in
-order; a connection that closes while its ``GET /next`` waits cancels that wait, so no invocation is handed to a
-runtime that is gone. A connection is served only when ``target.accepts_peer`` says its peer is one of the
+objects, and each request costs a few microseconds of parsing. ``GET /next`` is not a task waiting on a queue:
+the connection hands the target a callback, which the target calls with the invocation in the same call that
+brings it (the Invoke request's), so the event is on its way to the runtime without a loop iteration in between.
+Requests on one connection are answered in order (a runtime may pipeline ``GET /next`` behind its response, as
+lambdad's Python runtime does); a connection that closes while its ``GET /next`` waits withdraws it
+(``cancel_next``), so no invocation is handed to a runtime that is gone. A connection is served only when ``target.accepts_peer`` says its peer is one of the
 environment's own processes (other processes on the machine can reach the port too). Errors the target raises
 (``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
 """
@@ -36,11 +39,12 @@ import logging
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import httptools
 
-__all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "MAX_RESPONSE_BYTES"]
+__all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "Deliver",
+           "MAX_RESPONSE_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +72,13 @@ class NextInvocation:
     headers: dict[str, str]
 
 
+Deliver = Callable[["NextInvocation | RuntimeApiError"], None]
+
+
 class RuntimeApiTarget(Protocol):
     def accepts_peer(self, host: str, port: int) -> bool: ...
-    async def next_invocation(self) -> NextInvocation: ...
+    def want_next(self, deliver: Deliver) -> None: ...
+    def cancel_next(self, deliver: Deliver) -> None: ...
     def post_response(self, request_id: str, body: bytes, too_large: bool) -> None: ...
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None: ...
     def post_init_error(self, error_type: str | None, body: bytes) -> None: ...
@@ -117,7 +125,10 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._trusted = False
         self._pending: collections.deque[_Request] = collections.deque()
-        self._waiting: asyncio.Task[None] | None = None  # a GET /next being answered
+        self._waiting: asyncio.Task[None] | None = None  # an extension's GET event/next being answered
+        self._next: _Request | None = None  # the runtime's GET /next, given to the target, not answered yet
+        self._deliver: Deliver = self._deliver_next  # one bound method, so that cancel_next can find it
+        self._later: tuple[bytes, bool] | None = None  # a response held back one loop iteration (see _serve_pending)
         # the request being parsed
         self._url = b""
         self._error_type: str | None = None
@@ -144,6 +155,9 @@ class _Connection(asyncio.Protocol):
         self._pending.clear()
         if self._waiting is not None:
             self._waiting.cancel()
+        if self._next is not None:
+            self._next = None
+            self._target.cancel_next(self._deliver)
 
     # -- httptools callbacks ----------------------------------------------------------------------------------
 
@@ -179,36 +193,46 @@ class _Connection(asyncio.Protocol):
             keep_alive=self._parser.should_keep_alive(),
             extension_name=self._extension_name, extension_id=self._extension_id,
         ))
-        if self._waiting is None:
+        if self._waiting is None and self._next is None:
             self._serve_pending()
 
     # -- answering --------------------------------------------------------------------------------------------
 
     def _serve_pending(self) -> None:
-        while self._pending and self._waiting is None and self._transport is not None:
+        while self._pending and self._waiting is None and self._next is None and self._transport is not None:
             request = self._pending.popleft()
             if not self._trusted:
                 self._send(_render(403, _error_body("AccessDenied",
                            "This Runtime API endpoint belongs to another environment."), close=True), True)
                 return
             if request.path == _PREFIX + "invocation/next" and request.method == "GET":
-                self._waiting = asyncio.get_running_loop().create_task(self._answer_next(request))
+                self._next = request
+                self._target.want_next(self._deliver)  # may answer at once, through _deliver_next
                 return
             if request.path == _EXT_PREFIX + "event/next" and request.method == "GET":
                 self._waiting = asyncio.get_running_loop().create_task(self._answer_extension_next(request))
                 return
-            self._send(self._answer_post(request), not request.keep_alive)
+            response = self._answer_post(request)
+            if request.path.endswith(("/response", "/error")) and request.path.startswith(_PREFIX + "invocation/"):
+                # the runtime's answer completed an invocation: its caller's response goes out first (it is a
+                # loop iteration away); this 202 follows right after, before anything else on this connection
+                self._later = (response, not request.keep_alive)
+                asyncio.get_running_loop().call_soon(self._send_later)
+            else:
+                self._send(response, not request.keep_alive)
 
-    async def _answer_next(self, request: _Request) -> None:
-        try:
-            nxt = await self._target.next_invocation()
-        except RuntimeApiError as exc:
-            response = _render(exc.status, _error_body(exc.error_type, exc.message), close=not request.keep_alive)
+    def _deliver_next(self, nxt: NextInvocation | RuntimeApiError) -> None:
+        request = self._next
+        if request is None:
+            return  # withdrawn
+        self._next = None
+        close = not request.keep_alive
+        if isinstance(nxt, RuntimeApiError):
+            self._send(_render(nxt.status, _error_body(nxt.error_type, nxt.message), close=close), close)
         else:
-            response = _render(200, nxt.payload, nxt.headers, close=not request.keep_alive)
-        self._waiting = None
-        self._send(response, not request.keep_alive)
-        self._serve_pending()
+            self._send(_render(200, nxt.payload, nxt.headers, close=close), close)
+        if self._pending:
+            self._serve_pending()
 
     async def _answer_extension_next(self, request: _Request) -> None:
         try:
@@ -277,7 +301,15 @@ class _Connection(asyncio.Protocol):
             return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
         return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
 
+    def _send_later(self) -> None:
+        if self._later is not None:
+            data, close = self._later
+            self._later = None
+            self._send(data, close)
+
     def _send(self, data: bytes, close: bool) -> None:
+        if self._later is not None:
+            self._send_later()  # responses go out in the order of their requests
         if self._transport is None:
             return
         self._transport.write(data)
@@ -321,4 +353,5 @@ class RuntimeApiServer:
                 connection._transport.abort()
             if connection._waiting is not None:
                 connection._waiting.cancel()
+            connection._next = None
         self._connections.clear()

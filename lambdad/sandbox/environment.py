@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 import math
@@ -53,7 +54,7 @@ from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.principals import function_principal
 from lambdad.functions.model import FunctionConfig
 from lambdad.logs.sink import LogSink
-from lambdad.runtime_api.server import NextInvocation, RuntimeApiError, RuntimeApiServer
+from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
 from lambdad.sandbox.forkserver import extension_programs
@@ -113,6 +114,7 @@ class Invocation:
     log_lines: list[str] = field(default_factory=list)
     started: float = 0.0
     answered: bool = False  # the runtime posted its response or error
+    completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class Environment:
         self._on_dead = on_dead
         self._api = RuntimeApiServer(self)
         self._proc: LaunchedProcess | None = None
-        self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
+        self._queued: collections.deque[Invocation] = collections.deque()  # for the runtime's next GET /next
+        self._parked: Deliver | None = None  # the runtime's GET /next, waiting for an invocation
         self._current: Invocation | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._partial = b""
@@ -344,9 +347,16 @@ class Environment:
             else:
                 self.state = EnvState.BUSY
             self._set_frozen(False)
-            self._inbox.put_nowait(invocation)
+            deliver = self._parked
+            if deliver is not None and self._init_reported:
+                self._parked = None
+                self._runtime_parked = False
+                self._hand_over(invocation, deliver)
+            else:
+                self._queued.append(invocation)
         try:
-            return await asyncio.shield(invocation.future)
+            # not shielded: a cancelled caller cancels only this future; the environment goes by ``completed``
+            return await invocation.future
         finally:
             self.last_used = time.monotonic()
 
@@ -359,35 +369,56 @@ class Environment:
         inode = socket_inode(host, port, "127.0.0.1", self._api.port)
         return inode is not None and owned_by(inode, proc.cgroup.pids())
 
-    async def next_invocation(self) -> NextInvocation:
-        cgroup = self._proc.cgroup if self._proc is not None else None
+    def want_next(self, deliver: Deliver) -> None:
+        """The runtime's ``GET /next``: ``deliver`` gets the next invocation — now if one is waiting, else from
+        ``invoke`` the moment one comes, in the same call (no queue, task or loop iteration in between) — or a
+        RuntimeApiError. ``cancel_next`` withdraws it (the runtime's connection closed)."""
         if not self._init_reported and self._expected_extensions and not self._extensions_initialised():
             # the init phase ends when the runtime and every extension have called next
-            self._init_waiter = asyncio.get_running_loop().create_future()
-            await self._init_waiter
-            if self.state is EnvState.DEAD:
-                raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
+            self._parked = deliver
+            waiter = self._init_waiter = asyncio.get_running_loop().create_future()
+            waiter.add_done_callback(lambda _: self._after_extensions_init(deliver))
+            return
         if not self._init_reported:
             self._init_reported = True
             self.warm.set()
-            if self.state is EnvState.STARTING and self._inbox.empty():
+            if self.state is EnvState.STARTING and not self._queued:
                 self.state = EnvState.IDLE  # initialised ahead of any invocation (provisioned concurrency)
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
+            cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
                 # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
                 cgroup.limit_cpu(self.config.memory_size)
         if self.state is EnvState.DEAD:
-            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        if self._inbox.empty() and cgroup is not None and not self._extensions_busy():
+            deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
+            return
+        if self._queued:
+            self._hand_over(self._queued.popleft(), deliver)
+            return
+        if self._proc is not None and self._proc.cgroup is not None and not self._extensions_busy():
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
             self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_SECONDS, self._set_frozen, True)
+        self._parked = deliver
         self._runtime_parked = True
-        try:
-            invocation = await self._inbox.get()
-        finally:
+
+    def cancel_next(self, deliver: Deliver) -> None:
+        if self._parked == deliver:
+            self._parked = None
             self._runtime_parked = False
+
+    def _after_extensions_init(self, deliver: Deliver) -> None:
+        if self._parked != deliver:
+            return  # withdrawn meanwhile
+        self._parked = None
+        if self.state is EnvState.DEAD:
+            deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
+        else:
+            self.want_next(deliver)
+
+    def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
+        """Give ``invocation`` to the runtime: its clock starts now."""
         if self._timer is not None:
             self._timer.cancel()
         self.state = EnvState.BUSY
@@ -399,11 +430,12 @@ class Environment:
         if self._telemetry is not None:
             self._telemetry.publish("platform", "platform.start",
                                     {"requestId": invocation.request_id, "version": self.config.version})
+        trace = os.urandom(20).hex()
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(int((now_wall + timeout) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-            "Lambda-Runtime-Trace-Id": f"Root=1-{int(now_wall):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0",
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(now_wall):08x}-{trace[:24]};Parent={trace[24:]};Sampled=0",
         }
         if invocation.client_context:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
@@ -413,11 +445,11 @@ class Environment:
                 "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
                 "tracing": {"type": "X-Amzn-Trace-Id", "value": headers["Lambda-Runtime-Trace-Id"]},
             })
-        return NextInvocation(invocation.request_id, invocation.payload, headers)
+        deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
 
     def _open_invocation(self, request_id: str) -> Invocation:
         inv = self._current
-        if (inv is None or inv.request_id != request_id or inv.future is None or inv.future.done() or not inv.started
+        if (inv is None or inv.request_id != request_id or inv.future is None or inv.completed or not inv.started
                 or inv.answered):
             raise RuntimeApiError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
         return inv
@@ -534,7 +566,7 @@ class Environment:
         if self._deferred is not None:
             self._flush_deferred()
             proc = self._proc
-            if (self._runtime_parked and self._inbox.empty() and proc is not None and proc.cgroup is not None
+            if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
                     and self.state is not EnvState.DEAD):
                 self._freeze_timer = asyncio.get_running_loop().call_later(
                     FREEZE_DELAY_SECONDS, self._set_frozen, True)
@@ -565,7 +597,7 @@ class Environment:
         duration = (time.monotonic() - self._spawned_at) * 1000.0
         self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
         inv = self._current
-        if inv is not None and inv.future is not None and not inv.future.done():
+        if inv is not None and inv.future is not None and not inv.completed:
             self._finish_with_init_error(inv)
         self._die()
 
@@ -633,7 +665,7 @@ class Environment:
 
     def _complete(self, inv: Invocation, payload: bytes, function_error: str | None, status: str,
                   report_error: str | None = None) -> None:
-        if inv.future is None or inv.future.done():
+        if inv.future is None or inv.completed:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -663,7 +695,9 @@ class Environment:
         self._current = None
         if self.state is not EnvState.DEAD:
             self.state = EnvState.IDLE
-        inv.future.set_result(InvocationResult(payload, function_error, "\n".join(inv.log_lines) + "\n", status))
+        inv.completed = True
+        if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
+            inv.future.set_result(InvocationResult(payload, function_error, "\n".join(inv.log_lines) + "\n", status))
 
     def _max_memory_mb(self) -> int:
         proc = self._proc
@@ -675,7 +709,7 @@ class Environment:
         return max(1, round(peak / (1024 * 1024)))
 
     def _on_timeout(self, inv: Invocation, seconds: float) -> None:
-        if inv.future is None or inv.future.done():
+        if inv.future is None or inv.completed:
             return
         if self._deferred is not None and self._deferred[0] is inv:
             # the runtime answered, an extension did not call next again in time: answer, and end the environment
@@ -787,7 +821,7 @@ class Environment:
         self._drain_output()
         self._flush_deferred()
         inv = self._current
-        if inv is not None and inv.future is not None and not inv.future.done():
+        if inv is not None and inv.future is not None and not inv.completed:
             if self._init_error is not None:
                 self._finish_with_init_error(inv)
             elif not inv.started and self._init_reported:
@@ -796,7 +830,10 @@ class Environment:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-                inv.future.set_exception(EnvironmentLost(f"environment {self.id} ended before it took the invocation"))
+                inv.completed = True
+                if not inv.future.done():
+                    inv.future.set_exception(
+                        EnvironmentLost(f"environment {self.id} ended before it took the invocation"))
             else:
                 oom = proc.cgroup is not None and proc.cgroup.oom_killed()
                 reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
@@ -849,7 +886,7 @@ class Environment:
         if self._listener_task is not None and not self._listener_task.done():
             self._listener_task.cancel()
         inv = self._current
-        if inv is not None and inv.future is not None and not inv.future.done():
+        if inv is not None and inv.future is not None and not inv.completed:
             message = f"RequestId: {inv.request_id} Error: the execution environment was shut down"
             if not inv.started:
                 inv.started = time.monotonic()
