@@ -9,7 +9,6 @@ yet answers 501 NotImplementedException, saying so.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -23,6 +22,7 @@ from lambdad.auth.principals import Identity, Principal, check_operation
 from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
 from lambdad.errors import LambdaError, NotImplementedException, RequestTooLargeException, ServiceException
+from lambdad.ids import request_id
 
 __all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large"]
 
@@ -36,11 +36,11 @@ def request_too_large() -> HttpResponse:
     as it streams in: Lambda's error for an oversized request."""
     status, headers, body = serialize_error(
         RequestTooLargeException(f"Request must be smaller than {MAX_BODY_BYTES} bytes for this operation"))
-    headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    headers["x-amzn-RequestId"] = request_id()
     return HttpResponse(status, body, tuple(headers.items()))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per request: not frozen, which costs ~1 µs more per instance
 class RequestContext:
     request_id: str
     access_key_id: str
@@ -62,7 +62,7 @@ class LambdaApi:
         self._account_id = account_id
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        request_id = str(uuid.uuid4())
+        rid = request_id()
         op_name = "Unknown"
         try:
             path, _, raw_query = request.target.partition("?")
@@ -88,7 +88,7 @@ class LambdaApi:
                 check_operation(identity.principal, op.name, self._resource(uri_params))
             headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
             params = parse_request(op, uri_params, query, headers, request.body)
-            ctx = RequestContext(request_id, access_key, op.name, f"http://{request.host}", identity.principal)
+            ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal)
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
         except LambdaError as exc:
@@ -96,7 +96,7 @@ class LambdaApi:
         except Exception as exc:  # the boundary: nothing escapes as a raw 500
             log.exception("%s failed", op_name)
             status, out_headers, out_body = serialize_error(ServiceException(f"Internal error in {op_name}: {type(exc).__name__}"))
-        out_headers["x-amzn-RequestId"] = request_id
+        out_headers["x-amzn-RequestId"] = rid
         return HttpResponse(status, out_body, tuple(out_headers.items()))
 
     def _resource(self, uri_params: Mapping[str, str]) -> str:

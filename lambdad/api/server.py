@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _MAX_PIPELINED = 8  # requests read ahead on one connection before it stops reading
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NOTED_LENGTHS = frozenset(len(name) for name in (b"host", b"content-length", b"expect"))  # headers read here
 
 
 @dataclass(slots=True)
@@ -102,6 +103,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._host = ""
+        self._length: int | None = None  # Content-Length, when given
+        self._expect: str | None = None
         self._body: list[bytes] = []
         self._size = 0
         self._refused = False  # its body is over the limit: answered and closed once the headers are in
@@ -142,6 +145,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._host = ""
+        self._length = None
+        self._expect = None
         self._body = []
         self._size = 0
 
@@ -151,24 +156,22 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         text = value.decode("latin-1")
         self._headers.append((name.decode("latin-1"), text))
-        if len(name) == 4 and name.lower() == b"host":
-            self._host = text
+        if len(name) in _NOTED_LENGTHS:
+            noted = name.lower()
+            if noted == b"host":
+                self._host = text
+            elif noted == b"content-length":
+                self._length = int(text) if text.isdigit() else None
+            elif noted == b"expect":
+                self._expect = text
 
     def on_headers_complete(self) -> None:
-        declared = self._declared_length()
-        if declared is not None and declared > self._server.max_body:
+        if self._length is not None and self._length > self._server.max_body:
             self._refuse()
             return
-        if self._parser.get_http_version() == "1.1" and any(
-                n.lower() == "expect" and v.lower() == "100-continue" for n, v in self._headers):
-            if self._transport is not None:
-                self._transport.write(_CONTINUE)
-
-    def _declared_length(self) -> int | None:
-        for name, value in self._headers:
-            if name.lower() == "content-length":
-                return int(value) if value.isdigit() else None
-        return None
+        if self._expect is not None and self._expect.lower() == "100-continue" \
+                and self._parser.get_http_version() == "1.1" and self._transport is not None:
+            self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         if self._refused:

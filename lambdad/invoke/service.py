@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _MAX_ENVIRONMENTS_LOST = 3  # warm environments that may end under one invocation before it fails
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
 class InvokeOutcome:
     request_id: str
     executed_version: str

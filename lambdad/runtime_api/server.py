@@ -65,7 +65,7 @@ class RuntimeApiError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
 class NextInvocation:
     request_id: str
     payload: bytes
@@ -173,11 +173,14 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"lambda-runtime-function-error-type", b"lambda-extension-function-error-type"):
+        if name[:7].lower() != b"lambda-":
+            return  # Host, User-Agent, Content-Length, ...: nothing this API reads
+        lname = name.lower()
+        if lname in (b"lambda-runtime-function-error-type", b"lambda-extension-function-error-type"):
             self._error_type = value.decode("latin-1")
-        elif name.lower() == b"lambda-extension-identifier":
+        elif lname == b"lambda-extension-identifier":
             self._extension_id = value.decode("latin-1")
-        elif name.lower() == b"lambda-extension-name":
+        elif lname == b"lambda-extension-name":
             self._extension_name = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:

@@ -53,6 +53,7 @@ from typing import Callable
 from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.principals import function_principal
 from lambdad.functions.model import FunctionConfig
+from lambdad.ids import trace_header
 from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
@@ -117,7 +118,7 @@ class Invocation:
     completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
 class InvocationResult:
     payload: bytes
     function_error: str | None  # "Unhandled" for any function error, None on success
@@ -430,12 +431,11 @@ class Environment:
         if self._telemetry is not None:
             self._telemetry.publish("platform", "platform.start",
                                     {"requestId": invocation.request_id, "version": self.config.version})
-        trace = os.urandom(20).hex()
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(int((now_wall + timeout) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-            "Lambda-Runtime-Trace-Id": f"Root=1-{int(now_wall):08x}-{trace[:24]};Parent={trace[24:]};Sampled=0",
+            "Lambda-Runtime-Trace-Id": trace_header(now_wall),
         }
         if invocation.client_context:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context

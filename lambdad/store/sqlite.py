@@ -125,7 +125,7 @@ class AsyncEvent:
     received: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more to build, and one is built per log line
 class LogEvent:
     log_group: str
     log_stream: str

@@ -468,3 +468,22 @@ def test_boto3_requests_verify_as_received_on_the_wire(wire: tuple[str, list[Sig
     tampered = dataclasses.replace(received[1], raw_query=received[1].raw_query.replace("7", "8"))
     with pytest.raises(InvalidSignatureException):
         verify(tampered, KEYS.get, region=REGION)
+
+
+def test_the_server_clock_is_used_when_no_time_is_given() -> None:
+    """``now=None`` (how the server calls verify) takes the clock's time: fresh requests verify, stale or future
+    ones are refused with the same words as with an explicit time."""
+    assert verify(sign(), KEYS.get, region=REGION) == AKID
+    for minutes, words in ((-16, "Signature expired"), (16, "Signature not yet current")):
+        moment = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+        request = AWSRequest(method="GET", url=f"http://{HOST}/2015-03-31/functions/")
+        with_time = SigV4Auth(Credentials(AKID, SECRET), "lambda", REGION)
+        request.context["timestamp"] = moment.strftime("%Y%m%dT%H%M%SZ")
+        request.headers["X-Amz-Date"] = request.context["timestamp"]
+        with_time._modify_request_before_signing = lambda r: None  # keep the date set above
+        with_time.add_auth(request)
+        with pytest.raises(InvalidSignatureException) as caught:
+            verify(_as_received(request), KEYS.get, region=REGION)
+        assert caught.value.message.startswith(words)
+    presigned = presign(expires=60)
+    assert verify(presigned, KEYS.get, region=REGION) == AKID

@@ -1,0 +1,38 @@
+"""Request and trace ids, as Lambda formats them.
+
+Request ids are random (version 4) UUIDs as text. They name an invocation; they are not secrets (nothing is
+granted by knowing one), so they come from a Mersenne Twister seeded from the OS (one ``getrandbits`` instead of
+a ``getrandom`` system call, which costs a few microseconds on a VM) and are formatted straight from the bits,
+without building a UUID object: ~0.6 µs instead of ~5 µs for ``str(uuid.uuid4())``, on every API request and
+invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+__all__ = ["request_id", "trace_header"]
+
+_random = random.Random(os.urandom(32))
+_getrandbits = _random.getrandbits
+_VARIANT = "89ab89ab89ab89ab"  # the top two bits of byte 8 are 10: its first hex digit is 8, 9, a or b
+
+
+def request_id() -> str:
+    h = f"{_getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+
+
+def trace_header(epoch_seconds: float) -> str:
+    """An X-Ray trace header for a new, unsampled trace: ``Root=1-<time>-<96 bits>;Parent=<64 bits>;Sampled=0``."""
+    h = f"{_getrandbits(160):040x}"
+    return f"Root=1-{int(epoch_seconds):08x}-{h[:24]};Parent={h[24:]};Sampled=0"
+
+
+def reseed() -> None:
+    """A forked child must not share its parent's sequence."""
+    _random.seed(os.urandom(32))
+
+
+os.register_at_fork(after_in_child=reseed)
