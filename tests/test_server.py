@@ -247,6 +247,23 @@ def test_logs_are_stored_durably(fresh_server, tmp_path, fname):
     assert lines[i + 3].startswith(f"REPORT RequestId: {rid}\tDuration: ")
 
 
+def test_a_stop_while_logs_are_being_written_keeps_every_line(fresh_server, tmp_path, fname):
+    """SIGTERM lands while the log writer is busy with batches: the stop is prompt and no line is lost."""
+    data = tmp_path / "busy-logs"
+    srv = fresh_server(data_dir=data)
+    lam = srv.client()
+    create_python_function(lam, fname, "def handler(e, c):\n    for i in range(e['n']):\n        print('line', i)\n")
+    lam.invoke(FunctionName=fname, Payload=b'{"n": 30000}')
+    started = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - started < 15
+    result = subprocess.run([sys.executable, "-m", "lambdad", "logs", fname, "--data-dir", str(data)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if line.startswith("line ")]
+    assert printed == [f"line {i}" for i in range(30000)]
+
+
 # -- the aws CLI ---------------------------------------------------------------------------------------------
 
 def test_aws_cli_invoke(server, lam, fname, tmp_path):

@@ -11,7 +11,6 @@ import logging
 import time
 
 from lambdad.store.sqlite import LogEvent, SqliteStore
-from lambdad.tasks import cancel_and_wait
 
 __all__ = ["LogSink"]
 
@@ -26,6 +25,7 @@ class LogSink:
         self._pending: list[LogEvent] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="log-sink")
@@ -45,7 +45,7 @@ class LogSink:
                 log.exception("could not write %d log events", len(batch))
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             except asyncio.TimeoutError:
@@ -54,6 +54,11 @@ class LogSink:
             await self.flush()
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        """Write what is pending and stop. The writer is not cancelled: a cancellation in the middle of a write
+        could lose its batch; it is told to stop, finishes the write it is in, and a last flush follows."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
         await self.flush()

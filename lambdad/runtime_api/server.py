@@ -128,7 +128,7 @@ class _Connection(asyncio.Protocol):
         self._waiting: asyncio.Task[None] | None = None  # an extension's GET event/next being answered
         self._next: _Request | None = None  # the runtime's GET /next, given to the target, not answered yet
         self._deliver: Deliver = self._deliver_next  # one bound method, so that cancel_next can find it
-        self._later: tuple[bytes, bool] | None = None  # a response held back one loop iteration (see _serve_pending)
+        self._later: bytes | None = None  # a 202 held back (see _serve_pending); goes out before anything else
         # the request being parsed
         self._url = b""
         self._error_type: str | None = None
@@ -149,6 +149,11 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self._send(_render(400, _error_body("InvalidRequest", "Malformed HTTP request"), close=True), True)
+            return
+        # served once everything that came in is parsed: a response and the GET /next pipelined behind it are
+        # seen together (see _serve_pending)
+        if self._waiting is None and self._next is None:
+            self._serve_pending()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -196,8 +201,6 @@ class _Connection(asyncio.Protocol):
             keep_alive=self._parser.should_keep_alive(),
             extension_name=self._extension_name, extension_id=self._extension_id,
         ))
-        if self._waiting is None and self._next is None:
-            self._serve_pending()
 
     # -- answering --------------------------------------------------------------------------------------------
 
@@ -216,11 +219,16 @@ class _Connection(asyncio.Protocol):
                 self._waiting = asyncio.get_running_loop().create_task(self._answer_extension_next(request))
                 return
             response = self._answer_post(request)
-            if request.path.endswith(("/response", "/error")) and request.path.startswith(_PREFIX + "invocation/"):
-                # the runtime's answer completed an invocation: its caller's response goes out first (it is a
-                # loop iteration away); this 202 follows right after, before anything else on this connection
-                self._later = (response, not request.keep_alive)
-                asyncio.get_running_loop().call_soon(self._send_later)
+            if request.keep_alive and request.path.endswith(("/response", "/error")) \
+                    and request.path.startswith(_PREFIX + "invocation/"):
+                # The runtime's answer completed an invocation: its caller's response goes out first (it is a
+                # loop iteration away). If the runtime pipelined GET /next behind it (lambdad's Python runtime
+                # does), this 202 waits for the next event and goes out with it, one write and one wake-up of
+                # the runtime instead of two; otherwise it follows right after the caller's response.
+                self._later = response
+                if not (self._pending and self._pending[0].method == "GET"
+                        and self._pending[0].path == _PREFIX + "invocation/next"):
+                    asyncio.get_running_loop().call_soon(self._send_later)
             else:
                 self._send(response, not request.keep_alive)
 
@@ -306,14 +314,13 @@ class _Connection(asyncio.Protocol):
 
     def _send_later(self) -> None:
         if self._later is not None:
-            data, close = self._later
-            self._later = None
-            self._send(data, close)
+            self._send(b"", False)
 
     def _send(self, data: bytes, close: bool) -> None:
         if self._later is not None:
-            self._send_later()  # responses go out in the order of their requests
-        if self._transport is None:
+            data = self._later + data  # responses go out in the order of their requests, in one write
+            self._later = None
+        if self._transport is None or not data:
             return
         self._transport.write(data)
         if close:

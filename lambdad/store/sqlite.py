@@ -377,7 +377,7 @@ class SqliteStore:
                 )
                 await self._db.execute("COMMIT")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
 
     async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
@@ -411,8 +411,15 @@ class SqliteStore:
                     await self._db.execute(sql, args)
                 await self._db.execute("COMMIT")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
+
+    async def _rollback(self) -> None:
+        """Undo the open transaction, if there still is one: a cancellation can reach the caller after the COMMIT
+        ran in aiosqlite's thread, and then the caller must see that cancellation, not a failed ROLLBACK (which
+        would swallow it)."""
+        if self._db.in_transaction:
+            await self._db.execute("ROLLBACK")
 
 
 def _put_version(config: FunctionConfig) -> Statement:
