@@ -37,6 +37,7 @@ class Settings:
     cpu_proportional: bool = True
     function_network: str = "host"  # host: outbound network as on Lambda; none: no network at all
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
+    prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -67,6 +68,8 @@ class Settings:
             raise ValueError(f"function network must be 'host' or 'none', not {self.function_network!r}")
         if self.isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', not {self.isolation!r}")
+        if not 0 <= self.prewarm_pool_size <= 16:
+            raise ValueError(f"prewarm pool size must be 0 to 16, not {self.prewarm_pool_size}")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 
@@ -77,7 +80,7 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name == "data_dir":
         return Path(raw)
-    if name in ("port", "account_concurrency"):
+    if name in ("port", "account_concurrency", "prewarm_pool_size"):
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds"):
         return float(raw)

@@ -88,14 +88,7 @@ class CgroupRoot:
         for p in paths.values():
             p.mkdir(exist_ok=True)
         group = EnvCgroup(paths)
-        limit = str(memory_mb * 1024 * 1024)
-        _write(paths["memory"] / "memory.limit_in_bytes", limit)
-        memsw = paths["memory"] / "memory.memsw.limit_in_bytes"
-        if memsw.exists():
-            try:
-                _write(memsw, limit)
-            except OSError:
-                pass
+        group.limit_memory(memory_mb)
         _write(paths["pids"] / "pids.max", str(PIDS_MAX))
         return group
 
@@ -153,6 +146,24 @@ class EnvCgroup:
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             os.close(fd)
+
+    def limit_memory(self, memory_mb: int) -> None:
+        """memory.limit_in_bytes (and memory+swap, where swap is accounted) = ``memory_mb``. The kernel keeps
+        memory+swap at least memory: a raise writes it first, a cut last."""
+        memory = self.paths["memory"]
+        value = memory_mb * 1024 * 1024
+        order = [memory / "memory.limit_in_bytes"]
+        memsw = memory / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            order = [memsw, order[0]] if int(_read(order[0])) < value else [order[0], memsw]
+        for path in order:
+            _write(path, str(value))
+
+    def rename(self, name: str) -> None:
+        """Name the groups ``name`` (a pre-started slot's groups become its environment's): cgroup v1 renames a
+        group in place, with its tasks and limits; the descriptors kept open stay valid."""
+        for controller, path in list(self.paths.items()):
+            self.paths[controller] = path.rename(path.with_name(name))
 
     def procs_files(self) -> list[str]:
         """The files a process writes its pid to, to join every group of this environment."""

@@ -11,20 +11,28 @@ Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
     server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "fd_names", "argv", "candidates"}
               + SCM_RIGHTS [the descriptors ``fd_names`` names, in order]
     zygote -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
+    server -> {"op": "attach", "id", "pid", "mounts", "hostname"}     (a pre-started slot gets its function)
+    zygote -> {"op": "attached", "id"} | {"op": "failed", "id", "message"}
     zygote -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
     zygote -> {"op": "ready"} once, after start-up.
 Passed descriptors (``fd_names``; default ["output", "listener"]): "output", the write end of the stdout+stderr
-pipe; "listener", a channel to hand the server a Runtime API listener (own network namespace only);
-"exec_status", the write end of a close-on-exec pipe: a successful exec closes it unwritten, a failed one writes
-why (Lambda's words: "Couldn't find valid bootstrap(s): [...]" or "fork/exec PATH: permission denied") before
-the child exits 127. ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first
-that exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/bootstrap).
+pipe; "listener", a channel to hand the server a Runtime API listener (own network namespace only); "exec_status",
+the write end of a close-on-exec pipe: a successful exec closes it unwritten, a failed one writes why (Lambda's
+words: "Couldn't find valid bootstrap(s): [...]" or "fork/exec PATH: permission denied") before the child exits 127;
+"assignment" (a pre-started slot, ``sandbox/prewarm.py``): the read end of the pipe its assignment arrives on, kept
+open at fd 3. ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first that
+exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/bootstrap).
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
 the jail (jail.enter); with a network namespace of its own, opens its Runtime API listener there and hands it to the
 server over a second passed descriptor; starts each executable in /opt/extensions (Lambda's external extensions,
 forked and exec'd with exactly the environment's variables); then runs the Python runtime in-process, or execs
 with exactly its environment variables.
+A slot (passed an "assignment" descriptor, jailed with an empty /var/task and /opt) stops before the function: a
+Node slot execs node with the variables node reads at start, and our runtime waits for its assignment on fd 3; a
+custom runtime's slot waits here, on fd 3, for {"env", "argv", "candidates"}, then goes on as above (extensions,
+exec). Between the two, the server asks for ``attach``: a helper forked here enters the slot's namespaces and mounts
+its code (only for a live child of this fork server: an unreaped pid cannot have been reused).
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _send(ctrl, {"op": "ready", "pid": os.getpid()})
+    children: set = set()  # forked and not reaped yet
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
@@ -82,7 +91,7 @@ def main() -> None:
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
-        _reap(ctrl)
+        _reap(ctrl, children)
         if ctrl.fileno() in readable:
             try:
                 data, fds, _, _ = socket.recv_fds(ctrl, _MAX_MESSAGE, 4)
@@ -92,14 +101,19 @@ def main() -> None:
                 return  # the server is gone: so are we (children live on until their cgroups are cleaned)
             request = json.loads(data)
             try:
-                pid = _spawn(request, fds, ctrl, wake_r, wake_w, jail, runtime)
+                if request.get("op") == "attach":
+                    _attach(request, children, jail)
+                    answer = {"op": "attached", "id": request.get("id")}
+                else:
+                    pid = _spawn(request, fds, ctrl, wake_r, wake_w, jail, runtime)
+                    children.add(pid)
+                    answer = {"op": "spawned", "id": request.get("id"), "pid": pid}
             except OSError as exc:
-                _send(ctrl, {"op": "failed", "id": request.get("id"), "message": str(exc)})
-            else:
-                _send(ctrl, {"op": "spawned", "id": request.get("id"), "pid": pid})
+                answer = {"op": "failed", "id": request.get("id"), "message": str(exc)}
             finally:
                 for fd in fds:
                     os.close(fd)
+            _send(ctrl, answer)
 
 
 _SDK_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "certifi")
@@ -140,11 +154,34 @@ def _send_runtime_api_listener(channel_fd: int, address: str) -> None:
     listener.close()
 
 
+def _attach(request: dict, children: set, jail) -> None:
+    """Mount a slot's function into it (``jail.attach``), if the slot is a live child of this fork server."""
+    pid = request["pid"]
+    if jail is None or pid not in children:
+        raise OSError(f"no slot {pid} to attach to")
+    jail.attach(pid, tuple(tuple(pair) for pair in request["mounts"]), request["hostname"])
+
+
+def _await_assignment(fd: int) -> dict:
+    """A custom runtime's slot: wait for its assignment ({"env", "argv", "candidates"}, then EOF), and enter the
+    code now mounted at /var/task (the working directory was the empty directory under it)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    assignment = json.loads(b"".join(chunks))
+    os.chdir("/var/task")
+    return assignment
+
+
 def _send(ctrl: socket.socket, message: dict) -> None:
     ctrl.send(json.dumps(message).encode())
 
 
-def _reap(ctrl: socket.socket) -> None:
+def _reap(ctrl: socket.socket, children: set) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -152,6 +189,7 @@ def _reap(ctrl: socket.socket) -> None:
             return
         if pid == 0:
             return
+        children.discard(pid)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         _send(ctrl, {"op": "exit", "pid": pid, "status": code})
 
@@ -176,9 +214,12 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         os.dup2(devnull, 0)
         os.dup2(named["output"], 1)
         os.dup2(named["output"], 2)
+        if "listener" in named and "assignment" in named:
+            raise OSError("a slot has no listener channel")  # slots are never in a network namespace of their own
         channel = os.dup2(named["listener"], 3) if "listener" in named else None
+        assignment = os.dup2(named["assignment"], 3) if "assignment" in named else None  # inherited by node
         exec_status = named.get("exec_status")
-        first_free = 4 if channel is not None else 3
+        first_free = 4 if channel is not None or assignment is not None else 3
         if exec_status is None:
             os.closerange(first_free, 65536)
         else:
@@ -192,6 +233,8 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             jail.enter(jail.JailSpec.from_json(request["jail"]))
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
+        if assignment is not None and not request.get("argv"):  # a custom runtime's slot
+            request = dict(request, **_await_assignment(assignment))
         opt_dir = request["env"].get("LAMBDAD_OPT_DIR") or ("/opt" if request.get("jail") else None)
         if opt_dir:
             _start_extensions(opt_dir, request["env"])

@@ -15,8 +15,9 @@ Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies
 4. build the new root in ``root_dir``: a small tmpfs; each existing ``ro_binds`` path bound read-only at the same
    path (a symlink is copied as a symlink and its target bound); ``ro_mounts`` likewise at their own places;
    ``masks`` (/etc/shadow, /etc/gshadow...) covered by an empty, unreadable file; the code read-only at /var/task,
-   layers read-only at /opt; a fresh tmpfs /tmp of ``tmp_size_mb``; a fresh /proc; a minimal /dev (null, zero,
-   full, random, urandom, tty, fd and std* links, a tmpfs /dev/shm); then the root itself remounted read-only.
+   layers read-only at /opt (for a pre-started slot, both empty directories: ``attach`` mounts them later); a fresh
+   tmpfs /tmp of ``tmp_size_mb``; a fresh /proc; a minimal /dev (null, zero, full, random, urandom, tty, fd and std*
+   links, a tmpfs /dev/shm); then the root itself remounted read-only.
    Read-only binds are bound, then remounted MS_RDONLY|MS_NOSUID|MS_NODEV (never MS_NOEXEC: code runs there);
 5. pivot_root into it and detach the old root: nothing else of the host is reachable;
 6. set the hostname (UTS namespace);
@@ -36,6 +37,13 @@ namespace, so step 2 is skipped, no waiter exists, and a cold start is one fork 
 Either way, after ``enter`` returns the process is PID 1 of its own PID namespace: ``os.getpid() == 1``; when it
 exits the kernel kills everything else in the namespace; signals sent to it from inside the namespace are ignored
 unless it installs a handler; orphans it does not reap stay zombies until it exits.
+
+A pre-started slot (``sandbox/prewarm.py``) is jailed before it has a function: its spec names no ``task_root``
+and no ``opt_dir``, so /var/task and /opt are empty directories of the read-only root. When it is assigned,
+``attach`` (run by the fork server, as root, outside the jail) gives it its function: it clones the code tree (and
+the layers) as detached mounts, read-only, nosuid, nodev and private, enters the slot's mount and UTS namespaces
+and attaches them at /var/task and /opt, and sets the slot's hostname. Nothing is shared between the host and the
+jail to do it (no mount propagation): every mount stays private, as in step 3, and goes with the namespace.
 
 Errors: a step that fails raises ``JailError`` naming the step, in the process that called ``enter`` (steps 1-2)
 or in PID 1 of the new namespace (steps 3-11); either way the caller reports it and ``os._exit``s — a half-built
@@ -70,7 +78,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
 
-__all__ = ["JailSpec", "JailError", "enter", "fork", "probe", "DEFAULT_RO_BINDS", "DEFAULT_MASKS", "SECCOMP_DENIED"]
+__all__ = ["JailSpec", "JailError", "enter", "fork", "attach", "probe", "DEFAULT_RO_BINDS", "DEFAULT_MASKS",
+           "SECCOMP_DENIED"]
 
 DEFAULT_RO_BINDS = ("/bin", "/etc", "/lib", "/lib32", "/lib64", "/sbin", "/usr")
 DEFAULT_MASKS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
@@ -90,7 +99,7 @@ class JailSpec:
     """What ``enter`` builds. JSON-serialisable: the server sends it to the zygote with ``to_json()``."""
 
     root_dir: str  # an empty host directory, one per environment: the jail's root is built on a tmpfs there
-    task_root: str  # the function's code on the host -> /var/task, read-only
+    task_root: Optional[str]  # the function's code on the host -> /var/task, read-only; None: a slot's empty /var/task
     opt_dir: Optional[str] = None  # layers on the host -> /opt, read-only (an empty /opt when None)
     tmp_size_mb: int = 512  # a fresh tmpfs /tmp of this size (EphemeralStorage)
     shm_size_mb: int = 64  # a tmpfs /dev/shm of this size; 0: none
@@ -109,8 +118,8 @@ class JailSpec:
     workdir: str = "/var/task"
 
     def __post_init__(self) -> None:
-        paths = [self.root_dir, self.task_root, self.workdir, *self.ro_binds, *self.masks]
-        paths += [p for pair in self.ro_mounts for p in pair] + ([self.opt_dir] if self.opt_dir else [])
+        paths = [self.root_dir, self.workdir, *self.ro_binds, *self.masks]
+        paths += [p for pair in self.ro_mounts for p in pair] + [p for p in (self.task_root, self.opt_dir) if p]
         for path in paths:
             if not path.startswith("/") or os.path.normpath(path) != path:
                 raise ValueError(f"jail spec: {path!r} is not an absolute, normalised path")
@@ -376,6 +385,83 @@ def fork() -> int:
     return pid
 
 
+# -- attach: a pre-started slot gets its function ------------------------------------------------------------------
+
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_MOUNT_SETATTR = 428, 429, 442  # the same numbers on x86_64 and aarch64
+OPEN_TREE_CLONE, AT_FDCWD, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 1, -100, 0x1000, 0x4
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
+
+
+def attach(pid: int, mounts: Tuple[Tuple[str, str], ...], hostname: str) -> None:
+    """Give the jailed slot ``pid`` its function: each (host path, path inside) of ``mounts`` read-only, nosuid,
+    nodev and private at its place, and ``hostname``. For the fork server (root, single-threaded, outside every
+    jail), only while no code but ours has run in the slot: its root is read-only, so the places cannot have been
+    replaced. A helper forked here enters the slot's mount and UTS namespaces (setns needs a single-threaded
+    caller, and the fork server must stay where it is) and attaches the trees cloned here, outside."""
+    trees: list = []  # (detached tree fd, path inside)
+    fds: list = []  # everything to close here
+    try:
+        for host, inside in mounts:
+            trees.append((_detached_tree(host), inside))
+            fds.append(trees[-1][0])
+        namespaces = []
+        for ns in ("mnt", "uts"):
+            namespaces.append(os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
+            fds.append(namespaces[-1])
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        fds.append(report_r)
+        helper = os.fork()
+        if helper == 0:
+            _attach_inside(namespaces, trees, hostname, report_w)
+        os.close(report_w)
+        os.waitpid(helper, 0)
+        error = os.read(report_r, 4096).decode(errors="replace")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if error != "ok":
+        raise OSError(errno.EIO, f"attach to slot {pid}: {error or 'the helper died'}")
+
+
+def _detached_tree(host: str) -> int:
+    """A detached clone of the host tree ``host`` (a mount of its own, in no namespace yet), read-only, nosuid,
+    nodev and private."""
+    fd = _check(_libc.syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), host.encode(),
+                              ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC)), f"open_tree {host}")
+    try:
+        attr = ctypes.create_string_buffer(struct.pack(
+            "=QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, MS_PRIVATE, 0), 32)
+        _check(_libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(fd), b"", ctypes.c_uint(AT_EMPTY_PATH),
+                             attr, ctypes.c_size_t(32)), f"mount_setattr {host}")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _move_mount(fd: int, target: str) -> None:
+    _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(fd), b"", ctypes.c_int(AT_FDCWD),
+                         target.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {target}")
+
+
+def _attach_inside(namespaces: list, trees: list, hostname: str, report_fd: int) -> None:
+    """The helper of ``attach``: enter the slot's namespaces, attach the trees, report, exit."""
+    message = b"ok"
+    try:
+        _check(_libc.setns(namespaces[0], CLONE_NEWNS), "setns into the slot's mount namespace")
+        _check(_libc.setns(namespaces[1], CLONE_NEWUTS), "setns into the slot's UTS namespace")
+        socket.sethostname(hostname)
+        for fd, inside in trees:
+            _move_mount(fd, inside)
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller
+        message = f"{type(exc).__name__}: {exc}".encode()
+    finally:
+        try:
+            os.write(report_fd, message)
+        finally:
+            os._exit(0)
+
+
 def _fork_into_pid_namespace() -> int:
     """Fork; the parent waits and exits as its child did. Returns, in the child, a fd that reports the parent's
     death (the read end of a pipe whose write end only the parent keeps)."""
@@ -508,11 +594,11 @@ def _build_root(spec: JailSpec) -> None:
             if os.path.exists(host):
                 _bind_ro(host, root, inside)
         _mask(root, spec.masks)
-        _bind_ro(spec.task_root, root, "/var/task")
-        if spec.opt_dir is not None:
-            _bind_ro(spec.opt_dir, root, "/opt")
-        else:
-            _path(root, "/opt", "dir")
+        for source, inside in ((spec.task_root, "/var/task"), (spec.opt_dir, "/opt")):
+            if source is not None:
+                _bind_ro(source, root, inside)
+            else:
+                _path(root, inside, "dir")
         tmp = _path(root, "/tmp", "dir")
         _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.tmp_size_mb}m")  # type: ignore
         if spec.proc:
@@ -635,6 +721,7 @@ def probe(uid: int = 65534, timeout: float = 10.0) -> dict[str, bool | str]:
             "proc_and_dev": lambda: enter(full(pid_namespace=True, proc=True, dev=True)),
             "uid_drop": lambda: _probe_uid_drop(uid),
             "seccomp": _probe_seccomp,
+            "attach": lambda: _probe_attach(task_root),
         }
         for name, check in checks.items():
             error = _in_child(check, timeout)
@@ -645,6 +732,17 @@ def probe(uid: int = 65534, timeout: float = 10.0) -> dict[str, bool | str]:
         os.rmdir(root_dir)  # the mounts were the children's, gone with them: the directories are empty
         os.rmdir(task_root)
     return result
+
+
+def _probe_attach(tree: str) -> None:
+    """The mount API ``attach`` needs (Linux 5.12): a tree cloned read-only and attached, in a private mount
+    namespace of this throwaway child."""
+    _unshare(CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    fd = _detached_tree(tree)
+    _move_mount(fd, tree)
+    if not os.statvfs(tree).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EINVAL, "the attached tree is not read-only")
 
 
 def _probe_pid_namespace() -> None:

@@ -16,6 +16,10 @@ takes these steps, in order (docs/security.md lists the same):
    executable, not a program) comes back through a close-on-exec pipe, in Lambda's words, as
    ``LaunchedProcess.exec_status_fd``.
 
+A Node.js or custom-runtime environment may instead be a pre-started slot that has taken steps 1-4 (and, for
+Node, the exec) before its function was known (``prewarm.py``); ``launch`` assigns it when one fits, and starts
+the environment as above otherwise.
+
 ``Containment`` says which of these are active here; the server prints it at start and ``lambdad doctor`` too.
 """
 
@@ -28,13 +32,15 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from lambdad.runtimes.registry import RUNTIME_DIR, RuntimeSpec
+from lambdad.runtimes.registry import RUNTIME_DIR, TASK_ROOT, Entrypoint, RuntimeSpec
 from lambdad.runtimes.sdk import PythonSdk
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
+from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
 __all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError", "write_hosts_file"]
@@ -145,7 +151,8 @@ PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
-                 private_network: bool = False, hosts_file: str | None = None) -> None:
+                 private_network: bool = False, hosts_file: str | None = None, prewarm_size: int = 0,
+                 slot_dir: str | None = None, idle_timeout: float = 600.0) -> None:
         self._cgroups = cgroup_root
         # the host's /etc/hosts plus ``127.0.0.1 sandbox.localdomain`` (the Telemetry API's destination host),
         # shown read-only at /etc/hosts in the jail
@@ -160,6 +167,17 @@ class Launcher:
         self._zygotes: dict[tuple[str, str], Zygote] = {}  # (interpreter, mode) -> its fork server
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
+        # pre-started slots for Node.js and custom runtimes: only where they are exactly as contained as any
+        # environment (jail, cgroups) and the mount API lets the fork server give them their code afterwards
+        self._slot_dir = slot_dir
+        self._prewarm = (PrewarmPool(self._start_slot, prewarm_size, idle_timeout)
+                         if prewarm_size > 0 and slot_dir and cgroup_root is not None and self.jailed
+                         and not self.private_network and containment.jail.get("attach") else None)
+
+    @property
+    def prewarm_size(self) -> int:
+        """Slots kept per key (0: no prewarm pool here)."""
+        return self._prewarm.size if self._prewarm is not None else 0
 
     def _zygote(self, runtime: RuntimeSpec) -> Zygote:
         key = interpreter, mode = runtime.fork_server
@@ -177,13 +195,27 @@ class Launcher:
             future.set_result(status)
 
     async def launch(self, request: LaunchRequest) -> LaunchedProcess:
-        cgroup = None
-        if self._cgroups is not None:
-            cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
         entry = request.runtime.entrypoint(jailed=self.jailed, task_root=request.task_root,
                                            memory_mb=request.memory_mb,
                                            node_options=request.environment.get("NODE_OPTIONS", ""),
                                            opt_dir=request.opt_dir)
+        slot = self._take_slot(request, entry)
+        if slot is not None:
+            try:
+                return await self._assign(slot, request, entry)
+            except BaseException as exc:
+                assert self._prewarm is not None
+                await self._prewarm.discard(slot)
+                if not isinstance(exc, (SpawnError, OSError)):
+                    raise
+                log.debug("environment %s: slot %s not assigned (%s); starting it without", request.env_id, slot.id,
+                          exc)
+        return await self._start(request, entry)
+
+    async def _start(self, request: LaunchRequest, entry: Entrypoint) -> LaunchedProcess:
+        cgroup = None
+        if self._cgroups is not None:
+            cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         fds, fd_names = [write_fd], ["output"]
         channel = None
@@ -200,7 +232,8 @@ class Launcher:
             spawn = {
                 "env": dict(request.environment),
                 "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
-                "jail": self._jail_spec(request) if self.jailed else None,
+                "jail": self._jail_spec(request.runtime, request.root_dir, request.task_root, request.opt_dir,
+                                        request.tmp_mb, request.env_id) if self.jailed else None,
                 "fd_names": fd_names,
                 "argv": list(entry.argv),
                 "candidates": list(entry.candidates),
@@ -224,13 +257,98 @@ class Launcher:
         os.set_blocking(read_fd, False)
         if status_r >= 0:
             os.set_blocking(status_r, False)
+        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
+                               listener_channel=channel, exec_status_fd=status_r)
+
+    def _exit_future(self, pid: int) -> asyncio.Future[int]:
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if pid in self._early_exits:
             exited.set_result(self._early_exits.pop(pid))
         else:
             self._exits[pid] = exited
-        return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=exited, listener_channel=channel,
-                               exec_status_fd=status_r)
+        return exited
+
+    # -- pre-started slots (prewarm.py) ------------------------------------------------------------------------
+
+    def _take_slot(self, request: LaunchRequest, entry: Entrypoint) -> Slot | None:
+        if self._prewarm is None:
+            return None
+        why = misfit(request.runtime, request.task_root, request.opt_dir)
+        if why is not None:
+            log.debug("environment %s starts without a slot: %s", request.env_id, why)
+            return None
+        slot = self._prewarm.take(slot_key(request.runtime, entry, dict(request.environment), request.tmp_mb))
+        if slot is None:
+            log.debug("environment %s starts without a slot: none is waiting for its key", request.env_id)
+        return slot
+
+    async def _start_slot(self, key: SlotKey) -> Slot:
+        """Start a slot for ``key``: forked, in cgroups of its own, jailed with an empty /var/task and /opt, and (Node)
+        node exec'd; returns once it waits for its assignment on fd 3."""
+        assert self._cgroups is not None and self._slot_dir is not None and self._prewarm is not None
+        slot_id = f"slot-{uuid.uuid4().hex}"
+        directory = os.path.join(self._slot_dir, slot_id)
+        os.makedirs(directory, mode=0o700)
+        try:
+            cgroup = await asyncio.to_thread(self._cgroups.create, slot_id, SLOT_MEMORY_MB)
+        except BaseException:
+            os.rmdir(directory)
+            raise
+        env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
+        spawn = {
+            "env": env,
+            "cgroup_procs": cgroup.procs_files(),
+            "jail": self._jail_spec(key.runtime, os.path.join(directory, "root"), None, None, key.tmp_mb, slot_id),
+            "fd_names": ["output", "assignment", "exec_status"],
+            "argv": list(key.argv),
+            "candidates": [],
+        }
+        output_r, output_w = os.pipe2(os.O_CLOEXEC)
+        assignment_r, assignment_w = os.pipe2(os.O_CLOEXEC)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = await self._zygote(key.runtime).spawn(spawn, [output_w, assignment_r, status_w])
+        except BaseException:
+            for fd in (output_r, assignment_w, status_r):
+                os.close(fd)
+            await asyncio.to_thread(cgroup.remove)
+            os.rmdir(directory)
+            raise
+        finally:
+            for fd in (output_w, assignment_r, status_w):
+                os.close(fd)
+        os.set_blocking(output_r, False)
+        os.set_blocking(status_r, False)
+        slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory)
+        if key.argv:
+            try:
+                await _exec_done(slot)
+            except BaseException:
+                await self._prewarm.discard(slot)
+                raise
+        return slot
+
+    async def _assign(self, slot: Slot, request: LaunchRequest, entry: Entrypoint) -> LaunchedProcess:
+        """Make ``slot`` the environment of ``request``: its cgroups renamed after the environment and limited to
+        its MemorySize, the code (and layers) mounted read-only at /var/task (and /opt) with the environment's
+        hostname (``jail.attach``, by the fork server), then its variables written to fd 3."""
+        mounts = [(request.task_root, TASK_ROOT)] + ([(request.opt_dir, "/opt")] if request.opt_dir else [])
+        outcomes = await asyncio.gather(
+            asyncio.to_thread(_adopt_cgroup, slot.cgroup, request.env_id, request.memory_mb),
+            self._zygote(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id)),
+            return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assignment: dict[str, object] = {"env": dict(request.environment)}
+        if not slot.key.argv:  # a custom runtime's slot execs its program now
+            assignment.update(argv=list(entry.argv), candidates=list(entry.candidates))
+        os.write(slot.assignment_fd, json.dumps(assignment).encode())  # a few KB: within the pipe's buffer
+        os.close(slot.assignment_fd)
+        slot.assignment_fd = -1
+        return LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
+                               exec_status_fd=slot.exec_status_fd)
+
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
@@ -240,19 +358,21 @@ class Launcher:
         prefix = runtime.prefix
         return (prefix,) if prefix else ()
 
-    def _jail_spec(self, request: LaunchRequest) -> str:
-        os.makedirs(request.root_dir, mode=0o700, exist_ok=True)
+    def _jail_spec(self, runtime: RuntimeSpec, root_dir: str, task_root: str | None, opt_dir: str | None,
+                   tmp_mb: int, env_id: str) -> str:
+        """The jail of an environment; a slot's has no ``task_root`` and no ``opt_dir`` yet."""
+        os.makedirs(root_dir, mode=0o700, exist_ok=True)
         spec = JailSpec(
-            root_dir=request.root_dir,
-            task_root=request.task_root,
-            opt_dir=request.opt_dir,
-            tmp_size_mb=request.tmp_mb,
-            ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(request.runtime) + self._sdk_binds(request.runtime),
-            ro_mounts=(((request.runtime.runtime_dir, RUNTIME_DIR),) if request.runtime.runtime_dir else ())
+            root_dir=root_dir,
+            task_root=task_root,
+            opt_dir=opt_dir,
+            tmp_size_mb=tmp_mb,
+            ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(runtime) + self._sdk_binds(runtime),
+            ro_mounts=(((runtime.runtime_dir, RUNTIME_DIR),) if runtime.runtime_dir else ())
             + (((self._hosts_file, "/etc/hosts"),) if self._hosts_file else ()),
             uid=SANDBOX_UID,
             gid=SANDBOX_GID,
-            hostname=f"lambdad-{request.env_id[:12]}",
+            hostname=_hostname(env_id),
             pid_namespace=True,
             new_net=self.private_network,
             seccomp=True,
@@ -260,9 +380,42 @@ class Launcher:
         return spec.to_json()
 
     async def aclose(self) -> None:
+        if self._prewarm is not None:
+            await self._prewarm.aclose()  # before the fork servers: their exit reports end the slots' waits
         await asyncio.gather(*(z.aclose() for z in self._zygotes.values()), return_exceptions=True)
         self._zygotes.clear()
         for future in self._exits.values():
             if not future.done():
                 future.set_result(-9)
         self._exits.clear()
+
+
+def _hostname(env_id: str) -> str:
+    return f"lambdad-{env_id.removeprefix('slot-')[:12]}"
+
+
+def _adopt_cgroup(cgroup: EnvCgroup, env_id: str, memory_mb: int) -> None:
+    """A slot's cgroups become its environment's: named after it, limited to its MemorySize."""
+    cgroup.rename(env_id)
+    cgroup.limit_memory(memory_mb)
+
+
+async def _exec_done(slot: Slot) -> None:
+    """Wait until a Node slot's node runs: EOF on its exec status pipe, or why the exec failed (SpawnError)."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(slot.exec_status_fd, ready)
+    try:
+        await asyncio.wait_for(readable, 10.0)
+    finally:
+        loop.remove_reader(slot.exec_status_fd)
+    data = os.read(slot.exec_status_fd, 4096)
+    os.close(slot.exec_status_fd)
+    slot.exec_status_fd = -1
+    if data:
+        raise SpawnError(f"the slot's runtime did not start: {data.decode('utf-8', 'replace')}")

@@ -1,6 +1,7 @@
 """The server's side of a fork server (see ``forkserver.py``): start it, ask it to fork environments, hear exits.
 
-Contract: ``spawn`` returns the new environment's pid, or raises ``SpawnError``. Every pid ever returned gets
+Contract: ``spawn`` returns the new environment's pid, or raises ``SpawnError``; ``attach`` mounts a pre-started
+slot's function into it, or raises ``SpawnError``. Every pid ever returned gets
 exactly one exit notification through ``on_exit(pid, status)`` — from the zygote when it reaps the child; or,
 when the zygote itself dies, from a pidfd watch of the child when it exits (status -9: the real status went
 with its parent). A dead zygote is restarted on the next spawn; the environments it had forked keep serving.
@@ -75,6 +76,14 @@ class Zygote:
             log.info("fork server for %s (%s) started, pid %d", self.interpreter, self.mode, self._proc.pid)
 
     async def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
+        return await self._ask(dict(request, op="spawn"), fds)
+
+    async def attach(self, pid: int, mounts: list[tuple[str, str]], hostname: str) -> None:
+        """Mount each (host tree, path inside) read-only into the slot ``pid`` (a child of this fork server) and
+        set its hostname (``jail.attach``)."""
+        await self._ask({"op": "attach", "pid": pid, "mounts": mounts, "hostname": hostname}, [])
+
+    async def _ask(self, request: dict[str, Any], fds: list[int]) -> int:
         # The zygote forks one environment at a time; a bounded number of requests in flight keeps the socket's
         # buffer from filling up when hundreds of cold starts arrive at once.
         async with self._in_flight:
@@ -84,7 +93,7 @@ class Zygote:
             request_id = str(self._seq)
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._pending[request_id] = future
-            message = json.dumps(dict(request, op="spawn", id=request_id)).encode()
+            message = json.dumps(dict(request, id=request_id)).encode()
             while True:
                 try:
                     socket.send_fds(self._sock, [message], fds)
@@ -126,6 +135,10 @@ class Zygote:
             future = self._pending.pop(message["id"], None)
             if future is not None and not future.done():
                 future.set_result(message["pid"])
+        elif op == "attached":
+            future = self._pending.pop(message["id"], None)
+            if future is not None and not future.done():
+                future.set_result(0)
         elif op == "failed":
             future = self._pending.pop(message["id"], None)
             if future is not None and not future.done():

@@ -13,7 +13,12 @@
 // would each add milliseconds to every cold start, and the Runtime API needs neither (user ES modules are
 // loaded with import() as usual).
 //
-// Phases: patch the console; load the handler (a failure: log "Uncaught Exception", POST /runtime/init/error,
+// A pre-started slot (lambdad/sandbox/prewarm.py) runs it before any function is assigned to it, with
+// LAMBDAD_ASSIGNMENT_FD set and /var/task still empty: it loads what serves every function, then blocks reading
+// its assignment from that descriptor; once it arrives the code is mounted, and the runtime takes the
+// environment's variables and working directory and goes on exactly as a runtime started for the function.
+//
+// Phases: (a slot: wait for the assignment;) patch the console; load the handler (a failure: log "Uncaught Exception", POST /runtime/init/error,
 // exit 129); then loop: GET next, call the handler, POST response | error. The next GET is sent only once the
 // invocation's answer has been posted. A callback handler's answer waits for an empty event loop (Node's
 // 'beforeExit') unless context.callbackWaitsForEmptyEventLoop is false; a non-async handler that never calls
@@ -605,7 +610,56 @@ function invokeOnce(client, handler, isAsync, next) {
 
 // ----------------------------------------------------------------------------------------------------- main
 
+/**
+ * In a pre-started slot: warm the ES module loader (a handler's import() needs it), then block until the
+ * assignment (JSON {"env"}, then EOF) arrives; take its variables, in place of the few this node was started with,
+ * and enter the code now mounted at /var/task.
+ */
+async function awaitAssignment(fd) {
+  await import("node:path");
+  const chunks = [];
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    let n;
+    try {
+      n = fs.readSync(fd, buffer, 0, buffer.length, null);
+    } catch (err) {
+      if (err.code === "EINTR" || err.code === "EAGAIN") {
+        continue;
+      }
+      throw err;
+    }
+    if (n === 0) {
+      break;
+    }
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+  }
+  fs.closeSync(fd);
+  const { env } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  for (const name of Object.keys(process.env)) {
+    delete process.env[name];
+  }
+  Object.assign(process.env, env);
+  process.chdir(env.LAMBDA_TASK_ROOT || "/var/task");
+}
+
+/** The descriptor a slot's assignment arrives on: fd 3, a pipe, only in a slot (elsewhere fd 3 is not open). */
+function assignmentFd() {
+  if (process.env.LAMBDAD_ASSIGNMENT_FD !== "3") {
+    return -1;
+  }
+  try {
+    return fs.fstatSync(3).isFIFO() ? 3 : -1;
+  } catch {
+    return -1;
+  }
+}
+
 async function main() {
+  const slot = assignmentFd();
+  if (slot >= 0) {
+    await awaitAssignment(slot);
+  }
   patchConsole();
   let client;
   try {
