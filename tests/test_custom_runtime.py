@@ -210,3 +210,25 @@ def test_awslambdaric_unchanged(lam, fname, awslambdaric_tree):
     resp, body, _ = invoke(lam, fname)
     assert body["errorType"] == "Runtime.ImportModuleError"
     assert "Unable to import module 'nothere'" in body["errorMessage"]
+
+
+ONE_SHOT_BOOTSTRAP = r"""#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+HEADERS="$(mktemp)"
+curl -sS -D "$HEADERS" -o /dev/null "$API/invocation/next"
+RID="$(grep -i '^Lambda-Runtime-Aws-Request-Id:' "$HEADERS" | cut -d: -f2 | tr -d '[:space:]')"
+curl -sS -o /dev/null -X POST "$API/invocation/$RID/response" -d "{\"pid\": $$}"
+sleep 1
+exit 3
+"""
+
+
+def test_an_invocation_queued_on_an_environment_that_ends_before_taking_it_runs_on_a_new_one(lam, fname):
+    """The runtime answers once, then ends without asking for the next event: an invocation that came meanwhile
+    was waiting for that environment; it is run again on a new one, and answered."""
+    create_custom(lam, fname, {"bootstrap": ONE_SHOT_BOOTSTRAP}, {"bootstrap": 0o755})
+    _, first, _ = invoke(lam, fname)
+    resp, second, log = invoke(lam, fname)  # reaches the first environment while its runtime sleeps
+    assert "FunctionError" not in resp, second
+    assert "Init Duration" in log  # a new environment answered it

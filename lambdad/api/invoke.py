@@ -89,7 +89,8 @@ def invoke_handlers(service: InvokeService, queue: AsyncQueue, policies: PolicyS
             await queue.submit(config.name, ref.qualifier or "", payload, client_context, request_id=ctx.request_id)
             return {"StatusCode": 202}
         outcome = await service.invoke(
-            config, payload, request_id=ctx.request_id, client_context=client_context, invoked_arn=service.invoked_arn(ref)
+            config, payload, request_id=ctx.request_id, client_context=client_context,
+            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail",
         )
         result = outcome.result
         out: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload, "ExecutedVersion": outcome.executed_version}

@@ -65,10 +65,12 @@ class InvokeService:
         request_id: str | None = None,
         client_context: str | None = None,
         invoked_arn: str | None = None,
+        want_log: bool = False,
     ) -> InvokeOutcome:
         """Run ``config`` once with ``payload``. Raises TooManyRequestsException when no environment can be had.
 
-        ``invoked_arn`` is the ARN the caller used (default: the unqualified function ARN)."""
+        ``invoked_arn`` is the ARN the caller used (default: the unqualified function ARN); with ``want_log`` the
+        result carries the invocation's log lines (for LogType=Tail)."""
         spec = await self._spec(config)
         request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(
@@ -76,6 +78,7 @@ class InvokeService:
             payload=payload,
             invoked_arn=invoked_arn or config.arn(self._functions.region, self._functions.account_id, qualified=False),
             client_context=client_context,
+            want_log=want_log,
         )
         for _ in range(_MAX_ENVIRONMENTS_LOST):
             env, _cold = await self._pool.acquire(spec)

@@ -116,6 +116,7 @@ class Invocation:
     started: float = 0.0
     answered: bool = False  # the runtime posted its response or error
     completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
+    want_log: bool = False  # the caller wants its log lines (LogType=Tail): kept, and written before the answer
 
 
 @dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
@@ -324,6 +325,7 @@ class Environment:
         """Run one invocation. Never raises for function faults: they come back as a result."""
         loop = asyncio.get_running_loop()
         invocation.future = loop.create_future()
+        invocation.completed = False  # a retry, after an environment ended before taking it, starts over
         self._current = invocation
         if self._init_error is not None:
             # the runtime reported an init error (possibly before this call): that is this invocation's answer
@@ -477,7 +479,7 @@ class Environment:
         if self._extensions_busy():
             self._deferred = (inv, payload, function_error, status)
             return
-        self._complete(inv, payload, function_error, status)
+        self._complete(inv, payload, function_error, status, report_later=True)
 
     def _flush_deferred(self) -> None:
         if self._deferred is not None:
@@ -664,14 +666,32 @@ class Environment:
     # -- completion ------------------------------------------------------------------------------------------
 
     def _complete(self, inv: Invocation, payload: bytes, function_error: str | None, status: str,
-                  report_error: str | None = None) -> None:
+                  report_error: str | None = None, *, report_later: bool = False) -> None:
+        """Decide ``inv``'s result. Its END and REPORT lines are written first — or, with ``report_later`` and
+        when the caller did not ask for the log (LogType=Tail), right after the caller has its answer: one loop
+        callback later, still before anything else can reach this environment."""
         if inv.future is None or inv.completed:
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._drain_output()
         duration = (time.monotonic() - inv.started) * 1000.0
+        later = report_later and not inv.want_log
+        if not later:
+            self._report(inv, duration, status, report_error)
+        self._current = None
+        if self.state is not EnvState.DEAD:
+            self.state = EnvState.IDLE
+        inv.completed = True
+        if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
+            log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
+            inv.future.set_result(InvocationResult(payload, function_error, log_text, status))
+        if later:  # queued after the caller's wake-up, which set_result has just queued
+            asyncio.get_running_loop().call_soon(self._report, inv, duration, status, report_error)
+
+    def _report(self, inv: Invocation, duration: float, status: str, report_error: str | None) -> None:
+        """The invocation's last function output, its END and REPORT lines, and telemetry's platform events."""
+        self._drain_output()
         self._log_invocation(inv, f"END RequestId: {inv.request_id}")
         report = (
             f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
@@ -692,12 +712,6 @@ class Environment:
         self._log_invocation(inv, report)
         if self._telemetry is not None:
             self._publish_done(inv, duration, status, report_error, init_ms)
-        self._current = None
-        if self.state is not EnvState.DEAD:
-            self.state = EnvState.IDLE
-        inv.completed = True
-        if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
-            inv.future.set_result(InvocationResult(payload, function_error, "\n".join(inv.log_lines) + "\n", status))
 
     def _max_memory_mb(self) -> int:
         proc = self._proc
@@ -780,7 +794,7 @@ class Environment:
 
     def _log_output(self, line: str) -> None:
         inv = self._current
-        if inv is not None:
+        if inv is not None and inv.want_log:
             inv.log_lines.append(line)
         self._emit(line)
         if self._telemetry is not None:
@@ -805,7 +819,8 @@ class Environment:
         self._telemetry.publish("platform", "platform.report", record)
 
     def _log_invocation(self, inv: Invocation, line: str) -> None:
-        inv.log_lines.append(line)
+        if inv.want_log:
+            inv.log_lines.append(line)
         self._emit(line)
 
     def _emit(self, line: str) -> None:
@@ -830,8 +845,7 @@ class Environment:
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-                inv.completed = True
-                if not inv.future.done():
+                if not inv.future.done():  # not completed: the invoker runs it again, elsewhere
                     inv.future.set_exception(
                         EnvironmentLost(f"environment {self.id} ended before it took the invocation"))
             else:
