@@ -194,6 +194,19 @@ def handler(event, context):
     assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == "ok"
 
 
+def test_timeout_counts_from_each_invocations_own_start(lam, fname):
+    """The deadline timer is re-armed lazily: when the first invocation's deadline passes during the second
+    one, the second goes on until its own deadline."""
+    code = "import time\ndef handler(event, context):\n    time.sleep(event['sleep'])\n    return event['sleep']\n"
+    create_python_function(lam, fname, code, Timeout=2, MemorySize=1769)
+    assert json.loads(lam.invoke(FunctionName=fname, Payload=b'{"sleep": 0}')["Payload"].read()) == 0
+    time.sleep(1.0)
+    resp = lam.invoke(FunctionName=fname, Payload=b'{"sleep": 1.5}')  # runs past the first one's deadline
+    assert "FunctionError" not in resp and json.loads(resp["Payload"].read()) == 1.5
+    resp = lam.invoke(FunctionName=fname, Payload=b'{"sleep": 5}')
+    assert json.loads(resp["Payload"].read())["errorMessage"].endswith("Task timed out after 2.00 seconds")
+
+
 def test_memory_limit_is_enforced(lam, fname):
     code = """
 def handler(event, context):

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from urllib.parse import parse_qsl
 
-from botocore.model import ServiceModel
+from botocore.model import OperationModel, ServiceModel
 
 from lambdad.api.protocol import Router, parse_request, serialize_error, serialize_response
 from lambdad.arn import function_arn, parse_function_name
@@ -29,6 +29,7 @@ __all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON body
+_ROUTES_REMEMBERED = 4096
 
 
 def request_too_large() -> HttpResponse:
@@ -56,6 +57,7 @@ class LambdaApi:
     def __init__(self, model: ServiceModel, handlers: Mapping[str, Handler],
                  lookup: Callable[[str], Awaitable[Identity | None]], region: str, account_id: str) -> None:
         self._router = Router(model)
+        self._routes: dict[tuple[str, str], tuple[OperationModel, dict[str, str]]] = {}
         self._handlers = handlers
         self._lookup = lookup  # may read the store: looked up before verify, which is synchronous
         self._region = region
@@ -79,7 +81,7 @@ class LambdaApi:
             if raw_query:
                 for key, value in parse_qsl(raw_query, keep_blank_values=True):
                     query.setdefault(key, []).append(value)
-            op, uri_params = self._router.match(request.method, path, query)
+            op, uri_params = self._route(request.method, path, query)
             op_name = op.name
             handler = self._handlers.get(op.name)
             if handler is None:
@@ -98,6 +100,20 @@ class LambdaApi:
             status, out_headers, out_body = serialize_error(ServiceException(f"Internal error in {op_name}: {type(exc).__name__}"))
         out_headers["x-amzn-RequestId"] = rid
         return HttpResponse(status, out_body, tuple(out_headers.items()))
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]]) -> tuple[OperationModel, dict[str, str]]:
+        """``Router.match``, remembered for requests without a query string (a function invoked again and again
+        is routed once). Bounded: cleared when full. The labels it returns are shared: read-only."""
+        if query:
+            return self._router.match(method, path, query)
+        key = (method, path)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._router.match(method, path, query)
+            if len(self._routes) >= _ROUTES_REMEMBERED:
+                self._routes.clear()
+            self._routes[key] = found
+        return found
 
     def _resource(self, uri_params: Mapping[str, str]) -> str:
         """The ARN an operation acts on, for an access-denied message: the function's, else every resource."""

@@ -226,9 +226,15 @@ class _Connection(asyncio.Protocol):
                 # does), this 202 waits for the next event and goes out with it, one write and one wake-up of
                 # the runtime instead of two; otherwise it follows right after the caller's response.
                 self._later = response
+                loop = asyncio.get_running_loop()
                 if not (self._pending and self._pending[0].method == "GET"
                         and self._pending[0].path == _PREFIX + "invocation/next"):
-                    asyncio.get_running_loop().call_soon(self._send_later)
+                    loop.call_soon(self._send_later)
+                elif self._pending:
+                    # what the runtime sent behind its answer (its next GET /next) is served after the caller
+                    # has had that answer: it is not on anybody's critical path, the caller's response is
+                    loop.call_soon(self._serve_later)
+                    return
             else:
                 self._send(response, not request.keep_alive)
 
@@ -311,6 +317,10 @@ class _Connection(asyncio.Protocol):
         except RuntimeApiError as exc:
             return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
         return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
+
+    def _serve_later(self) -> None:
+        if self._waiting is None and self._next is None:
+            self._serve_pending()
 
     def _send_later(self) -> None:
         if self._later is not None:

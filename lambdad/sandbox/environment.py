@@ -183,7 +183,13 @@ class Environment:
         self._queued: collections.deque[Invocation] = collections.deque()  # for the runtime's next GET /next
         self._parked: Deliver | None = None  # the runtime's GET /next, waiting for an invocation
         self._current: Invocation | None = None
+        # The invocation's deadline (init or function timeout) and the freeze of an idle environment are checked
+        # by timers that are re-armed lazily: a busy environment moves ``_deadline``/``_freeze_due`` forward at
+        # every invocation and its timer, when it fires, re-arms itself for the new time (a timer per timeout
+        # period, not two call_later/cancel pairs per invocation).
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: tuple[float, Invocation, float] | None = None  # (loop time, invocation, its timeout)
+        self._freeze_due: float | None = None  # loop time
         self._partial = b""
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
@@ -346,7 +352,7 @@ class Environment:
             if self.state is EnvState.STARTING:
                 # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes
                 # the event.
-                self._timer = loop.call_later(INIT_TIMEOUT_SECONDS, self._on_timeout, invocation, INIT_TIMEOUT_SECONDS)
+                self._arm_deadline(invocation, INIT_TIMEOUT_SECONDS)
             else:
                 self.state = EnvState.BUSY
             self._set_frozen(False)
@@ -402,7 +408,7 @@ class Environment:
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
-            self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_SECONDS, self._set_frozen, True)
+            self._schedule_freeze()
         self._parked = deliver
         self._runtime_parked = True
 
@@ -421,33 +427,34 @@ class Environment:
             self.want_next(deliver)
 
     def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
-        """Give ``invocation`` to the runtime: its clock starts now."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """Give ``invocation`` to the runtime: its clock starts now. The event goes out first; the bookkeeping
+        after it (deadline, START line, telemetry, extensions' INVOKE) overlaps with the runtime's work."""
         self.state = EnvState.BUSY
         timeout = self.config.timeout
         now_wall = time.time()
         invocation.started = time.monotonic()
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._on_timeout, invocation, float(timeout))
+        deadline_ms = int((now_wall + timeout) * 1000)
+        trace = trace_header(now_wall)
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+            "Lambda-Runtime-Trace-Id": trace,
+        }
+        if invocation.client_context:
+            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+        deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
+        self._arm_deadline(invocation, float(timeout))
         self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
         if self._telemetry is not None:
             self._telemetry.publish("platform", "platform.start",
                                     {"requestId": invocation.request_id, "version": self.config.version})
-        headers = {
-            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(int((now_wall + timeout) * 1000)),
-            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-            "Lambda-Runtime-Trace-Id": trace_header(now_wall),
-        }
-        if invocation.client_context:
-            headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         if self._extensions:
             self._dispatch_extension_event("INVOKE", {
-                "eventType": "INVOKE", "deadlineMs": int(headers["Lambda-Runtime-Deadline-Ms"]),
+                "eventType": "INVOKE", "deadlineMs": deadline_ms,
                 "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": headers["Lambda-Runtime-Trace-Id"]},
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace},
             })
-        deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
 
     def _open_invocation(self, request_id: str) -> Invocation:
         inv = self._current
@@ -570,8 +577,7 @@ class Environment:
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
                     and self.state is not EnvState.DEAD):
-                self._freeze_timer = asyncio.get_running_loop().call_later(
-                    FREEZE_DELAY_SECONDS, self._set_frozen, True)
+                self._schedule_freeze()
         if self._settled is not None:
             self._settled.set()
 
@@ -648,10 +654,50 @@ class Environment:
         self._init_fault = message
         self._fail_init("Runtime.InvalidEntrypoint", b"")
 
+    def _schedule_freeze(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._freeze_due = loop.time() + FREEZE_DELAY_SECONDS
+        if self._freeze_timer is None:
+            self._freeze_timer = loop.call_at(self._freeze_due, self._freeze_check)
+
+    def _freeze_check(self) -> None:
+        self._freeze_timer = None
+        due = self._freeze_due
+        if due is None:
+            return  # invoked again meanwhile, not parked since
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._freeze_timer = loop.call_at(due, self._freeze_check)  # parked again since: later
+        else:
+            self._set_frozen(True)
+
+    def _arm_deadline(self, inv: Invocation, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + seconds
+        self._deadline = (when, inv, seconds)
+        if self._timer is not None and self._timer.when() > when:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None:
+            self._timer = loop.call_at(when, self._deadline_check)
+
+    def _disarm_deadline(self) -> None:
+        self._deadline = None  # the timer, if armed, finds nothing to do (or a later deadline to wait for)
+
+    def _deadline_check(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        when, inv, seconds = self._deadline
+        loop = asyncio.get_running_loop()
+        if loop.time() < when:
+            self._timer = loop.call_at(when, self._deadline_check)
+        else:
+            self._deadline = None
+            self._on_timeout(inv, seconds)
+
     def _set_frozen(self, frozen: bool) -> None:
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-            self._freeze_timer = None
+        self._freeze_due = None
         proc = self._proc
         if proc is None or proc.cgroup is None or self._frozen == frozen:
             return
@@ -672,9 +718,7 @@ class Environment:
         callback later, still before anything else can reach this environment."""
         if inv.future is None or inv.completed:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._disarm_deadline()
         duration = (time.monotonic() - inv.started) * 1000.0
         later = report_later and not inv.want_log
         if not later:
@@ -842,9 +886,7 @@ class Environment:
             elif not inv.started and self._init_reported:
                 # warm, and the runtime never took this invocation: the invoker runs it elsewhere
                 self._current = None
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
+                self._disarm_deadline()
                 if not inv.future.done():  # not completed: the invoker runs it again, elsewhere
                     inv.future.set_exception(
                         EnvironmentLost(f"environment {self.id} ended before it took the invocation"))
@@ -894,8 +936,9 @@ class Environment:
         self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
             self._platform.issuer.revoke(self._credentials.access_key_id)
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
+        for timer in (self._freeze_timer, self._timer):
+            if timer is not None:
+                timer.cancel()
         self._kill()
         if self._listener_task is not None and not self._listener_task.done():
             self._listener_task.cancel()

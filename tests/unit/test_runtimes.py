@@ -70,3 +70,18 @@ def test_defaults(jailed, task, runtime_dir):
     assert NODE.runtime_dir_inside(jailed) == runtime_dir
     assert "NODE_PATH" not in PROVIDED.defaults(jailed=jailed, task_root="/host/code")
     assert PYTHON.defaults(jailed=jailed, task_root="/host/code") == {}
+
+
+def test_the_python_runtime_recognises_the_servers_202_byte_for_byte() -> None:
+    """The Python runtime skips parsing the Runtime API's 202 when it is exactly what lambdad sends."""
+    import importlib.util
+    from pathlib import Path
+
+    import lambdad.runtime_api.server as api
+
+    path = Path(api.__file__).parent.parent / "runtimes" / "python" / "bootstrap.py"
+    spec = importlib.util.spec_from_file_location("lambdad_runtime_bootstrap", path)
+    assert spec is not None and spec.loader is not None
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    assert api._render(202, api._ACCEPTED_BODY) == bootstrap._ACCEPTED
