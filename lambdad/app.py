@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import shutil
 import tempfile
@@ -67,6 +68,7 @@ class LambdadApp:
         self.server_id = uuid.uuid4().hex[:12]
         self._lock = DataDirLock(settings.data_dir)
         self._http: HttpServer | None = None
+        self._root: Identity | None = None  # root's identity, built once
         self.port: int | None = None
 
     @classmethod
@@ -162,7 +164,9 @@ class LambdadApp:
         """Root, then a function environment's credentials (memory), then a ``lambdad keys`` key (read from the
         store each time, off the event loop, so keys made or deleted while the server runs count at once)."""
         if access_key_id == self.credentials.access_key_id:
-            return Identity(Secret(self.credentials.secret_access_key), ROOT)
+            if self._root is None or self._root.secret.secret_access_key != self.credentials.secret_access_key:
+                self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
+            return self._root
         issued = self.issuer.lookup(access_key_id)
         if issued is not None:
             return issued
@@ -208,6 +212,10 @@ class LambdadApp:
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
+        # What start-up built (botocore's service model, the routes, the loaded functions) lives as long as the
+        # server: moved out of the collector's generations, so that a full collection does not walk it again
+        gc.collect()
+        gc.freeze()
         return self.port
 
     async def aclose(self) -> None:

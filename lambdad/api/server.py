@@ -78,14 +78,13 @@ _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("asc
 def _head(response: HttpResponse, close: bool) -> bytes:
     """The status line and headers of ``response`` on the wire."""
     status_line = _STATUS_LINES.get(response.status) or b"HTTP/1.1 %d Unknown\r\n" % response.status
-    head = [status_line, _CLOCK.date_line()]
-    head.extend(f"{name}: {value}\r\n".encode("latin-1", "replace") for name, value in response.headers
-                if "\n" not in value and "\r" not in value)  # a value that could split the header is dropped
-    head.append(b"Content-Length: %d\r\n" % len(response.body))
-    if close:
-        head.append(b"Connection: close\r\n")
-    head.append(b"\r\n")
-    return b"".join(head)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in response.headers])
+    if fields.count("\n") != len(response.headers) or "\r" in fields.replace("\r\n", ""):
+        # a value that could split the header is dropped
+        fields = "".join(f"{name}: {value}\r\n" for name, value in response.headers
+                         if "\n" not in value and "\r" not in value)
+    tail = b"Content-Length: %d\r\n%s\r\n" % (len(response.body), b"Connection: close\r\n" if close else b"")
+    return b"".join((status_line, _CLOCK.date_line(), fields.encode("latin-1", "replace"), tail))
 
 
 class _Connection(asyncio.Protocol):

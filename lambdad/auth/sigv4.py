@@ -80,7 +80,7 @@ _MISMATCH = ("The request signature we calculated does not match the signature y
 _BAD_TOKEN = "The security token included in the request is invalid."
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per request: not frozen, which costs ~1 µs more to build
 class SignedRequest:
     """An HTTP request as it came over the wire."""
 
@@ -99,7 +99,7 @@ class Secret:
     session_token: str | None = None  # when set, the request must carry the same X-Amz-Security-Token
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per request: not frozen, which costs ~1 µs more to build
 class _Auth:
     """The signing parameters a request carried, from its Authorization header or its query string."""
 
@@ -112,7 +112,7 @@ class _Auth:
     token: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per request: not frozen, which costs ~1 µs more to build
 class Claim:
     """What a request says about its signature, parsed (nothing verified yet)."""
 
@@ -175,7 +175,7 @@ def check_claim(
     secret = lookup(auth.access_key)
     if secret is None:
         raise UnrecognizedClientException(_BAD_TOKEN)
-    if not _same(secret.session_token or "", auth.token or ""):
+    if (secret.session_token or auth.token) and not _same(secret.session_token or "", auth.token or ""):
         raise UnrecognizedClientException(_BAD_TOKEN)
     body_sha256 = hashlib.sha256(claim.request.body).hexdigest()
     claimed = _single_header(headers, "x-amz-content-sha256")
