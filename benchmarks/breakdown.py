@@ -2,10 +2,10 @@
 
     python3 benchmarks/breakdown.py
 
-1. HTTP: a bare aiohttp ``web.Server`` answering with the request body, against the minimal asyncio echo server
+1. HTTP: a bare aiohttp ``web.Server`` and lambdad's own HTTP server (``lambdad/api/server.py``, what the
+   control API runs on since ccb7f81) answering with the request body, against the minimal asyncio echo server
    of bench.py, each on the standard event loop and on uvloop (when installed), driven by bench.py's client:
-   round trip p50 and server CPU per request. A warm invoke makes three such exchanges through aiohttp (the
-   Invoke itself, the runtime's ``GET /next`` answer, its ``POST /response``).
+   round trip p50 and server CPU per request.
 2. SigV4: ``lambdad.auth.sigv4.verify`` on a signed Invoke request, in a hot loop (the best case: in the server
    its code and data are cold in the caches at every request).
 3. cgroupfs (root and cgroup v1 only): writing and reading a control file of a fresh, empty cgroup by path
@@ -37,6 +37,15 @@ async def _serve(kind: str) -> None:
     async def echo(request: web.BaseRequest) -> web.Response:
         return web.Response(body=await request.read(), content_type="application/json")
 
+    if kind == "lambdad":  # lambdad's own HTTP/1.1 server (lambdad/api/server.py), answering with the body
+        from lambdad.api.server import HttpRequest, HttpResponse, HttpServer
+
+        async def app(request: HttpRequest) -> HttpResponse:
+            return HttpResponse(200, request.body, (("Content-Type", "application/json"),))
+
+        http = HttpServer(app, max_body=1 << 20, too_large=lambda: HttpResponse(413))
+        print(await http.start("127.0.0.1", 0), flush=True)
+        await asyncio.Event().wait()
     loop = asyncio.get_running_loop()
     factory = web.Server(echo, access_log=None) if kind == "aiohttp" else bench._EchoProtocol
     server = await loop.create_server(factory, "127.0.0.1", 0)
@@ -66,7 +75,8 @@ def http_floors(n: int = 3000) -> None:
     except ImportError:
         loops = ["asyncio"]
     for loop in loops:
-        for kind, label in (("protocol", "Protocol echo"), ("aiohttp", "aiohttp web.Server echo")):
+        for kind, label in (("protocol", "Protocol echo"), ("aiohttp", "aiohttp web.Server echo"),
+                            ("lambdad", "lambdad HttpServer echo")):
             proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, loop], stdout=subprocess.PIPE,
                                     text=True)
             try:

@@ -375,8 +375,9 @@ def _check_signature(claim: Claim, secret: str, payload_hash: str, region: str, 
     scope = f"{auth.amz_date[0:8]}/{region}/{service}/aws4_request"
     string_to_sign = (f"{ALGORITHM}\n{auth.amz_date}\n{scope}\n"
                       f"{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}")
-    key = _signing_key(secret, auth.amz_date[0:8], region, service)
-    expected = hmac.digest(key, string_to_sign.encode("utf-8"), "sha256").hex()
+    mac = _signer(secret, auth.amz_date[0:8], region, service).copy()
+    mac.update(string_to_sign.encode("utf-8"))
+    expected = mac.hexdigest()
     if not _same(expected, auth.signature):
         raise InvalidSignatureException(
             f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical_request}'\n\n"
@@ -387,11 +388,14 @@ def _canonical_request(claim: Claim, payload_hash: str) -> str:
     """botocore's ``SigV4Auth.canonical_request`` for the request as received, signing exactly the headers the
     client listed (those it sent; a listed header it did not send is left out, as botocore leaves it out)."""
     request, auth = claim.request, claim.auth
-    params = [(k, v) for k, v in claim.query if k != "X-Amz-Signature"]
-    query = "&".join(f"{k}={v}" for k, v in sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-                                                    for k, v in params))
-    names = sorted(n for n in claim.headers if n in auth.signed_headers)
-    headers = "".join(f"{n}:{','.join(' '.join(v.split()) for v in claim.headers[n])}\n" for n in names)
+    query = ""
+    if claim.query:
+        params = [(k, v) for k, v in claim.query if k != "X-Amz-Signature"]
+        query = "&".join(f"{k}={v}" for k, v in sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+                                                        for k, v in params))
+    signed, received = auth.signed_headers, claim.headers
+    names = sorted([n for n in received if n in signed])
+    headers = "".join([f"{n}:{','.join([' '.join(v.split()) for v in received[n]])}\n" for n in names])
     return (f"{request.method.upper()}\n{_canonical_path(request.raw_path)}\n{query}\n{headers}\n"
             f"{';'.join(names)}\n{payload_hash}")
 
@@ -407,6 +411,12 @@ _PLAIN_SIGNER = SigV4Auth(None, "", "")  # holds no credentials: only its path r
 def _canonical_path(path: str) -> str:
     """botocore's canonical URI for a non-S3 service (dot and empty segments removed, encoded once more)."""
     return str(SigV4Auth._normalize_url_path(_PLAIN_SIGNER, urlsplit("http://lambdad" + path).path))
+
+
+@functools.lru_cache(maxsize=256)
+def _signer(secret: str, day: str, region: str, service: str) -> "hmac.HMAC":
+    """An HMAC-SHA256 keyed with the signing key, its pads already hashed: ``copy()`` it for each message."""
+    return hmac.new(_signing_key(secret, day, region, service), digestmod=hashlib.sha256)
 
 
 @functools.lru_cache(maxsize=256)
