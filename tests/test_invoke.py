@@ -406,3 +406,24 @@ def _refused(client, name) -> bool:
     except ClientError as e:
         return e.response["Error"]["Code"] == "UnrecognizedClientException"
     return False
+
+
+def test_python_runtime_uses_the_connection_the_platform_made(lam, fname):
+    """lambdad hands its Python runtime a connected socketpair for the Runtime API: no TCP connection is opened
+    (a fallback to AWS_LAMBDA_RUNTIME_API would still work, but cost a loopback TCP exchange per call)."""
+    code = """
+import os, socket, stat
+def handler(event, context):
+    families = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if stat.S_ISSOCK(os.fstat(int(fd)).st_mode):
+                with socket.socket(fileno=os.dup(int(fd))) as s:
+                    families.append(s.family.name)
+        except OSError:
+            pass
+    return families
+"""
+    create_python_function(lam, fname, code)
+    for _ in range(2):
+        assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read()) == ["AF_UNIX"]

@@ -119,11 +119,11 @@ def _error_body(error_type: str, message: str) -> bytes:
 class _Connection(asyncio.Protocol):
     """One runtime connection: parse requests, answer them in order."""
 
-    def __init__(self, target: RuntimeApiTarget) -> None:
+    def __init__(self, target: RuntimeApiTarget, trusted: bool = False) -> None:
         self._target = target
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._trusted = False
+        self._trusted = trusted  # made by the platform for the environment (``adopt``): no peer to check
         self._pending: collections.deque[_Request] = collections.deque()
         self._waiting: asyncio.Task[None] | None = None  # an extension's GET event/next being answered
         self._next: _Request | None = None  # the runtime's GET /next, given to the target, not answered yet
@@ -141,8 +141,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
-        peer = transport.get_extra_info("peername")
-        self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
+        if not self._trusted:
+            peer = transport.get_extra_info("peername")
+            self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -347,10 +348,16 @@ class RuntimeApiServer:
         self._connections: set[_Connection] = set()
         self.port = 0
 
-    def _protocol(self) -> _Connection:
-        connection = _Connection(self._target)
+    def _protocol(self, trusted: bool = False) -> _Connection:
+        connection = _Connection(self._target, trusted)
         self._connections.add(connection)
         return connection
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve a connection the platform made for the environment's runtime (our end of a socketpair whose
+        other end only the runtime has): trusted without a peer check, which a Unix socket could not pass."""
+        sock.setblocking(False)
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: self._protocol(trusted=True), sock)
 
     async def start(self, host: str = "127.0.0.1") -> str:
         loop = asyncio.get_running_loop()

@@ -246,6 +246,8 @@ class Environment:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self.state = EnvState.DEAD
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
+        if self._proc.runtime_api_socket is not None:
+            await self._api.adopt(self._proc.runtime_api_socket)
         loop.add_reader(self._proc.output_fd, self._on_output)
         if self._proc.exec_status_fd >= 0:
             loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)

@@ -219,12 +219,12 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         channel = os.dup2(named["listener"], 3) if "listener" in named else None
         assignment = os.dup2(named["assignment"], 3) if "assignment" in named else None  # inherited by node
         exec_status = named.get("exec_status")
+        runtime_api = named.get("runtime_api")  # the Python runtime's Runtime API connection (close-on-exec)
         first_free = 4 if channel is not None or assignment is not None else 3
-        if exec_status is None:
-            os.closerange(first_free, 65536)
-        else:
-            os.closerange(first_free, exec_status)
-            os.closerange(exec_status + 1, 65536)
+        for keep in sorted(fd for fd in (exec_status, runtime_api) if fd is not None):
+            os.closerange(first_free, keep)
+            first_free = keep + 1
+        os.closerange(first_free, 65536)
         ctrl.detach()
         for path in request.get("cgroup_procs", ()):
             with open(path, "w") as f:
@@ -250,6 +250,7 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):
             _forget_sdk()  # the function's own boto3 must win over the preloaded one
         sys.argv = ["bootstrap"]
+        runtime.RUNTIME_API_FD = runtime_api
         runtime.main()
         os._exit(0)
     except SystemExit as exc:

@@ -126,6 +126,9 @@ class LaunchedProcess:
     cgroup: EnvCgroup | None
     exited: asyncio.Future[int]  # the exit status: code, or -signal
     listener_channel: socket.socket | None = None  # sends the Runtime API listener (own network namespace only)
+    # the Python runtime's Runtime API connection, made ahead: our end of a socketpair whose other end the runtime
+    # starts with (no TCP connect, no loopback TCP on every exchange; AWS_LAMBDA_RUNTIME_API still works)
+    runtime_api_socket: socket.socket | None = None
     exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
 
 
@@ -224,10 +227,15 @@ class Launcher:
             fds.append(theirs.fileno())
             fd_names.append("listener")
         status_r = status_w = -1
+        api_ours = api_theirs = None
         if entry.argv:
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
             fds.append(status_w)
             fd_names.append("exec_status")
+        else:  # lambdad's Python runtime, run in the forked process: its Runtime API connection comes ready-made
+            api_ours, api_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fds.append(api_theirs.fileno())
+            fd_names.append("runtime_api")
         try:
             spawn = {
                 "env": dict(request.environment),
@@ -245,6 +253,8 @@ class Launcher:
                 os.close(status_r)
             if channel is not None:
                 channel.close()
+            if api_ours is not None:
+                api_ours.close()
             if cgroup is not None:
                 await asyncio.to_thread(cgroup.remove)
             raise
@@ -254,11 +264,13 @@ class Launcher:
                 os.close(status_w)
             if channel is not None:
                 theirs.close()
+            if api_theirs is not None:
+                api_theirs.close()
         os.set_blocking(read_fd, False)
         if status_r >= 0:
             os.set_blocking(status_r, False)
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
-                               listener_channel=channel, exec_status_fd=status_r)
+                               listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_ours)
 
     def _exit_future(self, pid: int) -> asyncio.Future[int]:
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()

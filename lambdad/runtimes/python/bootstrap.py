@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _API = "/2018-06-01/runtime"
+# Set by lambdad's fork server before ``main``: a descriptor connected to the Runtime API (a socketpair), which
+# the runtime uses instead of connecting to AWS_LAMBDA_RUNTIME_API; if it fails, the runtime connects there.
+RUNTIME_API_FD: int | None = None
 _ACCEPTED_BODY = b'{"status":"OK"}'
 _ACCEPTED = (b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
              % (len(_ACCEPTED_BODY), _ACCEPTED_BODY))
@@ -145,7 +148,7 @@ class RuntimeClient:
     once more; any other failure raises RuntimeAPIError.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, connected_fd: int | None = None) -> None:
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
             raise RuntimeAPIError(f"AWS_LAMBDA_RUNTIME_API must be host:port, not {address!r}")
@@ -153,6 +156,10 @@ class RuntimeClient:
         self._host = host[1:-1] if host.startswith("[") else host
         self._port = int(port)
         self._sock: Any = None
+        if connected_fd is not None:  # a connection lambdad made ahead (a socketpair): used until it fails
+            import _socket
+
+            self._sock = _socket.socket(fileno=connected_fd)
         self._buf = bytearray()
         self._next_sent = False  # a GET /next went out pipelined behind the last response
         self._next_request = (f"GET {_API}/invocation/next HTTP/1.1\r\nHost: {address}\r\n"
@@ -915,7 +922,7 @@ def main() -> None:
         sys.modules.pop("bootstrap", None)
     environ = os.environ
     try:
-        client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""))
+        client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""), RUNTIME_API_FD)
     except RuntimeAPIError as exc:
         sys.stderr.write(f"lambdad runtime: {exc}\n")
         sys.exit(1)
