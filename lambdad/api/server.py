@@ -3,8 +3,9 @@
 Every Invoke crosses this server, so it is the thinnest HTTP layer that is still a complete HTTP/1.1 server for
 what API clients send: keep-alive and ``Connection: close``, HTTP/1.0, pipelined requests (answered in order;
 reading pauses while more than a few wait), chunked request bodies, ``Expect: 100-continue``, a body limit
-(refused by its Content-Length before the body is read, or as it streams in), write back-pressure, and a
-bounded graceful stop. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings;
+(refused by its Content-Length before the body is read, or as it streams in), write back-pressure, idle connections
+closed after ``idle_timeout`` (75 s, as aiohttp's keep-alive timeout; a request begun but not finished counts as
+idle, so a client that stalls half-way cannot hold a connection forever), and a bounded graceful stop. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings;
 the largest, a code download, is read from disk off the event loop first).
 
 A bare aiohttp server costs ~140 µs of CPU per request on this machine and this one ~50 µs; an Invoke goes
@@ -98,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self._running: asyncio.Task[None] | None = None
         self._can_write: asyncio.Future[None] | None = None  # set while the transport's buffer is full
         self._reading = True
+        self.last_active = server.now()
         # the request being parsed
         self._url = b""
         self._headers: list[tuple[str, str]] = []
@@ -115,6 +117,7 @@ class _Connection(asyncio.Protocol):
         self._server._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self._server.now()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -210,6 +213,7 @@ class _Connection(asyncio.Protocol):
                 break
             close = not request.keep_alive or self._server.closing
             self._write(response, close)
+            self.last_active = self._server.now()  # idle from its last answer on, not from its request
             if close:
                 self._transport.close()
                 self._transport = None
@@ -250,23 +254,41 @@ class _Connection(asyncio.Protocol):
 class HttpServer:
     """A listening HTTP server for ``app``. ``start`` binds it; ``aclose`` stops it gracefully."""
 
-    def __init__(self, app: App, *, max_body: int, too_large: Callable[[], HttpResponse]) -> None:
+    def __init__(self, app: App, *, max_body: int, too_large: Callable[[], HttpResponse],
+                 idle_timeout: float = 75.0) -> None:
         self.app = app
         self.max_body = max_body
         self.too_large = too_large  # the answer to a body over max_body (the connection is closed after it)
+        self.idle_timeout = idle_timeout
         self.closing = False
+        self.now = time.monotonic
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port."""
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _Connection(self), host, port, reuse_address=True)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return self._server.sockets[0].getsockname()[1]
+
+    async def _sweep(self) -> None:
+        """Close connections that sent nothing for ``idle_timeout`` seconds while no request of theirs was being
+        answered (checked a few times per timeout, not per request: the request path only notes the time)."""
+        while True:
+            await asyncio.sleep(min(15.0, self.idle_timeout / 3))
+            cutoff = self.now() - self.idle_timeout
+            for connection in list(self._connections):
+                if connection.idle and connection.last_active < cutoff and connection._transport is not None:
+                    connection._transport.close()
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Stop listening, let requests being answered finish for up to ``timeout`` seconds, close everything."""
         self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
         deadline = time.monotonic() + timeout
