@@ -104,6 +104,12 @@ def doctor() -> None:
         click.echo(line)
     click.echo("environments are " + ("jailed" if containment.jailed else
                "NOT jailed: functions run with the server's user and can see its files; trust them, or run as root"))
+    attach = containment.jail.get("attach")
+    prewarm = cgroups is not None and containment.jailed and bool(attach)
+    click.echo("prewarm pool (pre-started Node.js and custom-runtime environments): " + (
+        "available (LAMBDAD_PREWARM_POOL_SIZE; not with LAMBDAD_FUNCTION_NETWORK=none)" if prewarm else
+        "unavailable (" + str(containment.jail.get("attach_error") or "it needs the jail, cgroups and the mount API "
+                              "of Linux 5.12+") + ")"))
     registry = RuntimeRegistry()
     for name in registry.names:
         try:

@@ -304,6 +304,7 @@ def test_doctor_reports_protections():
     assert result.returncode == 0, result.stderr
     assert "isolation:" in result.stdout and "runtime python3.12:" in result.stdout
     assert ("environments are jailed" in result.stdout) == (os.geteuid() == 0 and "OFF" not in result.stdout)
+    assert "prewarm pool (pre-started Node.js and custom-runtime environments): " in result.stdout
 
 
 def test_a_dead_fork_server_is_restarted(fresh_server, fname):
