@@ -12,7 +12,8 @@ Figures and floors (targets from the project's performance issue):
    minimal asyncio HTTP/1.1 echo server driven by the same client code with the same request bytes;
    target p50 <= 6x echo, p99 <= 3x lambdad's own p50.
 2. throughput, invokes/s from several client processes with keep-alive connections, against the echo
-   server's requests/s with the same client set-up; target >= 25 % of echo.
+   server's requests/s with the same client set-up; target >= 25 % of echo. Printed beside it, for scale: what a
+   relay that does nothing reaches with the same clients (benchmarks/relay_floor.py).
 3. cold start, client-side time of the first invoke of a brand-new function, against a fresh
    ``python -c "import json"``; target <= 0.5x.
 4. cold start of a function that does ``import boto3`` at module level, against ``python -c "import boto3"``;
@@ -640,6 +641,10 @@ def render(r: dict[str, Any]) -> str:
         f"cores; echo {tp['echo']['rps']:,.0f}/s using {tp['echo']['server_cores']:.2f} server cores, client "
         f"{tp['echo']['client_cores']:.2f} cores; the rest of the machine meanwhile "
         f"{tp['lambdad']['other_cores']:.2f} / {tp['echo']['other_cores']:.2f} cores",
+        f"throughput for scale: a relay that does nothing but pass the bytes between the clients and 8 bare runtimes "
+        f"(benchmarks/relay_floor.py) reaches {tp['relay']['rps']:,.0f}/s = {tp['relay']['rps'] / tp['echo']['rps']:.2f}x "
+        f"echo ({tp['relay']['cpu_us_main_user'] + tp['relay']['cpu_us_main_sys']:.0f} us relay + "
+        f"{tp['relay']['cpu_us_envs_user'] + tp['relay']['cpu_us_envs_sys']:.0f} us runtimes per invocation)",
         f"cold start detail: server-reported Init Duration p50 {cold['init_p50_ms']:.1f} ms "
         f"(import boto3: {boto['init_p50_ms']:.1f} ms); lambdad p90 {cold['lambdad_p90_ms']:.1f} ms; "
         f"boto3 from {r['boto3_from']}",
@@ -705,7 +710,12 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
                 tp_e = throughput(echo_port, "bench-echo", plan, client_cpus, lambda: [echo_pid])
             if tp_l["errors"] or tp_e["errors"]:
                 raise RuntimeError(f"throughput errors: lambdad {tp_l['errors']}, echo {tp_e['errors']}")
-            result["throughput"] = {"lambdad": tp_l, "echo": tp_e, "envs": envs}
+            # for scale: what a relay that does nothing but pass the bytes between clients and bare runtimes reaches
+            from relay_floor import measure as relay_throughput  # benchmarks/relay_floor.py
+
+            say("throughput of a do-nothing relay (benchmarks/relay_floor.py), same clients")
+            tp_r = relay_throughput(plan, client_cpus, server_cpus)
+            result["throughput"] = {"lambdad": tp_l, "echo": tp_e, "relay": tp_r, "envs": envs}
         boto3_files = {"app.py": BOTO3_CODE}
         result["boto3_from"] = "the runtime"
         if not provides_boto3(server, port):

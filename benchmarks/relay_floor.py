@@ -153,6 +153,25 @@ def _runtime_main(port: int) -> None:
                          b"Content-Length: %d\r\n\r\n%s" % (request_id, len(body), body) + next_request)
 
 
+def measure(plan: "bench.Plan", client_cpus: set[int], server_cpus: set[int], runtimes: int = 8) -> dict:
+    """The relay's throughput (bench.throughput's dict) with ``runtimes`` bare runtimes, pinned like lambdad."""
+    relay = subprocess.Popen([sys.executable, __file__, "--relay-server"], stdout=subprocess.PIPE, text=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        assert relay.stdout is not None
+        client_port, runtime_port = map(int, relay.stdout.readline().split())
+        procs = [subprocess.Popen([sys.executable, __file__, "--runtime", str(runtime_port)])
+                 for _ in range(runtimes)]
+        time.sleep(0.5)
+        pids = [relay.pid] + [r.pid for r in procs]
+        with bench.pinned(pids, server_cpus):
+            return bench.throughput(client_port, "f", plan, client_cpus, lambda: pids)
+    finally:
+        for proc in [relay, *procs]:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -172,23 +191,9 @@ def main() -> None:
     client_cpus, server_cpus = {cores[-1]}, set(cores[:-1]) or {cores[-1]}
     plan = bench.Plan(latency_n=0, tput_seconds=args.seconds, tput_warmup=1.0, tput_procs=bench.FULL.tput_procs,
                       tput_conns=bench.FULL.tput_conns, cold_samples=0, uss_envs=0)
-    relay = subprocess.Popen([sys.executable, __file__, "--relay-server"], stdout=subprocess.PIPE, text=True)
-    runtimes: list[subprocess.Popen[bytes]] = []
-    try:
-        assert relay.stdout is not None
-        client_port, runtime_port = map(int, relay.stdout.readline().split())
-        runtimes = [subprocess.Popen([sys.executable, __file__, "--runtime", str(runtime_port)])
-                    for _ in range(args.runtimes)]
-        time.sleep(0.5)
-        pids = [relay.pid] + [r.pid for r in runtimes]
-        with bench.pinned(pids, server_cpus):
-            got = bench.throughput(client_port, "f", plan, client_cpus, lambda: pids)
-        with bench.echo_server() as (echo_port, echo_pid), bench.pinned([echo_pid], server_cpus):
-            echo = bench.throughput(echo_port, "f", plan, client_cpus, lambda: [echo_pid])
-    finally:
-        for proc in [relay, *runtimes]:
-            proc.kill()
-            proc.wait()
+    got = measure(plan, client_cpus, server_cpus, args.runtimes)
+    with bench.echo_server() as (echo_port, echo_pid), bench.pinned([echo_pid], server_cpus):
+        echo = bench.throughput(echo_port, "f", plan, client_cpus, lambda: [echo_pid])
     print(f"relay (server + {args.runtimes} runtimes on CPU {sorted(server_cpus)}): {got['rps']:,.0f} invocations/s, "
           f"server side {got['server_cores']:.2f} cores, clients {got['client_cores']:.2f} cores; "
           f"CPU per invocation {got['cpu_us_main_user'] + got['cpu_us_main_sys']:.0f} us relay + "
