@@ -361,7 +361,6 @@ class Launcher:
         return LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
                                exec_status_fd=slot.exec_status_fd)
 
-
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
 
