@@ -3,13 +3,15 @@
 Every Invoke crosses this server, so it is the thinnest HTTP layer that is still a complete HTTP/1.1 server for
 what API clients send: keep-alive and ``Connection: close``, HTTP/1.0, pipelined requests (answered in order;
 reading pauses while more than a few wait), chunked request bodies, ``Expect: 100-continue``, a body limit
-(refused by its Content-Length before the body is read, or as it streams in), write back-pressure, idle connections
-closed after ``idle_timeout`` (75 s, as aiohttp's keep-alive timeout; a request begun but not finished counts as
-idle, so a client that stalls half-way cannot hold a connection forever), and a bounded graceful stop. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings;
-the largest, a code download, is read from disk off the event loop first).
+(refused by its Content-Length before the body is read, or as it streams in), write back-pressure, idle
+connections closed after ``idle_timeout`` (75 s, as aiohttp's keep-alive timeout; a request begun but not
+finished counts as idle, so a client that stalls half-way cannot hold a connection forever), and a bounded
+graceful stop. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the
+largest, a code download, is read from disk off the event loop first).
 
-A bare aiohttp server costs ~140 µs of CPU per request on this machine and this one ~50 µs; an Invoke goes
-through it once (docs/performance.md, "Where the time goes").
+A bare aiohttp server costs ~140–170 µs of CPU per request on this machine and this one ~70 µs (a bare
+``asyncio.Protocol`` echo ~30 µs); an Invoke goes through it once (``benchmarks/breakdown.py``;
+docs/performance.md, "Where the time goes").
 
 The application is one coroutine function, ``HttpRequest -> HttpResponse``; it must answer every request
 (an exception it lets through becomes a bare 500 and is logged).
