@@ -25,9 +25,11 @@ the connection hands the target a callback, which the target calls with the invo
 brings it (the Invoke request's), so the event is on its way to the runtime without a loop iteration in between.
 Requests on one connection are answered in order (a runtime may pipeline ``GET /next`` behind its response, as
 lambdad's Python runtime does); a connection that closes while its ``GET /next`` waits withdraws it
-(``cancel_next``), so no invocation is handed to a runtime that is gone. A connection is served only when ``target.accepts_peer`` says its peer is one of the
-environment's own processes (other processes on the machine can reach the port too). Errors the target raises
-(``RuntimeApiError``) become the API's own JSON errors, ``{"errorMessage", "errorType"}``.
+(``cancel_next``), so no invocation is handed to a runtime that is gone. A connection is served only when
+``target.accepts_peer`` says its peer is one of the environment's own processes (other processes on the machine
+can reach the port too), or when the platform made it for the runtime (``adopt``: the Python runtime's
+socketpair). Errors the target raises (``RuntimeApiError``) become the API's own JSON errors,
+``{"errorMessage", "errorType"}``.
 """
 
 from __future__ import annotations
