@@ -30,10 +30,7 @@ def alias_handlers(service: AliasService, region: str, account: str) -> dict[str
         listing = service.list(
             name_of(params), params.get("FunctionVersion"), params.get("Marker"), params.get("MaxItems")
         )
-        out: dict[str, Any] = {"Aliases": [a.to_api(region, account) for a in listing.aliases]}
-        if listing.next_marker:
-            out["NextMarker"] = listing.next_marker
-        return out
+        return {"Aliases": [a.to_api(region, account) for a in listing.aliases], "NextMarker": listing.next_marker}
 
     async def update_alias(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         alias = await service.update(

@@ -52,10 +52,7 @@ def concurrency_handlers(service: ConcurrencyService, provisioned: ProvisionedCo
 
     async def list_provisioned_concurrency_configs(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         listing = provisioned.list(name_of(params), params.get("Marker"), params.get("MaxItems"))
-        out: dict[str, Any] = {"ProvisionedConcurrencyConfigs": listing.configs}
-        if listing.next_marker:
-            out["NextMarker"] = listing.next_marker
-        return out
+        return {"ProvisionedConcurrencyConfigs": listing.configs, "NextMarker": listing.next_marker}
 
     return {
         "PutProvisionedConcurrencyConfig": put_provisioned_concurrency_config,

@@ -63,12 +63,8 @@ def function_handlers(
                 "Member must satisfy enum value set: [ALL]"
             )
         listing = service.list(params.get("Marker"), params.get("MaxItems"), all_versions=which == "ALL")
-        out: dict[str, Any] = {
-            "Functions": [c.to_api(region, account, c.version if which else None) for c in listing.configs]
-        }
-        if listing.next_marker:
-            out["NextMarker"] = listing.next_marker
-        return out
+        return {"Functions": [c.to_api(region, account, c.version if which else None) for c in listing.configs],
+                "NextMarker": listing.next_marker}
 
     async def update_function_code(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         config = await service.update_code(ref(params, allow_qualifier=False).name, params)

@@ -42,10 +42,7 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
         return name.rsplit(":", 1)[1] if name.startswith("arn:") else name
 
     def listing(out_key: str, result: LayerListing, render: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {out_key: [render(r) for r in result.items]}
-        if result.next_marker:
-            out["NextMarker"] = result.next_marker
-        return out
+        return {out_key: [render(r) for r in result.items], "NextMarker": result.next_marker}
 
     def filters(params: Mapping[str, Any]) -> tuple[str | None, str | None]:
         runtime, arch = params.get("CompatibleRuntime"), params.get("CompatibleArchitecture")

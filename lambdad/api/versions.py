@@ -29,10 +29,8 @@ def version_handlers(service: FunctionService) -> dict[str, Handler]:
 
     async def list_versions_by_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         listing = service.list_versions(name_of(params), params.get("Marker"), params.get("MaxItems"))
-        out: dict[str, Any] = {"Versions": [c.to_api(region, account, c.version) for c in listing.configs]}
-        if listing.next_marker:
-            out["NextMarker"] = listing.next_marker
-        return out
+        return {"Versions": [c.to_api(region, account, c.version) for c in listing.configs],
+                "NextMarker": listing.next_marker}
 
     return {
         "PublishVersion": publish_version,
