@@ -26,6 +26,7 @@ the environment as above otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -151,6 +152,50 @@ def write_hosts_file(run_dir: str) -> str:
 PRIVATE_RUNTIME_API = "127.0.0.1:9001"
 
 
+class _ChildFds:
+    """The descriptors a spawn passes to its child, each one end of a pipe or socketpair: the child's ends
+    ("theirs") are closed here once the fork server has them (``with``); ours are kept, or closed too when the
+    spawn fails (``abandon``)."""
+
+    def __init__(self) -> None:
+        self._ours, self._theirs = contextlib.ExitStack(), contextlib.ExitStack()
+        self.fds: list[int] = []
+        self.names: list[str] = []
+
+    def __enter__(self) -> "_ChildFds":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._theirs.close()
+
+    def _pass(self, name: str, fd: int) -> None:
+        self.fds.append(fd)
+        self.names.append(name)
+
+    def pipe(self, name: str, child_reads: bool = False) -> int:
+        """A pipe the child writes to (or, with ``child_reads``, reads from); returns our end."""
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        mine, child = (write_fd, read_fd) if child_reads else (read_fd, write_fd)
+        self._ours.callback(os.close, mine)
+        self._theirs.callback(os.close, child)
+        self._pass(name, child)
+        return mine
+
+    def socket_pair(self, name: str, kind: int) -> socket.socket:
+        mine, child = socket.socketpair(socket.AF_UNIX, kind)
+        self._ours.enter_context(mine)
+        self._theirs.enter_context(child)
+        self._pass(name, child.fileno())
+        return mine
+
+    def abandon(self) -> None:
+        self._ours.close()
+
+    def keep(self) -> None:
+        """The child runs: our ends are its environment's now."""
+        self._ours.pop_all()
+
+
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
@@ -219,58 +264,36 @@ class Launcher:
         cgroup = None
         if self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        fds, fd_names = [write_fd], ["output"]
-        channel = None
-        if self.private_network:
-            channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            fds.append(theirs.fileno())
-            fd_names.append("listener")
-        status_r = status_w = -1
-        api_ours = api_theirs = None
-        if entry.argv:
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
-            fds.append(status_w)
-            fd_names.append("exec_status")
-        else:  # lambdad's Python runtime, run in the forked process: its Runtime API connection comes ready-made
-            api_ours, api_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            fds.append(api_theirs.fileno())
-            fd_names.append("runtime_api")
-        try:
-            spawn = {
-                "env": dict(request.environment),
-                "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
-                "jail": self._jail_spec(request.runtime, request.root_dir, request.task_root, request.opt_dir,
-                                        request.tmp_mb, request.env_id) if self.jailed else None,
-                "fd_names": fd_names,
-                "argv": list(entry.argv),
-                "candidates": list(entry.candidates),
-            }
-            pid = await self._zygote(request.runtime).spawn(spawn, fds)
-        except BaseException:
-            os.close(read_fd)
-            if status_r >= 0:
-                os.close(status_r)
-            if channel is not None:
-                channel.close()
-            if api_ours is not None:
-                api_ours.close()
-            if cgroup is not None:
-                await asyncio.to_thread(cgroup.remove)
-            raise
-        finally:
-            os.close(write_fd)
-            if status_w >= 0:
-                os.close(status_w)
-            if channel is not None:
-                theirs.close()
-            if api_theirs is not None:
-                api_theirs.close()
+        with _ChildFds() as passed:
+            try:
+                read_fd = passed.pipe("output")
+                channel = passed.socket_pair("listener", socket.SOCK_SEQPACKET) if self.private_network else None
+                status_r, api_socket = -1, None
+                if entry.argv:
+                    status_r = passed.pipe("exec_status")
+                else:  # lambdad's Python runtime, forked: its Runtime API connection comes ready-made
+                    api_socket = passed.socket_pair("runtime_api", socket.SOCK_STREAM)
+                spawn = {
+                    "env": dict(request.environment),
+                    "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
+                    "jail": self._jail_spec(request.runtime, request.root_dir, request.task_root, request.opt_dir,
+                                            request.tmp_mb, request.env_id) if self.jailed else None,
+                    "fd_names": passed.names,
+                    "argv": list(entry.argv),
+                    "candidates": list(entry.candidates),
+                }
+                pid = await self._zygote(request.runtime).spawn(spawn, passed.fds)
+            except BaseException:
+                passed.abandon()
+                if cgroup is not None:
+                    await asyncio.to_thread(cgroup.remove)
+                raise
+            passed.keep()
         os.set_blocking(read_fd, False)
         if status_r >= 0:
             os.set_blocking(status_r, False)
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
-                               listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_ours)
+                               listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_socket)
 
     def _exit_future(self, pid: int) -> asyncio.Future[int]:
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -307,28 +330,27 @@ class Launcher:
             os.rmdir(directory)
             raise
         env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
-        spawn = {
-            "env": env,
-            "cgroup_procs": cgroup.procs_files(),
-            "jail": self._jail_spec(key.runtime, os.path.join(directory, "root"), None, None, key.tmp_mb, slot_id),
-            "fd_names": ["output", "assignment", "exec_status"],
-            "argv": list(key.argv),
-            "candidates": [],
-        }
-        output_r, output_w = os.pipe2(os.O_CLOEXEC)
-        assignment_r, assignment_w = os.pipe2(os.O_CLOEXEC)
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            pid = await self._zygote(key.runtime).spawn(spawn, [output_w, assignment_r, status_w])
-        except BaseException:
-            for fd in (output_r, assignment_w, status_r):
-                os.close(fd)
-            await asyncio.to_thread(cgroup.remove)
-            os.rmdir(directory)
-            raise
-        finally:
-            for fd in (output_w, assignment_r, status_w):
-                os.close(fd)
+        with _ChildFds() as passed:
+            try:
+                output_r = passed.pipe("output")
+                assignment_w = passed.pipe("assignment", child_reads=True)
+                status_r = passed.pipe("exec_status")
+                spawn = {
+                    "env": env,
+                    "cgroup_procs": cgroup.procs_files(),
+                    "jail": self._jail_spec(key.runtime, os.path.join(directory, "root"), None, None, key.tmp_mb,
+                                            slot_id),
+                    "fd_names": passed.names,
+                    "argv": list(key.argv),
+                    "candidates": [],
+                }
+                pid = await self._zygote(key.runtime).spawn(spawn, passed.fds)
+            except BaseException:
+                passed.abandon()
+                await asyncio.to_thread(cgroup.remove)
+                os.rmdir(directory)
+                raise
+            passed.keep()
         os.set_blocking(output_r, False)
         os.set_blocking(status_r, False)
         slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory)
