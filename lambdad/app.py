@@ -68,7 +68,6 @@ class LambdadApp:
         self.server_id = uuid.uuid4().hex[:12]
         self._lock = DataDirLock(settings.data_dir)
         self._http: HttpServer | None = None
-        self._root: Identity | None = None  # root's identity, built once
         self.port: int | None = None
 
     @classmethod
@@ -92,6 +91,7 @@ class LambdadApp:
         self.credentials: RootCredentials = load_root_credentials(
             s.data_dir, s.access_key_id, s.secret_access_key, s.region
         )
+        self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
         self.store = await SqliteStore.open(s.data_dir / "lambdad.db")
         self.blobs = FileBlobStore(s.data_dir / "code")
@@ -164,8 +164,6 @@ class LambdadApp:
         """Root, then a function environment's credentials (memory), then a ``lambdad keys`` key (read from the
         store each time, off the event loop, so keys made or deleted while the server runs count at once)."""
         if access_key_id == self.credentials.access_key_id:
-            if self._root is None or self._root.secret.secret_access_key != self.credentials.secret_access_key:
-                self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
             return self._root
         issued = self.issuer.lookup(access_key_id)
         if issued is not None:
