@@ -149,6 +149,50 @@ def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
+class _LazyTimer:
+    """A timer for a moment that keeps moving, as an environment's deadline and freeze do with every invocation.
+
+    ``set`` moves the moment: to later for free (the armed timer, when it fires early, re-arms itself for the new
+    moment), to earlier by re-arming now; ``clear`` forgets it (the armed timer then finds nothing to do);
+    ``cancel`` also stops the timer. So a busy environment costs a timer per timeout period, not a
+    ``call_later``/``cancel`` pair per invocation and per timer."""
+
+    def __init__(self, fire: Callable[[], object]) -> None:
+        self._fire = fire
+        self._due: float | None = None  # loop time
+        self._handle: asyncio.TimerHandle | None = None
+
+    def set(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = self._due = loop.time() + delay
+        if self._handle is not None and self._handle.when() > due:
+            self._handle.cancel()
+            self._handle = None
+        if self._handle is None:
+            self._handle = loop.call_at(due, self._check)
+
+    def clear(self) -> None:
+        self._due = None
+
+    def cancel(self) -> None:
+        self._due = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        self._handle = None
+        due = self._due
+        if due is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < due:
+            self._handle = loop.call_at(due, self._check)
+        else:
+            self._due = None
+            self._fire()
+
+
 class Environment:
     def __init__(
         self,
@@ -183,13 +227,10 @@ class Environment:
         self._queued: collections.deque[Invocation] = collections.deque()  # for the runtime's next GET /next
         self._parked: Deliver | None = None  # the runtime's GET /next, waiting for an invocation
         self._current: Invocation | None = None
-        # The invocation's deadline (init or function timeout) and the freeze of an idle environment are checked
-        # by timers that are re-armed lazily: a busy environment moves ``_deadline``/``_freeze_due`` forward at
-        # every invocation and its timer, when it fires, re-arms itself for the new time (a timer per timeout
-        # period, not two call_later/cancel pairs per invocation).
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: tuple[float, Invocation, float] | None = None  # (loop time, invocation, its timeout)
-        self._freeze_due: float | None = None  # loop time
+        # the invocation's deadline (init or function timeout), and the freeze of an idle environment
+        self._deadline = _LazyTimer(self._deadline_passed)
+        self._deadline_of: tuple[Invocation, float] | None = None  # the invocation and its timeout, in seconds
+        self._freeze = _LazyTimer(lambda: self._set_frozen(True))
         self._partial = b""
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
@@ -201,7 +242,6 @@ class Environment:
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
         self._frozen = False
-        self._freeze_timer: asyncio.TimerHandle | None = None
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
         # external extensions (executables in /opt/extensions); all of this stays empty without them
@@ -410,7 +450,7 @@ class Environment:
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
-            self._schedule_freeze()
+            self._freeze.set(FREEZE_DELAY_SECONDS)
         self._parked = deliver
         self._runtime_parked = True
 
@@ -579,7 +619,7 @@ class Environment:
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
                     and self.state is not EnvState.DEAD):
-                self._schedule_freeze()
+                self._freeze.set(FREEZE_DELAY_SECONDS)
         if self._settled is not None:
             self._settled.set()
 
@@ -656,50 +696,19 @@ class Environment:
         self._init_fault = message
         self._fail_init("Runtime.InvalidEntrypoint", b"")
 
-    def _schedule_freeze(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._freeze_due = loop.time() + FREEZE_DELAY_SECONDS
-        if self._freeze_timer is None:
-            self._freeze_timer = loop.call_at(self._freeze_due, self._freeze_check)
-
-    def _freeze_check(self) -> None:
-        self._freeze_timer = None
-        due = self._freeze_due
-        if due is None:
-            return  # invoked again meanwhile, not parked since
-        loop = asyncio.get_running_loop()
-        if loop.time() < due:
-            self._freeze_timer = loop.call_at(due, self._freeze_check)  # parked again since: later
-        else:
-            self._set_frozen(True)
-
     def _arm_deadline(self, inv: Invocation, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        when = loop.time() + seconds
-        self._deadline = (when, inv, seconds)
-        if self._timer is not None and self._timer.when() > when:
-            self._timer.cancel()
-            self._timer = None
-        if self._timer is None:
-            self._timer = loop.call_at(when, self._deadline_check)
+        self._deadline_of = (inv, seconds)
+        self._deadline.set(seconds)
 
     def _disarm_deadline(self) -> None:
-        self._deadline = None  # the timer, if armed, finds nothing to do (or a later deadline to wait for)
+        self._deadline.clear()
 
-    def _deadline_check(self) -> None:
-        self._timer = None
-        if self._deadline is None:
-            return
-        when, inv, seconds = self._deadline
-        loop = asyncio.get_running_loop()
-        if loop.time() < when:
-            self._timer = loop.call_at(when, self._deadline_check)
-        else:
-            self._deadline = None
-            self._on_timeout(inv, seconds)
+    def _deadline_passed(self) -> None:
+        assert self._deadline_of is not None
+        self._on_timeout(*self._deadline_of)
 
     def _set_frozen(self, frozen: bool) -> None:
-        self._freeze_due = None
+        self._freeze.clear()
         proc = self._proc
         if proc is None or proc.cgroup is None or self._frozen == frozen:
             return
@@ -938,9 +947,8 @@ class Environment:
         self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
             self._platform.issuer.revoke(self._credentials.access_key_id)
-        for timer in (self._freeze_timer, self._timer):
-            if timer is not None:
-                timer.cancel()
+        self._freeze.cancel()
+        self._deadline.cancel()
         self._kill()
         if self._listener_task is not None and not self._listener_task.done():
             self._listener_task.cancel()
