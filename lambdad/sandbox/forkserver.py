@@ -20,7 +20,8 @@ pipe; "listener", a channel to hand the server a Runtime API listener (own netwo
 the write end of a close-on-exec pipe: a successful exec closes it unwritten, a failed one writes why (Lambda's
 words: "Couldn't find valid bootstrap(s): [...]" or "fork/exec PATH: permission denied") before the child exits 127;
 "assignment" (a pre-started slot, ``sandbox/prewarm.py``): the read end of the pipe its assignment arrives on, kept
-open at fd 3. ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first that
+open at fd 3; "runtime_api" (python mode): one end of a socketpair, the Python runtime's Runtime API connection
+(kept close-on-exec, handed to the runtime as ``RUNTIME_API_FD``). ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first that
 exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/bootstrap).
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
