@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 _PREFIX = "/2018-06-01/runtime/"
 _EXT_PREFIX = "/2020-01-01/extension/"
 _TELEMETRY_PATH = "/2022-07-01/telemetry"
+_NEXT_PATH = _PREFIX + "invocation/next"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's 6 MB response limit, as it reports it: 6291556 bytes
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
             405: b"Method Not Allowed", 413: b"Payload Too Large", 500: b"Internal Server Error"}
@@ -100,6 +101,11 @@ class _Request:
     keep_alive: bool
     extension_name: str | None = None
     extension_id: str | None = None
+
+    @property
+    def is_next(self) -> bool:
+        """The runtime's ``GET /next``."""
+        return self.method == "GET" and self.path == _NEXT_PATH
 
 
 def _render(status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False) -> bytes:
@@ -214,7 +220,7 @@ class _Connection(asyncio.Protocol):
                 self._send(_render(403, _error_body("AccessDenied",
                            "This Runtime API endpoint belongs to another environment."), close=True), True)
                 return
-            if request.path == _PREFIX + "invocation/next" and request.method == "GET":
+            if request.is_next:
                 self._next = request
                 self._target.want_next(self._deliver)  # may answer at once, through _deliver_next
                 return
@@ -230,10 +236,9 @@ class _Connection(asyncio.Protocol):
                 # the runtime instead of two; otherwise it follows right after the caller's response.
                 self._later = response
                 loop = asyncio.get_running_loop()
-                if not (self._pending and self._pending[0].method == "GET"
-                        and self._pending[0].path == _PREFIX + "invocation/next"):
+                if not (self._pending and self._pending[0].is_next):
                     loop.call_soon(self._send_later)
-                elif self._pending:
+                else:
                     # what the runtime sent behind its answer (its next GET /next) is served after the caller
                     # has had that answer: it is not on anybody's critical path, the caller's response is
                     loop.call_soon(self._serve_later)
