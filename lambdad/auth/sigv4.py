@@ -60,7 +60,7 @@ from lambdad.errors import (
     UnrecognizedClientException,
 )
 
-__all__ = ["SignedRequest", "Secret", "Claim", "read_claim", "check_claim", "verify", "signing_access_key", "ALGORITHM", "MAX_PRESIGNED_EXPIRES"]
+__all__ = ["SignedRequest", "Secret", "Claim", "read_claim", "check_claim", "verify", "ALGORITHM", "MAX_PRESIGNED_EXPIRES"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGNED_EXPIRES = 604800  # seven days, as for S3 presigned URLs
@@ -138,12 +138,6 @@ def read_claim(request: SignedRequest) -> Claim:
             values.append(value)
     query = _parse_query(request.raw_query) if request.raw_query else []
     return Claim(request, headers, query, _parse_auth(headers, query))
-
-
-def signing_access_key(request: SignedRequest) -> str:
-    """The access key id a request says it is signed with (nothing verified yet), so that a caller can look its
-    secret up asynchronously before ``verify``. Raises what ``verify`` would for a request without a signature."""
-    return read_claim(request).access_key
 
 
 def verify(
