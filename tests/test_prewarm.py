@@ -86,7 +86,7 @@ def shell_age(body: dict) -> float:
 
 def slot_groups(server: Server) -> list[Path]:
     """The freezer cgroups of this server's waiting slots."""
-    return [p for p in CGROUP_ROOT.glob(f"*/slot-*") if _server_pid(p) == server.proc.pid]
+    return [p for p in CGROUP_ROOT.glob("*/slot-*") if _server_pid(p) == server.proc.pid]
 
 
 def _server_pid(group: Path) -> int:

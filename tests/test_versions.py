@@ -10,7 +10,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import ROLE, create_python_function, make_zip
+from tests.server import create_python_function, make_zip
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 

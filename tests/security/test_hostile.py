@@ -6,7 +6,6 @@ that its jail is not active)."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
