@@ -20,6 +20,7 @@ from pathlib import Path
 
 import botocore.session
 
+from lambdad.api.access import AccessControl
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
@@ -185,10 +186,11 @@ class LambdadApp:
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
-            **invoke_handlers(self.invoker, self.async_queue, self.policies, s.region, s.account_id),
+            **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
-        api = LambdaApi(model, handlers, self._lookup_identity, s.region, s.account_id)
+        access = AccessControl(self.functions, self.layers, s.region, s.account_id)
+        api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region)
         download = self.code_urls.handler(self.functions)
 
         async def app(request: HttpRequest) -> HttpResponse:

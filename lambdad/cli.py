@@ -152,8 +152,9 @@ _DATA_DIR = click.option(
 def keys() -> None:
     """Access keys for users other than root (principal arn:aws:iam::ACCOUNT:user/NAME).
 
-    Such a user may call read-only operations, and Invoke where a function's resource policy allows it
-    (AddPermission with Principal=arn:aws:iam::ACCOUNT:user/NAME); nothing else. Works whether or not the
+    Such a user may call exactly what a resource policy grants it (AddPermission with
+    Principal=arn:aws:iam::ACCOUNT:user/NAME and an Action such as lambda:InvokeFunction or lambda:GetFunction);
+    nothing else. Works whether or not the
     server runs: a running server honours a new key at once, and refuses a deleted one at once."""
 
 

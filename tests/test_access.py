@@ -1,5 +1,5 @@
-"""Principals other than root: a function's own credentials (its execution role) and `lambdad keys` users may
-read, may Invoke only where the resource policy allows them, and may write nothing."""
+"""Principals other than root: a function's own credentials (its execution role) and `lambdad keys` users may do
+exactly what a resource policy grants them (default deny), reads included."""
 
 from __future__ import annotations
 
@@ -92,9 +92,12 @@ def test_user_key_invokes_only_where_allowed(server, lam, fname):
     create_python_function(lam, fname, "def handler(e, c):\n    return e\n")
     version = lam.publish_version(FunctionName=fname)["Version"]
     user, user_arn = user_client(server, fname[:40])
-    # reads are allowed
+    # reads need a statement too
+    with pytest.raises(ClientError) as e:
+        user.get_function(FunctionName=fname)
+    assert error_of(e)[:2] == ("AccessDeniedException", 403)
+    lam.add_permission(FunctionName=fname, StatementId="read", Action="lambda:GetFunction", Principal=user_arn)
     assert user.get_function(FunctionName=fname)["Configuration"]["FunctionName"] == fname
-    assert any(f["FunctionName"] == fname for f in user.list_functions(MaxItems=1000)["Functions"])
     # Invoke needs a statement
     with pytest.raises(ClientError) as e:
         user.invoke(FunctionName=fname, Payload=b'{"a": 1}')

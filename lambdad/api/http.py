@@ -2,7 +2,7 @@
 
 Every request gets a request id (``x-amzn-RequestId``). Unsigned or wrongly signed requests are refused before
 routing; the signing key's principal is carried in the ``RequestContext``, and an operation that principal may
-never call is refused before it is parsed (``auth/principals.py``). Operations are looked up by name in ``Operations``; a modelled operation that lambdad does not implement
+not call is refused before its body is parsed (``api/access.py``). Operations are looked up by name in ``Operations``; a modelled operation that lambdad does not implement
 yet answers 501 NotImplementedException, saying so.
 """
 
@@ -17,8 +17,7 @@ from urllib.parse import parse_qsl
 from botocore.model import OperationModel, ServiceModel
 
 from lambdad.api.protocol import Router, parse_request, serialize_error, serialize_response
-from lambdad.arn import function_arn, parse_function_name
-from lambdad.auth.principals import Identity, Principal, check_operation
+from lambdad.auth.principals import Identity, Principal
 from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
 from lambdad.errors import LambdaError, NotImplementedException, RequestTooLargeException, ServiceException
@@ -51,17 +50,19 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[Mapping[str, Any]]]
+# may the principal call the operation on what its path labels and query name? (raises when not)
+Authorize = Callable[[Principal, str, Mapping[str, str], Mapping[str, list[str]]], None]
 
 
 class LambdaApi:
     def __init__(self, model: ServiceModel, handlers: Mapping[str, Handler],
-                 lookup: Callable[[str], Awaitable[Identity | None]], region: str, account_id: str) -> None:
+                 lookup: Callable[[str], Awaitable[Identity | None]], authorize: Authorize, region: str) -> None:
         self._router = Router(model)
         self._routes: dict[tuple[str, str], tuple[OperationModel, dict[str, str]]] = {}
         self._handlers = handlers
         self._lookup = lookup  # may read the store: looked up before verify, which is synchronous
+        self._authorize = authorize
         self._region = region
-        self._account_id = account_id
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         rid = request_id()
@@ -87,7 +88,7 @@ class LambdaApi:
             if handler is None:
                 raise NotImplementedException(f"The operation {op.name} is not supported by this lambdad server yet.")
             if not identity.principal.root:
-                check_operation(identity.principal, op.name, self._resource(uri_params))
+                self._authorize(identity.principal, op.name, uri_params, query)
             headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
             params = parse_request(op, uri_params, query, headers, request.body)
             ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal)
@@ -114,14 +115,3 @@ class LambdaApi:
                 self._routes.clear()
             self._routes[key] = found
         return found
-
-    def _resource(self, uri_params: Mapping[str, str]) -> str:
-        """The ARN an operation acts on, for an access-denied message: the function's, else every resource."""
-        name = uri_params.get("FunctionName")
-        if name:
-            try:
-                ref = parse_function_name(name, region=self._region, account_id=self._account_id)
-                return function_arn(self._region, self._account_id, ref.name, ref.qualifier)
-            except LambdaError:
-                return name
-        return f"arn:aws:lambda:{self._region}:{self._account_id}:*"

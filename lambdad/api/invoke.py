@@ -1,7 +1,7 @@
 """The Invoke handler: RequestResponse (200), Event (202, durable before the answer), DryRun (204).
 
-A caller other than root must be allowed by the resource policy of what it invokes, whatever the invocation type
-(``PolicyService.authorize_invoke``)."""
+A caller other than root has been let through by the resource policy of what it invokes (``api/access.py``),
+whatever the invocation type."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any, Mapping
 from lambdad.api.http import Handler, RequestContext
 from lambdad.arn import parse_function_name
 from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
-from lambdad.functions.policies import PolicyService
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.service import InvokeService
 
@@ -57,8 +56,7 @@ def _enum(value: str, member: str, allowed: tuple[str, ...]) -> None:
         )
 
 
-def invoke_handlers(service: InvokeService, queue: AsyncQueue, policies: PolicyService, region: str,
-                    account_id: str) -> dict[str, Handler]:
+def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, account_id: str) -> dict[str, Handler]:
     async def invoke(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         invocation_type = params.get("InvocationType") or "RequestResponse"
         log_type = params.get("LogType") or "None"
@@ -67,8 +65,6 @@ def invoke_handlers(service: InvokeService, queue: AsyncQueue, policies: PolicyS
         ref = parse_function_name(
             params["FunctionName"], region=region, account_id=account_id, qualifier=params.get("Qualifier")
         )
-        if not ctx.principal.root:
-            policies.authorize_invoke(ctx.principal, ref.name, ref.qualifier)
         config = service.route(ref)
         payload: bytes = params.get("Payload") or b""
         limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD

@@ -8,12 +8,7 @@ Three kinds of principal:
   ``arn:aws:sts::<account>:assumed-role/<role name>/<function name>``.
 - **a user**, with an access key made by ``lambdad keys create NAME``: ``arn:aws:iam::<account>:user/NAME``.
 
-The rules for every principal but root (there are no identity-based policies):
-
-- read-only operations (``Get*``, ``List*``) are allowed;
-- ``Invoke`` is allowed when the resource policy of what is invoked (the version's or alias's for a qualified
-  name, else the function's) has a statement that allows it to the caller (``PolicyService.authorize_invoke``);
-- every other operation is refused with AccessDeniedException.
+What a principal other than root may do is decided by ``api/access.py``: only what a resource policy grants it.
 """
 
 from __future__ import annotations
@@ -21,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lambdad.auth.sigv4 import Secret
-from lambdad.errors import AccessDeniedException
 
-__all__ = ["Principal", "Identity", "ROOT", "function_principal", "user_principal", "action_of", "check_operation"]
+__all__ = ["Principal", "Identity", "ROOT", "function_principal", "user_principal", "action_of"]
 
 
 @dataclass(frozen=True)
@@ -58,17 +52,13 @@ def user_principal(account: str, name: str) -> Principal:
     return Principal(arn, arn, account)
 
 
+_ACTIONS = {
+    "Invoke": "lambda:InvokeFunction",
+    "InvokeWithResponseStream": "lambda:InvokeFunction",
+    "GetLayerVersionByArn": "lambda:GetLayerVersion",
+}
+
+
 def action_of(operation: str) -> str:
     """The IAM action an API operation is authorized as."""
-    return "lambda:InvokeFunction" if operation == "Invoke" else f"lambda:{operation}"
-
-
-def check_operation(principal: Principal, operation: str, resource: str) -> None:
-    """Refuse what a non-root principal may never do (writes); Invoke is decided by the resource policy."""
-    if principal.root or operation == "Invoke" or operation.startswith(("Get", "List")):
-        return
-    action = action_of(operation)
-    raise AccessDeniedException(
-        f"User: {principal.caller_arn} is not authorized to perform: {action} on resource: {resource} "
-        f"because no identity-based policy allows the {action} action"
-    )
+    return _ACTIONS.get(operation) or f"lambda:{operation}"

@@ -5,17 +5,8 @@ version, or an alias. A policy is a list of statements, each with a statement id
 policy's revision id is the revision id of what it belongs to ($LATEST, the version or the alias), and every
 change to a policy gives that owner a new revision id, as on Lambda.
 
-Enforced for Invoke only (``authorize_invoke``), for callers other than root: the policy of what is invoked
-(the version's or alias's when the name is qualified, the function's when it is not or names ``$LATEST``) must
-have a statement that
-
-- allows ``lambda:InvokeFunction``, ``lambda:*`` or ``*``,
-- to ``*``, to the caller's ARN (a function's execution role, a ``lambdad keys`` user), or to the caller's
-  account (``arn:aws:iam::<account>:root``, which is how AddPermission stores a bare account id),
-- and has no Condition: its keys (source ARN or account, organization, function URL) are never present on a
-  direct call, so such a statement never matches one.
-
-Otherwise AccessDeniedException, as Lambda words it. Service principals never match (no service calls lambdad).
+Enforced by ``api/access.py`` for every caller other than root: a statement grants its action to its principal
+on what the policy belongs to (``auth/statements.py`` matches them).
 """
 
 from __future__ import annotations
@@ -25,9 +16,7 @@ import uuid
 from typing import Any
 
 from lambdad.arn import LATEST, is_alias_name
-from lambdad.auth.principals import Principal
 from lambdad.errors import (
-    AccessDeniedException,
     InvalidParameterValueException,
     PreconditionFailedException,
     ResourceConflictException,
@@ -122,18 +111,6 @@ class PolicyService:
             raise ResourceNotFoundException(_NO_SUCH_RESOURCE)
         return _document(statements), owner.revision_id
 
-    def authorize_invoke(self, principal: Principal, name: str, qualifier: str | None) -> None:
-        """Raise AccessDeniedException unless the policy of ``name:qualifier`` lets ``principal`` invoke it."""
-        function = self._functions.function(name)  # ResourceNotFoundException first, as for root
-        key = LATEST if qualifier in (None, LATEST) else qualifier
-        if any(_allows_invoke(s, principal) for s in function.policies.get(key, [])):
-            return
-        resource = self._functions.arn(name, qualifier)
-        raise AccessDeniedException(
-            f"User: {principal.caller_arn} is not authorized to perform: lambda:InvokeFunction on resource: "
-            f"{resource} because no resource-based policy allows the lambda:InvokeFunction action"
-        )
-
     # -- writes ----------------------------------------------------------------------------------------------
 
     async def add(self, name: str, qualifier: str | None, permission: Permission, revision_id: str | None) -> dict[str, Any]:
@@ -211,25 +188,6 @@ class PolicyService:
         # A version's revision id is part of its environments' identity: they are retired (an alias has none).
         if isinstance(owner, FunctionConfig):
             await self._functions.changed(name, owner.version)
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _allows_invoke(statement: dict[str, Any], principal: Principal) -> bool:
-    if statement.get("Effect") != "Allow" or "Condition" in statement:
-        return False
-    actions = {str(a).lower() for a in _listed(statement.get("Action"))}
-    if not actions & {"lambda:invokefunction", "lambda:*", "*"}:
-        return False
-    named = statement.get("Principal")
-    if named == "*":
-        return True
-    if not isinstance(named, dict):
-        return False
-    accepted = {"*", principal.arn, principal.account, f"arn:aws:iam::{principal.account}:root"}
-    return any(p in accepted for p in _listed(named.get("AWS", [])))
 
 
 def _check_revision(owner: Owner, revision_id: str | None) -> None:

@@ -1,13 +1,12 @@
-"""Which resource-policy statements let a principal other than root invoke (functions/policies.py), and what
-such a principal may call at all (auth/principals.py)."""
+"""Which resource-policy statements grant an action to a principal other than root (auth/statements.py), and the
+principals themselves (auth/principals.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambdad.auth.principals import ROOT, check_operation, function_principal, user_principal
-from lambdad.errors import AccessDeniedException
-from lambdad.functions.policies import _allows_invoke
+from lambdad.auth.principals import action_of, function_principal, user_principal
+from lambdad.auth.statements import allows
 
 ROLE = "arn:aws:iam::111122223333:role/service-role/caller"
 FN = function_principal(ROLE, "fn")
@@ -33,8 +32,11 @@ def test_function_principal_is_its_role():
     (stmt({"AWS": ROLE}, action="lambda:*"), True),
     (stmt({"AWS": ROLE}, action="*"), True),
     (stmt({"AWS": ROLE}, action="Lambda:invokefunction"), True),
+    (stmt({"AWS": ROLE}, action="lambda:Invoke*"), True),
     (stmt({"AWS": ROLE}, action=["lambda:GetFunction", "lambda:InvokeFunction"]), True),
     (stmt({"AWS": ROLE}, action="lambda:GetFunction"), False),
+    (stmt({"AWS": ROLE}, action="lambda:InvokeFunctionUrl"), False),
+    (stmt({"AWS": ROLE}, action="lambda:Get*"), False),
     (stmt({"AWS": "arn:aws:iam::111122223333:role/other"}), False),
     (stmt({"AWS": "arn:aws:iam::444455556666:root"}), False),
     (stmt({"Service": "s3.amazonaws.com"}), False),
@@ -42,17 +44,17 @@ def test_function_principal_is_its_role():
     ({**stmt("*"), "Effect": "Deny"}, False),
 ])
 def test_statement_matching(statement, allowed):
-    assert _allows_invoke(statement, FN) is allowed
+    assert allows([statement], FN, "lambda:InvokeFunction") is allowed
 
 
-def test_non_root_may_read_and_invoke_only():
-    for op in ("GetFunction", "ListFunctions", "GetPolicy", "Invoke"):
-        check_operation(USER, op, "arn")
-    check_operation(ROOT, "DeleteFunction", "arn")
-    with pytest.raises(AccessDeniedException) as e:
-        check_operation(FN, "AddPermission", "arn:aws:lambda:us-east-1:111122223333:function:fn")
-    assert str(e.value) == (
-        "User: arn:aws:sts::111122223333:assumed-role/caller/fn is not authorized to perform: lambda:AddPermission "
-        "on resource: arn:aws:lambda:us-east-1:111122223333:function:fn because no identity-based policy allows "
-        "the lambda:AddPermission action"
-    )
+def test_reads_are_granted_like_any_action():
+    assert allows([stmt({"AWS": ROLE}, action="lambda:Get*")], FN, "lambda:GetFunction")
+    assert allows([stmt({"AWS": ROLE}, action="lambda:GetFunction")], FN, "lambda:GetFunction")
+    assert not allows([stmt({"AWS": ROLE}, action="lambda:GetFunction")], FN, "lambda:GetFunctionConfiguration")
+    assert not allows([], FN, "lambda:GetFunction")
+
+
+def test_actions_of_operations():
+    assert action_of("Invoke") == "lambda:InvokeFunction"
+    assert action_of("GetLayerVersionByArn") == "lambda:GetLayerVersion"
+    assert action_of("ListVersionsByFunction") == "lambda:ListVersionsByFunction"
