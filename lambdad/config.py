@@ -39,6 +39,11 @@ class Settings:
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
     prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
 
+    def __post_init__(self) -> None:
+        # every path is made absolute and normalised once, here: the jail, the fork servers and the CLI see the
+        # same directory whatever the working directory of whoever reads it later
+        object.__setattr__(self, "data_dir", Path(os.path.abspath(os.path.expanduser(self.data_dir))))
+
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
         """Build settings from defaults, then ``LAMBDAD_*`` variables, then non-None ``overrides`` (flags)."""
