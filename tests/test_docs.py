@@ -37,3 +37,48 @@ def test_readme_links_resolve():
     readme = (DOCS.parent / "README.md").read_text()
     for part in readme.split("](docs/")[1:]:
         assert (DOCS / part.split(")")[0]).exists(), part.split(")")[0]
+
+
+def _implemented_features() -> dict[str, bool]:
+    """Features the docs talk about, each with whether the code has it — read from the code, not the docs."""
+    from lambdad.runtime_api import server as runtime_api
+
+    operations = _implemented_operations()
+    features = {op: True for op in operations}
+    features.update({
+        "layers": "PublishLayerVersion" in operations,
+        "Telemetry API": hasattr(runtime_api, "_TELEMETRY_PATH"),
+        "Extensions API": hasattr(runtime_api, "_EXT_PREFIX"),
+        "destinations": "PutFunctionEventInvokeConfig" in operations,
+        "function URLs": "CreateFunctionUrlConfig" in operations,
+    })
+    return features
+
+
+_NO_CLAUSE = r"(?:(?!\b(?:that|which|when|if|whose)\b)[^.])*?"  # the claim is about the feature, not a clause
+_ABSENT = r"(?:do(?:es)? not exist|(?:is|are) not there|(?:is|are) (?:not|never) (?:yet )?(?:supported|implemented))"
+
+
+def test_no_doc_says_an_implemented_feature_is_absent():
+    """A sentence that says a feature is absent while the code has it (a stale "not yet") fails here."""
+    texts = {p.name: p.read_text() for p in [DOCS.parent / "README.md", *DOCS.glob("*.md")]}
+    for feature, present in _implemented_features().items():
+        if not present:
+            continue
+        # an operation's name as written (not "event-invoke"); a feature's words in any case
+        claim = re.compile(rf"(?<![-\w]){re.escape(feature)}\b{_NO_CLAUSE}\b{_ABSENT}", 0 if feature[0].isupper()
+                           and " " not in feature else re.I)
+        for name, text in texts.items():
+            for sentence in re.split(r"(?<=[.;|])\s", text.replace("\n", " ")):
+                assert not claim.search(sentence), f"{name} says {feature} is absent: {sentence.strip()}"
+
+
+def test_every_variable_the_docs_name_is_a_setting():
+    """No doc names a LAMBDAD_* variable that does not exist (a setting renamed or removed): each is a setting, or
+    a variable the code itself sets or reads (one it hands to a function's environment)."""
+    settings = {f"LAMBDAD_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    for source in (DOCS.parent / "lambdad").rglob("*.py"):
+        settings |= set(re.findall(r"\bLAMBDAD_[A-Z0-9_]*[A-Z0-9]\b", source.read_text()))
+    for path in [DOCS.parent / "README.md", *DOCS.glob("*.md")]:
+        for name in set(re.findall(r"\bLAMBDAD_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())):
+            assert name in settings, f"{path.name} names {name}, which is not a setting"
