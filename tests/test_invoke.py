@@ -358,7 +358,8 @@ def test_bundled_boto3_wins_over_the_runtime_one(lam, fname):
 
 def test_function_calls_lambdad_with_boto3(lam, fname):
     """An unchanged boto3.client('lambda') inside a function reaches this server with the function's own
-    short-lived credentials: it lists functions and invokes another function."""
+    short-lived credentials: it invokes another function its policy allows it to, and is refused a listing (default
+    deny: nothing grants it ListFunctions)."""
     target = fname + "-target"
     create_python_function(lam, target, "def handler(e, c):\n    return {'doubled': e['n'] * 2}\n")
     # the caller's principal is its execution role: the target's policy must allow it to invoke
@@ -367,14 +368,17 @@ def test_function_calls_lambdad_with_boto3(lam, fname):
 import json, os, boto3
 def handler(event, context):
     client = boto3.client("lambda")
-    names = [f["FunctionName"] for f in client.list_functions(MaxItems=50)["Functions"]]
+    try:
+        listed = client.list_functions(MaxItems=50)["Functions"]
+    except client.exceptions.ClientError as e:
+        listed = e.response["Error"]["Code"]
     out = client.invoke(FunctionName={target!r}, Payload=json.dumps({{"n": 21}}))
-    return {{"listed": {target!r} in names or bool(names), "result": json.loads(out["Payload"].read()),
+    return {{"listed": listed, "result": json.loads(out["Payload"].read()),
              "key": os.environ["AWS_ACCESS_KEY_ID"][:4]}}
 """
     create_python_function(lam, fname, code, runtime="python3.12", Timeout=30)
     _, body = invoke_json(lam, fname)
-    assert body == {"listed": True, "result": {"doubled": 42}, "key": "ASIA"}, body
+    assert body == {"listed": "AccessDeniedException", "result": {"doubled": 42}, "key": "ASIA"}, body
 
 
 def test_function_credentials_are_per_environment_and_revoked(server, lam, fname):
@@ -388,7 +392,10 @@ def test_function_credentials_are_per_environment_and_revoked(server, lam, fname
                           aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
                           aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
                           aws_session_token=creds["AWS_SESSION_TOKEN"], config=Config(retries={"max_attempts": 0}))
-    leaked.get_function(FunctionName=fname)  # valid while the environment lives
+    # valid while the environment lives: recognised (then refused a read no policy grants)
+    with pytest.raises(ClientError) as e:
+        leaked.get_function(FunctionName=fname)
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
     # without the session token they are refused
     with pytest.raises(ClientError) as e:
         boto3.client("lambda", endpoint_url=server.endpoint, region_name="us-east-1",
