@@ -43,7 +43,7 @@ async def _serve(kind: str) -> None:
         async def app(request: HttpRequest) -> HttpResponse:
             return HttpResponse(200, request.body, (("Content-Type", "application/json"),))
 
-        http = HttpServer(app, max_body=1 << 20, too_large=lambda: HttpResponse(413))
+        http = HttpServer(app, max_body=1 << 20, too_large=lambda limit: HttpResponse(413))
         print(await http.start("127.0.0.1", 0), flush=True)
         await asyncio.Event().wait()
     loop = asyncio.get_running_loop()

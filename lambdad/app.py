@@ -25,11 +25,11 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, request_too_large
+from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, body_limit, request_too_large
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
-from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer
+from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
@@ -175,8 +175,9 @@ class LambdadApp:
         name, secret = stored
         return Identity(Secret(secret), user_principal(self.settings.account_id, name))
 
-    def http_app(self) -> App:
-        """The control API and the code download links, as one HTTP application."""
+    def http_app(self) -> tuple[App, Precheck]:
+        """The control API and the code download links, as one HTTP application; and its precheck of requests
+        whose bodies are not read yet."""
         s = self.settings
         model = botocore.session.get_session().get_service_model("lambda")
         handlers = {
@@ -198,7 +199,7 @@ class LambdadApp:
                 return await download(request)
             return await api.handle(request)
 
-        return app
+        return app, api.precheck
 
     async def _close_http(self) -> None:
         if self._http is not None:
@@ -207,7 +208,12 @@ class LambdadApp:
 
     async def serve(self) -> int:
         """Bind the HTTP listener; returns the port (useful with port 0)."""
-        self._http = HttpServer(self.http_app(), max_body=MAX_BODY_BYTES, too_large=request_too_large)
+        s = self.settings
+        app, precheck = self.http_app()
+        limits = Limits(max_connections=s.http_max_connections, max_buffered=s.http_buffer_mb * 1024 * 1024,
+                        head_timeout=s.http_head_timeout_seconds, min_rate=s.http_min_rate_kb * 1024)
+        self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
+                                body_limit=body_limit, precheck=precheck)
         self.port = await self._http.start(self.settings.host, self.settings.port)
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()

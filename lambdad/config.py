@@ -38,6 +38,10 @@ class Settings:
     function_network: str = "host"  # host: outbound network as on Lambda; none: no network at all
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
     prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
+    http_max_connections: int = 1024  # API connections open at once; one more is answered 503
+    http_buffer_mb: int = 256  # request bodies held at once (received, not yet answered), all connections
+    http_head_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
+    http_min_rate_kb: float = 64.0  # a body must arrive at this many KiB/s or better
 
     def __post_init__(self) -> None:
         # every path is made absolute and normalised once, here: the jail, the fork servers and the CLI see the
@@ -75,6 +79,10 @@ class Settings:
             raise ValueError(f"isolation must be 'auto' or 'none', not {self.isolation!r}")
         if not 0 <= self.prewarm_pool_size <= 16:
             raise ValueError(f"prewarm pool size must be 0 to 16, not {self.prewarm_pool_size}")
+        if self.http_max_connections < 1 or self.http_buffer_mb < 1:
+            raise ValueError("http max connections and buffer must be at least 1")
+        if self.http_head_timeout_seconds <= 0 or self.http_min_rate_kb <= 0:
+            raise ValueError("http head timeout and minimum rate must be positive")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 
@@ -85,9 +93,9 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name == "data_dir":
         return Path(raw)
-    if name in ("port", "account_concurrency", "prewarm_pool_size"):
+    if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb"):
         return int(raw)
-    if name in ("idle_timeout_seconds", "max_event_age_seconds"):
+    if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb"):
         return float(raw)
     if name == "cpu_proportional":
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

@@ -153,7 +153,7 @@ def test_idle_and_stalled_connections_are_closed() -> None:
         async def app(request: HttpRequest) -> HttpResponse:
             return HttpResponse(200, request.body)
 
-        http = HttpServer(app, max_body=1024, too_large=lambda: HttpResponse(413), idle_timeout=1.0)
+        http = HttpServer(app, max_body=1024, too_large=lambda limit: HttpResponse(413), idle_timeout=1.0)
         port = await http.start("127.0.0.1", 0)
         try:
             silent = await asyncio.open_connection("127.0.0.1", port)

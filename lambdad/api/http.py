@@ -19,23 +19,44 @@ from botocore.model import OperationModel, ServiceModel
 from lambdad.api.protocol import Router, parse_request, serialize_error, serialize_response
 from lambdad.auth.principals import Identity, Principal
 from lambdad.api.server import HttpRequest, HttpResponse
-from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
+from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim
 from lambdad.errors import LambdaError, NotImplementedException, RequestTooLargeException, ServiceException
 from lambdad.ids import request_id
 
-__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large"]
+__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large", "body_limit"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON body
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # Invoke, RequestResponse and DryRun
+MAX_ASYNC_PAYLOAD = 1024 * 1024  # Invoke, Event
+MAX_CONTROL_BODY = 1024 * 1024  # every operation that carries no code and no payload
+_INVOKE_LIMITS = (MAX_SYNC_PAYLOAD, MAX_ASYNC_PAYLOAD)
+
+
+def body_limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
+    """The largest body a request may carry, told from its method and path before the body is read: an Invoke's
+    payload limit; a code upload's (CreateFunction, UpdateFunctionCode, PublishLayerVersion); else 1 MB."""
+    path = target.partition("?")[0]
+    if method == "POST" and path.endswith("/invocations") and path.startswith("/2015-03-31/functions/"):
+        for name, value in headers:
+            if len(name) == 21 and name.lower() == "x-amz-invocation-type":
+                return MAX_ASYNC_PAYLOAD if value == "Event" else MAX_SYNC_PAYLOAD
+        return MAX_SYNC_PAYLOAD
+    if (method == "POST" and path.rstrip("/") == "/2015-03-31/functions") \
+            or (method == "PUT" and path.startswith("/2015-03-31/functions/") and path.endswith("/code")) \
+            or (method == "POST" and path.startswith("/2018-10-31/layers/") and path.endswith("/versions")):
+        return MAX_BODY_BYTES
+    return MAX_CONTROL_BODY
 _ROUTES_REMEMBERED = 4096
 
 
-def request_too_large() -> HttpResponse:
-    """The answer to a request body over MAX_BODY_BYTES, refused before it is read (by its Content-Length) or
-    as it streams in: Lambda's error for an oversized request."""
+def request_too_large(limit: int) -> HttpResponse:
+    """The answer to a request body over its ``limit`` (``body_limit``), refused before it is read (by its
+    Content-Length) or as it streams in: Lambda's error for an oversized request."""
+    operation = "the InvokeFunction operation" if limit in _INVOKE_LIMITS else "this operation"
     status, headers, body = serialize_error(
-        RequestTooLargeException(f"Request must be smaller than {MAX_BODY_BYTES} bytes for this operation"))
+        RequestTooLargeException(f"Request must be smaller than {limit} bytes for {operation}"))
     headers["x-amzn-RequestId"] = request_id()
     return HttpResponse(status, body, tuple(headers.items()))
 
@@ -63,6 +84,20 @@ class LambdaApi:
         self._lookup = lookup  # may read the store: looked up before verify, which is synchronous
         self._authorize = authorize
         self._region = region
+
+    async def precheck(self, method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
+        """Before a large body is read: refuse a request that is not signed, is signed for another scope or at
+        another time, or by an access key the server does not know (the signature itself needs the body)."""
+        try:
+            path, _, raw_query = target.partition("?")
+            claim = read_claim(SignedRequest(method, path, raw_query, headers, b""))
+            known = await self._lookup(claim.access_key) is not None
+            check_preamble(claim, known, region=self._region)
+        except LambdaError as exc:
+            status, out_headers, out_body = serialize_error(exc)
+            out_headers["x-amzn-RequestId"] = request_id()
+            return HttpResponse(status, out_body, tuple(out_headers.items()))
+        return None
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         rid = request_id()

@@ -11,16 +11,14 @@ import binascii
 import json
 from typing import Any, Mapping
 
-from lambdad.api.http import Handler, RequestContext
+from lambdad.api.http import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, Handler, RequestContext
 from lambdad.arn import parse_function_name
 from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.service import InvokeService
 
-__all__ = ["invoke_handlers", "MAX_SYNC_PAYLOAD", "MAX_ASYNC_PAYLOAD"]
+__all__ = ["invoke_handlers"]
 
-MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
-MAX_ASYNC_PAYLOAD = 1024 * 1024
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _LOG_TYPES = ("None", "Tail")
 _JSON_CHECK_INLINE = 64 * 1024  # larger payloads are checked in a thread, off the event loop
@@ -32,6 +30,10 @@ def _check_json(payload: bytes) -> None:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequestContentException(
             f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+    except RecursionError as exc:  # valid JSON may nest deeper than Python's parser goes: refused, not a 500
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: Could not parse payload into json: nested too deeply"
         ) from exc
 
 

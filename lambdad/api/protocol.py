@@ -820,6 +820,8 @@ def _load_json(body: bytes) -> Any:
         document = json.loads(body)
     except ValueError as exc:  # also UnicodeDecodeError
         raise InvalidRequestContentException(f"{_UNPARSABLE}{exc}") from exc
+    except RecursionError as exc:  # nested deeper than the parser goes
+        raise InvalidRequestContentException(f"{_UNPARSABLE}the body is nested too deeply") from exc
     if not isinstance(document, dict):
         raise InvalidRequestContentException(f"{_UNPARSABLE}the body must be a JSON object")
     return document

@@ -4,9 +4,23 @@ Every Invoke crosses this server, so it is the thinnest HTTP layer that is still
 what API clients send: keep-alive and ``Connection: close``, HTTP/1.0, pipelined requests (answered in order;
 reading pauses while more than a few wait), chunked request bodies, ``Expect: 100-continue``, a body limit
 (refused by its Content-Length before the body is read, or as it streams in), write back-pressure, idle
-connections closed after ``idle_timeout`` (75 s, as aiohttp's keep-alive timeout; a request begun but not
-finished counts as idle, so a client that stalls half-way cannot hold a connection forever), and a bounded
-graceful stop. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the
+connections closed after ``idle_timeout`` (75 s, as aiohttp's keep-alive timeout), and a bounded graceful stop.
+
+Limits, for clients that are not trusted until their signature verifies (each a ``Limits`` field, documented in
+docs/security.md, "Limits of the API"):
+
+- the request line and headers together: at most ``max_head`` bytes, counted as they arrive (the parser would
+  otherwise gather an endless header); past it 431, or 414 when the URL alone is over ``max_url``;
+- the body: at most what ``body_limit(method, target, headers)`` allows for that request (its operation),
+  refused by Content-Length before it is read or as it streams in (``too_large``);
+- a body over ``precheck_over`` bytes (or chunked) is not read until ``precheck(method, target, headers)`` has
+  passed (the access key is known, the clock is right): reading pauses, ``100 Continue`` waits for it, and a
+  refusal is answered without reading a byte of the body;
+- the bodies held by all connections together (received, not yet answered): at most ``max_buffered`` bytes; a
+  request that would go past it is refused (``too_busy``: 429, so SDKs retry);
+- a request must arrive whole in time: its head within ``head_timeout`` seconds of its first byte, its body at
+  ``min_rate`` bytes per second or better (a byte now and then does not keep it alive); past that 408;
+- at most ``max_connections`` connections: one more is answered 503 and closed. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the
 largest, a code download, is read from disk off the event loop first).
 
 A bare aiohttp server costs ~140–170 µs of CPU per request on this machine and this one ~70 µs (a bare
@@ -30,13 +44,14 @@ from typing import Awaitable, Callable, Sequence
 
 import httptools
 
-__all__ = ["HttpRequest", "HttpResponse", "HttpServer", "App"]
+__all__ = ["HttpRequest", "HttpResponse", "HttpServer", "App", "Limits", "Precheck", "BodyLimit"]
 
 log = logging.getLogger(__name__)
 
 _MAX_PIPELINED = 8  # requests read ahead on one connection before it stops reading
+_SWEEP_SECONDS = 1.0  # how often request deadlines and idle connections are checked
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_NOTED_LENGTHS = frozenset(len(name) for name in (b"host", b"content-length", b"expect"))  # headers read here
+_NOTED_LENGTHS = frozenset(len(name) for name in (b"host", b"content-length", b"expect", b"transfer-encoding"))
 
 
 @dataclass(slots=True)
@@ -57,6 +72,22 @@ class HttpResponse:
 
 
 App = Callable[[HttpRequest], Awaitable[HttpResponse]]
+# may a request with this head send its body? None: yes; else the answer that refuses it
+Precheck = Callable[[str, str, list[tuple[str, str]]], Awaitable[HttpResponse | None]]
+BodyLimit = Callable[[str, str, list[tuple[str, str]]], int]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts from clients (see the module's docstring)."""
+
+    max_head: int = 64 * 1024
+    max_url: int = 16 * 1024
+    max_connections: int = 1024
+    max_buffered: int = 256 * 1024 * 1024
+    head_timeout: float = 10.0
+    min_rate: float = 64 * 1024  # bytes per second a body must at least arrive at
+    precheck_over: int = 64 * 1024
 
 
 class _Clock:
@@ -110,16 +141,31 @@ class _Connection(asyncio.Protocol):
         self._expect: str | None = None
         self._body: list[bytes] = []
         self._size = 0
-        self._refused = False  # its body is over the limit: answered and closed once the headers are in
+        self._limit = server.max_body  # the body limit of the request being parsed
+        self._refused = False  # answered with an error and closing: nothing more is read or served
+        self._in_body = False  # between the head and the end of a request's body
+        self._head_size = 0  # bytes received since the head began, while it is not complete
+        self.deadline: float | None = None  # the request being received must be whole by then
+        self._held = 0  # body bytes this connection holds (received, not yet answered), counted in the server's
+        self._admitting: asyncio.Task[None] | None = None  # the last precheck in progress (reading paused)
+        self._held_requests: list[HttpRequest] = []  # complete while a precheck ran: served once all passed
+        self._chunked = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
+        if len(self._server._connections) >= self._server.limits.max_connections:
+            self._fail(503, b"Too many connections.")
+            return
         self._server._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         self.last_active = self._server.now()
+        if not self._in_body:
+            self._head_size += len(data)  # counted before the parser gathers it
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -127,11 +173,16 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError:
             if not self._refused:
                 self._fail(400, b"Malformed HTTP request.")
+        if not self._in_body and self._head_size > self._server.limits.max_head and not self._refused:
+            self._fail(431, b"Request header fields too large.")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._pending.clear()
         self._server._connections.discard(self)
+        self._release(self._held)
+        if self._admitting is not None:
+            self._admitting.cancel()
         if self._can_write is not None and not self._can_write.done():
             self._can_write.set_result(None)
 
@@ -146,16 +197,20 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.deadline = self.last_active + self._server.limits.head_timeout
         self._url = b""
         self._headers = []
         self._host = ""
         self._length = None
         self._expect = None
+        self._chunked = False
         self._body = []
         self._size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > self._server.limits.max_url and not self._refused:
+            self._fail(414, b"URI too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         text = value.decode("latin-1")
@@ -168,30 +223,97 @@ class _Connection(asyncio.Protocol):
                 self._length = int(text) if text.isdigit() else None
             elif noted == b"expect":
                 self._expect = text
+            elif noted == b"transfer-encoding":
+                self._chunked = True
 
     def on_headers_complete(self) -> None:
-        if self._length is not None and self._length > self._server.max_body:
+        if self._refused:
+            return
+        server = self._server
+        self._in_body = True
+        self._head_size = 0
+        method, target = self._parser.get_method().decode("latin-1"), self._url.decode("latin-1")
+        self._limit = server.body_limit(method, target, self._headers) if server.body_limit else server.max_body
+        length = self._length
+        if length is not None and length > self._limit:
             self._refuse()
             return
-        if self._expect is not None and self._expect.lower() == "100-continue" \
-                and self._parser.get_http_version() == "1.1" and self._transport is not None:
+        # the body must arrive at min_rate or better, and at least as fast as a head
+        self.deadline = self.last_active + max(server.limits.head_timeout, (length or 0) / server.limits.min_rate)
+        if length is not None and server.buffered + length > server.limits.max_buffered:
+            self._refuse(server.too_busy())
+            return
+        continue_wanted = self._expect is not None and self._expect.lower() == "100-continue" \
+            and self._parser.get_http_version() == "1.1"
+        if server.precheck is not None and (self._chunked or (length or 0) > server.limits.precheck_over):
+            # do not read the body of a request that will be refused anyway
+            if self._transport is not None:
+                self._transport.pause_reading()
+            self._admitting = asyncio.get_running_loop().create_task(
+                self._admit(self._admitting, method, target, list(self._headers), continue_wanted))
+            return
+        if continue_wanted and self._transport is not None:
             self._transport.write(_CONTINUE)
+
+    async def _admit(self, before: "asyncio.Task[None] | None", method: str, target: str,
+                     headers: list[tuple[str, str]], continue_wanted: bool) -> None:
+        """Run the server's precheck on a request whose body is not read yet (after the one ``before`` it, when
+        one request's data brought another's head); then read it, or refuse it."""
+        if before is not None:
+            await before
+        if self._transport is None or self._refused:
+            return
+        try:
+            refusal = await self._server.precheck(method, target, headers)  # type: ignore[misc]
+        except Exception:  # the precheck must answer; a failure of its own refuses nothing
+            log.exception("precheck of %s %s failed", method, target)
+            refusal = None
+        if self._admitting is asyncio.current_task():
+            self._admitting = None
+        if self._transport is None:
+            return
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        if continue_wanted:
+            self._transport.write(_CONTINUE)
+        if self._admitting is None:  # the last precheck: what completed meanwhile is served, in order
+            held, self._held_requests = self._held_requests, []
+            for request in held:
+                self._dispatch(request)
+            if self._reading and self._transport is not None:
+                self._transport.resume_reading()
 
     def on_body(self, body: bytes) -> None:
         if self._refused:
             return
-        self._size += len(body)
-        if self._size > self._server.max_body:
+        n = len(body)
+        self._size += n
+        if self._size > self._limit:
             self._refuse()
             return
+        server = self._server
+        if server.buffered + n > server.limits.max_buffered:
+            self._refuse(server.too_busy())
+            return
+        server.buffered += n
+        self._held += n
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
+        self.deadline = None
         if self._refused:
             return
         request = HttpRequest(self._parser.get_method().decode("latin-1"), self._url.decode("latin-1"),
                               self._headers, b"".join(self._body), self._parser.should_keep_alive(), self._host)
         self._body = []
+        if self._admitting is not None:
+            self._held_requests.append(request)  # served once the precheck passes
+            return
+        self._dispatch(request)
+
+    def _dispatch(self, request: HttpRequest) -> None:
         if self._running is None:
             self._running = asyncio.get_running_loop().create_task(self._serve(request))
         else:
@@ -215,6 +337,8 @@ class _Connection(asyncio.Protocol):
                 break
             close = not request.keep_alive or self._server.closing
             self._write(response, close)
+            if request.body:
+                self._release(len(request.body))
             self.last_active = self._server.now()  # idle from its last answer on, not from its request
             if close:
                 self._transport.close()
@@ -234,19 +358,22 @@ class _Connection(asyncio.Protocol):
         else:
             self._transport.writelines((head, body))  # no copy of a large body
 
-    def _refuse(self) -> None:
+    def _release(self, n: int) -> None:
+        self._held -= n
+        self._server.buffered -= n
+
+    def _refuse(self, response: HttpResponse | None = None) -> None:
+        """Answer ``response`` (the body-too-large answer by default) and close: nothing more is read."""
         self._refused = True
         self._body = []
+        self.deadline = None
         if self._transport is not None:
-            self._write(self._server.too_large(), close=True)
+            self._write(response or self._server.too_large(self._limit), close=True)
             self._transport.close()
             self._transport = None
 
     def _fail(self, status: int, message: bytes) -> None:
-        if self._transport is not None:
-            self._write(HttpResponse(status, message, (("Content-Type", "text/plain"),)), close=True)
-            self._transport.close()
-            self._transport = None
+        self._refuse(HttpResponse(status, message, (("Content-Type", "text/plain"),)))
 
     @property
     def idle(self) -> bool:
@@ -256,12 +383,19 @@ class _Connection(asyncio.Protocol):
 class HttpServer:
     """A listening HTTP server for ``app``. ``start`` binds it; ``aclose`` stops it gracefully."""
 
-    def __init__(self, app: App, *, max_body: int, too_large: Callable[[], HttpResponse],
-                 idle_timeout: float = 75.0) -> None:
+    def __init__(self, app: App, *, max_body: int, too_large: Callable[[int], HttpResponse],
+                 idle_timeout: float = 75.0, limits: Limits = Limits(), body_limit: BodyLimit | None = None,
+                 precheck: Precheck | None = None, too_busy: Callable[[], HttpResponse] | None = None) -> None:
         self.app = app
-        self.max_body = max_body
-        self.too_large = too_large  # the answer to a body over max_body (the connection is closed after it)
+        self.max_body = max_body  # the largest body of any request; body_limit may allow less per request
+        self.too_large = too_large  # the answer to a body over its limit, given the limit (then the connection closes)
         self.idle_timeout = idle_timeout
+        self.limits = limits
+        self.body_limit = body_limit
+        self.precheck = precheck
+        self.too_busy = too_busy or (lambda: HttpResponse(429, b"Too many request bytes in flight.",
+                                                          (("Retry-After", "1"),)))
+        self.buffered = 0  # body bytes held by all connections (received, not yet answered)
         self.closing = False
         self.now = time.monotonic
         self._server: asyncio.AbstractServer | None = None
@@ -276,13 +410,20 @@ class HttpServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def _sweep(self) -> None:
-        """Close connections that sent nothing for ``idle_timeout`` seconds while no request of theirs was being
-        answered (checked a few times per timeout, not per request: the request path only notes the time)."""
+        """Answer 408 to requests that did not arrive whole by their deadline, and close connections that sent
+        nothing for ``idle_timeout`` seconds while no request of theirs was being answered (checked every
+        second, not per request: the request path only notes the time)."""
         while True:
-            await asyncio.sleep(min(15.0, self.idle_timeout / 3))
-            cutoff = self.now() - self.idle_timeout
+            await asyncio.sleep(min(_SWEEP_SECONDS, self.idle_timeout / 3))
+            now = self.now()
+            cutoff = now - self.idle_timeout
             for connection in list(self._connections):
-                if connection.idle and connection.last_active < cutoff and connection._transport is not None:
+                if connection._transport is None:
+                    continue
+                if connection.deadline is not None and connection.deadline < now \
+                        and connection._admitting is None:
+                    connection._fail(408, b"The request did not arrive in time.")
+                elif connection.idle and connection.last_active < cutoff:
                     connection._transport.close()
 
     async def aclose(self, timeout: float = 5.0) -> None:

@@ -153,6 +153,23 @@ def verify(
     return check_claim(read_claim(request), lookup, region=region, service=service, now=now, max_skew=max_skew)
 
 
+def check_preamble(
+    claim: Claim,
+    known: bool,
+    *,
+    region: str,
+    service: str = "lambda",
+    now: datetime | None = None,
+    max_skew: timedelta = timedelta(minutes=15),
+) -> None:
+    """What can be checked of a claim before the body arrives: its scope, its clock, and whether its access key
+    (``known``) is one the server has. Raises what ``check_claim`` would for the same faults."""
+    signed_at = _check_scope(claim.auth, region, service)
+    _check_clock(claim.auth, signed_at, now, max_skew)
+    if not known:
+        raise UnrecognizedClientException(_BAD_TOKEN)
+
+
 def check_claim(
     claim: Claim,
     lookup: Callable[[str], Secret | None],

@@ -56,8 +56,11 @@ _TELEMETRY_PATH = "/2022-07-01/telemetry"
 _NEXT_PATH = _PREFIX + "invocation/next"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's 6 MB response limit, as it reports it: 6291556 bytes
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found",
-            405: b"Method Not Allowed", 413: b"Payload Too Large", 500: b"Internal Server Error"}
+            405: b"Method Not Allowed", 413: b"Payload Too Large", 431: b"Request Header Fields Too Large",
+            500: b"Internal Server Error"}
 _ACCEPTED_BODY = b'{"status":"OK"}'
+_MAX_HEAD = 64 * 1024  # a request's line and headers, counted as they arrive (a function is not trusted)
+_MAX_PENDING = 8  # requests of one connection read ahead before it stops reading
 
 
 class RuntimeApiError(Exception):
@@ -137,6 +140,9 @@ class _Connection(asyncio.Protocol):
         self._next: _Request | None = None  # the runtime's GET /next, given to the target, not answered yet
         self._deliver: Deliver = self._deliver_next  # one bound method, so that cancel_next can find it
         self._later: bytes | None = None  # a 202 held back (see _serve_pending); goes out before anything else
+        self._paused = False  # reading stopped: too many requests wait
+        self._in_body = False
+        self._head_size = 0
         # the request being parsed
         self._url = b""
         self._error_type: str | None = None
@@ -154,10 +160,18 @@ class _Connection(asyncio.Protocol):
             self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
 
     def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        if not self._in_body:
+            self._head_size += len(data)  # counted before the parser gathers an endless header
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self._send(_render(400, _error_body("InvalidRequest", "Malformed HTTP request"), close=True), True)
+            return
+        if not self._in_body and self._head_size > _MAX_HEAD:
+            self._send(_render(431, _error_body("InvalidRequest", "Request header fields too large"), close=True),
+                       True)
             return
         # served once everything that came in is parsed: a response and the GET /next pipelined behind it are
         # seen together (see _serve_pending)
@@ -186,6 +200,10 @@ class _Connection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
 
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        self._head_size = 0
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if name[:7].lower() != b"lambda-":
             return  # Host, User-Agent, Content-Length, ...: nothing this API reads
@@ -203,6 +221,10 @@ class _Connection(asyncio.Protocol):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
+        if len(self._pending) >= _MAX_PENDING and self._transport is not None and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         self._pending.append(_Request(
             method=self._parser.get_method().decode("latin-1"), path=path, error_type=self._error_type,
@@ -344,6 +366,9 @@ class _Connection(asyncio.Protocol):
         if close:
             self._transport.close()
             self._transport = None
+        elif self._paused and len(self._pending) < _MAX_PENDING:
+            self._paused = False
+            self._transport.resume_reading()
 
 
 class RuntimeApiServer:

@@ -1,0 +1,175 @@
+"""An unauthenticated (or merely hostile) client against the API's HTTP layer: each attack of issue 10 item 4, made
+over raw sockets against a real server, must be refused early, with an answer, and leave the server serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from tests.server import create_python_function
+from tests.test_http_server import LIST_PATH, closed, connect, raw, read_response, signed
+
+INVOKE = "/2015-03-31/functions/{}/invocations"
+
+
+def answer_without_body(server, head: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send only a request's head (its Content-Length announces a body never sent): the server must answer."""
+    with connect(server) as sock:
+        sock.sendall(head)
+        return read_response(sock, bytearray())
+
+
+def still_serves(server) -> None:
+    assert server.client().list_functions(MaxItems=1)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_endless_header_is_cut_at_the_limit(server):
+    with connect(server) as sock:
+        sock.sendall(f"GET {LIST_PATH} HTTP/1.1\r\nHost: x\r\nX-Junk: ".encode())
+        sent = 0
+        try:
+            while sent < 8 * 1024 * 1024:  # the old server gathered it all; this one stops at 64 KiB
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+        status, _, _ = read_response(sock, bytearray())
+    assert status == 431 and sent < 6 * 1024 * 1024  # what the socket buffers took before the close
+    still_serves(server)
+
+
+def test_long_url_is_refused(server):
+    status, _, _ = answer_without_body(server, f"GET {LIST_PATH}?x={'a' * 20000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 414
+    still_serves(server)
+
+
+def test_oversized_invoke_is_refused_before_its_body(server, lam, fname):
+    create_python_function(lam, fname, "def handler(e, c):\n    return e\n")
+    head, headers = signed(server, "POST", INVOKE.format(fname), body=b"")
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    for length, kind, limit in ((7 * 1024 * 1024, "RequestResponse", 6291456), (2 * 1024 * 1024, "Event", 1048576)):
+        status, response_headers, body = answer_without_body(
+            server, raw(head, headers, [("Content-Length", str(length)), ("X-Amz-Invocation-Type", kind)]))
+        assert status == 413 and response_headers["x-amzn-errortype"].startswith("RequestTooLargeException")
+        assert json.loads(body)["Message"] == f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+
+
+def test_control_operations_take_small_bodies_only(server):
+    head, headers = signed(server, "POST", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ax")
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    status, _, _ = answer_without_body(server, raw(head, headers, [("Content-Length", str(2 * 1024 * 1024))]))
+    assert status == 413
+
+
+@pytest.mark.parametrize("auth, error", [
+    (None, "MissingAuthenticationTokenException"),
+    ("AWS4-HMAC-SHA256 Credential=NOSUCHKEY/{date}/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, "
+     "Signature=" + "0" * 64, "UnrecognizedClientException"),
+])
+def test_unauthenticated_upload_is_refused_before_its_body(server, auth, error):
+    """60 MB announced, nothing of it sent: the answer comes at once, so no byte of it was ever buffered."""
+    date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    extra = [("Content-Length", str(60 * 1024 * 1024)), ("Content-Type", "application/json"), ("X-Amz-Date", date)]
+    if auth:
+        extra.append(("Authorization", auth.format(date=date[:8])))
+    t0 = time.monotonic()
+    status, response_headers, _ = answer_without_body(server, raw("POST /2015-03-31/functions HTTP/1.1", [("Host", "x")], extra))
+    assert time.monotonic() - t0 < 2
+    assert status == 403 and response_headers["x-amzn-errortype"].startswith(error)
+
+
+def test_stale_signature_is_refused_before_the_body(server):
+    head, headers = signed(server, "POST", "/2015-03-31/functions", body=b"")
+    headers = [(n, v if n.lower() != "x-amz-date" else "20200101T000000Z") for n, v in headers
+               if n.lower() != "content-length"]
+    status, response_headers, _ = answer_without_body(server, raw(head, headers, [("Content-Length", str(50 << 20))]))
+    assert status == 403 and response_headers["x-amzn-errortype"].startswith("InvalidSignatureException")
+
+
+def test_expect_continue_waits_for_the_precheck(server):
+    with connect(server) as sock:
+        sock.sendall(raw("PUT /2015-03-31/functions/x/code HTTP/1.1", [("Host", "x")],
+                         [("Content-Length", str(10 << 20)), ("Expect", "100-continue")]))
+        buf = bytearray()
+        status, _, _ = read_response(sock, buf)
+    assert status == 403  # not 100 Continue: an unsigned request gets no invitation to send its body
+
+
+def test_deep_json_is_a_client_error(server, lam, fname):
+    create_python_function(lam, fname, "def handler(e, c):\n    return 1\n")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path in (INVOKE.format(fname), "/2015-03-31/functions"):
+        head, headers = signed(server, "POST", path, body=deep)
+        with connect(server) as sock:
+            sock.sendall(raw(head, headers, [("Content-Length", str(len(deep)))]) + deep)
+            status, response_headers, body = read_response(sock, bytearray())
+        assert status == 400 and response_headers["x-amzn-errortype"].startswith("InvalidRequestContentException"), body
+    still_serves(server)
+
+
+def test_slow_request_is_timed_out_as_a_whole(fresh_server):
+    srv = fresh_server(env={"LAMBDAD_HTTP_HEAD_TIMEOUT_SECONDS": "1.5"})
+    request = f"GET {LIST_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with connect(srv) as sock:
+        t0 = time.monotonic()
+        status = None
+        try:
+            for byte in request:  # a byte every 0.25 s: each one would have reset an idle timer
+                sock.sendall(bytes([byte]))
+                time.sleep(0.25)
+        except OSError:
+            pass
+        status = read_response(sock, bytearray())[0]
+        assert status == 408 and time.monotonic() - t0 < 5
+        assert closed(sock)
+
+
+def test_connections_are_capped(fresh_server):
+    srv = fresh_server(env={"LAMBDAD_HTTP_MAX_CONNECTIONS": "4"})
+    held = [connect(srv) for _ in range(4)]
+    time.sleep(0.2)
+    try:
+        with connect(srv) as extra:
+            extra.sendall(f"GET {LIST_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert read_response(extra, bytearray())[0] == 503
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    still_serves(srv)
+
+
+def test_buffered_bodies_are_budgeted(fresh_server):
+    srv = fresh_server(env={"LAMBDAD_HTTP_BUFFER_MB": "2"})
+    head, headers = signed(srv, "POST", "/2015-03-31/functions", body=b"")
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    status, response_headers, _ = answer_without_body(srv, raw(head, headers, [("Content-Length", str(3 << 20))]))
+    assert status == 429 and response_headers.get("retry-after") == "1"
+    still_serves(srv)
+
+
+def test_function_cannot_flood_its_runtime_api(server, lam, fname):
+    code = """
+import os, socket
+def handler(event, context):
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\nX-Junk: ")
+    sent = 0
+    try:
+        while sent < (32 << 20):
+            s.sendall(b"a" * 65536)
+            sent += 65536
+    except OSError:
+        pass
+    s.settimeout(5)
+    return {"sent": sent, "answer": s.recv(200).decode("latin-1").split("\\r\\n")[0]}
+"""
+    create_python_function(lam, fname, code, Timeout=30, MemorySize=256)
+    out = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    assert out["answer"].startswith("HTTP/1.1 431") and out["sent"] < (16 << 20), out  # socket buffers take a few MB
+    assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read())["answer"].startswith("HTTP/1.1 431")
