@@ -196,7 +196,7 @@ class LayerService:
         if "ZipFile" not in content:
             raise InvalidParameterValueException("Please provide a source for layer content.")
         data: bytes = content["ZipFile"]
-        unzipped = check_zip(data, "PublishLayerVersion")
+        unzipped = await asyncio.to_thread(check_zip, data, "PublishLayerVersion")
         code_hash = await asyncio.to_thread(self._blobs.put, data)
         async with self._lock:
             version = self._last.get(name, 0) + 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import datetime as dt
 import random
 import uuid
@@ -451,9 +452,16 @@ class FunctionService:
 
     async def _store_code(self, data: bytes, operation: str, layers: tuple[str, ...] = ()) -> dict[str, Any]:
         """Check, store and unpack a code zip; with ``layers``, the function's, refuse code too big with them."""
-        self._check_total_size(check_zip(data, operation), layers)
-        code_hash = await asyncio.to_thread(self._blobs.put, data)
-        await asyncio.to_thread(self._trees.ensure, code_hash, data)
+        self._check_total_size(await asyncio.to_thread(check_zip, data, operation), layers)
+        code_hash = hashlib.sha256(data).hexdigest()
+        existed = self._blobs.exists(code_hash)
+        await asyncio.to_thread(self._blobs.put, data)
+        try:
+            await asyncio.to_thread(self._trees.ensure, code_hash, data)
+        except BaseException:
+            if not existed:  # refused after all: no blob is left behind for it
+                await asyncio.to_thread(self._blobs.delete, code_hash)
+            raise
         return {
             "code_hash": code_hash,
             "code_sha256": base64.b64encode(bytes.fromhex(code_hash)).decode(),
