@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import resource
 import shutil
 import tempfile
 import time
@@ -63,6 +64,18 @@ __all__ = ["LambdadApp"]
 log = logging.getLogger(__name__)
 
 
+def _raise_descriptor_limit() -> None:
+    """The server holds a descriptor per connection and several per environment: its soft limit goes up to its
+    hard one, so that clients and environments run out of their own limits (API connections, 1,024 descriptors
+    per function process) long before the server runs out of its."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the descriptor limit from %d: %s", soft, exc)
+
+
 class LambdadApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -79,6 +92,7 @@ class LambdadApp:
 
     async def _open(self) -> None:
         s = self.settings
+        _raise_descriptor_limit()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:

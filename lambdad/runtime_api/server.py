@@ -61,6 +61,7 @@ _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden"
 _ACCEPTED_BODY = b'{"status":"OK"}'
 _MAX_HEAD = 64 * 1024  # a request's line and headers, counted as they arrive (a function is not trusted)
 _MAX_PENDING = 8  # requests of one connection read ahead before it stops reading
+_MAX_CONNECTIONS = 64  # open connections to one environment's endpoint (its runtime and extensions need a few)
 
 
 class RuntimeApiError(Exception):
@@ -130,8 +131,10 @@ def _error_body(error_type: str, message: str) -> bytes:
 class _Connection(asyncio.Protocol):
     """One runtime connection: parse requests, answer them in order."""
 
-    def __init__(self, target: RuntimeApiTarget, trusted: bool = False) -> None:
+    def __init__(self, target: RuntimeApiTarget, trusted: bool = False,
+                 owner: "set[_Connection] | None" = None) -> None:
         self._target = target
+        self._owner = owner if owner is not None else set()  # the endpoint's open connections
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._trusted = trusted  # made by the platform for the environment (``adopt``): no peer to check
@@ -155,6 +158,11 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
+        if len(self._owner) >= _MAX_CONNECTIONS:  # a function hoarding the server's descriptors
+            transport.abort()
+            self._transport = None
+            return
+        self._owner.add(self)
         if not self._trusted:
             peer = transport.get_extra_info("peername")
             self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
@@ -180,6 +188,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._owner.discard(self)
         self._pending.clear()
         if self._waiting is not None:
             self._waiting.cancel()
@@ -381,9 +390,7 @@ class RuntimeApiServer:
         self.port = 0
 
     def _protocol(self, trusted: bool = False) -> _Connection:
-        connection = _Connection(self._target, trusted)
-        self._connections.add(connection)
-        return connection
+        return _Connection(self._target, trusted, self._connections)  # it joins (and leaves) the set itself
 
     async def adopt(self, sock: socket.socket) -> None:
         """Serve a connection the platform made for the environment's runtime (our end of a socketpair whose
@@ -407,7 +414,7 @@ class RuntimeApiServer:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for connection in self._connections:
+        for connection in list(self._connections):
             if connection._transport is not None:
                 connection._transport.abort()
             if connection._waiting is not None:

@@ -42,6 +42,7 @@ import fcntl
 import gc
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -50,6 +51,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PYTHON_RUNTIME = os.path.join(os.path.dirname(_HERE), "runtimes", "python")
 _MAX_MESSAGE = 1 << 20
+FUNCTION_NOFILE = 1024  # open descriptors per process of an environment, as on Lambda
 
 
 def _load(name: str, path: str):
@@ -226,6 +228,9 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             os.closerange(first_free, keep)
             first_free = keep + 1
         os.closerange(first_free, 65536)
+        # Lambda's limits, hard as well as soft so that the function cannot raise them: 1,024 descriptors (the
+        # server's own, far higher, limit is not inherited); processes and threads are capped by the pids cgroup
+        resource.setrlimit(resource.RLIMIT_NOFILE, (FUNCTION_NOFILE, FUNCTION_NOFILE))
         ctrl.detach()
         for path in request.get("cgroup_procs", ()):
             with open(path, "w") as f:
