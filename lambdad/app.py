@@ -53,7 +53,7 @@ from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
-from lambdad.sandbox.launcher import write_hosts_file, Containment, Launcher, probe_jail
+from lambdad.sandbox.launcher import Containment, Launcher, probe_jail, write_etc_files
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
@@ -134,7 +134,7 @@ class LambdadApp:
         self.launcher = Launcher(
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
-            hosts_file=write_hosts_file(str(self.run_dir)),
+            etc_files=write_etc_files(str(self.run_dir)),
             prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
         )
         if self.launcher.prewarm_size:

@@ -44,7 +44,7 @@ from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
-__all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError", "write_hosts_file"]
+__all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError", "write_etc_files"]
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +133,36 @@ class LaunchedProcess:
     exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
 
 
-def write_hosts_file(run_dir: str) -> str:
-    """The hosts file environments see at /etc/hosts: the host's, plus ``sandbox.localdomain`` at 127.0.0.1 (where
-    extensions listen for the Telemetry API). Written once per server, in its run dir."""
-    try:
-        with open("/etc/hosts") as f:
-            text = f.read()
-    except OSError:
-        text = "127.0.0.1 localhost\n"
-    path = os.path.join(run_dir, "hosts")
-    with open(path, "w") as f:
-        f.write(text + ("" if text.endswith("\n") or not text else "\n") + "127.0.0.1 sandbox.localdomain\n")
-    os.chmod(path, 0o644)
-    return path
+SANDBOX_USER = "sbx_user1051"  # the name Lambda's sandbox user goes by
+
+
+def write_etc_files(run_dir: str) -> dict[str, str]:
+    """The files environments see over the host's, each written once per server in its run dir, read-only:
+    /etc/hosts, the host's plus ``sandbox.localdomain`` at 127.0.0.1 (where extensions listen for the Telemetry
+    API); /etc/passwd and /etc/group, the host's plus the sandbox user (home /tmp, no login shell), so that
+    ``getpwuid`` finds it (Node's os.homedir(), the AWS SDK for JavaScript, ``~`` in Python)."""
+    def host(path: str, fallback: str) -> str:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            text = fallback
+        return text if text.endswith("\n") or not text else text + "\n"
+
+    files = {
+        "/etc/hosts": host("/etc/hosts", "127.0.0.1 localhost\n") + "127.0.0.1 sandbox.localdomain\n",
+        "/etc/passwd": host("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+        + f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n",
+        "/etc/group": host("/etc/group", "root:x:0:\n") + f"{SANDBOX_USER}:x:{SANDBOX_GID}:\n",
+    }
+    written = {}
+    for inside, text in files.items():
+        path = os.path.join(run_dir, inside.rsplit("/", 1)[1])
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        written[inside] = path
+    return written
 
 
 # Inside a network namespace of its own an environment's Runtime API can have a fixed address.
@@ -199,12 +216,12 @@ class _ChildFds:
 class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
-                 private_network: bool = False, hosts_file: str | None = None, prewarm_size: int = 0,
+                 private_network: bool = False, etc_files: Mapping[str, str] | None = None, prewarm_size: int = 0,
                  slot_dir: str | None = None, idle_timeout: float = 600.0) -> None:
         self._cgroups = cgroup_root
         # the host's /etc/hosts plus ``127.0.0.1 sandbox.localdomain`` (the Telemetry API's destination host),
         # shown read-only at /etc/hosts in the jail
-        self._hosts_file = hosts_file
+        self._etc_files = dict(etc_files or {})  # path inside -> file on the host, shown read-only
         # with a network namespace per environment: no network at all, the Runtime API comes in by a listener
         # the environment opens inside its namespace
         self.private_network = private_network and jailed
@@ -402,7 +419,7 @@ class Launcher:
             tmp_size_mb=tmp_mb,
             ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(runtime) + self._sdk_binds(runtime),
             ro_mounts=(((runtime.runtime_dir, RUNTIME_DIR),) if runtime.runtime_dir else ())
-            + (((self._hosts_file, "/etc/hosts"),) if self._hosts_file else ()),
+            + tuple((host, inside) for inside, host in self._etc_files.items()),
             uid=SANDBOX_UID,
             gid=SANDBOX_GID,
             hostname=_hostname(env_id),
