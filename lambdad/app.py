@@ -48,6 +48,7 @@ from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import InvokeService
+from lambdad.logs.retention import LogRetention
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
@@ -143,7 +144,12 @@ class LambdadApp:
             log.info("prewarm pool: off (it needs the jail, cgroups, the mount API and LAMBDAD_FUNCTION_NETWORK=host)")
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
-        self.log_sink = LogSink(self.store)
+        mb = 1024 * 1024
+        self.log_retention = LogRetention(
+            self.store, max_age_seconds=s.log_retention_days * 86400, group_bytes=int(s.log_function_max_mb * mb),
+            total_bytes=int(s.log_max_mb * mb))
+        self.log_retention.start()
+        self.log_sink = LogSink(self.store, on_written=self.log_retention.written)
         self.log_sink.start()
         self.pool = EnvironmentPool(
             self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds,
@@ -245,6 +251,7 @@ class LambdadApp:
             ("environments", self.pool.aclose),
             ("fork servers", self.launcher.aclose),
             ("log sink", self.log_sink.aclose),
+            ("log retention", self.log_retention.aclose),
             ("metadata store", self.store.aclose),
         ]
         for what, close in steps:

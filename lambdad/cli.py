@@ -227,7 +227,9 @@ def logs(function_name: str, data_dir: Path | None, stream: str | None) -> None:
     settings = Settings.load({"data_dir": data_dir})
     db = settings.data_dir / "lambdad.db"
     if not db.exists():
-        raise click.UsageError(f"no lambdad data in {settings.data_dir}")
+        raise click.UsageError(
+            f"no lambdad data in {settings.data_dir}: run this where the server was started, or name its data dir "
+            "with --data-dir or LAMBDAD_DATA_DIR")
     group = function_name if function_name.startswith("/") else f"/aws/lambda/{function_name}"
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -236,7 +238,13 @@ def logs(function_name: str, data_dir: Path | None, stream: str | None) -> None:
         if stream:
             sql += " AND log_stream = ?"
             args += (stream,)
+        printed = 0
         for (message,) in conn.execute(sql + " ORDER BY rowid", args):
             click.echo(message)
+            printed += 1
+        if not printed:
+            click.echo(f"lambdad: no log for {group}{' stream ' + stream if stream else ''} in {db} (the function "
+                       "has not run, or its log was deleted by retention)", err=True)
+            sys.exit(1)
     finally:
         conn.close()

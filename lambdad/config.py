@@ -42,6 +42,9 @@ class Settings:
     http_buffer_mb: int = 256  # request bodies held at once (received, not yet answered), all connections
     http_head_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
     http_min_rate_kb: float = 64.0  # a body must arrive at this many KiB/s or better
+    log_retention_days: float = 30.0  # log events older than this are deleted
+    log_function_max_mb: float = 100.0  # a function's (log group's) newest this many MB of log messages are kept
+    log_max_mb: float = 1024.0  # the newest this many MB of log messages of all functions together are kept
 
     def __post_init__(self) -> None:
         # every path is made absolute and normalised once, here: the jail, the fork servers and the CLI see the
@@ -83,6 +86,8 @@ class Settings:
             raise ValueError("http max connections and buffer must be at least 1")
         if self.http_head_timeout_seconds <= 0 or self.http_min_rate_kb <= 0:
             raise ValueError("http head timeout and minimum rate must be positive")
+        if min(self.log_retention_days, self.log_function_max_mb, self.log_max_mb) <= 0:
+            raise ValueError("log retention days and sizes must be positive")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 
@@ -95,7 +100,8 @@ def _convert(name: str, raw: str) -> Any:
         return Path(raw)
     if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb"):
         return int(raw)
-    if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb"):
+    if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
+                "log_retention_days", "log_function_max_mb", "log_max_mb"):
         return float(raw)
     if name == "cpu_proportional":
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

@@ -1,7 +1,8 @@
 """The log sink: takes log lines from environments without waiting, writes them to the store in batches.
 
-``emit`` only appends to a list; a background task flushes every ``interval`` seconds (or sooner when the batch is
-large), so no invocation ever waits for a log write. ``aclose`` flushes what is left.
+``emit`` only appends to a list; a background task flushes every ``interval`` seconds (0.2 s; sooner when the batch
+is large), so no invocation ever waits for a log write, and a line is on disk (committed with ``synchronous=FULL``)
+within about 0.2 s of being printed: that is all a kill -9 of the server can lose. ``aclose`` flushes what is left.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from lambdad.store.sqlite import LogEvent, SqliteStore
 
@@ -18,8 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class LogSink:
-    def __init__(self, store: SqliteStore, interval: float = 0.2, batch: int = 2000) -> None:
+    def __init__(self, store: SqliteStore, interval: float = 0.2, batch: int = 2000,
+                 on_written: Callable[[int], None] | None = None) -> None:
         self._store = store
+        self._on_written = on_written  # told how many bytes of messages each batch wrote (log retention)
         self._interval = interval
         self._batch = batch
         self._pending: list[LogEvent] = []
@@ -43,6 +47,9 @@ class LogSink:
                 await self._store.append_logs(batch)
             except Exception:
                 log.exception("could not write %d log events", len(batch))
+                return
+            if self._on_written is not None:
+                self._on_written(sum(len(e.message) for e in batch))
 
     async def _run(self) -> None:
         while not self._closing:

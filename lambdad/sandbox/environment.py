@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
 TAIL_BYTES = 4096
-MAX_LOG_LINE = 256 * 1024
+MAX_LOG_LINE = 256 * 1024 - 26  # CloudWatch Logs' largest event (256 KB) less its 26 bytes of overhead
 EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
 
 
@@ -232,6 +232,7 @@ class Environment:
         self._deadline_of: tuple[Invocation, float] | None = None  # the invocation and its timeout, in seconds
         self._freeze = _LazyTimer(lambda: self._set_frozen(True))
         self._partial = b""
+        self._cut = False  # the line being read was cut at MAX_LOG_LINE: the rest of it, up to its newline, goes
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
         self._init_reported = False
@@ -834,11 +835,19 @@ class Environment:
         if chunks:
             data = self._partial + b"".join(chunks)
             *lines, self._partial = data.split(b"\n")
-            if len(self._partial) > MAX_LOG_LINE:
+            if lines and self._cut:
+                del lines[0]  # the end of a line already logged, cut
+                self._cut = False
+            if self._cut:
+                self._partial = b""  # still inside the cut line
+            elif len(self._partial) > MAX_LOG_LINE:
                 lines.append(self._partial)
                 self._partial = b""
+                self._cut = True
             for raw in lines:
-                self._log_output(raw.decode("utf-8", "replace"))
+                # a line is at most one CloudWatch event; past it, it is cut (on a character boundary)
+                cut = len(raw) > MAX_LOG_LINE
+                self._log_output(raw[:MAX_LOG_LINE].decode("utf-8", "ignore" if cut else "replace"))
         if eof:
             if self._partial:
                 self._log_output(self._partial.decode("utf-8", "replace"))

@@ -380,6 +380,35 @@ class SqliteStore:
                 await self._rollback()
                 raise
 
+    async def trim_logs(self, older_than_ms: int, group_bytes: int, total_bytes: int) -> int:
+        """Log retention: delete events older than ``older_than_ms`` (epoch ms), then each group's oldest events
+        past its newest ``group_bytes`` of messages, then the oldest of all past the newest ``total_bytes``;
+        and the streams left empty. Freed pages are reused by later writes. Returns the events deleted."""
+        size = "length(CAST(message AS BLOB))"
+        statements = [
+            ("DELETE FROM log_events WHERE timestamp < ?", (older_than_ms,)),
+            (f"DELETE FROM log_events WHERE rowid IN (SELECT id FROM (SELECT rowid AS id, SUM({size}) OVER "
+             f"(PARTITION BY log_group ORDER BY rowid DESC) AS newer FROM log_events) WHERE newer > ?)", (group_bytes,)),
+            (f"DELETE FROM log_events WHERE rowid IN (SELECT id FROM (SELECT rowid AS id, SUM({size}) OVER "
+             f"(ORDER BY rowid DESC) AS newer FROM log_events) WHERE newer > ?)", (total_bytes,)),
+        ]
+        deleted = 0
+        async with self._write_lock:
+            await self._db.execute("BEGIN")
+            try:
+                for sql, args in statements:
+                    cursor = await self._db.execute(sql, args)
+                    deleted += max(cursor.rowcount, 0)
+                if deleted:
+                    await self._db.execute(
+                        "DELETE FROM log_streams WHERE NOT EXISTS (SELECT 1 FROM log_events e WHERE "
+                        "e.log_group = log_streams.log_group AND e.log_stream = log_streams.log_stream)")
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        return deleted
+
     async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
         args: tuple[str, ...]
         if log_stream is None:

@@ -1,0 +1,75 @@
+"""Log retention: functions' logs are capped by age, by size per function (log group) and by size in all.
+
+A background task owned by the app trims the store (``SqliteStore.trim_logs``, on its writer thread) every
+``interval`` seconds, and sooner once the log sink has written a quarter of the per-function cap since the last
+trim, so that a function printing as fast as it can grows the database by little more than its cap before the
+oldest of its lines go. The defaults are in docs/security.md ("Logs"); every trim is logged when it deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from lambdad.store.sqlite import SqliteStore
+
+__all__ = ["LogRetention"]
+
+log = logging.getLogger(__name__)
+
+
+class LogRetention:
+    def __init__(self, store: SqliteStore, *, max_age_seconds: float, group_bytes: int, total_bytes: int,
+                 interval: float = 60.0) -> None:
+        self._store = store
+        self._max_age = max_age_seconds
+        self._group_bytes = group_bytes
+        self._total_bytes = total_bytes
+        self._interval = min(interval, max(max_age_seconds / 2, 0.5))
+        self._soon_after = max(group_bytes // 4, 1)  # bytes written since the last trim that call for one now
+        self._written = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-retention")
+
+    def written(self, n: int) -> None:
+        """The log sink wrote ``n`` bytes of messages."""
+        self._written += n
+        if self._written >= self._soon_after:
+            self._wake.set()
+
+    async def trim(self) -> int:
+        self._written = 0
+        cutoff = int((time.time() - self._max_age) * 1000)
+        deleted = await self._store.trim_logs(cutoff, self._group_bytes, self._total_bytes)
+        if deleted:
+            log.info("log retention: %d log events deleted (older than %.0f s, or past %d bytes per function or "
+                     "%d bytes in all)", deleted, self._max_age, self._group_bytes, self._total_bytes)
+        return deleted
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                await self.trim()
+            except Exception:  # a failed trim is tried again next time; it must not end the task
+                log.exception("log retention: trim failed")
+
+    async def aclose(self) -> None:
+        """Stop. Not cancelled: a trim in progress finishes its transaction (a cancellation inside a COMMIT could
+        leave it half done), then the task ends."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
