@@ -41,6 +41,7 @@ from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
+from lambdad.functions.collector import CodeCollector
 from lambdad.functions.concurrency import ConcurrencyService
 from lambdad.functions.layers import LayerService
 from lambdad.functions.policies import PolicyService
@@ -153,7 +154,7 @@ class LambdadApp:
         self.log_sink.start()
         self.pool = EnvironmentPool(
             self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds,
-            limits=self.concurrency,
+            limits=self.concurrency, on_gone=self._code_released,
         )
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
@@ -163,6 +164,17 @@ class LambdadApp:
             self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds
         )
         self.code_urls = CodeUrlSigner()
+        self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
+                                       opt=s.data_dir / "opt", in_use=self.pool.in_use_paths)
+        self.functions.on_change(self._function_changed)
+
+    def _code_released(self) -> None:
+        collector = getattr(self, "collector", None)  # environments may die before it exists (a failed start)
+        if collector is not None:
+            collector.request()
+
+    async def _function_changed(self, name: str, version: str | None) -> None:
+        self._code_released()
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -238,6 +250,7 @@ class LambdadApp:
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
+        self.collector.start()
         # What start-up built (botocore's service model, the routes, the loaded functions) lives as long as the
         # server: moved out of the collector's generations, so that a full collection does not walk it again
         gc.collect()
@@ -248,6 +261,7 @@ class LambdadApp:
         steps = [
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
+            ("code collector", self.collector.aclose),
             ("environments", self.pool.aclose),
             ("fork servers", self.launcher.aclose),
             ("log sink", self.log_sink.aclose),

@@ -4,7 +4,7 @@ rules; and what functions need of a layer (resolving a layer version ARN, the me
 A layer version is immutable once published. Version numbers run 1, 2, 3… per layer name and are never reused,
 even after every version is deleted. DeleteLayerVersion hides a version from the API (it can no longer be read,
 listed, or added to a function), but its record and its content stay, so functions that already use it keep
-working, as on Lambda. A layer's content is a zip in the blob store, shared with function code by its hash.
+working, as on Lambda (its content goes once none does: ``functions/collector.py``). A layer's content is a zip in the blob store, shared with function code by its hash.
 
 At run time a function's layers are merged in order into one read-only tree (later layers win, file by file),
 built once per distinct list of layer contents under ``<data-dir>/opt/<hash of the list>`` and mounted at /opt.
@@ -125,6 +125,7 @@ class LayerService:
         self._versions: dict[str, dict[int, LayerVersion]] = {}  # name -> version -> record (deleted ones too)
         self._last: dict[str, int] = {}  # name -> highest version ever published
         self._lock = asyncio.Lock()
+        self._publishing = 0  # publishes in progress
 
     async def load(self) -> None:
         versions, counters = await self._store.load_layers()
@@ -134,6 +135,14 @@ class LayerService:
         self._last.update(counters)
 
     # -- reads -----------------------------------------------------------------------------------------------
+
+    def records(self) -> list[LayerVersion]:
+        """Every layer version, deleted ones too."""
+        return [r for versions in self._versions.values() for r in versions.values()]
+
+    def busy(self) -> bool:
+        """Whether a publish is in progress (its content may be stored but not yet recorded)."""
+        return self._publishing > 0
 
     def get(self, name: str, version: int) -> LayerVersion:
         record = self._versions.get(name, {}).get(version)
@@ -197,6 +206,13 @@ class LayerService:
             raise InvalidParameterValueException("Please provide a source for layer content.")
         data: bytes = content["ZipFile"]
         unzipped = await asyncio.to_thread(check_zip, data, "PublishLayerVersion")
+        self._publishing += 1
+        try:
+            return await self._publish(name, params, data, unzipped)
+        finally:
+            self._publishing -= 1
+
+    async def _publish(self, name: str, params: Mapping[str, Any], data: bytes, unzipped: int) -> LayerVersion:
         code_hash = await asyncio.to_thread(self._blobs.put, data)
         async with self._lock:
             version = self._last.get(name, 0) + 1

@@ -119,6 +119,15 @@ class FunctionService:
         for listener in self._listeners:
             await listener(name, version)
 
+    def all_configs(self) -> Iterable[FunctionConfig]:
+        """Every version of every function ($LATEST and the published ones)."""
+        for function in self._functions.values():
+            yield from function.sorted_versions()
+
+    def busy(self) -> bool:
+        """Whether a change to some function is in progress (its code may be stored but not yet referenced)."""
+        return any(lock.locked() for lock in self._locks.values())
+
     def lock(self, name: str) -> asyncio.Lock:
         """The lock that serialises every change to function ``name`` (its versions, aliases, tags, policies)."""
         return self._locks.setdefault(name, asyncio.Lock())

@@ -81,8 +81,10 @@ class EnvironmentPool:
         account_limit: int,
         idle_timeout: float,
         limits: ConcurrencyLimits | None = None,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
         self._make = make_environment
+        self._on_gone = on_gone  # told when an environment has died (what it ran from may be collected)
         self.account_limit = account_limit
         self.idle_timeout = idle_timeout
         self._idle: dict[PoolKey, list[Environment]] = {}
@@ -106,6 +108,11 @@ class EnvironmentPool:
     @property
     def environment_count(self) -> int:
         return len(self._all)
+
+    def in_use_paths(self) -> set[str]:
+        """The code and /opt trees (host paths) that live environments run from."""
+        paths = {env.spec.task_root for env in self._all}
+        return paths | {env.spec.opt_dir for env in self._all if env.spec.opt_dir}
 
     async def acquire(self, spec: EnvironmentSpec) -> tuple[Environment, bool]:
         """Reserve an environment for one invocation; returns it and whether this is a cold start."""
@@ -268,6 +275,8 @@ class EnvironmentPool:
     def _forget(self, env: Environment) -> None:
         """Called by an environment when it dies."""
         self._all.discard(env)
+        if self._on_gone is not None:
+            self._on_gone()
         idle = self._idle.get(_key(env.spec))
         if idle and env in idle:
             idle.remove(env)
