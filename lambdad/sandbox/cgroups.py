@@ -100,7 +100,18 @@ class CgroupRoot:
         _remove_dirs(self.dirs.values())
 
 
+_SWEEP_WAIT_SECONDS = 1.5
+
+
 def sweep_stale(mount: Path) -> None:
+    """Remove the cgroups of lambdad servers that died without cleaning up (kill -9), killing what they hold.
+
+    All controllers of an environment are handled together, so that its freezer is thawed after the kill (a
+    frozen task cannot die); every environment is killed first, then the sweep waits for all of them at once, at
+    most ``_SWEEP_WAIT_SECONDS`` whatever their number: start-up is never held up longer. A group still busy then
+    is left for the next start (and said so)."""
+    stale: dict[str, dict[str, Path]] = {}  # "<server dir>/<env>" -> controller -> path
+    servers: list[Path] = []
     for controller in _CONTROLLERS + _OPTIONAL:
         base = mount / controller / "lambdad"
         if not base.is_dir():
@@ -109,11 +120,31 @@ def sweep_stale(mount: Path) -> None:
             pid = server_dir.name.split("-", 1)[0]
             if not server_dir.is_dir() or not pid.isdigit() or Path(f"/proc/{pid}").exists():
                 continue
-            log.warning("removing the cgroups of a lambdad server that is gone (pid %s)", pid)
-            for child in list(server_dir.iterdir()):
+            servers.append(server_dir)
+            for child in server_dir.iterdir():
                 if child.is_dir():
-                    EnvCgroup({controller: child}).remove()
-            _remove_dirs([server_dir])
+                    stale.setdefault(f"{server_dir.name}/{child.name}", {})[controller] = child
+    if not servers:
+        return
+    log.warning("removing the cgroups of lambdad servers that are gone: %d environments in %s", len(stale),
+                ", ".join(sorted({s.name for s in servers})))
+    groups = [EnvCgroup(paths) for paths in stale.values()]
+    for group in groups:
+        group.kill_all()
+    deadline = time.monotonic() + _SWEEP_WAIT_SECONDS
+    while time.monotonic() < deadline and any(group.pids() for group in groups):
+        time.sleep(0.02)
+    left = 0
+    for group in groups:
+        if group.pids():
+            left += 1
+            group._close_fds()
+            continue
+        group.remove()
+    if left:
+        log.warning("%d environments of a gone server did not die in %.1f s; their cgroups are left for the next "
+                    "start", left, _SWEEP_WAIT_SECONDS)
+    _remove_dirs(servers)
 
 
 def _remove_dirs(dirs) -> None:

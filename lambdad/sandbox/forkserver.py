@@ -87,6 +87,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _send(ctrl, {"op": "ready", "pid": os.getpid()})
     children: set = set()  # forked and not reaped yet
+    cgroups_of: dict = {}  # child pid -> the cgroup.procs files it joined
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
@@ -101,7 +102,9 @@ def main() -> None:
             except InterruptedError:
                 continue
             if not data:
-                return  # the server is gone: so are we (children live on until their cgroups are cleaned)
+                # the server is gone (even killed with -9): its environments go with it, then so do we
+                _kill_children(children, cgroups_of)
+                return
             request = json.loads(data)
             try:
                 if request.get("op") == "attach":
@@ -110,6 +113,7 @@ def main() -> None:
                 else:
                     pid = _spawn(request, fds, ctrl, wake_r, wake_w, jail, runtime)
                     children.add(pid)
+                    cgroups_of[pid] = list(request.get("cgroup_procs") or ())
                     answer = {"op": "spawned", "id": request.get("id"), "pid": pid}
             except OSError as exc:
                 answer = {"op": "failed", "id": request.get("id"), "message": str(exc)}
@@ -182,6 +186,36 @@ def _await_assignment(fd: int) -> dict:
 
 def _send(ctrl: socket.socket, message: dict) -> None:
     ctrl.send(json.dumps(message).encode())
+
+
+def _kill_children(children: set, cgroups_of: dict) -> None:
+    """Kill every environment and slot this fork server made, with everything in their cgroups: SIGKILL first
+    (a frozen task keeps it pending: nothing can fork in between), then thaw the freezer so that it is
+    delivered. Without cgroups, the child is killed (PID 1 of its namespace: the namespace goes with it)."""
+    for pid in children:
+        for procs in cgroups_of.get(pid, ()):
+            try:
+                with open(procs) as f:
+                    for line in f:
+                        try:
+                            os.kill(int(line), signal.SIGKILL)
+                        except (ProcessLookupError, ValueError):
+                            pass
+            except OSError:
+                pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        for procs in cgroups_of.get(pid, ()):
+            state = os.path.join(os.path.dirname(procs), "freezer.state")
+            if os.path.exists(state):
+                try:
+                    with open(state, "w") as f:
+                        f.write("THAWED")
+                except OSError:
+                    pass
 
 
 def _reap(ctrl: socket.socket, children: set) -> None:

@@ -1,0 +1,65 @@
+"""A kill -9 of the server (issue 10 item 6): its environments die with it, and what a crash leaves behind never
+holds up the next start by more than a second or two.
+
+Needs cgroups (root on Linux); skipped, saying so, where the server runs without them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.server import create_python_function, wait_until
+
+FREEZER = Path("/sys/fs/cgroup/freezer/lambdad")
+
+
+def server_cgroups(pid: int) -> list[Path]:
+    return list(FREEZER.glob(f"{pid}-*"))
+
+
+def tasks_in(server_dirs: list[Path]) -> list[int]:
+    pids: list[int] = []
+    for server_dir in server_dirs:
+        for procs in server_dir.glob("*/cgroup.procs"):
+            try:
+                pids += [int(x) for x in procs.read_text().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def with_environments(fresh_server, data: Path, count: int):
+    srv = fresh_server(data_dir=data)
+    if not any("isolation: on  cgroups" in line for line in srv.output):
+        pytest.skip("the server runs without cgroups here: " + "".join(l for l in srv.output if "cgroups" in l))
+    lam = srv.client()
+    for i in range(count):
+        create_python_function(lam, f"f{i}", "def handler(e, c):\n    return 1\n")
+        lam.invoke(FunctionName=f"f{i}")
+    time.sleep(0.3)  # idle, so frozen
+    dirs = server_cgroups(srv.proc.pid)
+    assert len(tasks_in(dirs)) >= count
+    return srv, dirs
+
+
+def test_environments_die_with_their_server(fresh_server, tmp_path):
+    srv, dirs = with_environments(fresh_server, tmp_path / "data", 12)
+    srv.stop(signal.SIGKILL)  # the server alone: its fork servers see it go
+    assert wait_until(lambda: not tasks_in(dirs), 5), tasks_in(dirs)
+
+
+def test_a_restart_after_a_crash_is_not_held_up(fresh_server, tmp_path):
+    data = tmp_path / "data"
+    srv, dirs = with_environments(fresh_server, data, 12)
+    os.killpg(srv.proc.pid, signal.SIGKILL)  # the server and its fork servers: nothing cleans up
+    srv.stop(signal.SIGKILL)
+    assert tasks_in(dirs)  # left behind, frozen
+    t0 = time.monotonic()
+    again = fresh_server(data_dir=data)
+    assert time.monotonic() - t0 < 4.5, "".join(again.output)
+    assert wait_until(lambda: not tasks_in(dirs) and not any(d.exists() for d in dirs), 5)
+    assert again.client().invoke(FunctionName="f0")["StatusCode"] == 200
