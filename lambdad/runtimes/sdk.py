@@ -1,10 +1,11 @@
 """The AWS SDK for Python that Lambda's Python runtimes ship: boto3 and what it imports, taken from the server's
-own installation (boto3 is a dependency of lambdad's test extra and of most set-ups; when it is absent the
-runtimes simply have no SDK, as the log says).
+own installation (boto3 is a dependency of lambdad; were it missing, the runtimes would have no SDK, as the log
+says).
 
-A fork server imports it once (so a function's ``import boto3`` costs nothing at cold start) from the directory
-these packages live in; a jailed environment sees exactly these packages there, read-only, and nothing else of
-the server's site-packages. It goes last on ``sys.path``: a function that bundles its own boto3 gets its own.
+A Python fork server shows these packages at /var/runtime/<package> and imports them once from there (so a
+function's ``import boto3`` costs nothing at cold start); a jailed environment sees exactly these packages there,
+read-only, and nothing else of the server's site-packages (see ``forkserver._stage_sdk``). It goes last on
+``sys.path``: a function that bundles its own boto3 gets its own.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def main() -> None:
         runtime = _load("_lambdad_bootstrap", os.path.join(_PYTHON_RUNTIME, "bootstrap.py"))
         runtime.prepare()
         if len(sys.argv) > 3:
-            _preload_sdk(sys.argv[3])
+            _preload_sdk(sys.argv[3], sys.argv[4:], jail)
     # Everything imported so far is shared with every environment, copy-on-write. Move it out of the garbage
     # collector's reach: a collection in an environment would otherwise write to (and so copy) every page of it.
     gc.collect()
@@ -126,9 +126,14 @@ def main() -> None:
 _SDK_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six", "certifi")
 
 
-def _preload_sdk(site_dir: str) -> None:
-    """Import boto3 once, so that every environment forked from here has it for free (copy-on-write)."""
-    sys.path.append(site_dir)
+SDK_DIR = "/var/runtime"  # where Lambda's Python runtimes keep boto3, and where jailed functions find it
+
+
+def _preload_sdk(site_dir: str, packages: list, jail) -> None:
+    """Import boto3 once, so that every environment forked from here has it for free (copy-on-write): from
+    /var/runtime where this fork server can jail (``_stage_sdk``), else from the server's own ``site_dir``."""
+    staged = _stage_sdk(packages, jail) if packages and jail is not None and os.geteuid() == 0 else None
+    sys.path.append(staged or site_dir)
     try:
         import boto3  # noqa: F401
         import boto3.session  # noqa: F401
@@ -136,6 +141,30 @@ def _preload_sdk(site_dir: str) -> None:
     except Exception as exc:  # e.g. a boto3 too new for this interpreter: functions just import it themselves
         sys.stderr.write(f"lambdad fork server: boto3 not preloaded under Python {sys.version.split()[0]}: {exc}\n")
         _forget_sdk()
+
+
+def _stage_sdk(packages: list, jail) -> "str | None":
+    """Show the SDK's packages at /var/runtime/<package>, in a mount namespace of this fork server's own (private:
+    nothing of it reaches the host, which keeps at most an empty /var/runtime directory as a mount point), so that
+    what is imported here carries the paths a jailed function sees (its jail binds each /var/runtime/<package>),
+    never the server's own paths (a server installed under /tmp would have its SDK hidden by each function's
+    own /tmp). Returns the directory, or None when it could not be done (the server's paths are used then)."""
+    try:
+        os.makedirs(SDK_DIR, exist_ok=True)
+        jail._unshare(jail.CLONE_NEWNS)
+        jail._mount(None, "/", None, jail.MS_REC | jail.MS_PRIVATE)
+        jail._mount("tmpfs", SDK_DIR, "tmpfs", jail.MS_NOSUID | jail.MS_NODEV, "mode=755,size=64k")
+        for path in packages:
+            target = os.path.join(SDK_DIR, os.path.basename(path))
+            if os.path.isdir(path):
+                os.mkdir(target)
+            else:
+                open(target, "x").close()
+            jail._mount(path, target, None, jail.MS_BIND)
+    except OSError as exc:
+        sys.stderr.write(f"lambdad fork server: the SDK stays at the server's paths ({exc})\n")
+        return None
+    return SDK_DIR
 
 
 def _forget_sdk() -> None:

@@ -40,6 +40,7 @@ from typing import Mapping
 from lambdad.runtimes.registry import RUNTIME_DIR, TASK_ROOT, Entrypoint, RuntimeSpec
 from lambdad.runtimes.sdk import PythonSdk
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
+from lambdad.sandbox.forkserver import SDK_DIR
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
 from lambdad.sandbox.zygote import SpawnError, Zygote
@@ -248,7 +249,7 @@ class Launcher:
         key = interpreter, mode = runtime.fork_server
         zygote = self._zygotes.get(key)
         if zygote is None:
-            args = (self._sdk.site_dir,) if self._sdk is not None and mode == "python" else ()
+            args = tuple(self._sdk.as_args()) if self._sdk is not None and mode == "python" else ()
             zygote = self._zygotes[key] = Zygote(interpreter, mode, self._on_exit, args)
         return zygote
 
@@ -401,7 +402,11 @@ class Launcher:
                                exec_status_fd=slot.exec_status_fd)
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
-        return self._sdk.paths if self._sdk is not None and runtime.family == "python" else ()
+        """The SDK's packages as the Python fork server shows them (forkserver.SDK_DIR), never at the server's
+        own paths."""
+        if self._sdk is None or runtime.family != "python":
+            return ()
+        return tuple(f"{SDK_DIR}/{os.path.basename(path)}" for path in self._sdk.paths)
 
     def _runtime_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         """The interpreter's own prefix (a pyenv Python, a node outside /usr), read-only at the same path."""
