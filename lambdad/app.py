@@ -57,6 +57,7 @@ from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
 from lambdad.sandbox.launcher import Containment, Launcher, probe_jail, write_etc_files
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.sandbox.scratch import ScratchPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.sqlite import AsyncEvent, SqliteStore
@@ -130,7 +131,8 @@ class LambdadApp:
         isolated = s.isolation == "auto"
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id) if isolated else None
         jail = await asyncio.to_thread(probe_jail) if isolated else {"error": "turned off by LAMBDAD_ISOLATION=none"}
-        containment = Containment(cgroups=self.cgroups is not None, jail=jail)
+        containment = Containment(cgroups=self.cgroups is not None, jail=jail,
+                                  scratch_error=ScratchPool.available() if isolated else "turned off")
         if not containment.jailed:
             log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
         self.launcher = Launcher(
@@ -138,6 +140,7 @@ class LambdadApp:
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
             etc_files=write_etc_files(str(self.run_dir)),
             prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
+            scratch_dir=str(self.run_dir / "scratch"),
         )
         if self.launcher.prewarm_size:
             log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)

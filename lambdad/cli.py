@@ -99,7 +99,9 @@ def doctor() -> None:
     cgroups = CgroupRoot.probe(f"doctor-{uuid.uuid4().hex[:8]}")
     if cgroups is not None:
         cgroups.remove()
-    containment = Containment(cgroups=cgroups is not None, jail=probe_jail())
+    from lambdad.sandbox.scratch import ScratchPool
+
+    containment = Containment(cgroups=cgroups is not None, jail=probe_jail(), scratch_error=ScratchPool.available())
     for line in _containment_lines(containment):
         click.echo(line)
     click.echo("environments are " + ("jailed" if containment.jailed else

@@ -982,6 +982,9 @@ class Environment:
             self._close_exec_status()
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
+            if proc.scratch_fd >= 0:  # its /tmp: the loop device clears itself once the jail's mount is gone
+                os.close(proc.scratch_fd)
+                proc.scratch_fd = -1
         await self._api.aclose()
         if self._telemetry is not None:
             await self._telemetry.aclose()

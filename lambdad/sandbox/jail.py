@@ -16,7 +16,7 @@ Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies
    path (a symlink is copied as a symlink and its target bound); ``ro_mounts`` likewise at their own places;
    ``masks`` (/etc/shadow, /etc/gshadow...) covered by an empty, unreadable file; the code read-only at /var/task,
    layers read-only at /opt (for a pre-started slot, both empty directories: ``attach`` mounts them later); a fresh
-   tmpfs /tmp of ``tmp_size_mb``; a fresh /proc; a minimal /dev (null, zero, full, random, urandom, tty, fd and std*
+   /tmp: the ext4 ``tmp_device`` (disk, EphemeralStorage MB) or else a tmpfs of ``tmp_size_mb``; a fresh /proc; a minimal /dev (null, zero, full, random, urandom, tty, fd and std*
    links, a tmpfs /dev/shm); then the root itself remounted read-only.
    Read-only binds are bound, then remounted MS_RDONLY|MS_NOSUID|MS_NODEV (never MS_NOEXEC: code runs there);
 5. pivot_root into it and detach the old root: nothing else of the host is reachable;
@@ -101,7 +101,8 @@ class JailSpec:
     root_dir: str  # an empty host directory, one per environment: the jail's root is built on a tmpfs there
     task_root: Optional[str]  # the function's code on the host -> /var/task, read-only; None: a slot's empty /var/task
     opt_dir: Optional[str] = None  # layers on the host -> /opt, read-only (an empty /opt when None)
-    tmp_size_mb: int = 512  # a fresh tmpfs /tmp of this size (EphemeralStorage)
+    tmp_size_mb: int = 512  # a fresh tmpfs /tmp of this size (EphemeralStorage), when there is no tmp_device
+    tmp_device: Optional[str] = None  # a formatted ext4 block device (sandbox/scratch.py) mounted at /tmp instead
     shm_size_mb: int = 64  # a tmpfs /dev/shm of this size; 0: none
     ro_binds: Tuple[str, ...] = DEFAULT_RO_BINDS  # host paths shown read-only at the same path; missing ones skipped
     ro_mounts: Tuple[Tuple[str, str], ...] = ()  # (host path, path inside) shown read-only; missing hosts skipped
@@ -600,7 +601,11 @@ def _build_root(spec: JailSpec) -> None:
             else:
                 _path(root, inside, "dir")
         tmp = _path(root, "/tmp", "dir")
-        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.tmp_size_mb}m")  # type: ignore
+        if spec.tmp_device:  # disk, sized by EphemeralStorage, owned by the sandbox user
+            _mount(spec.tmp_device, tmp, "ext4", MS_NOSUID | MS_NODEV, None)  # type: ignore
+            os.rmdir(os.path.join(tmp, "lost+found"))  # type: ignore
+        else:
+            _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.tmp_size_mb}m")  # type: ignore
         if spec.proc:
             _mount("proc", _path(root, "/proc", "dir"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # type: ignore
         if spec.dev:

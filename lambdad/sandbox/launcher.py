@@ -42,6 +42,7 @@ from lambdad.runtimes.sdk import PythonSdk
 from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.forkserver import SDK_DIR
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
+from lambdad.sandbox.scratch import Scratch, ScratchPool
 from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
@@ -61,6 +62,7 @@ class Containment:
 
     cgroups: bool
     jail: Mapping[str, bool | str] = field(default_factory=dict)  # probe results: a bool per protection, reasons
+    scratch_error: str | None = "not probed"  # why /tmp cannot be disk-backed here (None: it can)
 
     def describe(self) -> list[tuple[str, bool, str]]:
         rows = [
@@ -73,6 +75,9 @@ class Containment:
             why = str(self.jail.get(f"{name}_error") or self.jail.get("error")
                       or "needs root (CAP_SYS_ADMIN) and kernel support")
             rows.append((what, ok, why))
+        rows.append(("disk-backed /tmp of EphemeralStorage MB (ext4 on a loop device), not charged as memory",
+                     self.jailed and self.scratch_error is None,
+                     self.scratch_error or "needs the jail (a tmpfs /tmp instead, counted as the function's memory)"))
         return rows
 
     @property
@@ -132,6 +137,7 @@ class LaunchedProcess:
     # starts with (no TCP connect, no loopback TCP on every exchange; AWS_LAMBDA_RUNTIME_API still works)
     runtime_api_socket: socket.socket | None = None
     exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
+    scratch_fd: int = -1  # the server's hold on its disk-backed /tmp (sandbox/scratch.py): closed once it is gone
 
 
 SANDBOX_USER = "sbx_user1051"  # the name Lambda's sandbox user goes by
@@ -218,7 +224,7 @@ class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
                  private_network: bool = False, etc_files: Mapping[str, str] | None = None, prewarm_size: int = 0,
-                 slot_dir: str | None = None, idle_timeout: float = 600.0) -> None:
+                 slot_dir: str | None = None, idle_timeout: float = 600.0, scratch_dir: str | None = None) -> None:
         self._cgroups = cgroup_root
         # the host's /etc/hosts plus ``127.0.0.1 sandbox.localdomain`` (the Telemetry API's destination host),
         # shown read-only at /etc/hosts in the jail
@@ -227,6 +233,8 @@ class Launcher:
         # the environment opens inside its namespace
         self.private_network = private_network and jailed
         self._sdk = python_sdk
+        self._scratch = (ScratchPool(scratch_dir, (SANDBOX_UID, SANDBOX_GID))
+                         if jailed and scratch_dir is not None and containment.scratch_error is None else None)
         self.containment = containment
         self.jailed = jailed
         self.cpu_proportional = cpu_proportional
@@ -282,6 +290,7 @@ class Launcher:
         cgroup = None
         if self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
+        scratch = await self._scratch_for(request.tmp_mb)
         with _ChildFds() as passed:
             try:
                 read_fd = passed.pipe("output")
@@ -295,7 +304,7 @@ class Launcher:
                     "env": dict(request.environment),
                     "cgroup_procs": cgroup.procs_files() if cgroup is not None else [],
                     "jail": self._jail_spec(request.runtime, request.root_dir, request.task_root, request.opt_dir,
-                                            request.tmp_mb, request.env_id) if self.jailed else None,
+                                            request.tmp_mb, request.env_id, scratch) if self.jailed else None,
                     "fd_names": passed.names,
                     "argv": list(entry.argv),
                     "candidates": list(entry.candidates),
@@ -303,6 +312,8 @@ class Launcher:
                 pid = await self._zygote(request.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
+                if scratch is not None:
+                    self._scratch.release(scratch)  # type: ignore[union-attr]
                 if cgroup is not None:
                     await asyncio.to_thread(cgroup.remove)
                 raise
@@ -311,7 +322,14 @@ class Launcher:
         if status_r >= 0:
             os.set_blocking(status_r, False)
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
-                               listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_socket)
+                               listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_socket,
+                               scratch_fd=scratch.fd if scratch is not None else -1)
+
+    async def _scratch_for(self, tmp_mb: int) -> Scratch | None:
+        """A disk-backed /tmp for a jailed environment or slot, where this machine can make one."""
+        if self._scratch is None or not self.jailed:
+            return None
+        return await self._scratch.take(tmp_mb)
 
     def _exit_future(self, pid: int) -> asyncio.Future[int]:
         exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -348,6 +366,7 @@ class Launcher:
             os.rmdir(directory)
             raise
         env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
+        scratch = await self._scratch_for(key.tmp_mb)
         with _ChildFds() as passed:
             try:
                 output_r = passed.pipe("output")
@@ -357,7 +376,7 @@ class Launcher:
                     "env": env,
                     "cgroup_procs": cgroup.procs_files(),
                     "jail": self._jail_spec(key.runtime, os.path.join(directory, "root"), None, None, key.tmp_mb,
-                                            slot_id),
+                                            slot_id, scratch),
                     "fd_names": passed.names,
                     "argv": list(key.argv),
                     "candidates": [],
@@ -365,13 +384,16 @@ class Launcher:
                 pid = await self._zygote(key.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
+                if scratch is not None:
+                    self._scratch.release(scratch)  # type: ignore[union-attr]
                 await asyncio.to_thread(cgroup.remove)
                 os.rmdir(directory)
                 raise
             passed.keep()
         os.set_blocking(output_r, False)
         os.set_blocking(status_r, False)
-        slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory)
+        slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory,
+                    scratch_fd=scratch.fd if scratch is not None else -1)
         if key.argv:
             try:
                 await _exec_done(slot)
@@ -398,8 +420,10 @@ class Launcher:
         os.write(slot.assignment_fd, json.dumps(assignment).encode())  # a few KB: within the pipe's buffer
         os.close(slot.assignment_fd)
         slot.assignment_fd = -1
-        return LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
-                               exec_status_fd=slot.exec_status_fd)
+        process = LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
+                                  exec_status_fd=slot.exec_status_fd, scratch_fd=slot.scratch_fd)
+        slot.scratch_fd = -1  # the environment's now
+        return process
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:
         """The SDK's packages as the Python fork server shows them (forkserver.SDK_DIR), never at the server's
@@ -414,7 +438,7 @@ class Launcher:
         return (prefix,) if prefix else ()
 
     def _jail_spec(self, runtime: RuntimeSpec, root_dir: str, task_root: str | None, opt_dir: str | None,
-                   tmp_mb: int, env_id: str) -> str:
+                   tmp_mb: int, env_id: str, scratch: Scratch | None = None) -> str:
         """The jail of an environment; a slot's has no ``task_root`` and no ``opt_dir`` yet."""
         os.makedirs(root_dir, mode=0o700, exist_ok=True)
         spec = JailSpec(
@@ -422,6 +446,7 @@ class Launcher:
             task_root=task_root,
             opt_dir=opt_dir,
             tmp_size_mb=tmp_mb,
+            tmp_device=scratch.device if scratch is not None else None,
             ro_binds=DEFAULT_RO_BINDS + self._runtime_binds(runtime) + self._sdk_binds(runtime),
             ro_mounts=(((runtime.runtime_dir, RUNTIME_DIR),) if runtime.runtime_dir else ())
             + tuple((host, inside) for inside, host in self._etc_files.items()),
@@ -437,6 +462,8 @@ class Launcher:
     async def aclose(self) -> None:
         if self._prewarm is not None:
             await self._prewarm.aclose()  # before the fork servers: their exit reports end the slots' waits
+        if self._scratch is not None:
+            await self._scratch.aclose()
         await asyncio.gather(*(z.aclose() for z in self._zygotes.values()), return_exceptions=True)
         self._zygotes.clear()
         for future in self._exits.values():

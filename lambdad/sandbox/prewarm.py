@@ -79,6 +79,7 @@ class Slot:
     exec_status_fd: int  # a custom runtime's exec status pipe (see ``launcher.LaunchedProcess``); -1 for Node
     exited: asyncio.Future[int]
     directory: str  # on the host, holding the (empty) directory the jail built its root on
+    scratch_fd: int = -1  # the server's hold on the slot's disk-backed /tmp (sandbox/scratch.py), if it has one
     assigned: bool = False
 
 
@@ -244,7 +245,7 @@ def _kill(slot: Slot) -> None:
 
 
 def _close_fds(slot: Slot) -> None:
-    for name in ("output_fd", "assignment_fd", "exec_status_fd"):
+    for name in ("output_fd", "assignment_fd", "exec_status_fd", "scratch_fd"):
         fd = getattr(slot, name)
         if fd >= 0:
             os.close(fd)
