@@ -43,6 +43,7 @@ _LOOP_SET_STATUS64 = 0x4C04
 _LO_FLAGS_AUTOCLEAR = 4
 _STATUS64 = struct.Struct("=QQQQQIIII64s64s32s2Q")  # struct loop_info64
 _FLAGS_FIELD = 8  # lo_flags' index in _STATUS64
+_REFILL_DELAY = 0.2  # seconds after a take
 
 
 @dataclass
@@ -78,9 +79,10 @@ class ScratchPool:
     async def take(self, size_mb: int) -> Scratch:
         ready = self._ready.get(size_mb)
         scratch = ready.pop() if ready else None
-        self._refill(size_mb)
         if scratch is None:
             scratch = await asyncio.to_thread(self._make, size_mb)
+        # refilled a moment later: not while the cold start that took this one is still using both cores
+        asyncio.get_running_loop().call_later(_REFILL_DELAY, self._refill, size_mb)
         return scratch
 
     def release(self, scratch: Scratch) -> None:
