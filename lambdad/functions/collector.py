@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from lambdad.functions.layers import LayerService, opt_key
+from lambdad.periodic import Periodic
 from lambdad.functions.service import FunctionService
 
 __all__ = ["CodeCollector"]
@@ -41,18 +42,14 @@ class CodeCollector:
         self._layers = layers
         self._blobs, self._tasks, self._opt = blobs, tasks, opt
         self._in_use = in_use  # the trees live environments run from (host paths)
-        self._interval = interval
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("code-collector", self._round, interval, settle=_SETTLE_SECONDS)
 
     def start(self) -> None:
-        self._wake.set()  # a first round at once
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="code-collector")
+        self._job.start(at_once=True)  # what a crash left behind goes first
 
     def request(self) -> None:
         """Something may have released code: collect soon."""
-        self._wake.set()
+        self._job.wake()
 
     def _referenced(self) -> tuple[set[str], set[str], set[str]] | None:
         """Blob keys, code tree names and /opt tree names to keep; None while a write is in progress."""
@@ -82,29 +79,13 @@ class CodeCollector:
             log.info("code collector: %d unreferenced blobs and trees removed", removed)
         return removed
 
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            if self._closing:
-                return
-            await asyncio.sleep(_SETTLE_SECONDS)
-            try:
-                if await self.collect() is None:
-                    self._wake.set()  # a write was in progress: again after the settle time
-            except Exception:  # a failed round is tried again next time; it must not end the task
-                log.exception("code collector: round failed")
+    async def _round(self) -> bool:
+        """A round; True when a write in progress made it wait (so another follows soon)."""
+        return await self.collect() is None
 
     async def aclose(self) -> None:
-        """Stop; a round in progress finishes (its deletions are in a thread, which a cancellation would not stop)."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        """Stop; a round in progress finishes (its deletions run in a thread a cancellation would not stop)."""
+        await self._job.aclose()
 
 
 def _remove_unreferenced(blobs: Path, tasks: Path, opt: Path, keep_blobs: set[str], keep_tasks: set[str],

@@ -8,10 +8,10 @@ oldest of its lines go. The defaults are in docs/security.md ("Logs"); every tri
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
+from lambdad.periodic import Periodic
 from lambdad.store.sqlite import SqliteStore
 
 __all__ = ["LogRetention"]
@@ -26,50 +26,27 @@ class LogRetention:
         self._max_age = max_age_seconds
         self._group_bytes = group_bytes
         self._total_bytes = total_bytes
-        self._interval = min(interval, max(max_age_seconds / 2, 0.5))
         self._soon_after = max(group_bytes // 4, 1)  # bytes written since the last trim that call for one now
         self._written = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._job = Periodic("log-retention", self.trim, min(interval, max(max_age_seconds / 2, 0.5)))
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-retention")
+        self._job.start()
 
     def written(self, n: int) -> None:
         """The log sink wrote ``n`` bytes of messages."""
         self._written += n
         if self._written >= self._soon_after:
-            self._wake.set()
+            self._job.wake()
 
-    async def trim(self) -> int:
+    async def trim(self) -> None:
         self._written = 0
         cutoff = int((time.time() - self._max_age) * 1000)
         deleted = await self._store.trim_logs(cutoff, self._group_bytes, self._total_bytes)
         if deleted:
             log.info("log retention: %d log events deleted (older than %.0f s, or past %d bytes per function or "
                      "%d bytes in all)", deleted, self._max_age, self._group_bytes, self._total_bytes)
-        return deleted
-
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            if self._closing:
-                return
-            try:
-                await self.trim()
-            except Exception:  # a failed trim is tried again next time; it must not end the task
-                log.exception("log retention: trim failed")
 
     async def aclose(self) -> None:
-        """Stop. Not cancelled: a trim in progress finishes its transaction (a cancellation inside a COMMIT could
-        leave it half done), then the task ends."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        """Stop; a trim in progress finishes its transaction first (``Periodic``)."""
+        await self._job.aclose()

@@ -7,11 +7,11 @@ within about 0.2 s of being printed: that is all a kill -9 of the server can los
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Callable
 
+from lambdad.periodic import Periodic
 from lambdad.store.sqlite import LogEvent, SqliteStore
 
 __all__ = ["LogSink"]
@@ -27,18 +27,16 @@ class LogSink:
         self._interval = interval
         self._batch = batch
         self._pending: list[LogEvent] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._writer = Periodic("log-sink", self.flush, interval)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-sink")
+        self._writer.start()
 
     def emit(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None:
         ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         self._pending.append(LogEvent(group, stream, ts, message))
         if len(self._pending) >= self._batch:
-            self._wake.set()
+            self._writer.wake()
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -51,21 +49,8 @@ class LogSink:
             if self._on_written is not None:
                 self._on_written(sum(len(e.message) for e in batch))
 
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            await self.flush()
-
     async def aclose(self) -> None:
         """Write what is pending and stop. The writer is not cancelled: a cancellation in the middle of a write
         could lose its batch; it is told to stop, finishes the write it is in, and a last flush follows."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await self._writer.aclose()
         await self.flush()
