@@ -299,6 +299,8 @@ class _Connection(asyncio.Protocol):
         server.buffered += n
         self._held += n
         self._body.append(body)
+        if self._chunked and self.deadline is not None:  # no length to plan for: each chunk buys its time at min_rate
+            self.deadline += n / server.limits.min_rate
 
     def on_message_complete(self) -> None:
         self._in_body = False
