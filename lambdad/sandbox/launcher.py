@@ -226,9 +226,9 @@ class Launcher:
                  private_network: bool = False, etc_files: Mapping[str, str] | None = None, prewarm_size: int = 0,
                  slot_dir: str | None = None, idle_timeout: float = 600.0, scratch_dir: str | None = None) -> None:
         self._cgroups = cgroup_root
-        # the host's /etc/hosts plus ``127.0.0.1 sandbox.localdomain`` (the Telemetry API's destination host),
-        # shown read-only at /etc/hosts in the jail
-        self._etc_files = dict(etc_files or {})  # path inside -> file on the host, shown read-only
+        # /etc/hosts, /etc/passwd and /etc/group as environments see them (``write_etc_files``): path inside ->
+        # file on the host, shown read-only in the jail
+        self._etc_files = dict(etc_files or {})
         # with a network namespace per environment: no network at all, the Runtime API comes in by a listener
         # the environment opens inside its namespace
         self.private_network = private_network and jailed
