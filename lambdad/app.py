@@ -261,6 +261,9 @@ class LambdadApp:
         return self.port
 
     async def aclose(self) -> None:
+        """Stop everything, in order. Every step runs even when one before it failed (the failure is logged):
+        a stop must never leave environments, cgroups or the data dir lock behind because, say, the log sink
+        could not flush."""
         steps = [
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
@@ -273,9 +276,15 @@ class LambdadApp:
         ]
         for what, close in steps:
             started = time.monotonic()
-            await close()
+            try:
+                await close()
+            except Exception:
+                log.exception("shutdown: closing the %s failed; going on", what)
+                continue
             log.info("shutdown: %s closed in %.3f s", what, time.monotonic() - started)
-        if self.cgroups is not None:
-            await asyncio.to_thread(self.cgroups.remove)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        self._lock.release()
+        try:
+            if self.cgroups is not None:
+                await asyncio.to_thread(self.cgroups.remove)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        finally:
+            self._lock.release()
