@@ -603,7 +603,6 @@ def _build_root(spec: JailSpec) -> None:
         tmp = _path(root, "/tmp", "dir")
         if spec.tmp_device:  # disk, sized by EphemeralStorage, owned by the sandbox user
             _mount(spec.tmp_device, tmp, "ext4", MS_NOSUID | MS_NODEV, None)  # type: ignore
-            os.rmdir(os.path.join(tmp, "lost+found"))  # type: ignore
         else:
             _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.tmp_size_mb}m")  # type: ignore
         if spec.proc:
