@@ -2,8 +2,9 @@
 
 Every request gets a request id (``x-amzn-RequestId``). Unsigned or wrongly signed requests are refused before
 routing; the signing key's principal is carried in the ``RequestContext``, and an operation that principal may
-not call is refused before its body is parsed (``api/access.py``). Operations are looked up by name in ``Operations``; a modelled operation that lambdad does not implement
-yet answers 501 NotImplementedException, saying so.
+not call is refused before its body is parsed (``api/access.py``). Operations are looked up by name in the handler
+table the app passes in; a modelled operation that lambdad does not implement yet answers 501
+NotImplementedException, saying so.
 """
 
 from __future__ import annotations

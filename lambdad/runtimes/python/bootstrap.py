@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # typing is not imported at run time: it costs milliseconds o
 
 __all__ = [
     "prepare", "init_function", "fail_init", "serve", "main",
-    "RuntimeClient", "RuntimeAPIError", "InitError", "LambdaContext",
+    "RuntimeClient", "RuntimeApiUnreachable", "InitError", "LambdaContext",
 ]
 
 _API = "/2018-06-01/runtime"
@@ -69,7 +69,7 @@ _UNHANDLED_WARNING = (
 
 # --------------------------------------------------------------------------------------------------- errors
 
-class RuntimeAPIError(Exception):
+class RuntimeApiUnreachable(Exception):
     """The Runtime API could not be reached, or answered ``GET next`` with an unexpected status."""
 
 
@@ -145,13 +145,13 @@ class RuntimeClient:
 
     ``http.client`` would cost tens of milliseconds of imports (email, ssl, socket/enum) at every cold start; the
     Runtime API needs none of it. A reused connection that turns out to be closed is reopened and the request sent
-    once more; any other failure raises RuntimeAPIError.
+    once more; any other failure raises RuntimeApiUnreachable.
     """
 
     def __init__(self, address: str, connected_fd: int | None = None) -> None:
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
-            raise RuntimeAPIError(f"AWS_LAMBDA_RUNTIME_API must be host:port, not {address!r}")
+            raise RuntimeApiUnreachable(f"AWS_LAMBDA_RUNTIME_API must be host:port, not {address!r}")
         self.address = address
         self._host = host[1:-1] if host.startswith("[") else host
         self._port = int(port)
@@ -178,7 +178,7 @@ class RuntimeClient:
         if not status:
             status, headers, body = self._call("GET", _API + "/invocation/next")
         if status != 200:
-            raise RuntimeAPIError(f"GET invocation/next answered {status}: {body[:300]!r}")
+            raise RuntimeApiUnreachable(f"GET invocation/next answered {status}: {body[:300]!r}")
         return Invocation(headers, body)
 
     def post_response(self, request_id: str, body: bytes, content_type: str = "application/json") -> None:
@@ -234,7 +234,7 @@ class RuntimeClient:
             except (OSError, _Disconnected) as exc:
                 self.close()
                 if not (reused and attempt == 1):
-                    raise RuntimeAPIError(f"{method} {path} to {self.address} failed: {exc!r}") from exc
+                    raise RuntimeApiUnreachable(f"{method} {path} to {self.address} failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def _connect(self) -> Any:
@@ -849,7 +849,7 @@ def fail_init(client: RuntimeClient, error: InitError) -> NoReturn:
     _flush_stdio()
     try:
         client.post_init_error(error.error, codec.dumps(error.error).encode("utf-8"))
-    except RuntimeAPIError as exc:
+    except RuntimeApiUnreachable as exc:
         sys.stderr.write(f"lambdad runtime: {exc}\n")
     sys.exit(1)
 
@@ -877,7 +877,7 @@ def _invoke(handler: Handler, invocation: Invocation, function: FunctionInfo, co
 
 
 def serve(client: RuntimeClient, handler: Handler) -> NoReturn:
-    """The invocation loop. Returns only by raising (RuntimeAPIError when the Runtime API is gone)."""
+    """The invocation loop. Returns only by raising (RuntimeApiUnreachable when the Runtime API is gone)."""
     environ = os.environ
     function = FunctionInfo(environ)
     codec = _json_for(environ)
@@ -923,7 +923,7 @@ def main() -> None:
     environ = os.environ
     try:
         client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""), RUNTIME_API_FD)
-    except RuntimeAPIError as exc:
+    except RuntimeApiUnreachable as exc:
         sys.stderr.write(f"lambdad runtime: {exc}\n")
         sys.exit(1)
     try:
@@ -932,7 +932,7 @@ def main() -> None:
         fail_init(client, error)
     try:
         serve(client, handler)
-    except RuntimeAPIError as exc:
+    except RuntimeApiUnreachable as exc:
         _flush_stdio()
         sys.stderr.write(f"lambdad runtime: {exc}\n")
         sys.exit(1)
