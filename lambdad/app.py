@@ -26,7 +26,7 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, body_limit, request_too_large
+from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, body_limit, request_too_busy, request_too_large
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
@@ -248,7 +248,7 @@ class LambdadApp:
         limits = Limits(max_connections=s.http_max_connections, max_buffered=s.http_buffer_mb * 1024 * 1024,
                         head_timeout=s.http_head_timeout_seconds, min_rate=s.http_min_rate_kb * 1024)
         self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
-                                body_limit=body_limit, precheck=precheck)
+                                body_limit=body_limit, precheck=precheck, too_busy=request_too_busy)
         self.port = await self._http.start(self.settings.host, self.settings.port)
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()

@@ -21,10 +21,12 @@ from lambdad.api.protocol import Router, parse_request, serialize_error, seriali
 from lambdad.auth.principals import Identity, Principal
 from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim
-from lambdad.errors import LambdaError, NotImplementedException, RequestTooLargeException, ServiceException
+from lambdad.errors import (LambdaError, NotImplementedException, RequestTooLargeException, ServiceException,
+                            TooManyRequestsException)
 from lambdad.ids import request_id
 
-__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large", "body_limit"]
+__all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large", "request_too_busy",
+           "body_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,14 @@ def request_too_large(limit: int) -> HttpResponse:
     operation = "the InvokeFunction operation" if limit in _INVOKE_LIMITS else "this operation"
     status, headers, body = serialize_error(
         RequestTooLargeException(f"Request must be smaller than {limit} bytes for {operation}"))
+    headers["x-amzn-RequestId"] = request_id()
+    return HttpResponse(status, body, tuple(headers.items()))
+
+
+def request_too_busy() -> HttpResponse:
+    """The answer to a request whose body does not fit in what the server may hold of all bodies at once
+    (``http_buffer_mb``): Lambda's throttling error, which SDKs retry after ``Retry-After``."""
+    status, headers, body = serialize_error(TooManyRequestsException("Rate Exceeded.", "CallerRateLimitExceeded"))
     headers["x-amzn-RequestId"] = request_id()
     return HttpResponse(status, body, tuple(headers.items()))
 

@@ -16,8 +16,10 @@ docs/security.md, "Limits of the API"):
 - a body over ``precheck_over`` bytes (or chunked) is not read until ``precheck(method, target, headers)`` has
   passed (the access key is known, the clock is right): reading pauses, ``100 Continue`` waits for it, and a
   refusal is answered without reading a byte of the body;
-- the bodies held by all connections together (received, not yet answered): at most ``max_buffered`` bytes; a
-  request that would go past it is refused (``too_busy``: 429, so SDKs retry);
+- the bodies held by all connections together (received, not yet answered): at most ``max_buffered`` bytes. A
+  body is counted by its Content-Length as soon as its head is read (and its precheck passed), so a request
+  that would go past the budget is refused before its client sends the body, and one admitted is never cut
+  off half-way; a chunked body is counted as it arrives. Refused: ``too_busy`` (429, so SDKs retry);
 - a request must arrive whole in time: its head within ``head_timeout`` seconds of its first byte, its body at
   ``min_rate`` bytes per second or better (a byte now and then does not keep it alive); past that 408;
 - at most ``max_connections`` connections: one more is answered 503 and closed. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the
@@ -240,9 +242,6 @@ class _Connection(asyncio.Protocol):
             return
         # the body must arrive at min_rate or better, and at least as fast as a head
         self.deadline = self.last_active + max(server.limits.head_timeout, (length or 0) / server.limits.min_rate)
-        if length is not None and server.buffered + length > server.limits.max_buffered:
-            self._refuse(server.too_busy())
-            return
         continue_wanted = self._expect is not None and self._expect.lower() == "100-continue" \
             and self._parser.get_http_version() == "1.1"
         if server.precheck is not None and (self._chunked or (length or 0) > server.limits.precheck_over):
@@ -250,15 +249,30 @@ class _Connection(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.pause_reading()
             self._admitting = asyncio.get_running_loop().create_task(
-                self._admit(self._admitting, method, target, list(self._headers), continue_wanted))
+                self._admit(self._admitting, method, target, list(self._headers), length, continue_wanted))
+            return
+        if length and not self._reserve(length):
             return
         if continue_wanted and self._transport is not None:
             self._transport.write(_CONTINUE)
 
+    def _reserve(self, length: int) -> bool:
+        """Count a body of ``length`` bytes against the server's budget before it is read (so that a request
+        that does not fit is refused before its client sends it, and one admitted is never cut off half-way);
+        False, and the request refused, when it does not fit."""
+        server = self._server
+        if server.buffered + length > server.limits.max_buffered:
+            self._refuse(server.too_busy())
+            return False
+        server.buffered += length
+        self._held += length
+        return True
+
     async def _admit(self, before: "asyncio.Task[None] | None", method: str, target: str,
-                     headers: list[tuple[str, str]], continue_wanted: bool) -> None:
+                     headers: list[tuple[str, str]], length: int | None, continue_wanted: bool) -> None:
         """Run the server's precheck on a request whose body is not read yet (after the one ``before`` it, when
-        one request's data brought another's head); then read it, or refuse it."""
+        one request's data brought another's head); then reserve its body's bytes and read it, or refuse it. A
+        request refused by the precheck never counted against the budget."""
         if before is not None:
             await before
         if self._transport is None or self._refused:
@@ -274,6 +288,8 @@ class _Connection(asyncio.Protocol):
             return
         if refusal is not None:
             self._refuse(refusal)
+            return
+        if length and not self._reserve(length):
             return
         if continue_wanted:
             self._transport.write(_CONTINUE)
@@ -292,15 +308,16 @@ class _Connection(asyncio.Protocol):
         if self._size > self._limit:
             self._refuse()
             return
-        server = self._server
-        if server.buffered + n > server.limits.max_buffered:
-            self._refuse(server.too_busy())
-            return
-        server.buffered += n
-        self._held += n
+        if self._chunked:  # no length to reserve ahead: each chunk is counted as it comes, and buys its time
+            server = self._server
+            if server.buffered + n > server.limits.max_buffered:
+                self._refuse(server.too_busy())
+                return
+            server.buffered += n
+            self._held += n
+            if self.deadline is not None:
+                self.deadline += n / server.limits.min_rate
         self._body.append(body)
-        if self._chunked and self.deadline is not None:  # no length to plan for: each chunk buys its time at min_rate
-            self.deadline += n / server.limits.min_rate
 
     def on_message_complete(self) -> None:
         self._in_body = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -143,13 +144,83 @@ def test_connections_are_capped(fresh_server):
     still_serves(srv)
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
 def test_buffered_bodies_are_budgeted(fresh_server):
-    srv = fresh_server(env={"LAMBDAD_HTTP_BUFFER_MB": "2"})
+    """A body is counted by its Content-Length as soon as its head arrives: one that does not fit beside those
+    already admitted is refused before its client sends it (Lambda's throttling error, which SDKs retry)."""
+    srv = fresh_server(env={"LAMBDAD_HTTP_BUFFER_MB": "8"})
     head, headers = signed(srv, "POST", "/2015-03-31/functions", body=b"")
-    headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-    status, response_headers, _ = answer_without_body(srv, raw(head, headers, [("Content-Length", str(3 << 20))]))
-    assert status == 429 and response_headers.get("retry-after") == "1"
+    announce = raw(head, [(n, v) for n, v in headers if n.lower() != "content-length"],
+                   [("Content-Length", str(5 << 20))])
+    with connect(srv) as first:  # admitted: holds 5 of the 8 MB while its body is awaited
+        first.sendall(announce)
+        time.sleep(0.3)
+        status, response_headers, body = answer_without_body(srv, announce)
+    assert status == 429 and response_headers.get("retry-after") == "1", body
+    assert response_headers["x-amzn-errortype"].startswith("TooManyRequestsException")
+    assert json.loads(body)["Reason"] == "CallerRateLimitExceeded"
+    time.sleep(0.3)  # the first closed without its body: its 5 MB are free again
+    status, _, _ = answer_without_body(srv, announce.replace(str(5 << 20).encode(), b"1") + b"{")
+    assert status == 403  # admitted (and its one-byte body's signature wrong)
     still_serves(srv)
+
+
+def test_many_slow_bodies_keep_memory_bounded(fresh_server):
+    """20 connections each send a 6 MB body (a known access key, a signature that will not verify) in small
+    pieces at once: the server holds no more than its budget of them (16 MB here), not 120 MB."""
+    srv = fresh_server(env={"LAMBDAD_HTTP_BUFFER_MB": "16"})
+    still_serves(srv)
+    before = rss_mb(srv.proc.pid)
+    size = 6 << 20
+    head, headers = signed(srv, "POST", "/2015-03-31/functions", body=b"")
+    announce = raw(head, [(n, v) for n, v in headers if n.lower() != "content-length"],
+                   [("Content-Length", str(size))])
+    answers: list[int] = []
+
+    def send() -> None:
+        with connect(srv) as sock:
+            try:
+                sock.sendall(announce)
+                for _ in range(size // (256 << 10)):
+                    sock.sendall(b"a" * (256 << 10))
+                    time.sleep(0.005)
+            except OSError:
+                pass  # refused: the server closed
+            answers.append(read_response(sock, bytearray())[0])
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for t in threads:
+        t.start()
+    peak = before
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, rss_mb(srv.proc.pid))
+        time.sleep(0.02)
+    assert sorted(set(answers)) == [403, 429] and len(answers) == 20, answers
+    assert peak - before < 50, (before, peak)  # 16 MB held, plus one body joined whole; was 120 MB and more
+    still_serves(srv)
+
+
+def test_slow_body_is_timed_out_as_a_whole(fresh_server):
+    """A body trickling a byte at a time gets its time from its size at the minimum rate, not a timer that each
+    byte resets."""
+    srv = fresh_server(env={"LAMBDAD_HTTP_HEAD_TIMEOUT_SECONDS": "1.5"})
+    with connect(srv) as sock:
+        sock.sendall(f"POST {LIST_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode())
+        t0 = time.monotonic()
+        try:
+            for _ in range(1000):
+                sock.sendall(b"a")
+                time.sleep(0.2)
+                if time.monotonic() - t0 > 6:
+                    break
+        except OSError:
+            pass
+        assert read_response(sock, bytearray())[0] == 408 and time.monotonic() - t0 < 5
+        assert closed(sock)
 
 
 def test_function_cannot_flood_its_runtime_api(server, lam, fname):
