@@ -29,7 +29,8 @@ lambdad's Python runtime does); a connection that closes while its ``GET /next``
 ``target.accepts_peer`` says its peer is one of the environment's own processes (other processes on the machine
 can reach the port too), or when the platform made it for the runtime (``adopt``: the Python runtime's
 socketpair). Errors the target raises (``RuntimeApiError``) become the API's own JSON errors,
-``{"errorMessage", "errorType"}``.
+``{"errorMessage", "errorType"}``; a body nested deeper than the target's JSON parser goes (``RecursionError``) is
+a 400, never an unanswered, dropped connection.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden"
             405: b"Method Not Allowed", 413: b"Payload Too Large", 431: b"Request Header Fields Too Large",
             500: b"Internal Server Error"}
 _ACCEPTED_BODY = b'{"status":"OK"}'
+_TOO_DEEP = "The request body is nested too deeply to parse"  # a target's JSON parser gave up (RecursionError)
 _MAX_HEAD = 64 * 1024  # a request's line and headers, counted as they arrive (a function is not trusted)
 _MAX_PENDING = 8  # requests of one connection read ahead before it stops reading
 _MAX_CONNECTIONS = 64  # open connections to one environment's endpoint (its runtime and extensions need a few)
@@ -317,6 +319,8 @@ class _Connection(asyncio.Protocol):
                 return _render(202, _ACCEPTED_BODY, close=close)
         except RuntimeApiError as exc:
             return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
+        except RecursionError:  # JSON nested deeper than the parser goes
+            return _render(400, _error_body("InvalidRequest", _TOO_DEEP), close=close)
         return _render(404, _error_body("InvalidRequest", f"Unknown Extensions API path: {request.path}"), close=close)
 
     def _answer_post(self, request: _Request) -> bytes:
@@ -331,6 +335,8 @@ class _Connection(asyncio.Protocol):
                 self._target.subscribe_telemetry(request.extension_id, request.body)
             except RuntimeApiError as exc:
                 return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
+            except RecursionError:
+                return _render(400, _error_body("InvalidRequest", _TOO_DEEP), close=close)
             return _render(200, b"OK", close=close)
         if not path.startswith(_PREFIX):
             return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)

@@ -244,3 +244,30 @@ def handler(event, context):
     out = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
     assert out["answer"].startswith("HTTP/1.1 431") and out["sent"] < (16 << 20), out  # socket buffers take a few MB
     assert json.loads(lam.invoke(FunctionName=fname)["Payload"].read())["answer"].startswith("HTTP/1.1 431")
+
+
+def test_function_deep_json_to_its_runtime_api_is_a_client_error(server, lam, fname):
+    """A function's own extension registration and telemetry subscription, nested 100,000 deep: a 400, not a
+    connection dropped without an answer."""
+    code = """
+import os, socket
+def handler(event, context):
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    deep = b"[" * 100000 + b"]" * 100000
+    answers = []
+    for head in (b"POST /2020-01-01/extension/register HTTP/1.1\\r\\nLambda-Extension-Name: x\\r\\n",
+                 b"PUT /2022-07-01/telemetry HTTP/1.1\\r\\n"):
+        s = socket.create_connection((host, int(port)))
+        s.settimeout(5)
+        s.sendall(head + b"Host: x\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(deep) + deep)
+        try:
+            answers.append(s.recv(200).decode("latin-1").split("\\r\\n")[0])
+        except OSError as exc:
+            answers.append(repr(exc))
+        s.close()
+    return answers
+"""
+    create_python_function(lam, fname, code, Timeout=30)
+    answers = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
+    assert answers[0].startswith("HTTP/1.1 400"), answers
+    assert answers[1].startswith("HTTP/1.1 4"), answers  # 400, or 403: no such extension
