@@ -22,8 +22,11 @@ docs/security.md, "Limits of the API"):
   off half-way; a chunked body is counted as it arrives. Refused: ``too_busy`` (429, so SDKs retry);
 - a request must arrive whole in time: its head within ``head_timeout`` seconds of its first byte, its body at
   ``min_rate`` bytes per second or better (a byte now and then does not keep it alive); past that 408;
-- at most ``max_connections`` connections: one more is answered 503 and closed. What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the
-largest, a code download, is read from disk off the event loop first).
+- at most ``max_connections`` connections: at the cap, the connection that has waited longest between requests
+  (or for its first) is closed to make room; when none waits, the new one is answered 503 and closed.
+
+What it does not do: TLS, HTTP/2, response streaming (responses are whole byte strings; the largest, a code
+download, is read from disk off the event loop first).
 
 A bare aiohttp server costs ~140–170 µs of CPU per request on this machine and this one ~70 µs (a bare
 ``asyncio.Protocol`` echo ~30 µs); an Invoke goes through it once (``benchmarks/breakdown.py``;
@@ -157,10 +160,11 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
-        if len(self._server._connections) >= self._server.limits.max_connections:
+        server = self._server
+        if len(server._connections) >= server.limits.max_connections and not server.evict_idle():
             self._fail(503, b"Too many connections.")
             return
-        self._server._connections.add(self)
+        server._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -398,6 +402,12 @@ class _Connection(asyncio.Protocol):
     def idle(self) -> bool:
         return self._running is None
 
+    @property
+    def waiting(self) -> bool:
+        """Open, between requests (or before its first): nothing of a request received, nothing to answer."""
+        return self._transport is not None and self._running is None and self.deadline is None \
+            and self._admitting is None and not self._in_body
+
 
 class HttpServer:
     """A listening HTTP server for ``app``. ``start`` binds it; ``aclose`` stops it gracefully."""
@@ -419,6 +429,7 @@ class HttpServer:
         self.now = time.monotonic
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._waiting: collections.deque[_Connection] = collections.deque()  # at the last sweep, longest first
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -428,10 +439,27 @@ class HttpServer:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return self._server.sockets[0].getsockname()[1]
 
+    def evict_idle(self) -> bool:
+        """Make room for a new connection at the cap by closing the one that has waited longest without a
+        request in progress (as nginx reuses its keep-alive connections): a client that holds connections open
+        and silent cannot lock others out, while connections with a request under way are never cut. Candidates
+        are those already waiting at the last sweep (so one connection costs O(1) here, not a scan); False when
+        there is none."""
+        while self._waiting:
+            victim = self._waiting.popleft()
+            if victim.waiting and victim in self._connections:
+                self._connections.discard(victim)  # its connection_lost comes a loop iteration later
+                assert victim._transport is not None
+                victim._transport.close()
+                victim._transport = None
+                return True
+        return False
+
     async def _sweep(self) -> None:
         """Answer 408 to requests that did not arrive whole by their deadline, and close connections that sent
         nothing for ``idle_timeout`` seconds while no request of theirs was being answered (checked every
-        second, not per request: the request path only notes the time)."""
+        second, not per request: the request path only notes the time). Notes the connections waiting between
+        requests, longest first, for ``evict_idle``."""
         while True:
             await asyncio.sleep(min(_SWEEP_SECONDS, self.idle_timeout / 3))
             now = self.now()
@@ -444,6 +472,11 @@ class HttpServer:
                     connection._fail(408, b"The request did not arrive in time.")
                 elif connection.idle and connection.last_active < cutoff:
                     connection._transport.close()
+            if len(self._connections) * 2 >= self.limits.max_connections:  # only near the cap is it needed
+                self._waiting = collections.deque(sorted((c for c in self._connections if c.waiting),
+                                                         key=lambda c: c.last_active))
+            elif self._waiting:
+                self._waiting = collections.deque()
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Stop listening, let requests being answered finish for up to ``timeout`` seconds, close everything."""

@@ -130,9 +130,12 @@ def test_slow_request_is_timed_out_as_a_whole(fresh_server):
 
 
 def test_connections_are_capped(fresh_server):
+    """Connections with a request under way are never cut: past the cap a new one is refused."""
     srv = fresh_server(env={"LAMBDAD_HTTP_MAX_CONNECTIONS": "4"})
     held = [connect(srv) for _ in range(4)]
-    time.sleep(0.2)
+    for sock in held:
+        sock.sendall(f"GET {LIST_PATH} HTTP/1.1\r\nHost: x\r\n".encode())  # a head, half sent
+    time.sleep(1.5)  # a sweep has seen them
     try:
         with connect(srv) as extra:
             extra.sendall(f"GET {LIST_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -142,6 +145,37 @@ def test_connections_are_capped(fresh_server):
             s.close()
     time.sleep(0.2)
     still_serves(srv)
+
+
+def test_silent_connections_do_not_lock_clients_out(fresh_server):
+    """A client that opens connections up to the cap and sends nothing: the one silent longest makes room for a
+    new client, which is served."""
+    srv = fresh_server(env={"LAMBDAD_HTTP_MAX_CONNECTIONS": "4"})
+    held = [connect(srv) for _ in range(4)]
+    time.sleep(1.5)  # a sweep has seen them wait
+    try:
+        assert server_answers(srv) == 200
+        assert sum(map(closed_soon, held)) == 1  # one was closed for it
+    finally:
+        for s in held:
+            s.close()
+
+
+def closed_soon(sock: socket.socket) -> bool:
+    sock.settimeout(0.3)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def server_answers(srv) -> int:
+    head, headers = signed(srv)
+    with connect(srv) as sock:
+        sock.sendall(raw(head, headers))
+        return read_response(sock, bytearray())[0]
 
 
 def rss_mb(pid: int) -> float:
