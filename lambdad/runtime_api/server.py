@@ -64,6 +64,18 @@ _TOO_DEEP = "The request body is nested too deeply to parse"  # a target's JSON 
 _MAX_HEAD = 64 * 1024  # a request's line and headers, counted as they arrive (a function is not trusted)
 _MAX_PENDING = 8  # requests of one connection read ahead before it stops reading
 _MAX_CONNECTIONS = 64  # open connections to one environment's endpoint (its runtime and extensions need a few)
+# body bytes all connections of one endpoint may hold at once (received, not yet served): a response and an error
+# of the largest size, and some room; without it 64 connections each holding an unfinished 6 MB body pin 384 MB
+_MAX_HELD = 2 * MAX_RESPONSE_BYTES + (4 << 20)
+
+
+class _Budget:
+    """The body bytes the connections of one endpoint hold (received, not yet served)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0
 
 
 class RuntimeApiError(Exception):
@@ -134,9 +146,11 @@ class _Connection(asyncio.Protocol):
     """One runtime connection: parse requests, answer them in order."""
 
     def __init__(self, target: RuntimeApiTarget, trusted: bool = False,
-                 owner: "set[_Connection] | None" = None) -> None:
+                 owner: "set[_Connection] | None" = None, budget: _Budget | None = None) -> None:
         self._target = target
         self._owner = owner if owner is not None else set()  # the endpoint's open connections
+        self._budget = budget if budget is not None else _Budget()  # the endpoint's held body bytes
+        self._held = 0  # this connection's part of them
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._trusted = trusted  # made by the platform for the environment (``adopt``): no peer to check
@@ -192,6 +206,8 @@ class _Connection(asyncio.Protocol):
         self._transport = None
         self._owner.discard(self)
         self._pending.clear()
+        self._budget.held -= self._held
+        self._held = 0
         if self._waiting is not None:
             self._waiting.cancel()
         if self._next is not None:
@@ -227,8 +243,17 @@ class _Connection(asyncio.Protocol):
             self._extension_name = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size <= MAX_RESPONSE_BYTES:
+        n = len(body)
+        self._size += n
+        if self._size <= MAX_RESPONSE_BYTES and self._transport is not None:
+            budget = self._budget
+            if budget.held + n > _MAX_HELD:
+                self._send(_render(413, _error_body(
+                    "RequestEntityTooLarge", f"The environment's connections hold more than {_MAX_HELD} bytes of "
+                    "requests at once."), close=True), True)
+                return
+            budget.held += n
+            self._held += n
             self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -249,6 +274,10 @@ class _Connection(asyncio.Protocol):
     def _serve_pending(self) -> None:
         while self._pending and self._waiting is None and self._next is None and self._transport is not None:
             request = self._pending.popleft()
+            if request.body:
+                n = len(request.body)
+                self._held -= n
+                self._budget.held -= n
             if not self._trusted:
                 self._send(_render(403, _error_body("AccessDenied",
                            "This Runtime API endpoint belongs to another environment."), close=True), True)
@@ -393,10 +422,11 @@ class RuntimeApiServer:
         self._target = target
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
+        self._budget = _Budget()
         self.port = 0
 
     def _protocol(self, trusted: bool = False) -> _Connection:
-        return _Connection(self._target, trusted, self._connections)  # it joins (and leaves) the set itself
+        return _Connection(self._target, trusted, self._connections, self._budget)  # joins (and leaves) the set
 
     async def adopt(self, sock: socket.socket) -> None:
         """Serve a connection the platform made for the environment's runtime (our end of a socketpair whose

@@ -303,3 +303,44 @@ def handler(event, context):
     create_python_function(lam, fname, code, Timeout=30)
     answers = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
     assert answers[0].startswith("HTTP/1.1 400"), answers
+
+
+def test_function_cannot_pin_server_memory_with_unfinished_bodies(fresh_server):
+    """A function opens 20 connections to its Runtime API and sends each a 6 MB response body but its last byte,
+    keeping them open: the endpoint holds no more than its budget (~16 MB) of them, not 120 MB."""
+    srv = fresh_server()
+    lam = srv.client()
+    code = """
+import os, socket
+held = []
+def handler(event, context):
+    if event.get("release"):
+        for s in held:
+            s.close()
+        held.clear()
+        return "released"
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    size = 6 * 1024 * 1024
+    body = b"a" * (size - 1)
+    answers = []
+    for _ in range(20):
+        s = socket.create_connection((host, int(port)))
+        held.append(s)
+        try:
+            s.sendall(b"POST /2018-06-01/runtime/invocation/x/response HTTP/1.1\\r\\nHost: x\\r\\n"
+                      b"Content-Length: %d\\r\\n\\r\\n" % size + body)
+            s.settimeout(0.5)
+            answers.append(s.recv(200).decode("latin-1").split("\\r\\n")[0])
+        except OSError as exc:
+            answers.append(type(exc).__name__)
+    return answers
+"""
+    create_python_function(lam, "pin", code, Timeout=60)
+    lam.invoke(FunctionName="pin", Payload=b'{"release": true}')
+    before = rss_mb(srv.proc.pid)
+    answers = json.loads(lam.invoke(FunctionName="pin", Payload=b"{}")["Payload"].read())
+    grown = rss_mb(srv.proc.pid) - before
+    refused = [a for a in answers if a.startswith("HTTP/1.1 413") or a in ("ConnectionResetError", "BrokenPipeError")]
+    assert len(refused) >= 16, answers
+    assert grown < 40, (before, grown)  # was 120 MB and more
+    assert json.loads(lam.invoke(FunctionName="pin", Payload=b'{"release": true}')["Payload"].read()) == "released"
