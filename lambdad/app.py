@@ -14,6 +14,7 @@ import gc
 import logging
 import resource
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -56,6 +57,8 @@ from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
 from lambdad.sandbox.launcher import Containment, Launcher, probe_jail, write_etc_files
+from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_services, parse_networks
+from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
 from lambdad.store.blobs import FileBlobStore
@@ -135,17 +138,20 @@ class LambdadApp:
                                   scratch_error=ScratchPool.available() if isolated else "turned off")
         if not containment.jailed:
             log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
+        self.network, network_error = await self._open_network(containment)
+        containment = dataclasses.replace(containment, network_error=network_error)
         self.launcher = Launcher(
             self.cgroups, containment, jailed=containment.jailed, cpu_proportional=s.cpu_proportional,
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
             etc_files=write_etc_files(str(self.run_dir)),
             prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
-            scratch_dir=str(self.run_dir / "scratch"),
+            scratch_dir=str(self.run_dir / "scratch"), network=self.network,
         )
         if self.launcher.prewarm_size:
             log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)
         elif s.prewarm_pool_size:
-            log.info("prewarm pool: off (it needs the jail, cgroups, the mount API and LAMBDAD_FUNCTION_NETWORK=host)")
+            log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
+                     "LAMBDAD_FUNCTION_NETWORK=none)")
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
         mb = 1024 * 1024
@@ -171,6 +177,34 @@ class LambdadApp:
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths)
         self.functions.on_change(self._function_changed)
 
+    async def _open_network(self, containment: Containment) -> tuple[FunctionNetwork | None, str | None]:
+        """LAMBDAD_FUNCTION_NETWORK=isolated: the environments' network (sandbox/network.py), or None with the
+        reason (and a warning: then functions share the host's network)."""
+        s = self.settings
+        if s.function_network != "isolated":
+            return None, f"LAMBDAD_FUNCTION_NETWORK={s.function_network}"
+        why = network_unavailable() if containment.jailed else "environments are not jailed"
+        network = None
+        if why is None:
+            network = FunctionNetwork(s.function_subnet, parse_host_services(s.function_host_services),
+                                      parse_networks(s.function_blocked_networks))
+            try:
+                await asyncio.to_thread(network.open)
+            except NetworkError as exc:
+                why, network = str(exc), None
+        if network is None:
+            log.warning("functions share the host's network, loopback services included: no network namespace per "
+                        "environment (%s)", why)
+            return None, why
+        network.start()
+        log.info("function network: environments in %s (block %d), host services: %s", network.subnet,
+                 network.block, ", ".join(map(str, network.host_services)) or "none")
+        return network, None
+
+    async def _close_network(self) -> None:
+        if self.network is not None:
+            await self.network.aclose()
+
     def _code_released(self) -> None:
         collector = getattr(self, "collector", None)  # environments may die before it exists (a failed start)
         if collector is not None:
@@ -181,7 +215,8 @@ class LambdadApp:
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        platform = PlatformAccess(self.issuer, f"http://{host}:{self.port}") if self.port else None
+        platform = (PlatformAccess(self.issuer, f"http://{host}:{self.port}", self._serve_inside)
+                    if self.port else None)
         opt_dir = self.functions.opt_tree(spec.config)  # built when the function's layers were set
         if opt_dir is not None:
             spec = dataclasses.replace(spec, opt_dir=opt_dir)
@@ -236,6 +271,11 @@ class LambdadApp:
 
         return app, api.precheck
 
+    async def _serve_inside(self, listener: socket.socket) -> asyncio.AbstractServer:
+        """The API on a listener in an environment's network namespace (its AWS_ENDPOINT_URL_LAMBDA)."""
+        assert self._http is not None
+        return await self._http.serve_socket(listener)
+
     async def _close_http(self) -> None:
         if self._http is not None:
             await self._http.aclose(timeout=5.0)  # requests still being answered get 5 s
@@ -270,6 +310,7 @@ class LambdadApp:
             ("code collector", self.collector.aclose),
             ("environments", self.pool.aclose),
             ("fork servers", self.launcher.aclose),
+            ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),
             ("log retention", self.log_retention.aclose),
             ("metadata store", self.store.aclose),

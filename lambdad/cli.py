@@ -101,9 +101,17 @@ def doctor() -> None:
         cgroups.remove()
     from lambdad.sandbox.scratch import ScratchPool
 
-    containment = Containment(cgroups=cgroups is not None, jail=probe_jail(), scratch_error=ScratchPool.available())
+    from lambdad.sandbox.network import available as network_unavailable
+    from lambdad.sandbox.network import loopback_resolvers
+
+    containment = Containment(cgroups=cgroups is not None, jail=probe_jail(), scratch_error=ScratchPool.available(),
+                              network_error=network_unavailable())
     for line in _containment_lines(containment):
         click.echo(line)
+    resolvers = loopback_resolvers()
+    if resolvers:
+        click.echo(f"warning: /etc/resolv.conf names resolvers on the host's loopback ({', '.join(resolvers)}), "
+                   "which functions in their own network namespace cannot reach: they cannot resolve names")
     click.echo("environments are " + ("jailed" if containment.jailed else
                "NOT jailed: functions run with the server's user and can see its files; trust them, or run as root"))
     attach = containment.jail.get("attach")

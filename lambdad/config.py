@@ -5,6 +5,7 @@ Every setting is documented in docs/configuration.md; tests/test_docs.py fails w
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -35,7 +36,12 @@ class Settings:
     max_event_age_seconds: float = 21600.0
     log_level: str = "INFO"
     cpu_proportional: bool = True
-    function_network: str = "host"  # host: outbound network as on Lambda; none: no network at all
+    # isolated: a network namespace per environment, the outside world and of the host only what is allowed;
+    # host: the host's network, loopback services included (single-user development); none: no network at all
+    function_network: str = "isolated"
+    function_host_services: str = ""  # isolated: host services shown inside, "port", "host:port", "inside=host:port"
+    function_subnet: str = "10.201.0.0/16"  # isolated: environments' addresses (a /21 per running server)
+    function_blocked_networks: str = "169.254.0.0/16"  # isolated: never reachable (cloud instance metadata)
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
     prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
     http_max_connections: int = 1024  # API connections open at once; one more is answered 503
@@ -76,8 +82,18 @@ class Settings:
             raise ValueError("idle timeout must be positive")
         if any(d < 0 for d in self.async_retry_delays):
             raise ValueError("async retry delays must not be negative")
-        if self.function_network not in ("host", "none"):
-            raise ValueError(f"function network must be 'host' or 'none', not {self.function_network!r}")
+        if self.function_network not in ("isolated", "host", "none"):
+            raise ValueError(f"function network must be 'isolated', 'host' or 'none', not {self.function_network!r}")
+        from lambdad.sandbox.network import BLOCK_PREFIX, parse_host_services, parse_networks
+
+        parse_host_services(self.function_host_services)
+        parse_networks(self.function_blocked_networks)
+        try:
+            subnet = ipaddress.IPv4Network(self.function_subnet)
+        except ValueError as exc:
+            raise ValueError(f"function subnet: {exc}") from None
+        if subnet.prefixlen > BLOCK_PREFIX:
+            raise ValueError(f"function subnet {subnet} is too small: /{BLOCK_PREFIX} or larger")
         if self.isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', not {self.isolation!r}")
         if not 0 <= self.prewarm_pool_size <= 16:

@@ -24,6 +24,46 @@ ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 _BANNER = re.compile(r"listening on (http://[\d.]+:(\d+))")
 
 
+class _Recordings:
+    """One HTTP server on the host's loopback per test process, that functions report to (tests see async
+    deliveries through it). Every server a test starts allow-lists its port (LAMBDAD_FUNCTION_HOST_SERVICES),
+    so functions in their own network namespaces reach it at the same address. Each ``Recorder`` has a path."""
+
+    _instance: "_Recordings | None" = None
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.by_path: dict[str, list] = {}
+        by_path = self.by_path
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                by_path.setdefault(self.path, []).append(body)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> "_Recordings":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+
+def recorder_port() -> int:
+    return _Recordings.shared().port
+
+
 class Server:
     """One server process. ``start()`` waits until it listens; ``stop()`` sends SIGTERM and waits."""
 
@@ -41,6 +81,7 @@ class Server:
         env.pop("AWS_PROFILE", None)
         if self.credentials:
             env.update(LAMBDAD_ACCESS_KEY_ID=ACCESS_KEY, LAMBDAD_SECRET_ACCESS_KEY=SECRET_KEY)
+        env["LAMBDAD_FUNCTION_HOST_SERVICES"] = str(recorder_port())
         env.update(self.extra_env)
         self.output = []
         self.proc = subprocess.Popen(

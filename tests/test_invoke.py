@@ -320,8 +320,11 @@ def handler(event, context):
     assert second > first
 
 
-def test_runtime_api_refuses_other_processes(lam, fname):
-    """A process outside the environment (here: the test) cannot take the environment's invocations."""
+def test_runtime_api_refuses_other_processes(fresh_server, fname):
+    """A process outside the environment (here: the test) cannot take the environment's invocations. With
+    LAMBDAD_FUNCTION_NETWORK=host the Runtime API is a port on the host's loopback, checked by peer; by default
+    it listens inside the environment's own network namespace, out of the host's reach altogether."""
+    lam = fresh_server(env={"LAMBDAD_FUNCTION_NETWORK": "host"}).client()
     create_python_function(lam, fname, ECHO)
     _, body = invoke_json(lam, fname)
     address = body["env"]["AWS_LAMBDA_RUNTIME_API"]

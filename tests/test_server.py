@@ -4,6 +4,7 @@ shutdown, concurrency limits, idle recycling, async retries, logs, and the aws C
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import signal
@@ -14,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.server import (ACCESS_KEY, CGROUP_ROOT, SECRET_KEY, Server, create_python_function, env_running,
+from tests.server import (ACCESS_KEY, CGROUP_ROOT, SECRET_KEY, Server, _Recordings, create_python_function, env_running,
                           make_zip, wait_until)
 
 needs_cgroups = pytest.mark.skipif(not CGROUP_ROOT.parent.exists(), reason="needs cgroup v1 (root on Linux)")
@@ -174,23 +174,16 @@ def test_idle_environments_are_recycled(fresh_server, fname):
 # -- async retries ------------------------------------------------------------------------------------------
 
 class _Recorder:
-    """An HTTP server on loopback that functions report to, so tests can see async deliveries."""
+    """Where functions report to, so tests can see async deliveries: a path of its own on the test process's
+    shared recording server (``tests.server._Recordings``, allow-listed to every server the tests start)."""
+
+    _paths = itertools.count()
 
     def __init__(self) -> None:
-        events = self.events = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        shared = _Recordings.shared()
+        path = f"/r{next(self._paths)}/"
+        self.events = shared.by_path.setdefault(path, [])
+        self.url = f"http://127.0.0.1:{shared.port}{path}"
 
     def function_code(self, fail: bool, sleep: float = 0.0) -> str:
         return f"""
@@ -205,8 +198,7 @@ def handler(event, context):
 """
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        pass  # the shared server stays for the next test
 
 
 def test_async_retries_follow_the_configured_delays(fresh_server, fname):

@@ -39,6 +39,7 @@ The application is one coroutine function, ``HttpRequest -> HttpResponse``; it m
 from __future__ import annotations
 
 import asyncio
+import socket
 import collections
 import logging
 import time
@@ -438,6 +439,12 @@ class HttpServer:
             lambda: _Connection(self), host, port, reuse_address=True)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return self._server.sockets[0].getsockname()[1]
+
+    async def serve_socket(self, listener: socket.socket) -> asyncio.AbstractServer:
+        """Serve a listening socket opened elsewhere as well (in an environment's network namespace), under the
+        same limits; the caller closes the returned server."""
+        listener.setblocking(False)
+        return await asyncio.get_running_loop().create_server(lambda: _Connection(self), sock=listener)
 
     def evict_idle(self) -> bool:
         """Make room for a new connection at the cap by closing the one that has waited longest without a

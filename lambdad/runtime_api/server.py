@@ -206,7 +206,8 @@ class _Connection(asyncio.Protocol):
         self._transport = None
         self._owner.discard(self)
         self._pending.clear()
-        self._budget.held -= self._held
+        self._body = []  # the connection and its parser are a reference cycle: what it held goes now, not at a
+        self._budget.held -= self._held  # collection of the cycle, which a flood of bytes never triggers
         self._held = 0
         if self._waiting is not None:
             self._waiting.cancel()

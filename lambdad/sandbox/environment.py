@@ -48,7 +48,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable
+from typing import Awaitable, Callable
 
 from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.principals import function_principal
@@ -58,6 +58,7 @@ from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
+from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
@@ -91,6 +92,9 @@ class PlatformAccess:
 
     issuer: CredentialIssuer
     endpoint_url: str
+    # serves this API on a listener opened inside an environment's own network namespace (sandbox/network.py);
+    # returns the server to close when the environment is gone
+    serve: Callable[[socket.socket], Awaitable[asyncio.AbstractServer]] | None = None
 
 
 class EnvironmentLost(Exception):
@@ -245,6 +249,7 @@ class Environment:
         self._frozen = False
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
+        self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
         # external extensions (executables in /opt/extensions); all of this stays empty without them
         self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
                                      if spec.opt_dir else [])
@@ -261,7 +266,8 @@ class Environment:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         private_network = self._launcher.private_network
-        address = PRIVATE_RUNTIME_API if private_network else await self._api.start()
+        own_network = private_network or self._launcher.network is not None
+        address = PRIVATE_RUNTIME_API if own_network else await self._api.start()
         jailed = self._launcher.jailed
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
@@ -287,6 +293,8 @@ class Environment:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self.state = EnvState.DEAD
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
+        if self._proc.network is not None:
+            await self._serve_network(self._proc.network)
         if self._proc.runtime_api_socket is not None:
             await self._api.adopt(self._proc.runtime_api_socket)
         loop.add_reader(self._proc.output_fd, self._on_output)
@@ -295,6 +303,15 @@ class Environment:
         self._proc.exited.add_done_callback(self._on_exit)
         if self._proc.listener_channel is not None:
             self._listener_task = loop.create_task(self._receive_listener(self._proc.listener_channel))
+
+    async def _serve_network(self, ns: Namespace) -> None:
+        """Its own network namespace: serve the listeners the server opened there — the Runtime API, this
+        server's API, the relays to allow-listed host services."""
+        self._peers_checked = False  # only the environment's own processes live in its network namespace
+        await self._api.serve_listener(ns.runtime_api)
+        if self._platform is not None and self._platform.serve is not None:
+            self._servers.append(await self._platform.serve(ns.platform_api))
+        self._servers.extend(await serve_relays(ns))
 
     async def _receive_listener(self, channel: socket.socket) -> None:
         """Own network namespace: the environment opens its Runtime API listener inside it and sends it here."""
@@ -336,7 +353,8 @@ class Environment:
         if self._credentials is not None and self._platform is not None:
             # the function's own short-lived credentials, and where the SDK finds this server's Lambda API
             env.update(self._credentials.as_environment())
-            env["AWS_ENDPOINT_URL_LAMBDA"] = self._platform.endpoint_url
+            env["AWS_ENDPOINT_URL_LAMBDA"] = (f"http://{PLATFORM_API_ADDRESS[0]}:{PLATFORM_API_ADDRESS[1]}"
+                                              if self._launcher.network is not None else self._platform.endpoint_url)
         env.update(self.spec.runtime.defaults(jailed=jailed, task_root=self.spec.task_root))
         if not jailed and self.spec.opt_dir:
             # no private root to mount the layers at /opt: the layer paths Lambda defines point at their tree
@@ -609,7 +627,8 @@ class Environment:
         if self.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
         if self._telemetry is None:
-            self._telemetry = TelemetryHub()
+            proc = self._proc
+            self._telemetry = TelemetryHub(proc.network if proc is not None else None)
         self._telemetry.subscribe(ext.id, ext.name, body)
 
     def _extension_settled(self) -> None:
@@ -985,9 +1004,15 @@ class Environment:
             if proc.scratch_fd >= 0:  # its /tmp: the loop device clears itself once the jail's mount is gone
                 os.close(proc.scratch_fd)
                 proc.scratch_fd = -1
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
         await self._api.aclose()
         if self._telemetry is not None:
             await self._telemetry.aclose()
+        if proc is not None and proc.network is not None:
+            proc.network.close()
+            proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
 
 

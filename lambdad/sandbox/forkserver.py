@@ -21,7 +21,8 @@ the write end of a close-on-exec pipe: a successful exec closes it unwritten, a 
 words: "Couldn't find valid bootstrap(s): [...]" or "fork/exec PATH: permission denied") before the child exits 127;
 "assignment" (a pre-started slot, ``sandbox/prewarm.py``): the read end of the pipe its assignment arrives on, kept
 open at fd 3; "runtime_api" (python mode): one end of a socketpair, the Python runtime's Runtime API connection
-(kept close-on-exec, handed to the runtime as ``RUNTIME_API_FD``). ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first that
+(kept close-on-exec, handed to the runtime as ``RUNTIME_API_FD``); "netns", a network namespace the server made
+for the environment (sandbox/network.py), joined in the jail's first step and closed there. ``argv`` (exec mode): the program and its arguments; ``candidates``: paths of which the first that
 exists replaces argv[0] (a custom runtime's /var/task/bootstrap, /opt/bootstrap).
 A forked environment, in order: new session; stdin /dev/null, stdout+stderr to the pipe; every other fd closed;
 default signal dispositions; joins its cgroups (while still root, so there is no moment outside them); enters
@@ -98,7 +99,7 @@ def main() -> None:
         _reap(ctrl, children)
         if ctrl.fileno() in readable:
             try:
-                data, fds, _, _ = socket.recv_fds(ctrl, _MAX_MESSAGE, 4)
+                data, fds, _, _ = socket.recv_fds(ctrl, _MAX_MESSAGE, 8)
             except InterruptedError:
                 continue
             if not data:
@@ -286,8 +287,9 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         assignment = os.dup2(named["assignment"], 3) if "assignment" in named else None  # inherited by node
         exec_status = named.get("exec_status")
         runtime_api = named.get("runtime_api")  # the Python runtime's Runtime API connection (close-on-exec)
+        netns = named.get("netns")  # the network namespace to join (closed once joined)
         first_free = 4 if channel is not None or assignment is not None else 3
-        for keep in sorted(fd for fd in (exec_status, runtime_api) if fd is not None):
+        for keep in sorted(fd for fd in (exec_status, runtime_api, netns) if fd is not None):
             os.closerange(first_free, keep)
             first_free = keep + 1
         os.closerange(first_free, 65536)
@@ -299,7 +301,9 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             with open(path, "w") as f:
                 f.write("0")  # "0": the writing process itself (its pid may be 1 of its own namespace)
         if request.get("jail"):
-            jail.enter(jail.JailSpec.from_json(request["jail"]))
+            jail.enter(jail.JailSpec.from_json(request["jail"]), net_fd=netns)
+        elif netns is not None:
+            os.close(netns)
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
         if assignment is not None and not request.get("argv"):  # a custom runtime's slot

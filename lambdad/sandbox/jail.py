@@ -6,8 +6,10 @@ is contained, and it imports the user's handler or ``execve``s another runtime. 
 its first instruction, so everything below happens before any of it runs.
 
 Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies it):
-1. unshare the mount, UTS and IPC namespaces, the network namespace when the spec asks, and the PID namespace
-   when the spec asks and the process is not PID 1 of one already (one unshare(2));
+1. join the network namespace the server made for the environment when it passes one (setns(2); see
+   sandbox/network.py), then unshare the mount, UTS and IPC namespaces, the network namespace when the spec asks
+   and none was passed, and the PID namespace when the spec asks and the process is not PID 1 of one already
+   (one unshare(2));
 2. with a PID namespace, unless already PID 1, fork once more: the child is PID 1 of the new namespace and goes
    on with step 3; the parent stays outside as a waiter that ends as the child did (same exit code; same signal,
    re-raised — 128 + signal if re-raising fails), so whoever waits for it sees what the function did;
@@ -21,7 +23,8 @@ Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies
    Read-only binds are bound, then remounted MS_RDONLY|MS_NOSUID|MS_NODEV (never MS_NOEXEC: code runs there);
 5. pivot_root into it and detach the old root: nothing else of the host is reachable;
 6. set the hostname (UTS namespace);
-7. with a network namespace, bring its loopback interface up (only ``lo`` exists there);
+7. with a new network namespace, bring its loopback interface up (only ``lo`` exists there; one the server made
+   has it up already);
 8. drop privileges: empty the capability bounding set, clear ambient capabilities, setgroups([]), setresgid,
    setresuid — with every uid non-zero no capability is left; then, when step 2 left a waiter, set the
    parent-death signal to SIGKILL (changing ids clears it), so that the sandbox dies with its waiter;
@@ -325,16 +328,22 @@ def _step(number: int, what: str) -> Iterator[None]:
         raise JailError(f"jail step {number} ({what}) failed: {exc}") from exc
 
 
-def enter(spec: JailSpec) -> None:
+def enter(spec: JailSpec, net_fd: Optional[int] = None) -> None:
     """Contain the calling process as ``spec`` asks, in the order the module docstring lists.
 
     Call it in a freshly forked, single-threaded root process. With ``spec.pid_namespace``, unless the process is
     PID 1 already (forked by ``fork()``), it returns in a new process, PID 1 of a new PID namespace, while the
-    calling process waits for it and never returns."""
+    calling process waits for it and never returns. ``net_fd``: a network namespace made for it by the server
+    (sandbox/network.py) to join in step 1 instead of a new one; the descriptor is closed there."""
     fork_needed = spec.pid_namespace and os.getpid() != 1
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
-    flags |= (CLONE_NEWPID if fork_needed else 0) | (CLONE_NEWNET if spec.new_net else 0)
+    flags |= (CLONE_NEWPID if fork_needed else 0) | (CLONE_NEWNET if spec.new_net and net_fd is None else 0)
     with _step(1, "unshare namespaces"):
+        if net_fd is not None:
+            try:
+                _check(_libc.setns(net_fd, CLONE_NEWNET), "setns into the environment's network namespace")
+            finally:
+                os.close(net_fd)
         _unshare(flags)
     alive_fd = None
     if fork_needed:
@@ -349,7 +358,7 @@ def enter(spec: JailSpec) -> None:
     if spec.hostname is not None:
         with _step(6, "set the hostname"):
             socket.sethostname(spec.hostname)
-    if spec.new_net:
+    if spec.new_net and net_fd is None:
         with _step(7, "bring the loopback up"):
             _loopback_up()
     with _step(8, "drop privileges"):

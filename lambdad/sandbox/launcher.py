@@ -43,6 +43,7 @@ from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
 from lambdad.sandbox.forkserver import SDK_DIR
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.scratch import Scratch, ScratchPool
+from lambdad.sandbox.network import FunctionNetwork, Namespace
 from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
 from lambdad.sandbox.zygote import SpawnError, Zygote
 
@@ -63,6 +64,7 @@ class Containment:
     cgroups: bool
     jail: Mapping[str, bool | str] = field(default_factory=dict)  # probe results: a bool per protection, reasons
     scratch_error: str | None = "not probed"  # why /tmp cannot be disk-backed here (None: it can)
+    network_error: str | None = "not probed"  # why environments do not get a network namespace each (None: they do)
 
     def describe(self) -> list[tuple[str, bool, str]]:
         rows = [
@@ -78,6 +80,9 @@ class Containment:
         rows.append(("disk-backed /tmp of EphemeralStorage MB (ext4 on a loop device), not charged as memory",
                      self.jailed and self.scratch_error is None,
                      self.scratch_error or "needs the jail (a tmpfs /tmp instead, counted as the function's memory)"))
+        rows.append(("own network namespace: the outside world, of the host only the Runtime API and allow-listed "
+                     "services", self.jailed and self.network_error is None,
+                     self.network_error or "needs the jail"))
         return rows
 
     @property
@@ -138,6 +143,7 @@ class LaunchedProcess:
     runtime_api_socket: socket.socket | None = None
     exec_status_fd: int = -1  # read end, non-blocking: EOF once the program is exec'd, or why the exec failed
     scratch_fd: int = -1  # the server's hold on its disk-backed /tmp (sandbox/scratch.py): closed once it is gone
+    network: Namespace | None = None  # its network namespace (sandbox/network.py), given up once it is gone
 
 
 SANDBOX_USER = "sbx_user1051"  # the name Lambda's sandbox user goes by
@@ -205,6 +211,10 @@ class _ChildFds:
         self._pass(name, child)
         return mine
 
+    def share(self, name: str, fd: int) -> None:
+        """A descriptor we keep (and close ourselves), passed as well."""
+        self._pass(name, fd)
+
     def socket_pair(self, name: str, kind: int) -> socket.socket:
         mine, child = socket.socketpair(socket.AF_UNIX, kind)
         self._ours.enter_context(mine)
@@ -224,8 +234,11 @@ class Launcher:
     def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
                  private_network: bool = False, etc_files: Mapping[str, str] | None = None, prewarm_size: int = 0,
-                 slot_dir: str | None = None, idle_timeout: float = 600.0, scratch_dir: str | None = None) -> None:
+                 slot_dir: str | None = None, idle_timeout: float = 600.0, scratch_dir: str | None = None,
+                 network: FunctionNetwork | None = None) -> None:
         self._cgroups = cgroup_root
+        # a network namespace of its own for every environment and slot, with a route out (isolated)
+        self.network = network if jailed and not private_network else None
         # /etc/hosts, /etc/passwd and /etc/group as environments see them (``write_etc_files``): path inside ->
         # file on the host, shown read-only in the jail
         self._etc_files = dict(etc_files or {})
@@ -286,13 +299,20 @@ class Launcher:
                           exc)
         return await self._start(request, entry)
 
+    async def _network_for(self) -> Namespace | None:
+        return await self.network.take() if self.network is not None else None
+
     async def _start(self, request: LaunchRequest, entry: Entrypoint) -> LaunchedProcess:
         cgroup = None
         if self._cgroups is not None:
             cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
         scratch = await self._scratch_for(request.tmp_mb)
+        net = None
         with _ChildFds() as passed:
             try:
+                net = await self._network_for()
+                if net is not None:
+                    passed.share("netns", net.fd)
                 read_fd = passed.pipe("output")
                 channel = passed.socket_pair("listener", socket.SOCK_SEQPACKET) if self.private_network else None
                 status_r, api_socket = -1, None
@@ -312,6 +332,8 @@ class Launcher:
                 pid = await self._zygote(request.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
+                if net is not None:
+                    net.close()
                 if scratch is not None:
                     self._scratch.release(scratch)  # type: ignore[union-attr]
                 if cgroup is not None:
@@ -323,7 +345,7 @@ class Launcher:
             os.set_blocking(status_r, False)
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
                                listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_socket,
-                               scratch_fd=scratch.fd if scratch is not None else -1)
+                               scratch_fd=scratch.fd if scratch is not None else -1, network=net)
 
     async def _scratch_for(self, tmp_mb: int) -> Scratch | None:
         """A disk-backed /tmp for a jailed environment or slot, where this machine can make one."""
@@ -367,8 +389,12 @@ class Launcher:
             raise
         env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
         scratch = await self._scratch_for(key.tmp_mb)
+        net = None
         with _ChildFds() as passed:
             try:
+                net = await self._network_for()
+                if net is not None:
+                    passed.share("netns", net.fd)
                 output_r = passed.pipe("output")
                 assignment_w = passed.pipe("assignment", child_reads=True)
                 status_r = passed.pipe("exec_status")
@@ -384,6 +410,8 @@ class Launcher:
                 pid = await self._zygote(key.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
+                if net is not None:
+                    net.close()
                 if scratch is not None:
                     self._scratch.release(scratch)  # type: ignore[union-attr]
                 await asyncio.to_thread(cgroup.remove)
@@ -393,7 +421,7 @@ class Launcher:
         os.set_blocking(output_r, False)
         os.set_blocking(status_r, False)
         slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory,
-                    scratch_fd=scratch.fd if scratch is not None else -1)
+                    scratch_fd=scratch.fd if scratch is not None else -1, network=net)
         if key.argv:
             try:
                 await _exec_done(slot)
@@ -421,8 +449,10 @@ class Launcher:
         os.close(slot.assignment_fd)
         slot.assignment_fd = -1
         process = LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
-                                  exec_status_fd=slot.exec_status_fd, scratch_fd=slot.scratch_fd)
+                                  exec_status_fd=slot.exec_status_fd, scratch_fd=slot.scratch_fd,
+                                  network=slot.network)
         slot.scratch_fd = -1  # the environment's now
+        slot.network = None
         return process
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:

@@ -43,6 +43,7 @@ from typing import Awaitable, Callable
 from lambdad.runtimes.registry import Entrypoint, RuntimeSpec
 from lambdad.sandbox.cgroups import EnvCgroup
 from lambdad.sandbox.forkserver import extension_programs
+from lambdad.sandbox.network import Namespace
 from lambdad.tasks import cancel_and_wait
 
 __all__ = ["PrewarmPool", "Slot", "SlotKey", "slot_key", "misfit", "SLOT_MEMORY_MB", "ASSIGNMENT_FD"]
@@ -80,6 +81,7 @@ class Slot:
     exited: asyncio.Future[int]
     directory: str  # on the host, holding the (empty) directory the jail built its root on
     scratch_fd: int = -1  # the server's hold on the slot's disk-backed /tmp (sandbox/scratch.py), if it has one
+    network: Namespace | None = None  # its network namespace (sandbox/network.py), if it has one
     assigned: bool = False
 
 
@@ -250,6 +252,9 @@ def _close_fds(slot: Slot) -> None:
         if fd >= 0:
             os.close(fd)
             setattr(slot, name, -1)
+    if slot.network is not None:
+        slot.network.close()
+        slot.network = None
 
 
 def _clean(directory: str, cgroup: EnvCgroup | None) -> None:

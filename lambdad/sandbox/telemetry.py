@@ -20,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from lambdad.runtime_api.server import RuntimeApiError
+from lambdad.sandbox.network import Namespace
 
 __all__ = ["TelemetryHub", "Subscription", "parse_subscription", "iso_time"]
 
@@ -157,13 +158,19 @@ class Subscription:
 class TelemetryHub:
     """An environment's subscriptions, and the HTTP session they post with (created at the first one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, network: Namespace | None = None) -> None:
         self.subscriptions: dict[str, Subscription] = {}  # extension id -> its subscription
         self._session: aiohttp.ClientSession | None = None
+        self._network = network  # the environment's own network namespace: its loopback is reached from inside
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=False)
+            connector = None
+            if self._network is not None:
+                network = self._network
+                connector = aiohttp.TCPConnector(
+                    socket_factory=lambda info: network.socket_inside(info[0], info[1]))
+            self._session = aiohttp.ClientSession(trust_env=False, connector=connector)
         return self._session
 
     def subscribe(self, extension_id: str, name: str, body: bytes) -> None:
