@@ -104,8 +104,21 @@ class LambdadApp:
         try:
             await self._build()
         except BaseException:
+            await self._unbuild()
             self._lock.release()
             raise
+
+    async def _unbuild(self) -> None:
+        """A start that failed half-way: close what was opened (the store's thread would keep the process)."""
+        store = getattr(self, "store", None)
+        if store is not None:
+            await store.aclose()
+        cgroups = getattr(self, "cgroups", None)
+        if cgroups is not None:
+            await asyncio.to_thread(cgroups.remove)
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     async def _build(self) -> None:
         s = self.settings
@@ -186,12 +199,15 @@ class LambdadApp:
         why = network_unavailable() if containment.jailed else "environments are not jailed"
         network = None
         if why is None:
+            # where it can be made it must be: a setup that fails (an overlapping subnet, netlink refusing) stops
+            # the start with the reason, rather than quietly giving functions the host's network
             network = FunctionNetwork(s.function_subnet, parse_host_services(s.function_host_services),
                                       parse_networks(s.function_blocked_networks))
             try:
                 await asyncio.to_thread(network.open)
             except NetworkError as exc:
-                why, network = str(exc), None
+                raise SystemExit(f"lambdad: the function network (LAMBDAD_FUNCTION_NETWORK=isolated) could not be "
+                                 f"set up: {exc}; set LAMBDAD_FUNCTION_NETWORK=host to share the host's") from exc
         if network is None:
             log.warning("functions share the host's network, loopback services included: no network namespace per "
                         "environment (%s)", why)

@@ -244,7 +244,7 @@ class FunctionNetwork:
         except NetworkError:
             self.close()
             raise
-        except (OSError, ImportError, ValueError) as exc:
+        except Exception as exc:  # netlink's errors included
             self.close()
             raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -260,14 +260,14 @@ class FunctionNetwork:
         self._install_table()
 
     def _check_overlap(self) -> None:
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") or "" for link in self._ipr.get_links()}
         for route in self._ipr.get_routes(family=socket.AF_INET):
             dst = route.get_attr("RTA_DST")
             if dst is None:
                 continue
             oif = route.get_attr("RTA_OIF")
-            names = self._ipr.get_links(oif) if oif else []
-            if names and names[0].get_attr("IFLA_IFNAME", "").startswith(IFNAME_PREFIX):
-                continue
+            if oif not in names or names[oif].startswith(IFNAME_PREFIX):
+                continue  # an environment's (of another server), or a link gone since the listing
             network = ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False)
             if network.overlaps(self.subnet) and route["dst_len"] > 0:
                 raise NetworkError(f"LAMBDAD_FUNCTION_SUBNET {self.subnet} overlaps {network}, a network of this "
@@ -313,6 +313,16 @@ class FunctionNetwork:
 
     def _forward_guard(self) -> None:
         """With forwarding turned on by us: forward nothing that is not an environment's."""
+        from pyroute2.nftables.main import NFTables
+
+        lock = os.open(os.path.join(LEASE_DIR, "forward.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # servers starting together make it once
+            self._make_forward_guard()
+        finally:
+            os.close(lock)
+
+    def _make_forward_guard(self) -> None:
         from pyroute2.nftables.main import NFTables
 
         with contextlib.closing(NFTables(nfgen_family=NFPROTO_INET)) as nft:

@@ -220,3 +220,16 @@ def test_bad_host_services_are_refused_at_start(tmp_path):
     for bad in ("9001=127.0.0.1:80", "nope", "70000", "5432,5432"):
         with pytest.raises(ValueError):
             Settings.load(environ={"LAMBDAD_FUNCTION_HOST_SERVICES": bad, "LAMBDAD_DATA_DIR": str(tmp_path)}).validate()
+
+
+def test_a_subnet_that_overlaps_the_hosts_stops_the_start(tmp_path):
+    """As root, a function network that cannot be made stops the start with the reason: never a quiet fallback
+    to the host's network."""
+    from tests.server import Server
+
+    overlapping = str(ipaddress.IPv4Network(f"{host_address()}/16", strict=False))
+    srv = Server(tmp_path / "data", env={"LAMBDAD_FUNCTION_SUBNET": overlapping})
+    with pytest.raises(RuntimeError) as failed:
+        srv.start()
+    assert f"LAMBDAD_FUNCTION_SUBNET {overlapping} overlaps" in str(failed.value)
+    assert "LAMBDAD_FUNCTION_NETWORK=host" in str(failed.value)
