@@ -104,6 +104,12 @@ class Server:
         deadline = time.time() + timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.time() > deadline:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait()
+                self._pump.join(5)
+                if self.proc.stdout is not None:
+                    self.proc.stdout.close()
                 raise RuntimeError("lambdad did not start:\n" + "".join(self.output))
         return self
 

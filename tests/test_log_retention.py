@@ -3,9 +3,11 @@ log and all logs are capped by size and age, and `lambdad logs` says where it lo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ MAX_EVENT = 256 * 1024 - 26
 
 PRINTER = """
 import sys
+import threading
 def handler(event, context):
     line = "x" * event["size"]
     for _ in range(event["lines"]):
@@ -92,3 +95,66 @@ def test_logs_command_says_where_it_looked(server, tmp_path):
     unknown = logs("no-such-function", "--data-dir", str(server.data_dir))
     assert unknown.returncode == 1
     assert "no log for /aws/lambda/no-such-function" in unknown.stderr and str(server.data_dir) in unknown.stderr
+
+
+FLOOD = """
+import os, sys, time
+def handler(event, context):
+    line = (event.get("char", "x") * 1000 + "\\n").encode("latin-1")
+    block = line * 64
+    end = time.time() + event["seconds"]
+    written = 0
+    while time.time() < end:
+        os.write(1, block)
+        written += len(block)
+    print("done", written)
+    return written
+"""
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+def test_a_log_flood_is_paced_by_the_store_not_held_in_memory(fresh_server, fname):
+    """A function prints as fast as it can for 4 s (item 8): the server reads its output only as fast as the store
+    writes it, so its memory stays bounded (before: 649 MB after a 3 s flood, every line held in a list), the
+    function is slowed instead, the REPORT line follows the invoke's answer within the usual flush, and invalid
+    UTF-8 cannot make an event bigger than 256 KB."""
+    srv = fresh_server()
+    lam = srv.client()
+    create_python_function(lam, fname, FLOOD, Timeout=60, MemorySize=512)
+    lam.invoke(FunctionName=fname, Payload=b'{"seconds": 0}')
+    before = _rss_mb(srv.proc.pid)
+    peak = before
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mb(srv.proc.pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        written = json.loads(lam.invoke(FunctionName=fname, Payload=b'{"seconds": 4}')["Payload"].read())
+    finally:
+        done.set()
+        watcher.join()
+    answered = time.time()
+    assert written > 50 * 1024 * 1024, written  # it did flood (tens of MB a second even when paced)
+    assert peak - before < 150, (before, peak)
+    assert wait_until(lambda: "REPORT" in newest(srv.data_dir), timeout=10)
+    assert time.time() - answered < 10
+    # a line of bytes that are not UTF-8: each becomes U+FFFD (3 bytes), and the event is still cut at 256 KB
+    bad = "\\x80" * (MAX_EVENT // 2)
+    create_python_function(lam, fname + "-bad", f"import os\ndef handler(e, c):\n    os.write(1, b'{bad}\\n')\n    return 1\n")
+    lam.invoke(FunctionName=fname + "-bad")
+    group = f"/aws/lambda/{fname}-bad"
+    assert wait_until(lambda: group_bytes(srv.data_dir, group) > 0)
+    with sqlite3.connect(f"file:{srv.data_dir / 'lambdad.db'}?mode=ro", uri=True) as conn:
+        sizes = [row[0] for row in conn.execute(
+            "SELECT length(CAST(message AS BLOB)) FROM log_events WHERE log_group = ?", (group,))]
+    assert max(sizes) <= MAX_EVENT, max(sizes)

@@ -3,6 +3,11 @@
 ``emit`` only appends to a list; a background task flushes every ``interval`` seconds (0.2 s; sooner when the batch
 is large), so no invocation ever waits for a log write, and a line is on disk (committed with ``synchronous=FULL``)
 within about 0.2 s of being printed: that is all a kill -9 of the server can lose. ``aclose`` flushes what is left.
+
+Backpressure: what is pending is bounded. Past ``HIGH_WATER`` bytes (4 MiB) the sink is ``congested``; an
+environment then stops reading its function's output (``when_drained`` tells it when to read again, after the
+next write), so a function printing faster than the store can write blocks on its full pipe, as a process
+writing to a slow terminal does, instead of filling the server's memory.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Callable
 from lambdad.periodic import Periodic
 from lambdad.store.sqlite import LogEvent, SqliteStore
 
-__all__ = ["LogSink"]
+__all__ = ["LogSink", "HIGH_WATER"]
+
+HIGH_WATER = 4 * 1024 * 1024  # bytes of messages pending before producers are asked to wait
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ class LogSink:
         self._interval = interval
         self._batch = batch
         self._pending: list[LogEvent] = []
+        self._pending_bytes = 0
+        self._drained: list[Callable[[], None]] = []  # told once the pending bytes are written
         self._writer = Periodic("log-sink", self.flush, interval)
 
     def start(self) -> None:
@@ -35,19 +44,35 @@ class LogSink:
     def emit(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None:
         ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         self._pending.append(LogEvent(group, stream, ts, message))
-        if len(self._pending) >= self._batch:
+        self._pending_bytes += len(message)
+        if len(self._pending) >= self._batch or self._pending_bytes >= HIGH_WATER:
             self._writer.wake()
+
+    @property
+    def congested(self) -> bool:
+        """More than HIGH_WATER bytes wait to be written: producers should stop until ``when_drained``."""
+        return self._pending_bytes >= HIGH_WATER
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) after the next write, when the sink is no longer congested."""
+        self._drained.append(callback)
+        self._writer.wake()
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
+        written, self._pending_bytes = self._pending_bytes, 0
         if batch:
             try:
                 await self._store.append_logs(batch)
             except Exception:
                 log.exception("could not write %d log events", len(batch))
-                return
-            if self._on_written is not None:
-                self._on_written(sum(len(e.message) for e in batch))
+            else:
+                if self._on_written is not None:
+                    self._on_written(written)
+        if self._drained and not self.congested:
+            waiting, self._drained = self._drained, []
+            for callback in waiting:
+                callback()
 
     async def aclose(self) -> None:
         """Write what is pending and stop. The writer is not cancelled: a cancellation in the middle of a write

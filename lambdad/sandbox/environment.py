@@ -71,6 +71,7 @@ INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
 TAIL_BYTES = 4096
 MAX_LOG_LINE = 256 * 1024 - 26  # CloudWatch Logs' largest event (256 KB) less its 26 bytes of overhead
+OUTPUT_READ_LIMIT = 1 << 20  # bytes of a function's output read per wake-up of its reader
 EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
 
 
@@ -249,6 +250,7 @@ class Environment:
         self._frozen = False
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
+        self._output_paused = False  # not reading the function's output while the log sink catches up
         self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
         # external extensions (executables in /opt/extensions); all of this stays empty without them
         self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
@@ -831,15 +833,30 @@ class Environment:
     # -- process and output ----------------------------------------------------------------------------------
 
     def _on_output(self) -> None:
-        self._drain_output()
+        self._drain_output(OUTPUT_READ_LIMIT)
+        proc = self._proc
+        if self._sink.congested and proc is not None and proc.output_fd >= 0 and not self._output_paused:
+            # the store is behind: stop reading until it catches up; the function blocks on its full pipe
+            asyncio.get_running_loop().remove_reader(proc.output_fd)
+            self._output_paused = True
+            self._sink.when_drained(self._resume_output)
 
-    def _drain_output(self) -> None:
+    def _resume_output(self) -> None:
+        self._output_paused = False
+        proc = self._proc
+        if proc is not None and proc.output_fd >= 0:
+            asyncio.get_running_loop().add_reader(proc.output_fd, self._on_output)
+
+    def _drain_output(self, limit: int | None = None) -> None:
+        """Read the function's output into log lines: all that is there, or about ``limit`` bytes (then the
+        reader is called again on the next loop iteration, so one flooding environment cannot hold the loop)."""
         proc = self._proc
         if proc is None or proc.output_fd < 0:
             return
         chunks = []
         eof = False
-        while True:
+        budget = limit if limit is not None else -1
+        while budget != 0:
             try:
                 chunk = os.read(proc.output_fd, 65536)
             except BlockingIOError:
@@ -851,6 +868,8 @@ class Environment:
                 eof = True
                 break
             chunks.append(chunk)
+            if budget > 0:
+                budget = max(0, budget - len(chunk))
         if chunks:
             data = self._partial + b"".join(chunks)
             *lines, self._partial = data.split(b"\n")
@@ -864,12 +883,10 @@ class Environment:
                 self._partial = b""
                 self._cut = True
             for raw in lines:
-                # a line is at most one CloudWatch event; past it, it is cut (on a character boundary)
-                cut = len(raw) > MAX_LOG_LINE
-                self._log_output(raw[:MAX_LOG_LINE].decode("utf-8", "ignore" if cut else "replace"))
+                self._log_output(_log_text(raw))
         if eof:
             if self._partial:
-                self._log_output(self._partial.decode("utf-8", "replace"))
+                self._log_output(_log_text(self._partial))
                 self._partial = b""
             asyncio.get_running_loop().remove_reader(proc.output_fd)
             os.close(proc.output_fd)
@@ -1014,6 +1031,18 @@ class Environment:
             proc.network.close()
             proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
+
+
+def _log_text(raw: bytes) -> str:
+    """A line of output as one log event: at most MAX_LOG_LINE bytes of UTF-8 (CloudWatch's event), cut on a
+    character boundary. Bytes that are not UTF-8 become U+FFFD, three bytes each: counted after replacing, so a
+    line of such bytes cannot make an event three times the limit."""
+    text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
+    if len(raw) > MAX_LOG_LINE // 3:
+        encoded = text.encode("utf-8", "surrogatepass")
+        if len(encoded) > MAX_LOG_LINE:
+            text = encoded[:MAX_LOG_LINE].decode("utf-8", "ignore")
+    return text
 
 
 def _vm_hwm_bytes(pid: int) -> int:
