@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import create_python_function, wait_until
+from tests.server import create_python_function, make_zip, wait_until
 
 FREEZER = Path("/sys/fs/cgroup/freezer/lambdad")
 
@@ -49,6 +49,38 @@ def with_environments(fresh_server, data: Path, count: int):
 def test_environments_die_with_their_server(fresh_server, tmp_path):
     srv, dirs = with_environments(fresh_server, tmp_path / "data", 12)
     srv.stop(signal.SIGKILL)  # the server alone: its fork servers see it go
+    assert wait_until(lambda: not tasks_in(dirs), 5), tasks_in(dirs)
+
+
+NODE = "exports.handler = async () => 1;\n"
+
+
+def test_environments_from_pre_started_slots_die_with_their_server(fresh_server, tmp_path):
+    """A Node.js environment made from a pre-started slot: its cgroups were renamed after the environment when it
+    was assigned, and the fork server must still find them to thaw the frozen environment after the kill
+    (before: it thawed the slot's old path, and the environment stayed frozen, alive, after its server died)."""
+    srv, _ = with_environments(fresh_server, tmp_path / "data", 0)
+    lam = srv.client()
+
+    def create(name: str) -> None:
+        lam.create_function(FunctionName=name, Runtime="nodejs20.x", Role="arn:aws:iam::000000000000:role/r",
+                            Handler="index.handler", Code={"ZipFile": make_zip({"index.js": NODE})})
+
+    def slots() -> set[str]:
+        return {p.name for d in server_cgroups(srv.proc.pid) for p in d.glob("slot-*")}
+
+    create("first")
+    lam.invoke(FunctionName="first")  # the first cold start of its kind asks for slots
+    assert wait_until(lambda: len(slots()) >= 2, 20), "the pool did not fill"
+    time.sleep(0.3)
+    waiting = slots()
+    for name in ("second", "third"):
+        create(name)
+        lam.invoke(FunctionName=name)
+    assert len(waiting - slots()) >= 1, "no slot was taken"  # taken: renamed after its environment
+    time.sleep(0.3)  # idle, so frozen
+    dirs = server_cgroups(srv.proc.pid)
+    srv.stop(signal.SIGKILL)
     assert wait_until(lambda: not tasks_in(dirs), 5), tasks_in(dirs)
 
 

@@ -11,7 +11,8 @@ Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
     server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "fd_names", "argv", "candidates"}
               + SCM_RIGHTS [the descriptors ``fd_names`` names, in order]
     zygote -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
-    server -> {"op": "attach", "id", "pid", "mounts", "hostname"}     (a pre-started slot gets its function)
+    server -> {"op": "attach", "id", "pid", "mounts", "hostname", "cgroup_procs"}   (a slot gets its function;
+              cgroup_procs: where its cgroups will be once renamed after its environment)
     zygote -> {"op": "attached", "id"} | {"op": "failed", "id", "message"}
     zygote -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
     zygote -> {"op": "ready"} once, after start-up.
@@ -109,6 +110,10 @@ def main() -> None:
             request = json.loads(data)
             try:
                 if request.get("op") == "attach":
+                    # the slot's cgroups are renamed after its environment: its new paths beside the old (the
+                    # rename may not have happened yet, or failed), so that a kill finds them either way
+                    pid = request.get("pid")
+                    cgroups_of[pid] = cgroups_of.get(pid, []) + list(request.get("cgroup_procs") or ())
                     _attach(request, children, jail)
                     answer = {"op": "attached", "id": request.get("id")}
                 else:

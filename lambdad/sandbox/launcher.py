@@ -435,9 +435,10 @@ class Launcher:
         its MemorySize, the code (and layers) mounted read-only at /var/task (and /opt) with the environment's
         hostname (``jail.attach``, by the fork server), then its variables written to fd 3."""
         mounts = [(request.task_root, TASK_ROOT)] + ([(request.opt_dir, "/opt")] if request.opt_dir else [])
+        renamed = [str(path.with_name(request.env_id) / "cgroup.procs") for path in slot.cgroup.paths.values()]
         outcomes = await asyncio.gather(
             asyncio.to_thread(_adopt_cgroup, slot.cgroup, request.env_id, request.memory_mb),
-            self._zygote(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id)),
+            self._zygote(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id), renamed),
             return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

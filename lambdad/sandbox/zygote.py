@@ -78,10 +78,13 @@ class Zygote:
     async def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
         return await self._ask(dict(request, op="spawn"), fds)
 
-    async def attach(self, pid: int, mounts: list[tuple[str, str]], hostname: str) -> None:
+    async def attach(self, pid: int, mounts: list[tuple[str, str]], hostname: str,
+                     cgroup_procs: list[str] | None = None) -> None:
         """Mount each (host tree, path inside) read-only into the slot ``pid`` (a child of this fork server) and
-        set its hostname (``jail.attach``)."""
-        await self._ask({"op": "attach", "pid": pid, "mounts": mounts, "hostname": hostname}, [])
+        set its hostname (``jail.attach``). ``cgroup_procs``: where its cgroups are now (renamed after its
+        environment), for the fork server to find them if it has to kill it."""
+        await self._ask({"op": "attach", "pid": pid, "mounts": mounts, "hostname": hostname,
+                         "cgroup_procs": cgroup_procs or []}, [])
 
     async def _ask(self, request: dict[str, Any], fds: list[int]) -> int:
         # The zygote forks one environment at a time; a bounded number of requests in flight keeps the socket's
