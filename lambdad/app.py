@@ -187,7 +187,8 @@ class LambdadApp:
         )
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
-                                       opt=s.data_dir / "opt", in_use=self.pool.in_use_paths)
+                                       opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
+                                       guard=self.blobs.guard)
         self.functions.on_change(self._function_changed)
 
     async def _open_network(self, containment: Containment) -> tuple[FunctionNetwork | None, str | None]:

@@ -8,7 +8,9 @@ What is kept (everything else under ``<data-dir>/code``, ``tasks`` and ``opt`` g
 - every tree a live environment runs from (an environment of a $LATEST that has since been updated or deleted
   keeps its tree until it is gone: never is a tree removed from under a running function);
 - anything being written: a round is skipped while a function or layer write is in progress (an upload stores
-  its blob before the version that references it exists), and is tried again shortly.
+  its blob before the version that references it exists), and is tried again shortly; and no code is stored
+  while a round deletes (``FileBlobStore.guard``): code uploaded again while its old copy is being removed is
+  stored again afterwards, never found just before it goes.
 
 A round runs at start (what a crash left behind, half-unpacked temp dirs included), shortly after anything
 released code (``request``: a delete, an update, an environment's end), and every ``interval`` seconds. The file
@@ -37,7 +39,9 @@ _SETTLE_SECONDS = 0.5  # after a request, so that a burst of deletes is one roun
 
 class CodeCollector:
     def __init__(self, functions: FunctionService, layers: LayerService, *, blobs: Path, tasks: Path, opt: Path,
-                 in_use: Callable[[], Iterable[str]], interval: float = 300.0) -> None:
+                 in_use: Callable[[], Iterable[str]], interval: float = 300.0,
+                 guard: asyncio.Lock | None = None) -> None:
+        self._guard = guard or asyncio.Lock()  # FileBlobStore.guard: no code is stored while a round deletes
         self._functions = functions
         self._layers = layers
         self._blobs, self._tasks, self._opt = blobs, tasks, opt
@@ -71,10 +75,11 @@ class CodeCollector:
 
     async def collect(self) -> int | None:
         """One round; returns how many blobs and trees it removed, or None when it had to wait for a write."""
-        keep = self._referenced()
-        if keep is None:
-            return None
-        removed = await asyncio.to_thread(_remove_unreferenced, self._blobs, self._tasks, self._opt, *keep)
+        async with self._guard:
+            keep = self._referenced()
+            if keep is None:
+                return None
+            removed = await asyncio.to_thread(_remove_unreferenced, self._blobs, self._tasks, self._opt, *keep)
         if removed:
             log.info("code collector: %d unreferenced blobs and trees removed", removed)
         return removed

@@ -213,7 +213,8 @@ class LayerService:
             self._publishing -= 1
 
     async def _publish(self, name: str, params: Mapping[str, Any], data: bytes, unzipped: int) -> LayerVersion:
-        code_hash = await asyncio.to_thread(self._blobs.put, data)
+        async with self._blobs.guard:  # not while the collector deletes (see FileBlobStore.guard)
+            code_hash = await asyncio.to_thread(self._blobs.put, data)
         async with self._lock:
             version = self._last.get(name, 0) + 1
             record = LayerVersion(
