@@ -148,7 +148,8 @@ class LambdadApp:
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id) if isolated else None
         jail = await asyncio.to_thread(probe_jail) if isolated else {"error": "turned off by LAMBDAD_ISOLATION=none"}
         containment = Containment(cgroups=self.cgroups is not None, jail=jail,
-                                  scratch_error=ScratchPool.available() if isolated else "turned off")
+                                  scratch_error=ScratchPool.available(str(s.data_dir / "scratch")) if isolated
+                                  else "turned off")
         if not containment.jailed:
             log.warning("environments are NOT jailed: functions run as the server's user and can read its files")
         self.network, network_error = await self._open_network(containment)
@@ -158,7 +159,7 @@ class LambdadApp:
             python_sdk=find_python_sdk(), private_network=s.function_network == "none",
             etc_files=write_etc_files(str(self.run_dir)),
             prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
-            scratch_dir=str(self.run_dir / "scratch"), network=self.network,
+            scratch_dir=str(s.data_dir / "scratch"), network=self.network,
         )
         if self.launcher.prewarm_size:
             log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)

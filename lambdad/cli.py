@@ -104,7 +104,8 @@ def doctor() -> None:
     from lambdad.sandbox.network import available as network_unavailable
     from lambdad.sandbox.network import loopback_resolvers
 
-    containment = Containment(cgroups=cgroups is not None, jail=probe_jail(), scratch_error=ScratchPool.available(),
+    containment = Containment(cgroups=cgroups is not None, jail=probe_jail(),
+                              scratch_error=ScratchPool.available(str(Settings.load().data_dir / "scratch")),
                               network_error=network_unavailable())
     for line in _containment_lines(containment):
         click.echo(line)

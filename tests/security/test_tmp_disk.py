@@ -36,10 +36,10 @@ def handler(event, context):
 """
 
 
-def loops_of(server_pid: int) -> list[str]:
-    ids = [p.name.split("-", 1)[1] for p in Path("/sys/fs/cgroup/freezer/lambdad").glob(f"{server_pid}-*")]
+def loops_of(data_dir: Path) -> list[str]:
+    """The loop devices backed by the server's scratch files (under <data dir>/scratch, unlinked once attached)."""
     out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() for i in ids if f"lambdad-{i}-" in line]
+    return [line for line in out.splitlines() if f"{data_dir}/scratch/" in line]
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_small_function_writes_more_than_its_memory_to_tmp(disk_tmp):
     # the same environment keeps its /tmp; past EphemeralStorage the disk is full
     out = json.loads(lam.invoke(FunctionName="writer", Payload=b'{"mb": 400}')["Payload"].read())
     assert out["outcome"] == "No space left on device" and out["existing_mb"] > 300, out
-    assert loops_of(disk_tmp.proc.pid)
+    assert loops_of(disk_tmp.data_dir)
     # a new environment starts with an empty /tmp
     lam.update_function_configuration(FunctionName="writer", Description="new environment")
     out = json.loads(lam.invoke(FunctionName="writer", Payload=b'{"mb": 1}')["Payload"].read())
@@ -72,11 +72,7 @@ def test_a_stop_leaves_no_loop_device(disk_tmp):
     lam = disk_tmp.client()
     create_python_function(lam, "one", WRITER)
     lam.invoke(FunctionName="one", Payload=b'{"mb": 1}')
-    pid = disk_tmp.proc.pid
-    assert loops_of(pid)
-    ids = [p.name for p in Path("/sys/fs/cgroup/freezer/lambdad").glob(f"{pid}-*")]
+    assert loops_of(disk_tmp.data_dir)
     disk_tmp.stop()
     out = subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True, text=True).stdout
-    assert wait_until(lambda: not any(f"lambdad-{i.split('-', 1)[1]}-" in line for i in ids for line in
-                                      subprocess.run(["losetup", "-l", "-n", "-O", "BACK-FILE"], capture_output=True,
-                                                     text=True).stdout.splitlines()), 5), out
+    assert wait_until(lambda: not loops_of(disk_tmp.data_dir), 5), out
