@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
+import os
 import gc
 import logging
 import resource
@@ -68,6 +70,52 @@ from lambdad.store.sqlite import AsyncEvent, SqliteStore
 __all__ = ["LambdadApp"]
 
 log = logging.getLogger(__name__)
+
+
+RUN_DIR_GRACE_SECONDS = 60.0  # a run dir without its lock file is a server's only this long after it was made
+
+
+def _hold_alive(run_dir: Path) -> int:
+    """Lock ``<run dir>/alive`` for as long as this process lives (the kernel drops an flock with its holder): how
+    a later start tells a live server's run dir from one a kill -9 left."""
+    fd = os.open(run_dir / "alive", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_run_dirs(parent: Path, own: Path) -> int:
+    """Remove the run dirs (``<tmp>/lambdad-<server id>-*``) of servers that are gone: their ``alive`` lock is free
+    (or, for one made before it had one, it is over a minute old). Runs in the background at start: a big tree
+    left by a crash does not hold up the listener. Returns how many it removed."""
+    removed = 0
+    for path in parent.glob("lambdad-*-*"):
+        if path == own or not path.is_dir() or path.is_symlink():
+            continue
+        try:
+            fd = os.open(path / "alive", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            try:
+                if time.time() - path.stat().st_mtime < RUN_DIR_GRACE_SECONDS:
+                    continue  # a server that is starting, between mkdtemp and its lock
+            except OSError:
+                continue
+            fd = -1
+        except OSError:
+            continue
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # alive
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    if removed:
+        log.info("removed %d run dirs of servers that are gone", removed)
+    return removed
 
 
 def _raise_descriptor_limit() -> None:
@@ -144,6 +192,9 @@ class LambdadApp:
         self.aliases = AliasService(self.functions)
         self.policies = PolicyService(self.functions)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
+        self._alive = _hold_alive(self.run_dir)
+        self._run_dir_sweep = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(sweep_run_dirs, self.run_dir.parent, self.run_dir))
         isolated = s.isolation == "auto"
         self.cgroups = await asyncio.to_thread(CgroupRoot.probe, self.server_id) if isolated else None
         jail = await asyncio.to_thread(probe_jail) if isolated else {"error": "turned off by LAMBDAD_ISOLATION=none"}
@@ -218,6 +269,9 @@ class LambdadApp:
         log.info("function network: environments in %s (block %d), host services: %s", network.subnet,
                  network.block, ", ".join(map(str, network.host_services)) or "none")
         return network, None
+
+    async def _await_run_dir_sweep(self) -> None:
+        await asyncio.gather(self._run_dir_sweep, return_exceptions=True)
 
     async def _close_network(self) -> None:
         if self.network is not None:
@@ -332,6 +386,7 @@ class LambdadApp:
             ("log sink", self.log_sink.aclose),
             ("log retention", self.log_retention.aclose),
             ("metadata store", self.store.aclose),
+            ("run dir sweep", self._await_run_dir_sweep),
         ]
         for what, close in steps:
             started = time.monotonic()

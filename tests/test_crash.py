@@ -95,3 +95,31 @@ def test_a_restart_after_a_crash_is_not_held_up(fresh_server, tmp_path):
     assert time.monotonic() - t0 < 4.5, "".join(again.output)
     assert wait_until(lambda: not tasks_in(dirs) and not any(d.exists() for d in dirs), 5)
     assert again.client().invoke(FunctionName="f0")["StatusCode"] == 200
+
+
+def run_dir_of(pid: int) -> Path:
+    """The server's run dir: the parent of the ``alive`` file it holds open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.endswith("/alive"):
+            return Path(target).parent
+    raise AssertionError(f"server {pid} holds no run dir lock")
+
+
+def test_run_dirs_of_dead_servers_are_removed_and_live_ones_kept(fresh_server, tmp_path):
+    """A kill -9 leaves the server's run dir (jail roots, slot dirs, /etc copies) in the temp dir; the next start
+    removes it, in the background, and never the run dir of a server that is still running."""
+    live = fresh_server(data_dir=tmp_path / "live")
+    live_dir = run_dir_of(live.proc.pid)
+    dead = fresh_server(data_dir=tmp_path / "dead")
+    dead_dir = run_dir_of(dead.proc.pid)
+    os.killpg(dead.proc.pid, signal.SIGKILL)
+    dead.stop(signal.SIGKILL)
+    assert dead_dir.exists()
+    fresh_server(data_dir=tmp_path / "next")
+    assert wait_until(lambda: not dead_dir.exists(), 10), dead_dir
+    assert live_dir.exists()
+    assert live.client().list_functions()["Functions"] == []
