@@ -108,6 +108,12 @@ CREATE TABLE IF NOT EXISTS log_events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, timestamp);
+CREATE INDEX IF NOT EXISTS log_events_by_group ON log_events (log_group);
+CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (timestamp);
+CREATE TABLE IF NOT EXISTS log_group_bytes (
+    log_group TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
 """ + ACCESS_KEYS_SCHEMA
 
 
@@ -153,6 +159,13 @@ class SqliteStore:
         await db.execute("PRAGMA journal_size_limit=67108864")
         await db.execute("PRAGMA foreign_keys=ON")
         await db.executescript(_SCHEMA)
+        # a data dir from before log_group_bytes: count what its log groups hold, once
+        async with db.execute("SELECT (SELECT COUNT(*) FROM log_group_bytes), "
+                              "EXISTS (SELECT 1 FROM log_events)") as cur:
+            counted, any_logs = await cur.fetchone()  # type: ignore[misc]
+        if not counted and any_logs:
+            await db.execute("INSERT INTO log_group_bytes SELECT log_group, SUM(length(CAST(message AS BLOB))) "
+                             "FROM log_events GROUP BY log_group")
         return cls(db)
 
     async def aclose(self) -> None:
@@ -370,6 +383,11 @@ class SqliteStore:
             for (group, stream), (first, last) in streams.items()
         ]
         rows = [(e.log_group, e.log_stream, e.timestamp, e.message) for e in events]
+        sizes: dict[str, int] = {}
+        for e in events:
+            sizes[e.log_group] = sizes.get(e.log_group, 0) + len(e.message.encode("utf-8", "surrogatepass"))
+        statements += [("INSERT INTO log_group_bytes (log_group, bytes) VALUES (?, ?) ON CONFLICT (log_group) "
+                        "DO UPDATE SET bytes = bytes + excluded.bytes", item) for item in sizes.items()]
         async with self._write_lock:
             await self._db.execute("BEGIN")
             try:
@@ -386,31 +404,78 @@ class SqliteStore:
     async def trim_logs(self, older_than_ms: int, group_bytes: int, total_bytes: int) -> int:
         """Log retention: delete events older than ``older_than_ms`` (epoch ms), then each group's oldest events
         past its newest ``group_bytes`` of messages, then the oldest of all past the newest ``total_bytes``;
-        and the streams left empty. Freed pages are reused by later writes. Returns the events deleted."""
+        and the streams left empty. Freed pages are reused by later writes. Returns the events deleted.
+
+        What each group holds is kept in ``log_group_bytes`` (added to by every append), so a trim reads only
+        the events it deletes (found through the indexes by time, by group, and by rowid, oldest first), never
+        the ones it keeps: it costs in proportion to what it removes, not to the size of the database (the
+        whole table was read, under the write lock, at every trim: ~1.1 s at 200 MB)."""
         size = "length(CAST(message AS BLOB))"
-        statements = [
-            ("DELETE FROM log_events WHERE timestamp < ?", (older_than_ms,)),
-            (f"DELETE FROM log_events WHERE rowid IN (SELECT id FROM (SELECT rowid AS id, SUM({size}) OVER "
-             f"(PARTITION BY log_group ORDER BY rowid DESC) AS newer FROM log_events) WHERE newer > ?)", (group_bytes,)),
-            (f"DELETE FROM log_events WHERE rowid IN (SELECT id FROM (SELECT rowid AS id, SUM({size}) OVER "
-             f"(ORDER BY rowid DESC) AS newer FROM log_events) WHERE newer > ?)", (total_bytes,)),
-        ]
         deleted = 0
         async with self._write_lock:
             await self._db.execute("BEGIN")
             try:
-                for sql, args in statements:
-                    cursor = await self._db.execute(sql, args)
-                    deleted += max(cursor.rowcount, 0)
+                freed: dict[str, int] = {}
+                async with self._db.execute(f"SELECT log_group, COUNT(*), SUM({size}) FROM log_events INDEXED BY "
+                                            "log_events_by_time WHERE timestamp < ? GROUP BY log_group",
+                                            (older_than_ms,)) as cur:  # by time: only the rows that go
+                    async for group, count, nbytes in cur:
+                        freed[group] = nbytes
+                        deleted += count
+                if freed:
+                    await self._db.execute("DELETE FROM log_events WHERE timestamp < ?", (older_than_ms,))
+                    await self._forget_bytes(freed)
+                async with self._db.execute("SELECT log_group, bytes FROM log_group_bytes WHERE bytes > ?",
+                                            (group_bytes,)) as cur:
+                    over = await cur.fetchall()
+                for group, nbytes in over:
+                    deleted += await self._delete_oldest(nbytes - group_bytes, group)
+                async with self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM log_group_bytes") as cur:
+                    total = (await cur.fetchone())[0]  # type: ignore[index]
+                if total > total_bytes:
+                    deleted += await self._delete_oldest(total - total_bytes, None)
                 if deleted:
                     await self._db.execute(
                         "DELETE FROM log_streams WHERE NOT EXISTS (SELECT 1 FROM log_events e WHERE "
                         "e.log_group = log_streams.log_group AND e.log_stream = log_streams.log_stream)")
+                    await self._db.execute("DELETE FROM log_group_bytes WHERE bytes <= 0")
                 await self._db.execute("COMMIT")
             except BaseException:
                 await self._rollback()
                 raise
         return deleted
+
+    async def _delete_oldest(self, excess: int, group: str | None) -> int:
+        """Delete the oldest events (of ``group``, or of all) until at least ``excess`` bytes of messages are
+        gone; in the caller's transaction. Reads 500 events at a time, oldest first."""
+        where, args = ("WHERE log_group = ? AND rowid > ?", [group]) if group is not None else ("WHERE rowid > ?", [])
+        freed: dict[str, int] = {}
+        gone, last, count = 0, 0, 0
+        while gone < excess:
+            async with self._db.execute(
+                    f"SELECT rowid, log_group, length(CAST(message AS BLOB)) FROM log_events {where} ORDER BY rowid "
+                    "LIMIT 500", (*args, last)) as cur:
+                rows = await cur.fetchall()
+            if not rows:
+                break
+            for rowid, row_group, nbytes in rows:
+                last = rowid
+                gone += nbytes
+                count += 1
+                freed[row_group] = freed.get(row_group, 0) + nbytes
+                if gone >= excess:
+                    break
+        if count:
+            if group is not None:
+                await self._db.execute("DELETE FROM log_events WHERE log_group = ? AND rowid <= ?", (group, last))
+            else:
+                await self._db.execute("DELETE FROM log_events WHERE rowid <= ?", (last,))
+            await self._forget_bytes(freed)
+        return count
+
+    async def _forget_bytes(self, freed: dict[str, int]) -> None:
+        await self._db.executemany("UPDATE log_group_bytes SET bytes = bytes - ? WHERE log_group = ?",
+                                   [(nbytes, group) for group, nbytes in freed.items()])
 
     async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
         args: tuple[str, ...]
