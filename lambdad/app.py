@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
-import os
 import gc
 import logging
+import os
 import resource
 import shutil
 import socket
@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import botocore.session
 
@@ -285,7 +286,7 @@ class LambdadApp:
     async def _function_changed(self, name: str, version: str | None) -> None:
         self._code_released()
 
-    def _make_environment(self, spec: EnvironmentSpec, on_dead) -> Environment:
+    def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         platform = (PlatformAccess(self.issuer, f"http://{host}:{self.port}", self._serve_inside)
                     if self.port else None)

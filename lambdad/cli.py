@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Coroutine
 
 import click
 
@@ -14,6 +15,10 @@ from lambdad import __version__
 from lambdad.auth.credentials import PROFILE
 from lambdad.config import Settings
 from lambdad.store.lock import DataDirLocked
+
+if TYPE_CHECKING:
+    from lambdad.app import LambdadApp
+    from lambdad.sandbox.launcher import Containment
 
 __all__ = ["main"]
 
@@ -53,7 +58,7 @@ def serve(**flags: object) -> None:
         sys.exit(1)
 
 
-def _run(main) -> None:
+def _run(main: Coroutine[Any, Any, None]) -> None:
     """Run on uvloop (libuv's event loop: several times faster I/O than asyncio's own) where it is installed."""
     try:
         import uvloop
@@ -80,7 +85,7 @@ async def _serve(settings: Settings) -> None:
         await app.aclose()
 
 
-def _containment_lines(containment) -> list[str]:
+def _containment_lines(containment: Containment) -> list[str]:
     return [
         f"isolation: {'on ' if active else 'OFF'} {what}" + ("" if active else f" ({needs})")
         for what, active, needs in containment.describe()
@@ -135,7 +140,7 @@ def doctor() -> None:
         click.echo(f"runtime {name}: {runs}" + ("" if spec.exact else " (stand-in: the exact version is not installed)"))
 
 
-def _print_banner(app, port: int) -> None:
+def _print_banner(app: LambdadApp, port: int) -> None:
     s = app.settings
     endpoint = f"http://{s.host}:{port}"
     creds = app.credentials

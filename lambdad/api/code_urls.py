@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from lambdad.api.server import HttpRequest, HttpResponse
@@ -42,7 +43,7 @@ class CodeUrlSigner:
             return False
         return hmac.compare_digest(self._signature(code_hash, when), signature)
 
-    def handler(self, service: FunctionService):
+    def handler(self, service: FunctionService) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
         def text(status: int, message: str) -> HttpResponse:
             return HttpResponse(status, message.encode(), (("Content-Type", "text/plain; charset=utf-8"),))
 

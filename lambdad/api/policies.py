@@ -13,7 +13,7 @@ import botocore.session
 
 from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.http import Handler, RequestContext
-from lambdad.arn import parse_function_name
+from lambdad.arn import FunctionRef, parse_function_name
 
 from lambdad.functions.policies import Permission, PolicyService
 
@@ -30,7 +30,7 @@ _AUTH_TYPES = tuple(_MODEL.shape_for("FunctionUrlAuthType").enum)
 
 
 def policy_handlers(service: PolicyService, region: str, account: str) -> dict[str, Handler]:
-    def ref(params: Mapping[str, Any]):
+    def ref(params: Mapping[str, Any]) -> FunctionRef:
         return parse_function_name(
             params["FunctionName"], region=region, account_id=account, qualifier=params.get("Qualifier")
         )

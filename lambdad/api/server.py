@@ -438,7 +438,8 @@ class HttpServer:
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _Connection(self), host, port, reuse_address=True)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        return self._server.sockets[0].getsockname()[1]
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
 
     async def serve_socket(self, listener: socket.socket) -> asyncio.AbstractServer:
         """Serve a listening socket opened elsewhere as well (in an environment's network namespace), under the

@@ -286,7 +286,7 @@ class CodeTrees:
         one read-only tree named ``key``, unless it already exists (blocking: call from a thread). Layers."""
         return self._build(key, archives)
 
-    def _build(self, key: str, sources: list) -> Path:
+    def _build(self, key: str, sources: list[bytes] | list[Path]) -> Path:
         """Unpack ``sources`` (zip bytes or paths), in order, into a temp dir, make it read-only and rename it to
         ``key``: a tree that exists is complete. Another thread that built the same tree first wins."""
         target = self.path(key)

@@ -175,7 +175,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
         if len(self._owner) >= _MAX_CONNECTIONS:  # a function hoarding the server's descriptors
-            transport.abort()
+            transport.close()  # nothing was written: closing is aborting
             self._transport = None
             return
         self._owner.add(self)

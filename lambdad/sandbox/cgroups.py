@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Iterable
 
 __all__ = ["CgroupRoot", "EnvCgroup", "PIDS_MAX"]
 
@@ -147,7 +148,7 @@ def sweep_stale(mount: Path) -> None:
     _remove_dirs(servers)
 
 
-def _remove_dirs(dirs) -> None:
+def _remove_dirs(dirs: Iterable[Path]) -> None:
     for d in dirs:
         try:
             d.rmdir()

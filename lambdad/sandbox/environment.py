@@ -48,7 +48,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from lambdad.auth.issued import CredentialIssuer
 from lambdad.auth.principals import function_principal
@@ -567,7 +567,7 @@ class Environment:
         return all(name in registered for name in self._expected_extensions) and all(
             ext.called_next for ext in self._extensions.values())
 
-    def _dispatch_extension_event(self, event_type: str, event: dict) -> None:
+    def _dispatch_extension_event(self, event_type: str, event: dict[str, Any]) -> None:
         data = json.dumps(event).encode()
         for ext in self._extensions.values():
             if event_type in ext.events:

@@ -49,6 +49,8 @@ import select
 import signal
 import socket
 import sys
+from types import ModuleType
+from typing import Any, Iterable
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PYTHON_RUNTIME = os.path.join(os.path.dirname(_HERE), "runtimes", "python")
@@ -56,7 +58,7 @@ _MAX_MESSAGE = 1 << 20
 FUNCTION_NOFILE = 1024  # open descriptors per process of an environment, as on Lambda
 
 
-def _load(name: str, path: str):
+def _load(name: str, path: str) -> ModuleType:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, path)
@@ -88,8 +90,8 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _send(ctrl, {"op": "ready", "pid": os.getpid()})
-    children: set = set()  # forked and not reaped yet
-    cgroups_of: dict = {}  # child pid -> the cgroup.procs files it joined
+    children: set[int] = set()  # forked and not reaped yet
+    cgroups_of: dict[int, list[str]] = {}  # child pid -> the cgroup.procs files it joined
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
@@ -135,7 +137,7 @@ _SDK_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urll
 SDK_DIR = "/var/runtime"  # where Lambda's Python runtimes keep boto3, and where jailed functions find it
 
 
-def _preload_sdk(site_dir: str, packages: list, jail) -> None:
+def _preload_sdk(site_dir: str, packages: list[str], jail: ModuleType | None) -> None:
     """Import boto3 once, so that every environment forked from here has it for free (copy-on-write): from
     /var/runtime where this fork server can jail (``_stage_sdk``), else from the server's own ``site_dir``."""
     staged = _stage_sdk(packages, jail) if packages and jail is not None and os.geteuid() == 0 else None
@@ -149,7 +151,7 @@ def _preload_sdk(site_dir: str, packages: list, jail) -> None:
         _forget_sdk()
 
 
-def _stage_sdk(packages: list, jail) -> "str | None":
+def _stage_sdk(packages: list[str], jail: ModuleType) -> str | None:
     """Show the SDK's packages at /var/runtime/<package>, in a mount namespace of this fork server's own (private:
     nothing of it reaches the host, which keeps at most an empty /var/runtime directory as a mount point), so that
     what is imported here carries the paths a jailed function sees (its jail binds each /var/runtime/<package>),
@@ -196,7 +198,7 @@ def _send_runtime_api_listener(channel_fd: int, address: str) -> None:
     listener.close()
 
 
-def _attach(request: dict, children: set, jail) -> None:
+def _attach(request: dict[str, Any], children: set[int], jail: ModuleType | None) -> None:
     """Mount a slot's function into it (``jail.attach``), if the slot is a live child of this fork server."""
     pid = request["pid"]
     if jail is None or pid not in children:
@@ -204,7 +206,7 @@ def _attach(request: dict, children: set, jail) -> None:
     jail.attach(pid, tuple(tuple(pair) for pair in request["mounts"]), request["hostname"])
 
 
-def _await_assignment(fd: int) -> dict:
+def _await_assignment(fd: int) -> dict[str, Any]:
     """A custom runtime's slot: wait for its assignment ({"env", "argv", "candidates"}, then EOF), and enter the
     code now mounted at /var/task (the working directory was the empty directory under it)."""
     chunks = []
@@ -214,16 +216,16 @@ def _await_assignment(fd: int) -> dict:
             break
         chunks.append(chunk)
     os.close(fd)
-    assignment = json.loads(b"".join(chunks))
+    assignment: dict[str, Any] = json.loads(b"".join(chunks))
     os.chdir("/var/task")
     return assignment
 
 
-def _send(ctrl: socket.socket, message: dict) -> None:
+def _send(ctrl: socket.socket, message: dict[str, Any]) -> None:
     ctrl.send(json.dumps(message).encode())
 
 
-def _kill_children(children: set, cgroups_of: dict) -> None:
+def _kill_children(children: set[int], cgroups_of: dict[int, list[str]]) -> None:
     """Kill every environment and slot this fork server made, with everything in their cgroups: SIGKILL first
     (a frozen task keeps it pending: nothing can fork in between), then thaw the freezer so that it is
     delivered. Without cgroups, the child is killed (PID 1 of its namespace: the namespace goes with it)."""
@@ -253,7 +255,7 @@ def _kill_children(children: set, cgroups_of: dict) -> None:
                     pass
 
 
-def _reap(ctrl: socket.socket, children: set) -> None:
+def _reap(ctrl: socket.socket, children: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -266,11 +268,12 @@ def _reap(ctrl: socket.socket, children: set) -> None:
         _send(ctrl, {"op": "exit", "pid": pid, "status": code})
 
 
-def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: int, jail, runtime) -> int:
+def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r: int, wake_w: int,
+           jail: ModuleType | None, runtime: ModuleType | None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # With a jail, the child is forked straight into a new PID namespace (PID 1 there): no second fork needed.
-    pid = jail.fork() if request.get("jail") else os.fork()
+    pid = jail.fork() if request.get("jail") and jail is not None else os.fork()
     if pid:
         return pid
     # -- the child: nothing here may return into the zygote's loop --
@@ -306,6 +309,8 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
             with open(path, "w") as f:
                 f.write("0")  # "0": the writing process itself (its pid may be 1 of its own namespace)
         if request.get("jail"):
+            if jail is None:
+                raise OSError("this fork server cannot jail (jail.py is missing)")
             jail.enter(jail.JailSpec.from_json(request["jail"]), net_fd=netns)
         elif netns is not None:
             os.close(netns)
@@ -328,7 +333,7 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):
             _forget_sdk()  # the function's own boto3 must win over the preloaded one
         sys.argv = ["bootstrap"]
-        runtime.RUNTIME_API_FD = runtime_api
+        setattr(runtime, "RUNTIME_API_FD", runtime_api)
         runtime.main()
         os._exit(0)
     except SystemExit as exc:
@@ -344,7 +349,7 @@ def _spawn(request: dict, fds: list, ctrl: socket.socket, wake_r: int, wake_w: i
         os._exit(127)
 
 
-def extension_programs(opt_dir: str) -> list:
+def extension_programs(opt_dir: str) -> list[str]:
     """The external extensions of an environment: every executable file in <opt>/extensions, in name order."""
     directory = os.path.join(opt_dir, "extensions")
     try:
@@ -363,7 +368,7 @@ def extension_programs(opt_dir: str) -> list:
     return found
 
 
-def _start_extensions(opt_dir: str, env: dict) -> None:
+def _start_extensions(opt_dir: str, env: dict[str, str]) -> None:
     """Lambda's external extensions: each executable in /opt/extensions starts before the runtime, in the same
     jail, cgroups and environment, and becomes the runtime's child (its output goes to the same log pipe)."""
     for path in extension_programs(opt_dir):
@@ -379,7 +384,7 @@ def _start_extensions(opt_dir: str, env: dict) -> None:
                 os._exit(127)
 
 
-def _exec(argv: list, candidates, env: dict, exec_status) -> None:
+def _exec(argv: list[str], candidates: Iterable[str], env: dict[str, str], exec_status: int | None) -> None:
     """Replace this process with ``argv`` (argv[0] the first existing of ``candidates``, when given). Returns
     never: a failure is written to ``exec_status`` in Lambda's words (as its Go init process words them) and the
     process exits 127."""
@@ -401,7 +406,7 @@ def _exec(argv: list, candidates, env: dict, exec_status) -> None:
         _exec_failed(exec_status, "fork/exec %s: %s" % (argv[0], reason[:1].lower() + reason[1:]))
 
 
-def _exec_failed(exec_status, message: str) -> None:
+def _exec_failed(exec_status: int | None, message: str) -> None:
     data = message.encode("utf-8", "replace")
     try:
         if exec_status is not None:

@@ -408,8 +408,8 @@ def attach(pid: int, mounts: Tuple[Tuple[str, str], ...], hostname: str) -> None
     jail), only while no code but ours has run in the slot: its root is read-only, so the places cannot have been
     replaced. A helper forked here enters the slot's mount and UTS namespaces (setns needs a single-threaded
     caller, and the fork server must stay where it is) and attaches the trees cloned here, outside."""
-    trees: list = []  # (detached tree fd, path inside)
-    fds: list = []  # everything to close here
+    trees: list[tuple[int, str]] = []  # (detached tree fd, path inside)
+    fds: list[int] = []  # everything to close here
     try:
         for host, inside in mounts:
             trees.append((_detached_tree(host), inside))
@@ -454,7 +454,7 @@ def _move_mount(fd: int, target: str) -> None:
                          target.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {target}")
 
 
-def _attach_inside(namespaces: list, trees: list, hostname: str, report_fd: int) -> None:
+def _attach_inside(namespaces: list[int], trees: list[tuple[int, str]], hostname: str, report_fd: int) -> None:
     """The helper of ``attach``: enter the slot's namespaces, attach the trees, report, exit."""
     message = b"ok"
     try:

@@ -114,7 +114,8 @@ def probe_jail() -> dict[str, bool | str]:
     try:
         out = subprocess.run([sys.executable, "-I", "-S", "-c", code, jail_path], capture_output=True, text=True,
                              timeout=60, check=True).stdout
-        return json.loads(out)
+        result: dict[str, bool | str] = json.loads(out)
+        return result
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         return {name: False for name in JAIL_PROTECTIONS} | {"error": str(exc)}
 

@@ -575,7 +575,7 @@ def loopback_resolvers(path: str = "/etc/resolv.conf") -> list[str]:
 
 async def serve_relays(ns: Namespace) -> list[asyncio.AbstractServer]:
     """Serve each of ``ns``'s relay listeners: a connection inside is joined to a new one to the host service."""
-    servers = []
+    servers: list[asyncio.AbstractServer] = []
     for listener, service in ns.relays:
         servers.append(await asyncio.start_server(_relay_handler(service), sock=listener))
     return servers

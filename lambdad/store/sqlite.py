@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import aiosqlite
 
@@ -22,7 +22,7 @@ from lambdad.functions.model import Alias, Function, FunctionConfig
 
 __all__ = ["SqliteStore", "AsyncEvent", "LogEvent", "ACCESS_KEYS_SCHEMA"]
 
-Statement = tuple[str, Iterable]
+Statement = tuple[str, Iterable[Any]]
 
 # Written by ``lambdad keys`` (auth/keys.py, its own connection, server running or not) and read by the server.
 ACCESS_KEYS_SCHEMA = """
@@ -264,7 +264,7 @@ class SqliteStore:
         )
 
     async def put_policy(
-        self, name: str, qualifier: str, statements: list[dict], target: FunctionConfig | Alias
+        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: FunctionConfig | Alias
     ) -> None:
         """Replace the policy of ``qualifier`` (none left: delete it) and store ``target`` (the version or alias
         the policy belongs to, with its new revision id) in the same transaction."""
@@ -318,7 +318,7 @@ class SqliteStore:
     async def load_provisioned_concurrency(self) -> list[tuple[str, str, int, str]]:
         """(function name, qualifier, requested, last modified) of every provisioned concurrency config."""
         async with self._db.execute("SELECT name, qualifier, requested, last_modified FROM provisioned_concurrency") as cur:
-            return [tuple(row) for row in await cur.fetchall()]  # type: ignore[misc]
+            return [tuple(row) for row in await cur.fetchall()]
 
     async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str) -> None:
         await self._write(
@@ -374,7 +374,7 @@ class SqliteStore:
         for e in events:
             first, last = streams.get((e.log_group, e.log_stream), (e.timestamp, e.timestamp))
             streams[(e.log_group, e.log_stream)] = (min(first, e.timestamp), max(last, e.timestamp))
-        statements: list[tuple[str, Iterable]] = [
+        statements: list[tuple[str, Iterable[Any]]] = [
             (
                 "INSERT INTO log_streams (log_group, log_stream, created, last_event) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (log_group, log_stream) DO UPDATE SET last_event = max(last_event, excluded.last_event)",
@@ -496,11 +496,11 @@ class SqliteStore:
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
-    async def _write(self, sql: str, args: Iterable) -> None:
+    async def _write(self, sql: str, args: Iterable[Any]) -> None:
         async with self._write_lock:
             await self._db.execute(sql, args)
 
-    async def _transaction(self, statements: Sequence[tuple[str, Iterable]]) -> None:
+    async def _transaction(self, statements: Sequence[tuple[str, Iterable[Any]]]) -> None:
         async with self._write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
