@@ -66,7 +66,8 @@ from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
-from lambdad.store.sqlite import AsyncEvent, SqliteStore
+from lambdad.store.interfaces import AsyncEvent
+from lambdad.store.sqlite import SqliteStore
 
 __all__ = ["LambdadApp"]
 
@@ -188,10 +189,10 @@ class LambdadApp:
             layers=self.layers,
         )
         await self.functions.load()
-        self.concurrency = ConcurrencyService(self.functions, s.account_concurrency)
+        self.concurrency = ConcurrencyService(self.functions, self.store, s.account_concurrency)
         await self.concurrency.load()
-        self.aliases = AliasService(self.functions)
-        self.policies = PolicyService(self.functions)
+        self.aliases = AliasService(self.functions, self.store)
+        self.policies = PolicyService(self.functions, self.store)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
         self._alive = _hold_alive(self.run_dir)
         self._run_dir_sweep = asyncio.get_running_loop().create_task(
@@ -233,7 +234,8 @@ class LambdadApp:
         )
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
-        self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool)
+        self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool,
+                                                  self.store)
         await self.provisioned.load()
         self.async_queue = AsyncQueue(
             self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds

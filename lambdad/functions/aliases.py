@@ -22,6 +22,7 @@ from lambdad.errors import (
     ValidationException,
 )
 from lambdad.functions.model import Alias, Function
+from lambdad.store.interfaces import FunctionStore
 from lambdad.functions.service import FunctionService
 
 __all__ = ["AliasService", "AliasListing"]
@@ -40,9 +41,9 @@ AliasListener = Callable[[str, str], Awaitable[None]]
 
 
 class AliasService:
-    def __init__(self, functions: FunctionService) -> None:
+    def __init__(self, functions: FunctionService, store: FunctionStore) -> None:
         self._functions = functions
-        self._store = functions.store
+        self._store = store
         self._listeners: list[AliasListener] = []
 
     def on_change(self, listener: AliasListener) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from lambdad.errors import InvalidParameterValueException
 from lambdad.functions.service import FunctionService
+from lambdad.store.interfaces import ConcurrencyStore
 
 __all__ = ["ConcurrencyService", "unreserved_minimum"]
 
@@ -31,14 +32,15 @@ def unreserved_minimum(account_limit: int) -> int:
 
 
 class ConcurrencyService:
-    def __init__(self, functions: FunctionService, account_limit: int) -> None:
+    def __init__(self, functions: FunctionService, store: ConcurrencyStore, account_limit: int) -> None:
         self._functions = functions
+        self._store = store
         self.account_limit = account_limit
         self._reserved: dict[str, int] = {}
         functions.on_change(self._function_changed)
 
     async def load(self) -> None:
-        self._reserved = await self._functions.store.load_reserved_concurrency()
+        self._reserved = await self._store.load_reserved_concurrency()
 
     async def _function_changed(self, name: str, version: str | None) -> None:
         if version is None:  # the function is gone (the store dropped its row with it)
@@ -92,12 +94,12 @@ class ConcurrencyService:
                     "Specified ReservedConcurrentExecutions for function decreases account's "
                     f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
                 )
-            await self._functions.store.put_reserved_concurrency(name, reserved)
+            await self._store.put_reserved_concurrency(name, reserved)
             self._reserved[name] = reserved
         return reserved
 
     async def delete(self, name: str) -> None:
         async with self._functions.lock(name):
             self._functions.function(name)
-            await self._functions.store.delete_reserved_concurrency(name)
+            await self._store.delete_reserved_concurrency(name)
             self._reserved.pop(name, None)

@@ -30,8 +30,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.functions.code import CodeTrees, check_zip
-from lambdad.store.blobs import FileBlobStore
-from lambdad.store.sqlite import SqliteStore
+from lambdad.store.interfaces import BlobStore, LayerStore
 
 __all__ = ["LayerVersion", "LayerService", "LayerListing", "layer_arn", "opt_key"]
 
@@ -115,7 +114,7 @@ class LayerListing:
 
 
 class LayerService:
-    def __init__(self, store: SqliteStore, blobs: FileBlobStore, opt_trees: CodeTrees, *, region: str,
+    def __init__(self, store: LayerStore, blobs: BlobStore, opt_trees: CodeTrees, *, region: str,
                  account_id: str) -> None:
         self._store = store
         self._blobs = blobs

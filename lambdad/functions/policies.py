@@ -23,6 +23,7 @@ from lambdad.errors import (
     ResourceNotFoundException,
 )
 from lambdad.functions.model import POLICY_VERSION, Alias, Function, FunctionConfig
+from lambdad.store.interfaces import FunctionStore
 from lambdad.functions.service import FunctionService
 
 __all__ = ["PolicyService", "Permission"]
@@ -95,9 +96,9 @@ def _principal(principal: str, partition: str) -> Any:
 
 
 class PolicyService:
-    def __init__(self, functions: FunctionService) -> None:
+    def __init__(self, functions: FunctionService, store: FunctionStore) -> None:
         self._functions = functions
-        self._store = functions.store
+        self._store = store
 
     # -- reads -----------------------------------------------------------------------------------------------
 

@@ -43,10 +43,9 @@ from lambdad.errors import (
 from lambdad.functions import validation
 from lambdad.functions.code import MAX_UNZIPPED_BYTES, CodeTrees, check_zip, unzipped_size
 from lambdad.functions.layers import LayerService
-from lambdad.functions.model import Function, FunctionConfig
+from lambdad.functions.model import Alias, Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
-from lambdad.store.blobs import FileBlobStore
-from lambdad.store.sqlite import SqliteStore
+from lambdad.store.interfaces import BlobStore, FunctionStore
 
 __all__ = ["FunctionService", "Listing", "VersionListing", "MAX_TAGS"]
 
@@ -83,8 +82,8 @@ def _revision() -> str:
 class FunctionService:
     def __init__(
         self,
-        store: SqliteStore,
-        blobs: FileBlobStore,
+        store: FunctionStore,
+        blobs: BlobStore,
         trees: CodeTrees,
         runtimes: RuntimeRegistry,
         *,
@@ -106,7 +105,12 @@ class FunctionService:
         self._random = rng or random.Random()
 
     async def load(self) -> None:
-        for function in await self._store.load_functions():
+        for stored in await self._store.load_functions():
+            function = Function(
+                latest=FunctionConfig.from_json(stored.latest), tags=stored.tags,
+                versions={v: FunctionConfig.from_json(text) for v, text in stored.versions.items()},
+                aliases={a: Alias.from_json(text) for a, text in stored.aliases.items()},
+                policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from)
             self._functions[function.name] = function
         for hashes in {c.layer_hashes for f in self._functions.values() for c in f.sorted_versions()}:
             await self._ensure_opt_tree(hashes)
@@ -131,10 +135,6 @@ class FunctionService:
     def lock(self, name: str) -> asyncio.Lock:
         """The lock that serialises every change to function ``name`` (its versions, aliases, tags, policies)."""
         return self._locks.setdefault(name, asyncio.Lock())
-
-    @property
-    def store(self) -> SqliteStore:
-        return self._store
 
     def arn(self, name: str, qualifier: str | None = None) -> str:
         return function_arn(self.region, self.account_id, name, qualifier)
@@ -250,7 +250,8 @@ class FunctionService:
             )
             function = Function(latest=config, tags=tags)
             published = _new_version(config, 1, None) if params.get("Publish") else None
-            await self._store.create_function(config, tags, published)
+            await self._store.create_function(config, tags, published,
+                                              config.fingerprint() if published is not None else "")
             if published is not None:
                 self._record_version(function, published)
             self._functions[name] = function

@@ -20,7 +20,7 @@ import uuid
 from typing import Awaitable, Callable
 
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
-from lambdad.store.sqlite import AsyncEvent, SqliteStore
+from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
 
 __all__ = ["AsyncQueue"]
@@ -35,7 +35,7 @@ THROTTLE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class AsyncQueue:
-    def __init__(self, store: SqliteStore, deliver: Deliver, *, retry_delays: tuple[float, ...], max_event_age: float) -> None:
+    def __init__(self, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...], max_event_age: float) -> None:
         self._store = store
         self._deliver = deliver
         self._retry_delays = retry_delays

@@ -30,6 +30,7 @@ from lambdad.functions.concurrency import ConcurrencyService, unreserved_minimum
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.service import InvokeService
 from lambdad.sandbox.pool import EnvironmentPool, Owner
+from lambdad.store.interfaces import ConcurrencyStore
 
 __all__ = ["ProvisionedConcurrency", "ProvisionedListing"]
 
@@ -57,8 +58,9 @@ def _now() -> str:
 
 class ProvisionedConcurrency:
     def __init__(self, functions: FunctionService, aliases: AliasService, reservations: ConcurrencyService,
-                 invoker: InvokeService, pool: EnvironmentPool) -> None:
+                 invoker: InvokeService, pool: EnvironmentPool, store: ConcurrencyStore) -> None:
         self._functions = functions
+        self._store = store
         self._reservations = reservations
         self._invoker = invoker
         self._pool = pool
@@ -67,7 +69,7 @@ class ProvisionedConcurrency:
         aliases.on_change(self._alias_changed)
 
     async def load(self) -> None:
-        for name, qualifier, requested, last_modified in await self._functions.store.load_provisioned_concurrency():
+        for name, qualifier, requested, last_modified in await self._store.load_provisioned_concurrency():
             self._configs[(name, qualifier)] = _Config(requested, last_modified)
 
     async def start(self) -> None:
@@ -138,7 +140,7 @@ class ProvisionedConcurrency:
                 raise InvalidParameterValueException("Alias with weights can not be used with Provisioned Concurrency")
             self._check_capacity(name, owner, requested)
             config = _Config(requested, _now())
-            await self._functions.store.put_provisioned_concurrency(name, qualifier, requested, config.last_modified)
+            await self._store.put_provisioned_concurrency(name, qualifier, requested, config.last_modified)
             self._configs[owner] = config
             await self._apply(owner)
         return self._describe(owner)
@@ -176,7 +178,7 @@ class ProvisionedConcurrency:
         self._pool.provision(owner, spec, self._configs[owner].requested)
 
     async def _drop(self, owner: Owner) -> None:
-        await self._functions.store.delete_provisioned_concurrency(*owner)
+        await self._store.delete_provisioned_concurrency(*owner)
         self._configs.pop(owner, None)
         self._pool.unprovision(owner)
 

@@ -12,7 +12,7 @@ import logging
 import time
 
 from lambdad.periodic import Periodic
-from lambdad.store.sqlite import SqliteStore
+from lambdad.store.interfaces import LogStore
 
 __all__ = ["LogRetention"]
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class LogRetention:
-    def __init__(self, store: SqliteStore, *, max_age_seconds: float, group_bytes: int, total_bytes: int,
+    def __init__(self, store: LogStore, *, max_age_seconds: float, group_bytes: int, total_bytes: int,
                  interval: float = 60.0) -> None:
         self._store = store
         self._max_age = max_age_seconds

@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from lambdad.periodic import Periodic
-from lambdad.store.sqlite import LogEvent, SqliteStore
+from lambdad.store.interfaces import LogEvent, LogStore
 
 __all__ = ["LogSink", "HIGH_WATER"]
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class LogSink:
-    def __init__(self, store: SqliteStore, interval: float = 0.2, batch: int = 2000,
+    def __init__(self, store: LogStore, interval: float = 0.2, batch: int = 2000,
                  on_written: Callable[[int], None] | None = None) -> None:
         self._store = store
         self._on_written = on_written  # told how many bytes of messages each batch wrote (log retention)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import aiosqlite
 
-from lambdad.functions.model import Alias, Function, FunctionConfig
+from lambdad.store.interfaces import AliasRecord, AsyncEvent, LogEvent, StoredFunction, VersionRecord
 
 __all__ = ["SqliteStore", "AsyncEvent", "LogEvent", "ACCESS_KEYS_SCHEMA"]
 
@@ -117,28 +116,6 @@ CREATE TABLE IF NOT EXISTS log_group_bytes (
 """ + ACCESS_KEYS_SCHEMA
 
 
-@dataclass(frozen=True)
-class AsyncEvent:
-    """An accepted asynchronous invocation, durable until it has been delivered or given up on."""
-
-    id: str
-    function_name: str
-    qualifier: str
-    payload: bytes
-    client_context: str | None
-    attempts: int
-    not_before: float
-    received: float
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more to build, and one is built per log line
-class LogEvent:
-    log_group: str
-    log_stream: str
-    timestamp: int  # milliseconds since the epoch
-    message: str
-
-
 class SqliteStore:
     """Function metadata (functions, versions and their counter, aliases, resource policies), the async event
     queue and log events in one SQLite file. Owner of its connection."""
@@ -173,20 +150,18 @@ class SqliteStore:
 
     # -- functions -------------------------------------------------------------------------------------------
 
-    async def load_functions(self) -> list[Function]:
-        functions: dict[str, Function] = {}
+    async def load_functions(self) -> list[StoredFunction]:
         tags: dict[str, dict[str, str]] = {}
         async with self._db.execute("SELECT name, tags FROM functions") as cur:
             async for name, tag_text in cur:
                 tags[name] = json.loads(tag_text)
         async with self._db.execute("SELECT name, version, config FROM versions") as cur:
             rows = await cur.fetchall()
-        latest = {name: FunctionConfig.from_json(cfg) for name, version, cfg in rows if version == "$LATEST"}
-        for name, cfg in latest.items():
-            functions[name] = Function(latest=cfg, tags=tags.get(name, {}))
+        functions = {name: StoredFunction(name=name, latest=cfg, tags=tags.get(name, {}))
+                     for name, version, cfg in rows if version == "$LATEST"}
         for name, version, cfg in rows:
             if version != "$LATEST" and name in functions:
-                functions[name].versions[version] = FunctionConfig.from_json(cfg)
+                functions[name].versions[version] = cfg
         async with self._db.execute("SELECT name, last_version, published_from FROM version_counters") as cur:
             for name, last_version, published_from in await cur.fetchall():
                 if name in functions:
@@ -195,35 +170,35 @@ class SqliteStore:
         async with self._db.execute("SELECT name, alias, config FROM aliases") as cur:
             for name, alias, cfg in await cur.fetchall():
                 if name in functions:
-                    functions[name].aliases[alias] = Alias.from_json(cfg)
+                    functions[name].aliases[alias] = cfg
         async with self._db.execute("SELECT name, qualifier, statements FROM policies") as cur:
             for name, qualifier, statements in await cur.fetchall():
                 if name in functions:
                     functions[name].policies[qualifier] = json.loads(statements)
         return list(functions.values())
 
-    async def create_function(
-        self, config: FunctionConfig, tags: dict[str, str], published: FunctionConfig | None = None
-    ) -> None:
-        """Store a new function; with ``published``, its version 1 too, in the same transaction."""
+    async def create_function(self, config: VersionRecord, tags: dict[str, str], published: VersionRecord | None = None,
+                              fingerprint: str = "") -> None:
+        """Store a new function; with ``published``, its version 1 too (published from $LATEST as it was then:
+        ``fingerprint``), in the same transaction."""
         statements: list[Statement] = [
             ("INSERT INTO functions (name, tags, created) VALUES (?, ?, ?)", (config.name, json.dumps(tags), time.time())),
             _put_version(config),
         ]
         if published is not None:
-            statements += [_put_version(published), _put_counter(config.name, int(published.version), config.fingerprint())]
+            statements += [_put_version(published), _put_counter(config.name, int(published.version), fingerprint)]
         await self._transaction(statements)
 
-    async def put_version(self, config: FunctionConfig) -> None:
+    async def put_version(self, config: VersionRecord) -> None:
         await self._write(*_put_version(config))
 
-    async def publish_version(self, version: FunctionConfig, latest: FunctionConfig, published_from: str) -> None:
+    async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str) -> None:
         """Store a newly published version, the $LATEST it came from and the version counter, atomically."""
         await self._transaction(
             [_put_version(version), _put_version(latest), _put_counter(latest.name, int(version.version), published_from)]
         )
 
-    async def put_tags(self, name: str, tags: dict[str, str], latest: FunctionConfig) -> None:
+    async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord) -> None:
         """Replace a function's tags; ``latest`` carries the new revision id that a tag change gives $LATEST."""
         await self._transaction(
             [("UPDATE functions SET tags = ? WHERE name = ?", (json.dumps(tags), name)), _put_version(latest)]
@@ -251,7 +226,7 @@ class SqliteStore:
             ]
         )
 
-    async def put_alias(self, alias: Alias) -> None:
+    async def put_alias(self, alias: AliasRecord) -> None:
         await self._write(*_put_alias(alias))
 
     async def delete_alias(self, function_name: str, alias_name: str) -> None:
@@ -264,7 +239,7 @@ class SqliteStore:
         )
 
     async def put_policy(
-        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: FunctionConfig | Alias
+        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: VersionRecord | AliasRecord
     ) -> None:
         """Replace the policy of ``qualifier`` (none left: delete it) and store ``target`` (the version or alias
         the policy belongs to, with its new revision id) in the same transaction."""
@@ -275,12 +250,8 @@ class SqliteStore:
             )
         else:
             policy = ("DELETE FROM policies WHERE name = ? AND qualifier = ?", (name, qualifier))
-        owner = _put_alias(target) if isinstance(target, Alias) else _put_version(target)
+        owner = _put_alias(target) if _is_alias(target) else _put_version(target)  # type: ignore[arg-type]
         await self._transaction([policy, owner])
-
-    async def code_hashes_in_use(self) -> set[str]:
-        async with self._db.execute("SELECT config FROM versions") as cur:
-            return {FunctionConfig.from_json(row[0]).code_hash for row in await cur.fetchall()}
 
     # -- reserved concurrency --------------------------------------------------------------------------------
 
@@ -519,7 +490,12 @@ class SqliteStore:
             await self._db.execute("ROLLBACK")
 
 
-def _put_version(config: FunctionConfig) -> Statement:
+def _is_alias(record: VersionRecord | AliasRecord) -> bool:
+    """An alias record names its function apart (``function_name``); a version record is its function's name."""
+    return hasattr(record, "function_name")
+
+
+def _put_version(config: VersionRecord) -> Statement:
     return (
         "INSERT OR REPLACE INTO versions (name, version, config) VALUES (?, ?, ?)",
         (config.name, config.version, config.to_json()),
@@ -533,7 +509,7 @@ def _put_counter(name: str, last_version: int, published_from: str) -> Statement
     )
 
 
-def _put_alias(alias: Alias) -> Statement:
+def _put_alias(alias: AliasRecord) -> Statement:
     return (
         "INSERT OR REPLACE INTO aliases (name, alias, config) VALUES (?, ?, ?)",
         (alias.function_name, alias.name, alias.to_json()),

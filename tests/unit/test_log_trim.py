@@ -9,7 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from lambdad.store.sqlite import LogEvent, SqliteStore
+from lambdad.store.interfaces import LogEvent
+from lambdad.store.sqlite import SqliteStore
 
 
 def test_a_trim_reads_only_what_it_deletes(tmp_path: Path) -> None:

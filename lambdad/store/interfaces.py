@@ -1,0 +1,179 @@
+"""What the services need of storage, as interfaces: the seams cluster mode puts another implementation behind.
+
+Today one SQLite database (``store/sqlite.py``, ``SqliteStore``) implements every metadata interface, and files
+under the data dir (``store/blobs.py``, ``FileBlobStore``) the blob store. Each service is given only the
+interface it uses, so a replacement (a shared database, an object store) has a small, typed contract to meet:
+
+- ``FunctionStore``: functions, their versions, aliases, tags and resource policies (``functions/``);
+- ``ConcurrencyStore``: reserved and provisioned concurrency;
+- ``LayerStore``: layer versions;
+- ``AsyncEventStore``: the durable queue of accepted asynchronous invocations (``invoke/async_queue.py``);
+- ``LogStore``: functions' log events and their retention (``logs/``);
+- ``KeyStore``: the access keys of ``lambdad keys`` users;
+- ``BlobStore``: code packages, content-addressed.
+
+The store knows records only as JSON text and the few keys it indexes them by: it does not import the services'
+models (``functions/model.py``); ``VersionRecord`` and ``AliasRecord`` say what it reads of one, and
+``load_functions`` returns ``StoredFunction`` rows for ``FunctionService`` to turn into its model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+__all__ = ["AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
+           "KeyStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+
+
+class VersionRecord(Protocol):
+    """A function version as the store keeps it: keyed by (name, version), its configuration as JSON."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+class AliasRecord(Protocol):
+    """An alias as the store keeps it: keyed by (function name, alias name), as JSON."""
+
+    @property
+    def function_name(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+@dataclass
+class StoredFunction:
+    """One function as stored: $LATEST, the published versions and the aliases as JSON text, the rest as values."""
+
+    name: str
+    latest: str
+    tags: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    last_version: int = 0
+    published_from: str = ""
+
+
+@dataclass(frozen=True)
+class AsyncEvent:
+    """An accepted asynchronous invocation, durable until it has been delivered or given up on."""
+
+    id: str
+    function_name: str
+    qualifier: str
+    payload: bytes
+    client_context: str | None
+    attempts: int
+    not_before: float
+    received: float
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more to build, and one is built per log line
+class LogEvent:
+    log_group: str
+    log_stream: str
+    timestamp: int  # epoch milliseconds
+    message: str
+
+
+class FunctionStore(Protocol):
+    async def load_functions(self) -> list[StoredFunction]: ...
+
+    async def create_function(self, config: VersionRecord, tags: dict[str, str], published: VersionRecord | None = None,
+                              fingerprint: str = "") -> None: ...
+
+    async def put_version(self, config: VersionRecord) -> None: ...
+
+    async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str) -> None: ...
+
+    async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord) -> None: ...
+
+    async def delete_function(self, name: str) -> None: ...
+
+    async def delete_version(self, name: str, version: str) -> None: ...
+
+    async def put_alias(self, alias: AliasRecord) -> None: ...
+
+    async def delete_alias(self, function_name: str, alias_name: str) -> None: ...
+
+    async def put_policy(self, name: str, qualifier: str, statements: list[dict[str, Any]],
+                         target: VersionRecord | AliasRecord) -> None: ...
+
+
+class ConcurrencyStore(Protocol):
+    async def load_reserved_concurrency(self) -> dict[str, int]: ...
+
+    async def put_reserved_concurrency(self, name: str, reserved: int) -> None: ...
+
+    async def delete_reserved_concurrency(self, name: str) -> None: ...
+
+    async def load_provisioned_concurrency(self) -> list[tuple[str, str, int, str]]: ...
+
+    async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int,
+                                          last_modified: str) -> None: ...
+
+    async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None: ...
+
+
+class LayerStore(Protocol):
+    async def load_layers(self) -> tuple[list[str], dict[str, int]]: ...
+
+    async def put_layer_version(self, name: str, version: int, record: str, counter: int | None = None) -> None: ...
+
+
+class AsyncEventStore(Protocol):
+    async def put_async_event(self, event: AsyncEvent) -> None: ...
+
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None: ...
+
+    async def delete_async_event(self, event_id: str) -> None: ...
+
+    async def load_async_events(self) -> list[AsyncEvent]: ...
+
+
+class LogStore(Protocol):
+    async def append_logs(self, events: Sequence[LogEvent]) -> None: ...
+
+    async def trim_logs(self, older_than_ms: int, group_bytes: int, total_bytes: int) -> int: ...
+
+    async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]: ...
+
+    async def list_log_streams(self, log_group: str) -> list[str]: ...
+
+
+class KeyStore(Protocol):
+    async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None: ...
+
+
+class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, KeyStore, Protocol):
+    """Everything above, from one place (today one SQLite database)."""
+
+    async def aclose(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Code packages by the hex SHA-256 of their bytes. The blocking methods run in a thread."""
+
+    guard: asyncio.Lock  # held by whoever stores code and by the code collector while it deletes
+
+    def path(self, key: str) -> Path: ...
+
+    def put(self, data: bytes, key: str | None = None) -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...

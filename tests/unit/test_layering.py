@@ -1,0 +1,37 @@
+"""The import graph points one way (issue 11): the storage and sandbox layers never import the services above
+them (functions/, auth/, logs/, invoke/, api/), so cluster mode can put other implementations behind their
+interfaces. store/ is clean; sandbox/ still has the imports listed in SANDBOX_KNOWN, which may only shrink."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "lambdad"
+UPPER = ("lambdad.functions", "lambdad.auth", "lambdad.logs", "lambdad.invoke", "lambdad.api", "lambdad.app")
+SANDBOX_KNOWN = {  # (module, what it imports): to go with the environment's spec built in one place (item 2)
+    ("environment.py", "lambdad.auth.issued"),
+    ("environment.py", "lambdad.auth.principals"),
+    ("environment.py", "lambdad.functions.model"),
+    ("environment.py", "lambdad.logs.sink"),
+}
+
+
+def upward_imports(layer: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in sorted((PACKAGE / layer).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.startswith(UPPER):
+                    found.add((path.name, name))
+    return found
+
+
+def test_the_store_imports_nothing_above_it() -> None:
+    assert upward_imports("store") == set()
+
+
+def test_the_sandbox_imports_no_more_than_it_did() -> None:
+    assert upward_imports("sandbox") <= SANDBOX_KNOWN, upward_imports("sandbox") - SANDBOX_KNOWN
