@@ -39,8 +39,8 @@ from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
 from lambdad.auth.credentials import RootCredentials, load_root_credentials
-from lambdad.auth.issued import CredentialIssuer
-from lambdad.auth.principals import ROOT, Identity, user_principal
+from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
+from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
@@ -290,8 +290,8 @@ class LambdadApp:
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        platform = (PlatformAccess(self.issuer, f"http://{host}:{self.port}", self._serve_inside)
-                    if self.port else None)
+        platform = (PlatformAccess(self._issue_credentials, self.issuer.revoke, f"http://{host}:{self.port}",
+                                   self._serve_inside) if self.port else None)
         opt_dir = self.functions.opt_tree(spec.config)  # built when the function's layers were set
         if opt_dir is not None:
             spec = dataclasses.replace(spec, opt_dir=opt_dir)
@@ -345,6 +345,12 @@ class LambdadApp:
             return await api.handle(request)
 
         return app, api.precheck
+
+    def _issue_credentials(self, env_id: str, spec: EnvironmentSpec) -> IssuedCredentials:
+        """An environment's own credentials: its function's principal, valid while the environment lives."""
+        config = spec.config
+        return self.issuer.issue(env_id, function_principal(config.role, config.name),
+                                 config.arn(spec.region, spec.account_id, qualified=True))
 
     async def _serve_inside(self, listener: socket.socket) -> asyncio.AbstractServer:
         """The API on a listener in an environment's network namespace (its AWS_ENDPOINT_URL_LAMBDA)."""

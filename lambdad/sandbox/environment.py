@@ -48,13 +48,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
-from lambdad.auth.issued import CredentialIssuer
-from lambdad.auth.principals import function_principal
 from lambdad.functions.model import FunctionConfig
 from lambdad.ids import trace_header
-from lambdad.logs.sink import LogSink
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
@@ -87,11 +84,34 @@ class _Extension:
     busy: bool = False  # an event was queued for it and it has not called event/next again since
 
 
+class Credentials(Protocol):
+    """An environment's own short-lived credentials (issued by the platform, ``auth/issued.py``)."""
+
+    @property
+    def access_key_id(self) -> str: ...
+
+    def as_environment(self) -> dict[str, str]: ...
+
+
+class LogWriter(Protocol):
+    """Where an environment's log lines go (``logs/sink.py``): taken without waiting; ``congested`` asks the
+    environment to stop reading its function's output until ``when_drained`` calls back."""
+
+    def emit(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None: ...
+
+    @property
+    def congested(self) -> bool: ...
+
+    def when_drained(self, callback: Callable[[], None]) -> None: ...
+
+
 @dataclass(frozen=True)
 class PlatformAccess:
-    """How a function reaches the platform's API: credentials issued per environment, and the endpoint."""
+    """How a function reaches the platform's API: credentials issued per environment (``issue(env id, spec)``,
+    withdrawn with ``revoke(access key id)`` when the environment is gone), and the endpoint."""
 
-    issuer: CredentialIssuer
+    issue: Callable[[str, "EnvironmentSpec"], Credentials]
+    revoke: Callable[[str], None]
     endpoint_url: str
     # serves this API on a listener opened inside an environment's own network namespace (sandbox/network.py);
     # returns the server to close when the environment is gone
@@ -203,18 +223,14 @@ class Environment:
         self,
         spec: EnvironmentSpec,
         launcher: Launcher,
-        log_sink: LogSink,
+        log_sink: LogWriter,
         run_dir: str,
         on_dead: Callable[["Environment"], None],
         platform: PlatformAccess | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self._platform = platform
-        self._credentials = (
-            platform.issuer.issue(self.id, function_principal(spec.config.role, spec.config.name),
-                                  spec.config.arn(spec.region, spec.account_id, qualified=True))
-            if platform is not None else None
-        )
+        self._credentials = platform.issue(self.id, spec) if platform is not None else None
         self.spec = spec
         self.config = spec.config
         self.state = EnvState.STARTING
@@ -991,7 +1007,7 @@ class Environment:
             await self._shutdown_extensions()
         self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
-            self._platform.issuer.revoke(self._credentials.access_key_id)
+            self._platform.revoke(self._credentials.access_key_id)
         self._freeze.cancel()
         self._deadline.cancel()
         self._kill()
