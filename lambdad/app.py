@@ -48,6 +48,7 @@ from lambdad.functions.code import CodeTrees
 from lambdad.functions.collector import CodeCollector
 from lambdad.functions.concurrency import ConcurrencyService
 from lambdad.functions.layers import LayerService
+from lambdad.functions.model import FunctionConfig
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
@@ -292,6 +293,7 @@ class LambdadApp:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         platform = (PlatformAccess(self._issue_credentials, self.issuer.revoke, f"http://{host}:{self.port}",
                                    self._serve_inside) if self.port else None)
+        assert isinstance(spec.config, FunctionConfig)  # the sandbox sees it through its FunctionVersion protocol
         opt_dir = self.functions.opt_tree(spec.config)  # built when the function's layers were set
         if opt_dir is not None:
             spec = dataclasses.replace(spec, opt_dir=opt_dir)
@@ -349,6 +351,7 @@ class LambdadApp:
     def _issue_credentials(self, env_id: str, spec: EnvironmentSpec) -> IssuedCredentials:
         """An environment's own credentials: its function's principal, valid while the environment lives."""
         config = spec.config
+        assert isinstance(config, FunctionConfig)  # the sandbox sees it through its FunctionVersion protocol
         return self.issuer.issue(env_id, function_principal(config.role, config.name),
                                  config.arn(spec.region, spec.account_id, qualified=True))
 

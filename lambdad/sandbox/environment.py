@@ -48,9 +48,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-from lambdad.functions.model import FunctionConfig
 from lambdad.ids import trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
@@ -82,6 +81,40 @@ class _Extension:
     queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     called_next: bool = False
     busy: bool = False  # an event was queued for it and it has not called event/next again since
+
+
+class FunctionVersion(Protocol):
+    """What an environment reads of the function version it runs (``functions/model.py``'s FunctionConfig)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def revision_id(self) -> str: ...
+
+    @property
+    def runtime(self) -> str: ...
+
+    @property
+    def handler(self) -> str: ...
+
+    @property
+    def memory_size(self) -> int: ...
+
+    @property
+    def timeout(self) -> int: ...
+
+    @property
+    def ephemeral_storage(self) -> int: ...
+
+    @property
+    def environment(self) -> Mapping[str, str]: ...
+
+    @property
+    def log_group_name(self) -> str: ...
 
 
 class Credentials(Protocol):
@@ -160,7 +193,7 @@ class InvocationResult:
 class EnvironmentSpec:
     """What an environment needs to start: the function version, how to run it, and where."""
 
-    config: FunctionConfig
+    config: FunctionVersion
     runtime: RuntimeSpec
     task_root: str  # the code tree on the host
     runtime_label: str  # for INIT_START, e.g. "python:3.12"

@@ -1,6 +1,6 @@
 """The import graph points one way (issue 11): the storage and sandbox layers never import the services above
 them (functions/, auth/, logs/, invoke/, api/), so cluster mode can put other implementations behind their
-interfaces. store/ is clean; sandbox/ still has the imports listed in SANDBOX_KNOWN, which may only shrink."""
+interfaces."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lambdad"
 UPPER = ("lambdad.functions", "lambdad.auth", "lambdad.logs", "lambdad.invoke", "lambdad.api", "lambdad.app")
-SANDBOX_KNOWN = {  # (module, what it imports): to go with the environment's spec built in one place (item 2)
-    ("environment.py", "lambdad.functions.model"),
-}
+SANDBOX_KNOWN: set[tuple[str, str]] = set()  # (module, what it imports): none left
 
 
 def upward_imports(layer: str) -> set[tuple[str, str]]:
@@ -30,5 +28,5 @@ def test_the_store_imports_nothing_above_it() -> None:
     assert upward_imports("store") == set()
 
 
-def test_the_sandbox_imports_no_more_than_it_did() -> None:
-    assert upward_imports("sandbox") <= SANDBOX_KNOWN, upward_imports("sandbox") - SANDBOX_KNOWN
+def test_the_sandbox_imports_nothing_above_it() -> None:
+    assert upward_imports("sandbox") == SANDBOX_KNOWN
