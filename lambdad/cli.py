@@ -13,6 +13,7 @@ import click
 
 from lambdad import __version__
 from lambdad.auth.credentials import PROFILE
+from lambdad.ids import RequestIdFilter
 from lambdad.config import Settings
 from lambdad.store.lock import DataDirLocked
 
@@ -49,8 +50,10 @@ def serve(**flags: object) -> None:
         raise click.UsageError(str(exc)) from exc
     logging.basicConfig(
         level=settings.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     try:
         _run(_serve(settings))
     except DataDirLocked as exc:

@@ -9,10 +9,24 @@ invocation.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from contextvars import ContextVar
 
-__all__ = ["request_id", "trace_header"]
+__all__ = ["CURRENT_REQUEST_ID", "RequestIdFilter", "request_id", "trace_header"]
+
+# The request (or asynchronous invocation) being served: set where one starts (api/http.py per API request,
+# invoke/async_queue.py per delivery attempt); every task started under it inherits it. Server log lines carry it.
+CURRENT_REQUEST_ID: ContextVar[str] = ContextVar("lambdad_request_id", default="-")
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives each log record ``request_id``: the request being served when it was logged, or "-"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = CURRENT_REQUEST_ID.get()
+        return True
 
 _random = random.Random(os.urandom(32))
 _getrandbits = _random.getrandbits

@@ -316,3 +316,17 @@ def test_a_dead_fork_server_is_restarted(fresh_server, fname):
     again = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
                                             capture_output=True, text=True).stdout.split()]
     assert again and not set(again) & set(zygotes)
+
+
+def test_server_log_lines_carry_the_request_id(fresh_server, fname):
+    """Every server log line says which request (or asynchronous invocation) it belongs to: here the warning
+    that an event was dropped after its retries, tagged with the invocation's request id."""
+    srv = fresh_server(env={"LAMBDAD_ASYNC_RETRY_DELAYS": "0.2,0.2"})
+    lam = srv.client()
+    recorder = _Recorder()
+    create_python_function(lam, fname, recorder.function_code(fail=True))
+    rid = lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")["ResponseMetadata"]["RequestId"]
+    assert wait_until(lambda: any("dropped after" in line for line in srv.output), 20), "".join(srv.output)
+    line = next(line for line in srv.output if "dropped after" in line)
+    assert f"[{rid}]:" in line, line
+    assert any("[-]:" in line for line in srv.output)  # lines outside any request say so

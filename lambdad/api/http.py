@@ -23,7 +23,7 @@ from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim
 from lambdad.errors import (LambdaError, NotImplementedException, RequestTooLargeException, ServiceException,
                             TooManyRequestsException)
-from lambdad.ids import request_id
+from lambdad.ids import CURRENT_REQUEST_ID, request_id
 
 __all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large", "request_too_busy",
            "body_limit"]
@@ -112,6 +112,7 @@ class LambdaApi:
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         rid = request_id()
+        CURRENT_REQUEST_ID.set(rid)  # this request's task: its log lines (and its tasks') carry the id
         op_name = "Unknown"
         try:
             path, _, raw_query = request.target.partition("?")

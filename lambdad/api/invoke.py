@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from lambdad.api.http import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, Handler, RequestContext
 from lambdad.arn import parse_function_name
 from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
-from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.async_queue import EventQueue
 from lambdad.invoke.service import InvokeService
 
 __all__ = ["invoke_handlers"]
@@ -58,7 +58,7 @@ def _enum(value: str, member: str, allowed: tuple[str, ...]) -> None:
         )
 
 
-def invoke_handlers(service: InvokeService, queue: AsyncQueue, region: str, account_id: str) -> dict[str, Handler]:
+def invoke_handlers(service: InvokeService, queue: EventQueue, region: str, account_id: str) -> dict[str, Handler]:
     async def invoke(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         invocation_type = params.get("InvocationType") or "RequestResponse"
         log_type = params.get("LogType") or "None"

@@ -17,8 +17,9 @@ from dataclasses import replace
 import logging
 import time
 import uuid
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
+from lambdad.ids import CURRENT_REQUEST_ID
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
@@ -32,6 +33,14 @@ Deliver = Callable[[AsyncEvent], Awaitable[bool]]
 
 MAX_PARALLEL = 64
 THROTTLE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class EventQueue(Protocol):
+    """The queue of asynchronous invocations as the API sees it: the seam where cluster mode puts a queue that
+    every node delivers from."""
+
+    async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
+                     request_id: str | None = None) -> str: ...
 
 
 class AsyncQueue:
@@ -93,6 +102,7 @@ class AsyncQueue:
                 pass
 
     async def _attempt(self, event: AsyncEvent) -> None:
+        CURRENT_REQUEST_ID.set(event.id)  # the invocation's request id, in this attempt's task
         try:
             try:
                 ok = await self._deliver(event)

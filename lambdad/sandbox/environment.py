@@ -53,8 +53,8 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 from lambdad.ids import trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
-from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launcher, LaunchRequest
-from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
+from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
+from lambdad.sandbox.network import PLATFORM_API_ADDRESS, FunctionNetwork, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
@@ -115,6 +115,18 @@ class FunctionVersion(Protocol):
 
     @property
     def log_group_name(self) -> str: ...
+
+
+class EnvironmentLauncher(Protocol):
+    """What starts an environment's process (``sandbox/launcher.py``'s Launcher: a fork server's child, jailed):
+    the seam where cluster mode places environments on other nodes."""
+
+    jailed: bool
+    cpu_proportional: bool
+    private_network: bool  # LAMBDAD_FUNCTION_NETWORK=none: a new namespace with only lo
+    network: FunctionNetwork | None  # isolated: the namespaces made by the server
+
+    async def launch(self, request: LaunchRequest) -> LaunchedProcess: ...
 
 
 class Credentials(Protocol):
@@ -255,7 +267,7 @@ class Environment:
     def __init__(
         self,
         spec: EnvironmentSpec,
-        launcher: Launcher,
+        launcher: EnvironmentLauncher,
         log_sink: LogWriter,
         run_dir: str,
         on_dead: Callable[["Environment"], None],
