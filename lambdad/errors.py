@@ -1,4 +1,9 @@
-"""The AWS error tree: every error lambdad returns to a client is one of these.
+"""lambdad's errors, under one root: ``LambdadError``.
+
+    LambdadError                     every error lambdad raises, so that a caller can catch "anything of ours"
+    ├── (internal errors, defined where they arise: NetworkError, SpawnError, EnvironmentLost, RuntimeApiError,
+    │    RuntimeUnavailable, DataDirLocked, AccessKeyError; jail.py and the fork server stand alone, outside)
+    └── LambdaError — the AWS error tree: every error lambdad returns to a client is one of these
 
     LambdaError                      (name, HTTP status, message)
     ├── ServiceException                     500
@@ -31,6 +36,7 @@ boundary (``raise InvalidParameterValueException(...) from exc``); anything else
 from __future__ import annotations
 
 __all__ = [
+    "LambdadError",
     "LambdaError",
     "ServiceException",
     "ResourceNotFoundException",
@@ -56,7 +62,11 @@ __all__ = [
 ]
 
 
-class LambdaError(Exception):
+class LambdadError(Exception):
+    """The root of every error lambdad raises (not of those it lets through from the standard library)."""
+
+
+class LambdaError(LambdadError):
     """An error with an AWS exception name, an HTTP status and a message."""
 
     name = "ServiceException"

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdad.errors import LambdadError
 from lambdad.store.sqlite import ACCESS_KEYS_SCHEMA
 
 __all__ = ["AccessKey", "create_key", "list_keys", "delete_key", "AccessKeyError"]
@@ -25,7 +26,7 @@ _NAME = re.compile(r"[\w+=,.@-]{1,64}")  # IAM's user name pattern
 _KEY_ALPHABET = string.ascii_uppercase + "234567"
 
 
-class AccessKeyError(Exception):
+class AccessKeyError(LambdadError):
     """A key command that cannot be done: a bad or duplicate name, or no such key."""
 
 

@@ -46,6 +46,8 @@ from typing import Callable, Protocol
 
 import httptools
 
+from lambdad.errors import LambdadError
+
 __all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "Deliver",
            "MAX_RESPONSE_BYTES"]
 
@@ -78,7 +80,7 @@ class _Budget:
         self.held = 0
 
 
-class RuntimeApiError(Exception):
+class RuntimeApiError(LambdadError):
     def __init__(self, status: int, error_type: str, message: str) -> None:
         super().__init__(message)
         self.status = status

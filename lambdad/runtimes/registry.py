@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdad.errors import LambdadError
+
 __all__ = [
     "RuntimeSpec", "RuntimeRegistry", "RuntimeUnavailable", "Entrypoint",
     "PYTHON_RUNTIMES", "NODE_RUNTIMES", "PROVIDED_RUNTIMES", "RUNTIME_DIR", "NODE_RUNTIME_DIR",
@@ -46,7 +48,7 @@ BOOTSTRAP_CANDIDATES = (f"{TASK_ROOT}/bootstrap", "/opt/bootstrap")
 _NODE_EXPERIMENT_FLAGS = ("--no-experimental-require-module", "--no-experimental-detect-module")
 
 
-class RuntimeUnavailable(Exception):
+class RuntimeUnavailable(LambdadError):
     """This machine lacks what a runtime needs (e.g. no ``node`` on PATH)."""
 
 

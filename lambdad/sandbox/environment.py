@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
+from lambdad.errors import LambdadError
 from lambdad.ids import trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.runtimes.registry import RuntimeSpec
@@ -163,7 +164,7 @@ class PlatformAccess:
     serve: Callable[[socket.socket], Awaitable[asyncio.AbstractServer]] | None = None
 
 
-class EnvironmentLost(Exception):
+class EnvironmentLost(LambdadError):
     """The runtime of a warm environment ended before it took the invocation (e.g. a Node runtime exiting after
     reporting an uncaught exception): nothing of the invocation ran, so it can run in another environment."""
 

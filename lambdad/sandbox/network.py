@@ -47,6 +47,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from lambdad.errors import LambdadError
+
 log = logging.getLogger(__name__)
 
 RUNTIME_API_ADDRESS = ("127.0.0.1", 9001)  # inside: where the runtime and extensions find the Runtime API
@@ -62,7 +64,7 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetworkError(Exception):
+class NetworkError(LambdadError):
     """The per-environment network cannot be set up (or a namespace cannot be made)."""
 
 

@@ -18,6 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
+from lambdad.errors import LambdadError
+
 __all__ = ["Zygote", "SpawnError", "FORKSERVER"]
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ FORKSERVER = Path(__file__).resolve().parent / "forkserver.py"
 _MAX_MESSAGE = 1 << 20
 
 
-class SpawnError(Exception):
+class SpawnError(LambdadError):
     pass
 
 

@@ -6,10 +6,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from lambdad.errors import LambdadError
+
 __all__ = ["DataDirLock", "DataDirLocked"]
 
 
-class DataDirLocked(Exception):
+class DataDirLocked(LambdadError):
     pass
 
 
