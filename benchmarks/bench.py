@@ -421,7 +421,7 @@ def descendants(pid: int) -> list[int]:
 
 def environment_pids(server_pid: int) -> list[int]:
     """The runtime processes of the server's environments: descendants running ``bootstrap.py`` (spawned
-    environments), or forked from a ``forkserver.py`` zygote (the zygote itself, a direct child of the server,
+    environments), or forked from a ``forkserver.py`` fork server (the fork server itself, a direct child of the server,
     is not an environment)."""
     parents = _parents()
     pids = []

@@ -303,10 +303,10 @@ def test_a_dead_fork_server_is_restarted(fresh_server, fname):
     lam = srv.client()
     create_python_function(lam, fname, STREAM)
     first = json.loads(lam.invoke(FunctionName=fname)["Payload"].read())
-    zygotes = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
+    fork_servers = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
                                                capture_output=True, text=True).stdout.split()]
-    assert zygotes, "no fork server under the server"
-    for pid in zygotes:
+    assert fork_servers, "no fork server under the server"
+    for pid in fork_servers:
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)  # let the server notice
     # the warm environment it had forked keeps serving; a new cold start gets a new fork server
@@ -315,7 +315,7 @@ def test_a_dead_fork_server_is_restarted(fresh_server, fname):
     assert json.loads(lam.invoke(FunctionName=fname + "-2")["Payload"].read()) != first
     again = [int(p) for p in subprocess.run(["pgrep", "-P", str(srv.proc.pid), "-f", "forkserver.py"],
                                             capture_output=True, text=True).stdout.split()]
-    assert again and not set(again) & set(zygotes)
+    assert again and not set(again) & set(fork_servers)
 
 
 def test_server_log_lines_carry_the_request_id(fresh_server, fname):

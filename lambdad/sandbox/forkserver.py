@@ -1,4 +1,4 @@
-"""The fork server ("zygote"): one small, single-threaded root process per interpreter that forks environments.
+"""The fork server: one small, single-threaded root process per interpreter that forks environments.
 
 Started by the server as ``<interpreter> -I -S forkserver.py <control fd> <mode> [<sdk dir>]`` (mode ``python``:
 the Python runtime and the AWS SDK (boto3, from ``<sdk dir>``, last on sys.path) are imported once, here, so that
@@ -10,12 +10,12 @@ nothing from the lambdad package (it runs under the function's interpreter, 3.9 
 Protocol, over a SOCK_SEQPACKET socket pair, one JSON document per message:
     server -> {"op": "spawn", "id", "env", "cgroup_procs", "jail", "fd_names", "argv", "candidates"}
               + SCM_RIGHTS [the descriptors ``fd_names`` names, in order]
-    zygote -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
+    fork server -> {"op": "spawned", "id", "pid"} | {"op": "failed", "id", "message"}
     server -> {"op": "attach", "id", "pid", "mounts", "hostname", "cgroup_procs"}   (a slot gets its function;
               cgroup_procs: where its cgroups will be once renamed after its environment)
-    zygote -> {"op": "attached", "id"} | {"op": "failed", "id", "message"}
-    zygote -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
-    zygote -> {"op": "ready"} once, after start-up.
+    fork server -> {"op": "attached", "id"} | {"op": "failed", "id", "message"}
+    fork server -> {"op": "exit", "pid", "status"}    (status: exit code, or -signal, like subprocess)
+    fork server -> {"op": "ready"} once, after start-up.
 Passed descriptors (``fd_names``; default ["output", "listener"]): "output", the write end of the stdout+stderr
 pipe; "listener", a channel to hand the server a Runtime API listener (own network namespace only); "exec_status",
 the write end of a close-on-exec pipe: a successful exec closes it unwritten, a failed one writes why (Lambda's
@@ -276,7 +276,7 @@ def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r:
     pid = jail.fork() if request.get("jail") and jail is not None else os.fork()
     if pid:
         return pid
-    # -- the child: nothing here may return into the zygote's loop --
+    # -- the child: nothing here may return into the fork server's loop --
     try:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
@@ -340,7 +340,7 @@ def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r:
         code = exc.code if isinstance(exc.code, int) else 1
         _flush_quietly()
         os._exit(code)
-    except BaseException as exc:  # the environment must never fall back into the zygote's loop
+    except BaseException as exc:  # the environment must never fall back into the fork server's loop
         try:
             sys.stderr.write(f"lambdad: could not start the environment: {type(exc).__name__}: {exc}\n")
         except BaseException:

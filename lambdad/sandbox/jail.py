@@ -1,6 +1,6 @@
 """The jail: what a freshly forked execution environment does to itself before the function's first instruction.
 
-Like Firecracker's jailer, but in-process and in Python. The launcher forks the zygote (a small, single-threaded
+Like Firecracker's jailer, but in-process and in Python. The launcher forks the fork server (a small, single-threaded
 root process that has already imported the runtime); the child calls ``enter(spec)``; when it returns, the process
 is contained, and it imports the user's handler or ``execve``s another runtime. The function's code is hostile from
 its first instruction, so everything below happens before any of it runs.
@@ -35,7 +35,7 @@ Steps, in order (``enter`` follows this list one-to-one; docs/security.md copies
 11. chdir to ``workdir`` (/var/task).
 
 Two ways in. ``os.fork()`` then ``enter(spec)``: step 2 forks again and a waiter stays outside the namespace.
-``fork()`` (this module's) then ``enter(spec)``: the zygote's one fork already makes the child PID 1 of a new PID
+``fork()`` (this module's) then ``enter(spec)``: the fork server's one fork already makes the child PID 1 of a new PID
 namespace, so step 2 is skipped, no waiter exists, and a cold start is one fork cheaper (about 1.5-2 ms here).
 Either way, after ``enter`` returns the process is PID 1 of its own PID namespace: ``os.getpid() == 1``; when it
 exits the kernel kills everything else in the namespace; signals sent to it from inside the namespace are ignored
@@ -54,10 +54,10 @@ jail is never used. The host is never changed: every mount lives in the jail's o
 
 Cost: it runs on every cold start, in a freshly forked process where each page of memory Python touches for the
 first time is a copy-on-write fault; so the steps are plain syscalls and string work, and what can be computed once
-(the seccomp program) is computed when the zygote imports this module.
+(the seccomp program) is computed when the fork server imports this module.
 
 Constraints: standard library only (ctypes for the syscalls Python lacks), no import from the lambdad package
-(the zygote loads this file by path under the function's interpreter), Python 3.9 to 3.13, no subprocess.
+(the fork server loads this file by path under the function's interpreter), Python 3.9 to 3.13, no subprocess.
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ class JailError(Exception):
     """A jail step failed; the process must not run the function."""
 
 
-# Loaded by path (as the zygote does), this module may not be in sys.modules, where dataclasses looks the defining
+# Loaded by path (as the fork server does), this module may not be in sys.modules, where dataclasses looks the defining
 # module up to read string annotations: a stand-in serves while JailSpec is made, and goes after.
 _stand_in = None if __name__ in sys.modules else sys.modules.setdefault(__name__, types.ModuleType(__name__))
 
 
 @dataclass(frozen=True)
 class JailSpec:
-    """What ``enter`` builds. JSON-serialisable: the server sends it to the zygote with ``to_json()``."""
+    """What ``enter`` builds. JSON-serialisable: the server sends it to the fork server with ``to_json()``."""
 
     root_dir: str  # an empty host directory, one per environment: the jail's root is built on a tmpfs there
     task_root: Optional[str]  # the function's code on the host -> /var/task, read-only; None: a slot's empty /var/task
@@ -291,7 +291,7 @@ def _seccomp_program(machine: str) -> bytes | None:
 
 
 _MACHINE = os.uname().machine
-_SECCOMP_FILTER = _seccomp_program(_MACHINE)  # built once, when the zygote imports this module
+_SECCOMP_FILTER = _seccomp_program(_MACHINE)  # built once, when the fork server imports this module
 
 
 class _SockFprog(ctypes.Structure):
@@ -377,7 +377,7 @@ def enter(spec: JailSpec, net_fd: Optional[int] = None) -> None:
 
 
 def fork() -> int:
-    """``os.fork()``, but the child is PID 1 of a new PID namespace: for the zygote, to spare every environment
+    """``os.fork()``, but the child is PID 1 of a new PID namespace: for the fork server, to spare every environment
     step 2's second fork and its waiter. The child then calls ``enter`` (which sees it is PID 1 and skips step 2);
     the caller waits for it as for any child. The caller must be root and single-threaded: its PID namespace for
     children is switched for this one fork and switched back before ``fork`` returns."""

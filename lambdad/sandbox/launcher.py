@@ -1,6 +1,6 @@
 """The launcher: starts an environment's runtime process, contained as well as this machine allows.
 
-Every environment is forked by a fork server ("zygote", ``forkserver.py``) that runs the function's interpreter
+Every environment is forked by a fork server (``forkserver.py``) that runs the function's interpreter
 and has already imported the Python runtime; a cold start is a fork, not an interpreter start. The child then
 takes these steps, in order (docs/security.md lists the same):
 
@@ -45,7 +45,7 @@ from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.scratch import Scratch, ScratchPool
 from lambdad.sandbox.network import FunctionNetwork, Namespace
 from lambdad.sandbox.prewarm import ASSIGNMENT_FD, SLOT_MEMORY_MB, PrewarmPool, Slot, SlotKey, misfit, slot_key
-from lambdad.sandbox.zygote import SpawnError, Zygote
+from lambdad.sandbox.forkclient import ForkServerClient, SpawnError
 
 __all__ = ["Launcher", "LaunchedProcess", "Containment", "LaunchRequest", "SpawnError", "write_etc_files"]
 
@@ -252,7 +252,7 @@ class Launcher:
         self.containment = containment
         self.jailed = jailed
         self.cpu_proportional = cpu_proportional
-        self._zygotes: dict[tuple[str, str], Zygote] = {}  # (interpreter, mode) -> its fork server
+        self._fork_servers: dict[tuple[str, str], ForkServerClient] = {}  # (interpreter, mode) -> its fork server
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
         # pre-started slots for Node.js and custom runtimes: only where they are exactly as contained as any
@@ -267,13 +267,13 @@ class Launcher:
         """Slots kept per key (0: no prewarm pool here)."""
         return self._prewarm.size if self._prewarm is not None else 0
 
-    def _zygote(self, runtime: RuntimeSpec) -> Zygote:
+    def _fork_server(self, runtime: RuntimeSpec) -> ForkServerClient:
         key = interpreter, mode = runtime.fork_server
-        zygote = self._zygotes.get(key)
-        if zygote is None:
+        client = self._fork_servers.get(key)
+        if client is None:
             args = tuple(self._sdk.as_args()) if self._sdk is not None and mode == "python" else ()
-            zygote = self._zygotes[key] = Zygote(interpreter, mode, self._on_exit, args)
-        return zygote
+            client = self._fork_servers[key] = ForkServerClient(interpreter, mode, self._on_exit, args)
+        return client
 
     def _on_exit(self, pid: int, status: int) -> None:
         future = self._exits.pop(pid, None)
@@ -330,7 +330,7 @@ class Launcher:
                     "argv": list(entry.argv),
                     "candidates": list(entry.candidates),
                 }
-                pid = await self._zygote(request.runtime).spawn(spawn, passed.fds)
+                pid = await self._fork_server(request.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
                 if net is not None:
@@ -408,7 +408,7 @@ class Launcher:
                     "argv": list(key.argv),
                     "candidates": [],
                 }
-                pid = await self._zygote(key.runtime).spawn(spawn, passed.fds)
+                pid = await self._fork_server(key.runtime).spawn(spawn, passed.fds)
             except BaseException:
                 passed.abandon()
                 if net is not None:
@@ -439,7 +439,7 @@ class Launcher:
         renamed = [str(path.with_name(request.env_id) / "cgroup.procs") for path in slot.cgroup.paths.values()]
         outcomes = await asyncio.gather(
             asyncio.to_thread(_adopt_cgroup, slot.cgroup, request.env_id, request.memory_mb),
-            self._zygote(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id), renamed),
+            self._fork_server(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id), renamed),
             return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -496,8 +496,8 @@ class Launcher:
             await self._prewarm.aclose()  # before the fork servers: their exit reports end the slots' waits
         if self._scratch is not None:
             await self._scratch.aclose()
-        await asyncio.gather(*(z.aclose() for z in self._zygotes.values()), return_exceptions=True)
-        self._zygotes.clear()
+        await asyncio.gather(*(z.aclose() for z in self._fork_servers.values()), return_exceptions=True)
+        self._fork_servers.clear()
         for future in self._exits.values():
             if not future.done():
                 future.set_result(-9)

@@ -442,7 +442,7 @@ def test_probe_reports_every_protection() -> None:
         assert probed[key] or isinstance(probed[f"{key}_error"], str)
 
 
-# -- other interpreters: the zygote imports jail.py by path under the function's Python (3.9 to 3.13) ---------------
+# -- other interpreters: the fork server imports jail.py by path under the function's Python (3.9 to 3.13) ---------------
 
 _SMOKE = r"""
 import ctypes, importlib.util, json, os, subprocess, sys, threading, time

@@ -5,7 +5,7 @@ It serves python3.9 … python3.13 and speaks to the platform only through the L
 messages, the same error and log formats, the same context object. It is stdlib-only and never imports lambdad:
 it runs under the function's interpreter, not the server's, and must start fast (cold starts are measured).
 
-Phases, in order (``main()`` runs them all; a pre-forked zygote may call them one by one):
+Phases, in order (``main()`` runs them all; a pre-forked fork server may call them one by one):
 
     prepare()                            import what the runtime needs (_json, _socket, importlib); no side effects
     init_function(handler, task_root)    stdio, cwd, sys.path, logging, then import the handler; returns the
@@ -754,7 +754,7 @@ def _flush_stdio() -> None:
 # --------------------------------------------------------------------------------------------------- phases
 
 def prepare() -> None:
-    """Import what the runtime itself needs, so that a zygote can pay for it once before forking."""
+    """Import what the runtime itself needs, so that a fork server can pay for it once before forking."""
     import _json  # noqa: F401
     import _socket  # noqa: F401
     import importlib  # noqa: F401

@@ -2,9 +2,9 @@
 
 Contract: ``spawn`` returns the new environment's pid, or raises ``SpawnError``; ``attach`` mounts a pre-started
 slot's function into it, or raises ``SpawnError``. Every pid ever returned gets
-exactly one exit notification through ``on_exit(pid, status)`` — from the zygote when it reaps the child; or,
-when the zygote itself dies, from a pidfd watch of the child when it exits (status -9: the real status went
-with its parent). A dead zygote is restarted on the next spawn; the environments it had forked keep serving.
+exactly one exit notification through ``on_exit(pid, status)`` — from the fork server when it reaps the child; or,
+when the fork server itself dies, from a pidfd watch of the child when it exits (status -9: the real status went
+with its parent). A dead fork server is restarted on the next spawn; the environments it had forked keep serving.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from lambdad.errors import LambdadError
 
-__all__ = ["Zygote", "SpawnError", "FORKSERVER"]
+__all__ = ["ForkServerClient", "SpawnError", "FORKSERVER"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class SpawnError(LambdadError):
     pass
 
 
-class Zygote:
+class ForkServerClient:
     def __init__(self, interpreter: str, mode: str, on_exit: Callable[[int, int], None],
                  args: tuple[str, ...] = ()) -> None:
         self.interpreter = interpreter
@@ -89,7 +89,7 @@ class Zygote:
                          "cgroup_procs": cgroup_procs or []}, [])
 
     async def _ask(self, request: dict[str, Any], fds: list[int]) -> int:
-        # The zygote forks one environment at a time; a bounded number of requests in flight keeps the socket's
+        # The fork server forks one environment at a time; a bounded number of requests in flight keeps the socket's
         # buffer from filling up when hundreds of cold starts arrive at once.
         async with self._in_flight:
             await self._ensure_started()
@@ -155,7 +155,7 @@ class Zygote:
                 self._on_exit(pid, message["status"])
 
     def _lost(self, why: str) -> None:
-        """The zygote is gone (or unusable): fail what waits, report its children dead, restart on next use."""
+        """The fork server is gone (or unusable): fail what waits, report its children dead, restart on next use."""
         if self._sock is not None:
             log.warning("fork server for %s %s", self.interpreter, why)
             self._close_socket()
