@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException, ValidationException
+from lambdad.errors import (
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+    validation_error,
+    violation,
+)
 
 __all__ = [
     "FunctionRef",
@@ -78,19 +83,14 @@ def parse_function_name(
     """Parse a FunctionName parameter; ``qualifier`` is a separate Qualifier parameter, if the call had one."""
     m = _FUNCTION_NAME.fullmatch(value)
     if m is None:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {_PATTERN_TEXT}"
-        )
+        raise validation_error(violation(member, f"Member must satisfy regular expression pattern: {_PATTERN_TEXT}",
+                                         value))
     arn_region = m.group(3)
     arn_account = m.group(5)
     name = m.group(7)
     arn_qualifier = m.group(9)
     if len(name) > 64:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-            "Member must have length less than or equal to 64"
-        )
+        raise validation_error(violation(member, "Member must have length less than or equal to 64", value))
     if arn_region is not None and arn_region[:-1] != region:
         raise ResourceNotFoundException(f"Functions from '{arn_region[:-1]}' are not reachable in this region ('{region}')")
     if arn_account is not None and arn_account[:-1] != account_id:
@@ -102,10 +102,8 @@ def parse_function_name(
             raise InvalidParameterValueException("The derived qualifier from the function name does not match the specified qualifier.")
         qualifier = arn_qualifier
     if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
-        raise ValidationException(
-            f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"
-        )
+        raise validation_error(violation(
+            "qualifier", "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", qualifier))
     return FunctionRef(name=name, qualifier=qualifier or None)
 
 

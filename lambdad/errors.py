@@ -36,6 +36,8 @@ boundary (``raise InvalidParameterValueException(...) from exc``); anything else
 from __future__ import annotations
 
 __all__ = [
+    "violation",
+    "validation_error",
     "LambdadError",
     "LambdaError",
     "ServiceException",
@@ -190,3 +192,21 @@ class InvalidRuntimeException(LambdaError):
 
 class NotImplementedException(LambdaError):
     name, status = "NotImplementedException", 501
+
+
+_NO_VALUE = object()
+
+
+def violation(path: str, constraint: str, value: object = _NO_VALUE) -> str:
+    """One violated constraint, as AWS words it: ``Value '<value>' at '<path>' failed to satisfy constraint:
+    <constraint>``; without ``value`` (a sensitive member, or a map's keys) ``Value at '<path>' ...``, and with
+    None ``Value null at '<path>' ...``."""
+    shown = "Value" if value is _NO_VALUE else "Value null" if value is None else f"Value '{value}'"
+    return f"{shown} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def validation_error(*violations: str) -> ValidationException:
+    """AWS's ``N validation error(s) detected: <violation>; <violation>`` (see ``violation``): the one place
+    that message is made."""
+    n = len(violations)
+    return ValidationException(f"{n} validation error{'s' if n != 1 else ''} detected: {'; '.join(violations)}")

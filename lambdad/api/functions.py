@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
 from lambdad.arn import FunctionRef, function_arn, parse_function_name
-from lambdad.errors import ValidationException
+from lambdad.errors import validation_error, violation
 from lambdad.functions.service import FunctionService
 
 __all__ = ["function_handlers"]
@@ -58,10 +58,7 @@ def function_handlers(
     async def list_functions(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         which = params.get("FunctionVersion")
         if which is not None and which != "ALL":
-            raise ValidationException(
-                f"1 validation error detected: Value '{which}' at 'functionVersion' failed to satisfy constraint: "
-                "Member must satisfy enum value set: [ALL]"
-            )
+            raise validation_error(violation("functionVersion", "Member must satisfy enum value set: [ALL]", which))
         listing = service.list(params.get("Marker"), params.get("MaxItems"), all_versions=which == "ALL")
         return {"Functions": [c.to_api(region, account, c.version if which else None) for c in listing.configs],
                 "NextMarker": listing.next_marker}

@@ -13,7 +13,12 @@ from typing import Any, Mapping
 
 from lambdad.api.http import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, Handler, RequestContext
 from lambdad.arn import parse_function_name
-from lambdad.errors import InvalidRequestContentException, RequestTooLargeException, ValidationException
+from lambdad.errors import (
+    InvalidRequestContentException,
+    RequestTooLargeException,
+    validation_error,
+    violation,
+)
 from lambdad.invoke.async_queue import EventQueue
 from lambdad.invoke.service import InvokeService
 
@@ -52,10 +57,7 @@ def _client_context(value: str | None) -> str | None:
 
 def _enum(value: str, member: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValidationException(
-            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-            f"Member must satisfy enum value set: [{', '.join(allowed)}]"
-        )
+        raise validation_error(violation(member, f"Member must satisfy enum value set: [{', '.join(allowed)}]", value))
 
 
 def invoke_handlers(service: InvokeService, queue: EventQueue, region: str, account_id: str) -> dict[str, Handler]:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import botocore.session
 
+from lambdad.errors import violation
 from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
@@ -28,9 +29,8 @@ def _enum_errors(values: list[str] | None, allowed: tuple[str, ...], path: str, 
         return []
     enum = f"Member must satisfy enum value set: [{', '.join(allowed)}]"
     if single:
-        return [f"Value '{values[0]}' at '{path}' failed to satisfy constraint: {enum}"]
-    return [f"Value '[{', '.join(values)}]' at '{path}' failed to satisfy constraint: "
-            f"Member must satisfy constraint: [{enum}]"]
+        return [violation(path, enum, values[0])]
+    return [violation(path, f"Member must satisfy constraint: [{enum}]", f"[{', '.join(values)}]")]
 
 
 def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str, Handler]:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import botocore.session
 
 from lambdad.api.protocol import member_pattern
-from lambdad.errors import ValidationException
+from lambdad.errors import validation_error, violation
 
 __all__ = ["pattern_violations", "raise_violations"]
 
@@ -27,13 +27,11 @@ def pattern_violations(operation: str, params: Mapping[str, Any], members: tuple
         value = params.get(member)
         pattern = member_pattern(op, member)
         if value is not None and pattern is not None and re.fullmatch(pattern, value) is None:
-            errors.append(f"Value '{value}' at '{path}' failed to satisfy constraint: "
-                          f"Member must satisfy regular expression pattern: {pattern}")
+            errors.append(violation(path, f"Member must satisfy regular expression pattern: {pattern}", value))
     return errors
 
 
 def raise_violations(errors: list[str]) -> None:
     """Raise AWS's "N validation error(s) detected: …" for ``errors``, if any."""
     if errors:
-        n = len(errors)
-        raise ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(errors)}")
+        raise validation_error(*errors)

@@ -61,7 +61,8 @@ from lambdad.errors import (
     InvalidRequestContentException,
     LambdaError,
     UnknownOperationException,
-    ValidationException,
+    validation_error,
+    violation,
 )
 
 __all__ = [
@@ -256,13 +257,9 @@ def _java_str(value: Any) -> str:
 
 
 def _violation(path: str, value: Any, sensitive: bool, constraint: str) -> str:
-    if value is None:
-        shown = "Value null"
-    elif sensitive:
-        shown = "Value"
-    else:
-        shown = f"Value '{_java_str(value)}'"
-    return f"{shown} at '{path}' failed to satisfy constraint: {constraint}"
+    if sensitive and value is not None:
+        return violation(path, constraint)
+    return violation(path, constraint, None if value is None else _java_str(value))
 
 
 def _lower_first(name: str) -> str:
@@ -807,9 +804,7 @@ def parse_request(
     elif plan.body is not None:
         params.update(_decode_body(plan.body, body, errors))
     if errors:
-        count = len(errors)
-        noun = "error" if count == 1 else "errors"
-        raise ValidationException(f"{count} validation {noun} detected: " + "; ".join(errors))
+        raise validation_error(*errors)
     return params
 
 

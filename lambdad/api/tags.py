@@ -13,7 +13,12 @@ import botocore.session
 
 from lambdad.api.http import Handler, RequestContext
 from lambdad.arn import parse_function_arn
-from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException, ValidationException
+from lambdad.errors import (
+    InvalidParameterValueException,
+    ResourceNotFoundException,
+    validation_error,
+    violation,
+)
 from lambdad.functions.service import FunctionService
 
 __all__ = ["tag_handlers"]
@@ -32,10 +37,8 @@ def tag_handlers(service: FunctionService) -> dict[str, Handler]:
         ref = parse_function_arn(resource, region=region, account_id=account)
         if ref is None:
             if _RESOURCE.fullmatch(resource) is None:
-                raise ValidationException(
-                    f"1 validation error detected: Value '{resource}' at 'resource' failed to satisfy constraint: "
-                    f"Member must satisfy regular expression pattern: {_RESOURCE_PATTERN}"
-                )
+                raise validation_error(violation(
+                    "resource", f"Member must satisfy regular expression pattern: {_RESOURCE_PATTERN}", resource))
             raise ResourceNotFoundException(f"The resource you requested does not exist: {resource}")
         if ref.qualifier is not None:
             raise InvalidParameterValueException(

@@ -19,7 +19,8 @@ from lambdad.errors import (
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
-    ValidationException,
+    validation_error,
+    violation,
 )
 from lambdad.functions.model import Alias, Function
 from lambdad.store.interfaces import FunctionStore
@@ -173,18 +174,14 @@ def _revision() -> str:
 
 def _check_name(alias_name: str) -> None:
     if not is_alias_name(alias_name):
-        raise ValidationException(
-            f"1 validation error detected: Value '{alias_name}' at 'name' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {ALIAS_PATTERN}"
-        )
+        raise validation_error(violation("name", f"Member must satisfy regular expression pattern: {ALIAS_PATTERN}",
+                                         alias_name))
 
 
 def _check_version(version: str) -> None:
     if version != LATEST and not is_version_number(version):
-        raise ValidationException(
-            f"1 validation error detected: Value '{version}' at 'functionVersion' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {_VERSION_PATTERN}"
-        )
+        raise validation_error(violation(
+            "functionVersion", f"Member must satisfy regular expression pattern: {_VERSION_PATTERN}", version))
 
 
 def _weights(routing: Mapping[str, Any] | None) -> dict[str, float] | None:
@@ -195,10 +192,8 @@ def _weights(routing: Mapping[str, Any] | None) -> dict[str, float] | None:
     bad = [k for k in weights if not is_version_number(k)]
     if bad:
         shown = "{" + ", ".join(f"{k}={v}" for k, v in weights.items()) + "}"
-        raise ValidationException(
-            f"1 validation error detected: Value '{shown}' at 'routingConfig.additionalVersionWeights' failed to "
-            "satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to "
-            "1024, Member must have length greater than or equal to 1, Member must satisfy regular expression "
-            "pattern: [0-9]+]"
-        )
+        raise validation_error(violation(
+            "routingConfig.additionalVersionWeights", "Map keys must satisfy constraint: [Member must have length less "
+            "than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular "
+            "expression pattern: [0-9]+]", shown))
     return {k: float(v) for k, v in weights.items()}

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Mapping
 
-from lambdad.errors import InvalidParameterValueException, ValidationException
+from lambdad.errors import InvalidParameterValueException, ValidationException, validation_error, violation
 
 __all__ = [
     "RESERVED_ENV_KEYS",
@@ -43,9 +43,7 @@ ENV_LIMIT_BYTES = 4096
 
 
 def _constraint(value: Any, member: str, constraint: str) -> ValidationException:
-    return ValidationException(
-        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
-    )
+    return validation_error(violation(member, constraint, value))
 
 
 def check_memory(value: int) -> None:
@@ -72,11 +70,9 @@ def check_ephemeral_storage(value: int) -> None:
 def check_environment(variables: Mapping[str, str]) -> None:
     for key in variables:
         if not _ENV_KEY.fullmatch(key):
-            raise ValidationException(
-                "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: "
-                "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: "
-                "[a-zA-Z]([a-zA-Z0-9_])+]"
-            )
+            raise validation_error(violation(
+                "environment.variables",
+                "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"))
     reserved = sorted(k for k in variables if k in RESERVED_ENV_KEYS)
     if reserved:
         raise InvalidParameterValueException(

@@ -36,7 +36,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
-import errno
 import fcntl
 import ipaddress
 import logging
@@ -315,8 +314,6 @@ class FunctionNetwork:
 
     def _forward_guard(self) -> None:
         """With forwarding turned on by us: forward nothing that is not an environment's."""
-        from pyroute2.nftables.main import NFTables
-
         lock = os.open(os.path.join(LEASE_DIR, "forward.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)  # servers starting together make it once
