@@ -7,6 +7,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.inprocess import InProcessApp
 from tests.server import Server
 
 _names = itertools.count()
@@ -46,3 +47,11 @@ def fresh_server(tmp_path: Path) -> Iterator[callable]:
     for srv in started:
         if srv.proc is not None and srv.proc.poll() is None:
             srv.stop()
+
+
+@pytest.fixture(scope="session")
+def inproc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """One lambdad app built in this test process (tests/inprocess.py), for fast tests of the API."""
+    app = InProcessApp(tmp_path_factory.mktemp("inproc")).start()
+    yield app
+    app.stop()
