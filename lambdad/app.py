@@ -30,7 +30,7 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import MAX_BODY_BYTES, LambdaApi, body_limit, request_too_busy, request_too_large
+from lambdad.api.http import MAX_BODY_BYTES, Handler, LambdaApi, body_limit, request_too_busy, request_too_large
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
@@ -322,12 +322,10 @@ class LambdadApp:
         name, secret = stored
         return Identity(Secret(secret), user_principal(self.settings.account_id, name))
 
-    def http_app(self) -> tuple[App, Precheck]:
-        """The control API and the code download links, as one HTTP application; and its precheck of requests
-        whose bodies are not read yet."""
+    def handlers(self) -> dict[str, Handler]:
+        """The handler of every operation this server implements, by operation name."""
         s = self.settings
-        model = botocore.session.get_session().get_service_model("lambda")
-        handlers = {
+        return {
             **function_handlers(self.functions, self.code_urls, self.concurrency.reserved),
             **version_handlers(self.functions),
             **alias_handlers(self.aliases, s.region, s.account_id),
@@ -337,6 +335,13 @@ class LambdadApp:
             **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
+
+    def http_app(self) -> tuple[App, Precheck]:
+        """The control API and the code download links, as one HTTP application; and its precheck of requests
+        whose bodies are not read yet."""
+        s = self.settings
+        model = botocore.session.get_session().get_service_model("lambda")
+        handlers = self.handlers()
         access = AccessControl(self.functions, self.layers, s.region, s.account_id)
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region)
         download = self.code_urls.handler(self.functions)
