@@ -59,6 +59,7 @@ from lambdad.sandbox.network import PLATFORM_API_ADDRESS, FunctionNetwork, Names
 from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
+from lambdad.sandbox.variables import runtime_variables
 
 __all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec", "EnvironmentLost"]
 
@@ -405,50 +406,15 @@ class Environment:
             await self._api.serve_listener(socket.socket(fileno=fd))
 
     def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
-        c = self.config
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "LD_LIBRARY_PATH": "/opt/lib",
-        }
-        if not jailed:  # without a private /tmp mount, a private directory stands in for it
-            env["TMPDIR"] = os.path.join(self._run_dir, "tmp")
+        endpoint = None
         if self._credentials is not None and self._platform is not None:
-            # the function's own short-lived credentials, and where the SDK finds this server's Lambda API
-            env.update(self._credentials.as_environment())
-            env["AWS_ENDPOINT_URL_LAMBDA"] = (f"http://{PLATFORM_API_ADDRESS[0]}:{PLATFORM_API_ADDRESS[1]}"
-                                              if self._launcher.network is not None else self._platform.endpoint_url)
-        env.update(self.spec.runtime.defaults(jailed=jailed, task_root=self.spec.task_root))
-        if not jailed and self.spec.opt_dir:
-            # no private root to mount the layers at /opt: the layer paths Lambda defines point at their tree
-            opt = self.spec.opt_dir
-            for key in ("PATH", "LD_LIBRARY_PATH", "NODE_PATH"):
-                if key in env:
-                    env[key] = ":".join(opt + p[4:] if p == "/opt" or p.startswith("/opt/") else p
-                                        for p in env[key].split(":"))
-            env["LAMBDAD_OPT_DIR"] = opt  # the Python runtime's /opt/python paths
-        env.update(c.environment)
-        env.update(
-            {
-                "_HANDLER": c.handler,
-                "AWS_REGION": self.spec.region,
-                "AWS_DEFAULT_REGION": self.spec.region,
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
-                "AWS_LAMBDA_FUNCTION_NAME": c.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": c.version,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_size),
-                "AWS_LAMBDA_INITIALIZATION_TYPE": self.spec.initialization_type,
-                "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
-                "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-                "AWS_LAMBDA_RUNTIME_API": runtime_api,
-                "LAMBDA_TASK_ROOT": "/var/task" if jailed else self.spec.task_root,
-                "LAMBDA_RUNTIME_DIR": self.spec.runtime.runtime_dir_inside(jailed),
-            }
-        )
-        if self.spec.runtime.family == "provided":
-            del env["AWS_EXECUTION_ENV"]  # Lambda defines it for managed runtimes only, not the provided family
-        return env
+            endpoint = (f"http://{PLATFORM_API_ADDRESS[0]}:{PLATFORM_API_ADDRESS[1]}"
+                        if self._launcher.network is not None else self._platform.endpoint_url)
+        return runtime_variables(
+            self.spec, runtime_api=runtime_api, jailed=jailed, log_stream=self.log_stream,
+            tmp_dir=os.path.join(self._run_dir, "tmp"),
+            credentials=self._credentials.as_environment() if self._credentials is not None else None,
+            endpoint_url=endpoint)
 
     # -- invoke ----------------------------------------------------------------------------------------------
 
