@@ -356,7 +356,7 @@ class Environment:
             self._emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
             await self._api.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
-            self.state = EnvState.DEAD
+            self._become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         if self._proc.network is not None:
             await self._serve_network(self._proc.network)
@@ -445,7 +445,7 @@ class Environment:
                 # the event.
                 self._arm_deadline(invocation, INIT_TIMEOUT_SECONDS)
             else:
-                self.state = EnvState.BUSY
+                self._become(EnvState.BUSY)
             self._set_frozen(False)
             deliver = self._parked
             if deliver is not None and self._init_reported:
@@ -459,6 +459,31 @@ class Environment:
             return await invocation.future
         finally:
             self.last_used = time.monotonic()
+
+    # -- state: the one place it changes --------------------------------------------------------------------
+
+    def _become(self, state: EnvState) -> None:
+        """Every transition goes through here. A dead environment stays dead."""
+        if self.state is EnvState.DEAD and state is not EnvState.DEAD:
+            raise RuntimeError(f"environment {self.id} is dead: it cannot become {state.value}")
+        self.state = state
+
+    def lease(self) -> bool:
+        """The pool asks for this environment for one invocation: IDLE → BUSY. False when it is not idle, or is
+        retired (the pool then tries another)."""
+        if self.state is not EnvState.IDLE or self.retired:
+            return False
+        self._become(EnvState.BUSY)
+        return True
+
+    def settle(self) -> None:
+        """The pool returns it after an invocation: BUSY → IDLE, waiting for the next one (unless it died)."""
+        if self.state is not EnvState.DEAD:
+            self._become(EnvState.IDLE)
+
+    def fail(self) -> None:
+        """The pool gives up on it (a provisioned environment that did not start): → DEAD."""
+        self._become(EnvState.DEAD)
 
     def accepts_peer(self, host: str, port: int) -> bool:
         proc = self._proc
@@ -483,7 +508,7 @@ class Environment:
             self._init_reported = True
             self.warm.set()
             if self.state is EnvState.STARTING and not self._queued:
-                self.state = EnvState.IDLE  # initialised ahead of any invocation (provisioned concurrency)
+                self._become(EnvState.IDLE)  # initialised ahead of any invocation (provisioned concurrency)
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
             cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
@@ -520,7 +545,7 @@ class Environment:
     def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
         """Give ``invocation`` to the runtime: its clock starts now. The event goes out first; the bookkeeping
         after it (deadline, START line, telemetry, extensions' INVOKE) overlaps with the runtime's work."""
-        self.state = EnvState.BUSY
+        self._become(EnvState.BUSY)
         timeout = self.config.timeout
         now_wall = time.time()
         invocation.started = time.monotonic()
@@ -786,7 +811,7 @@ class Environment:
             self._report(inv, duration, status, report_error)
         self._current = None
         if self.state is not EnvState.DEAD:
-            self.state = EnvState.IDLE
+            self._become(EnvState.IDLE)
         inv.completed = True
         if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
@@ -1002,7 +1027,7 @@ class Environment:
         """Mark DEAD and schedule the release of everything; idempotent."""
         if self.state is EnvState.DEAD and self._closing is not None:
             return
-        self.state = EnvState.DEAD
+        self._become(EnvState.DEAD)
         self.warm.set()
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._release())

@@ -120,18 +120,16 @@ class EnvironmentPool:
         warm = self._provisioned_idle.get((name, spec.config.version))
         while warm:
             env = warm.pop()
-            if env.state is EnvState.IDLE and not env.retired:
+            if env.lease():
                 self.in_use += 1
                 self._provisioned_busy.add(env)
-                env.state = EnvState.BUSY
                 return env, False
         reserved = self._admit(name)
         idle = self._idle.get(_key(spec))
         while idle:
             env = idle.pop()
-            if env.state is EnvState.IDLE and not env.retired:
+            if env.lease():
                 self._count(env, name, reserved)
-                env.state = EnvState.BUSY
                 return env, False
         env = self._make(spec, self._forget)
         self._count(env, name, reserved)
@@ -189,7 +187,7 @@ class EnvironmentPool:
         if env.retired:
             self._close_soon(env)
             return
-        env.state = EnvState.IDLE
+        env.settle()
         if provisioned:
             self._provisioned_idle.setdefault((env.config.name, env.config.version), []).append(env)
         else:
@@ -260,7 +258,7 @@ class EnvironmentPool:
             await asyncio.wait_for(env.warm.wait(), PROVISION_TIMEOUT_SECONDS)
         except Exception:
             log.warning("a provisioned environment of %s could not start", env.config.name, exc_info=True)
-            env.state = EnvState.DEAD
+            env.fail()
         if env.state is EnvState.DEAD:
             provision.failure = "FUNCTION_ERROR_INIT_FAILURE"
             provision.envs.discard(env)
