@@ -27,6 +27,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (puts the checkout on sys.path)
+import harness  # noqa: E402
 
 from lambdad.auth.sigv4 import Secret, SignedRequest, verify  # noqa: E402
 
@@ -47,7 +48,7 @@ async def _serve(kind: str) -> None:
         print(await http.start("127.0.0.1", 0), flush=True)
         await asyncio.Event().wait()
     loop = asyncio.get_running_loop()
-    factory = web.Server(echo, access_log=None) if kind == "aiohttp" else bench._EchoProtocol
+    factory = web.Server(echo, access_log=None) if kind == "aiohttp" else harness._EchoProtocol
     server = await loop.create_server(factory, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
@@ -82,16 +83,16 @@ def http_floors(n: int = 3000) -> None:
             try:
                 assert proc.stdout is not None
                 port = int(proc.stdout.readline())
-                conn = bench.Connection(port)
-                reqs = [bench.signed_invoke(port, "f") for _ in range(n)]
+                conn = harness.Connection(port)
+                reqs = [harness.signed_invoke(port, "f") for _ in range(n)]
                 for r in reqs[:200]:
                     conn.roundtrip(r)
-                cpu0, lat = bench._cpu_seconds([proc.pid]), []
+                cpu0, lat = harness._cpu_seconds([proc.pid]), []
                 for r in reqs:
                     t0 = time.perf_counter_ns()
                     conn.roundtrip(r)
                     lat.append((time.perf_counter_ns() - t0) / 1e3)
-                cpu = (bench._cpu_seconds([proc.pid]) - cpu0) * 1e6 / n
+                cpu = (harness._cpu_seconds([proc.pid]) - cpu0) * 1e6 / n
                 conn.close()
                 print(f"  {label + ' on ' + loop:<34} round trip p50 {statistics.median(lat):5.0f} us, "
                       f"server CPU {cpu:4.0f} us/request")
@@ -101,13 +102,13 @@ def http_floors(n: int = 3000) -> None:
 
 
 def sigv4_cost() -> None:
-    raw = bench.signed_invoke(9001, "bench-echo")
+    raw = harness.signed_invoke(9001, "bench-echo")
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     method, path, _ = lines[0].split(" ")
     headers = [(k, v) for k, _, v in (line.partition(": ") for line in lines[1:])]
     request = SignedRequest(method, path, "", headers, body)
-    secret = Secret(bench.SECRET_KEY)
+    secret = Secret(harness.SECRET_KEY)
     us = per_call_us(lambda: verify(request, lambda _: secret, region="us-east-1"), 2000)
     print(f"  verify() of a signed Invoke, hot loop: {us:.0f} us per call")
 

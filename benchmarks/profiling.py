@@ -8,8 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench import (PRESIGNED_BATCH, Connection, Server, _cpu_seconds, _cpu_times, environment_pids, pinned, say,
+from harness import (PRESIGNED_BATCH, Connection, _cpu_seconds, _cpu_times, environment_pids, pinned, say,
                    set_affinity, signed_invoke)
+
+from tests.server import Server
 
 __all__ = ["profile"]
 

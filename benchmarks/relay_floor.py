@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402
+import harness as bench  # noqa: E402  (the shared pieces of bench.py)
 
 _LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)")
 _REQUEST_ID = re.compile(rb"(?im)^lambda-runtime-aws-request-id:\s*(\S+)")
