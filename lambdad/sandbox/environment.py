@@ -35,7 +35,6 @@ DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, lis
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import json
 import logging
@@ -47,27 +46,37 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Callable
 
-from lambdad.errors import LambdadError
 from lambdad.ids import trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
-from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
-from lambdad.sandbox.network import PLATFORM_API_ADDRESS, FunctionNetwork, Namespace, serve_relays
+from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
+from lambdad.sandbox.spec import (
+    Credentials,
+    EnvironmentLauncher,
+    EnvironmentLost,
+    EnvironmentSpec,
+    EnvState,
+    FunctionVersion,
+    Invocation,
+    InvocationResult,
+    LogWriter,
+    PlatformAccess,
+)
+from lambdad.sandbox.timers import _LazyTimer
 from lambdad.sandbox.variables import runtime_variables
 
-__all__ = ["Environment", "EnvState", "Invocation", "InvocationResult", "EnvironmentSpec", "EnvironmentLost"]
+__all__ = ["Credentials", "Environment", "EnvironmentLauncher", "EnvironmentLost", "EnvironmentSpec", "EnvState",
+           "FunctionVersion", "Invocation", "InvocationResult", "LogWriter", "PlatformAccess"]
 
 log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
-TAIL_BYTES = 4096
 MAX_LOG_LINE = 256 * 1024 - 26  # CloudWatch Logs' largest event (256 KB) less its 26 bytes of overhead
 OUTPUT_READ_LIMIT = 1 << 20  # bytes of a function's output read per wake-up of its reader
 EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
@@ -85,184 +94,9 @@ class _Extension:
     busy: bool = False  # an event was queued for it and it has not called event/next again since
 
 
-class FunctionVersion(Protocol):
-    """What an environment reads of the function version it runs (``functions/model.py``'s FunctionConfig)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
-
-    @property
-    def revision_id(self) -> str: ...
-
-    @property
-    def runtime(self) -> str: ...
-
-    @property
-    def handler(self) -> str: ...
-
-    @property
-    def memory_size(self) -> int: ...
-
-    @property
-    def timeout(self) -> int: ...
-
-    @property
-    def ephemeral_storage(self) -> int: ...
-
-    @property
-    def environment(self) -> Mapping[str, str]: ...
-
-    @property
-    def log_group_name(self) -> str: ...
-
-
-class EnvironmentLauncher(Protocol):
-    """What starts an environment's process (``sandbox/launcher.py``'s Launcher: a fork server's child, jailed):
-    the seam where cluster mode places environments on other nodes."""
-
-    jailed: bool
-    cpu_proportional: bool
-    private_network: bool  # LAMBDAD_FUNCTION_NETWORK=none: a new namespace with only lo
-    network: FunctionNetwork | None  # isolated: the namespaces made by the server
-
-    async def launch(self, request: LaunchRequest) -> LaunchedProcess: ...
-
-
-class Credentials(Protocol):
-    """An environment's own short-lived credentials (issued by the platform, ``auth/issued.py``)."""
-
-    @property
-    def access_key_id(self) -> str: ...
-
-    def as_environment(self) -> dict[str, str]: ...
-
-
-class LogWriter(Protocol):
-    """Where an environment's log lines go (``logs/sink.py``): taken without waiting; ``congested`` asks the
-    environment to stop reading its function's output until ``when_drained`` calls back."""
-
-    def emit(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None: ...
-
-    @property
-    def congested(self) -> bool: ...
-
-    def when_drained(self, callback: Callable[[], None]) -> None: ...
-
-
-@dataclass(frozen=True)
-class PlatformAccess:
-    """How a function reaches the platform's API: credentials issued per environment (``issue(env id, spec)``,
-    withdrawn with ``revoke(access key id)`` when the environment is gone), and the endpoint."""
-
-    issue: Callable[[str, "EnvironmentSpec"], Credentials]
-    revoke: Callable[[str], None]
-    endpoint_url: str
-    # serves this API on a listener opened inside an environment's own network namespace (sandbox/network.py);
-    # returns the server to close when the environment is gone
-    serve: Callable[[socket.socket], Awaitable[asyncio.AbstractServer]] | None = None
-
-
-class EnvironmentLost(LambdadError):
-    """The runtime of a warm environment ended before it took the invocation (e.g. a Node runtime exiting after
-    reporting an uncaught exception): nothing of the invocation ran, so it can run in another environment."""
-
-
-class EnvState(Enum):
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    DEAD = "dead"
-
-
-@dataclass
-class Invocation:
-    request_id: str
-    payload: bytes
-    invoked_arn: str
-    client_context: str | None = None  # JSON text, as the runtime header carries it
-    future: asyncio.Future["InvocationResult"] | None = None
-    log_lines: list[str] = field(default_factory=list)
-    started: float = 0.0
-    answered: bool = False  # the runtime posted its response or error
-    completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
-    want_log: bool = False  # the caller wants its log lines (LogType=Tail): kept, and written before the answer
-
-
-@dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
-class InvocationResult:
-    payload: bytes
-    function_error: str | None  # "Unhandled" for any function error, None on success
-    log_text: str
-    status: str = "success"  # success | error | timeout | crash
-
-    def log_tail_b64(self) -> str:
-        data = self.log_text.encode("utf-8", "replace")[-TAIL_BYTES:]
-        return base64.b64encode(data).decode()
-
-
-@dataclass(frozen=True)
-class EnvironmentSpec:
-    """What an environment needs to start: the function version, how to run it, and where."""
-
-    config: FunctionVersion
-    runtime: RuntimeSpec
-    task_root: str  # the code tree on the host
-    runtime_label: str  # for INIT_START, e.g. "python:3.12"
-    region: str
-    account_id: str
-    initialization_type: str = "on-demand"
-    opt_dir: str | None = None  # the merged layers on the host (mounted at /opt), None without layers
-
-
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
-
-class _LazyTimer:
-    """A timer for a moment that keeps moving, as an environment's deadline and freeze do with every invocation.
-
-    ``set`` moves the moment: to later for free (the armed timer, when it fires early, re-arms itself for the new
-    moment), to earlier by re-arming now; ``clear`` forgets it (the armed timer then finds nothing to do);
-    ``cancel`` also stops the timer. So a busy environment costs a timer per timeout period, not a
-    ``call_later``/``cancel`` pair per invocation and per timer."""
-
-    def __init__(self, fire: Callable[[], object]) -> None:
-        self._fire = fire
-        self._due: float | None = None  # loop time
-        self._handle: asyncio.TimerHandle | None = None
-
-    def set(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        due = self._due = loop.time() + delay
-        if self._handle is not None and self._handle.when() > due:
-            self._handle.cancel()
-            self._handle = None
-        if self._handle is None:
-            self._handle = loop.call_at(due, self._check)
-
-    def clear(self) -> None:
-        self._due = None
-
-    def cancel(self) -> None:
-        self._due = None
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _check(self) -> None:
-        self._handle = None
-        due = self._due
-        if due is None:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() < due:
-            self._handle = loop.call_at(due, self._check)
-        else:
-            self._due = None
-            self._fire()
 
 
 class Environment:
