@@ -293,10 +293,6 @@ class LambdadApp:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         platform = (PlatformAccess(self._issue_credentials, self.issuer.revoke, f"http://{host}:{self.port}",
                                    self._serve_inside) if self.port else None)
-        assert isinstance(spec.config, FunctionConfig)  # the sandbox sees it through its FunctionVersion protocol
-        opt_dir = self.functions.opt_tree(spec.config)  # built when the function's layers were set
-        if opt_dir is not None:
-            spec = dataclasses.replace(spec, opt_dir=opt_dir)
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
     async def _deliver_async(self, event: AsyncEvent) -> bool:

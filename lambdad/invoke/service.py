@@ -113,6 +113,7 @@ class InvokeService:
                 runtime_label=runtime.label,
                 region=self._functions.region,
                 account_id=self._functions.account_id,
+                opt_dir=self._functions.opt_tree(config),  # built when the function's layers were set
             )
             self._specs[key] = spec
         return spec
