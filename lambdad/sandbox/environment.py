@@ -53,6 +53,7 @@ from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError,
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
+from lambdad.sandbox.output import OutputReader
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
 from lambdad.sandbox.spec import (
@@ -77,8 +78,6 @@ log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
-MAX_LOG_LINE = 256 * 1024 - 26  # CloudWatch Logs' largest event (256 KB) less its 26 bytes of overhead
-OUTPUT_READ_LIMIT = 1 << 20  # bytes of a function's output read per wake-up of its reader
 EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
 
 
@@ -133,8 +132,7 @@ class Environment:
         self._deadline = _LazyTimer(self._deadline_passed)
         self._deadline_of: tuple[Invocation, float] | None = None  # the invocation and its timeout, in seconds
         self._freeze = _LazyTimer(lambda: self._set_frozen(True))
-        self._partial = b""
-        self._cut = False  # the line being read was cut at MAX_LOG_LINE: the rest of it, up to its newline, goes
+        self._output: OutputReader | None = None  # the function's stdout+stderr, read into log lines
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
         self._init_reported = False
@@ -147,7 +145,6 @@ class Environment:
         self._frozen = False
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
-        self._output_paused = False  # not reading the function's output while the log sink catches up
         self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
         # external extensions (executables in /opt/extensions); all of this stays empty without them
         self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
@@ -196,7 +193,8 @@ class Environment:
             await self._serve_network(self._proc.network)
         if self._proc.runtime_api_socket is not None:
             await self._api.adopt(self._proc.runtime_api_socket)
-        loop.add_reader(self._proc.output_fd, self._on_output)
+        self._output = OutputReader(self._proc, self._sink, self._log_output)
+        self._output.start()
         if self._proc.exec_status_fd >= 0:
             loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)
         self._proc.exited.add_done_callback(self._on_exit)
@@ -719,65 +717,9 @@ class Environment:
 
     # -- process and output ----------------------------------------------------------------------------------
 
-    def _on_output(self) -> None:
-        self._drain_output(OUTPUT_READ_LIMIT)
-        proc = self._proc
-        if self._sink.congested and proc is not None and proc.output_fd >= 0 and not self._output_paused:
-            # the store is behind: stop reading until it catches up; the function blocks on its full pipe
-            asyncio.get_running_loop().remove_reader(proc.output_fd)
-            self._output_paused = True
-            self._sink.when_drained(self._resume_output)
-
-    def _resume_output(self) -> None:
-        self._output_paused = False
-        proc = self._proc
-        if proc is not None and proc.output_fd >= 0:
-            asyncio.get_running_loop().add_reader(proc.output_fd, self._on_output)
-
-    def _drain_output(self, limit: int | None = None) -> None:
-        """Read the function's output into log lines: all that is there, or about ``limit`` bytes (then the
-        reader is called again on the next loop iteration, so one flooding environment cannot hold the loop)."""
-        proc = self._proc
-        if proc is None or proc.output_fd < 0:
-            return
-        chunks = []
-        eof = False
-        budget = limit if limit is not None else -1
-        while budget != 0:
-            try:
-                chunk = os.read(proc.output_fd, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                eof = True
-                break
-            if not chunk:
-                eof = True
-                break
-            chunks.append(chunk)
-            if budget > 0:
-                budget = max(0, budget - len(chunk))
-        if chunks:
-            data = self._partial + b"".join(chunks)
-            *lines, self._partial = data.split(b"\n")
-            if lines and self._cut:
-                del lines[0]  # the end of a line already logged, cut
-                self._cut = False
-            if self._cut:
-                self._partial = b""  # still inside the cut line
-            elif len(self._partial) > MAX_LOG_LINE:
-                lines.append(self._partial)
-                self._partial = b""
-                self._cut = True
-            for raw in lines:
-                self._log_output(_log_text(raw))
-        if eof:
-            if self._partial:
-                self._log_output(_log_text(self._partial))
-                self._partial = b""
-            asyncio.get_running_loop().remove_reader(proc.output_fd)
-            os.close(proc.output_fd)
-            proc.output_fd = -1
+    def _drain_output(self) -> None:
+        if self._output is not None:
+            self._output.drain()
 
     def _log_output(self, line: str) -> None:
         inv = self._current
@@ -898,10 +840,8 @@ class Environment:
             except asyncio.TimeoutError:
                 log.warning("environment %s: process %d did not exit after SIGKILL", self.id, proc.pid)
             self._drain_output()
-            if proc.output_fd >= 0:
-                asyncio.get_running_loop().remove_reader(proc.output_fd)
-                os.close(proc.output_fd)
-                proc.output_fd = -1
+            if self._output is not None:
+                self._output.close()
             self._close_exec_status()
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
@@ -918,18 +858,6 @@ class Environment:
             proc.network.close()
             proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
-
-
-def _log_text(raw: bytes) -> str:
-    """A line of output as one log event: at most MAX_LOG_LINE bytes of UTF-8 (CloudWatch's event), cut on a
-    character boundary. Bytes that are not UTF-8 become U+FFFD, three bytes each: counted after replacing, so a
-    line of such bytes cannot make an event three times the limit."""
-    text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
-    if len(raw) > MAX_LOG_LINE // 3:
-        encoded = text.encode("utf-8", "surrogatepass")
-        if len(encoded) > MAX_LOG_LINE:
-            text = encoded[:MAX_LOG_LINE].decode("utf-8", "ignore")
-    return text
 
 
 def _vm_hwm_bytes(pid: int) -> int:
