@@ -322,10 +322,8 @@ class FunctionNetwork:
             os.close(lock)
 
     def _make_forward_guard(self) -> None:
-        from pyroute2.nftables.main import NFTables
-
-        with contextlib.closing(NFTables(nfgen_family=NFPROTO_INET)) as nft:
-            if any(t.get_attr("NFTA_TABLE_NAME") == "lambdad_forward" for t in nft.get_tables()):
+        with _nftables() as nft:
+            if _has_table(nft, "lambdad_forward"):
                 return
             nft.table("add", name="lambdad_forward")
             nft.chain("add", table="lambdad_forward", name="forward", hook="forward", type="filter", priority=-10,
@@ -335,11 +333,9 @@ class FunctionNetwork:
                 _verdict(NF_DROP)))
 
     def _install_table(self) -> None:
-        from pyroute2.nftables.main import NFTables
-
         ours = self.prefix
-        with contextlib.closing(NFTables(nfgen_family=NFPROTO_INET)) as nft:
-            if any(t.get_attr("NFTA_TABLE_NAME") == self.table for t in nft.get_tables()):
+        with _nftables() as nft:
+            if _has_table(nft, self.table):
                 nft.table("del", name=self.table)
             nft.table("add", name=self.table)
             for name, hook, kind, priority in (("input", "input", "filter", -10), ("forward", "forward", "filter", -10),
@@ -371,11 +367,8 @@ class FunctionNetwork:
 
     def _close(self) -> None:
         if self.block >= 0 and self._ipr is not None:
-            with contextlib.suppress(Exception):
-                from pyroute2.nftables.main import NFTables
-
-                with contextlib.closing(NFTables(nfgen_family=NFPROTO_INET)) as nft:
-                    nft.table("del", name=self.table)
+            with contextlib.suppress(Exception), _nftables() as nft:
+                nft.table("del", name=self.table)
             with contextlib.suppress(Exception):
                 self._remove_links()
         if self._ipr is not None:
@@ -522,6 +515,19 @@ class FunctionNetwork:
                     raise SystemExit("lambdad: cannot return to the host's network namespace")
         finally:
             os.close(own)
+
+
+@contextlib.contextmanager
+def _nftables() -> Iterator[Any]:
+    """A netlink socket to nftables (family inet), closed after the block."""
+    from pyroute2.nftables.main import NFTables
+
+    with contextlib.closing(NFTables(nfgen_family=NFPROTO_INET)) as nft:
+        yield nft
+
+
+def _has_table(nft: Any, name: str) -> bool:
+    return any(t.get_attr("NFTA_TABLE_NAME") == name for t in nft.get_tables())
 
 
 def _listen(address: tuple[str, int], sockets: list[socket.socket]) -> socket.socket:
