@@ -160,7 +160,11 @@ class LambdadApp:
             raise
 
     async def _unbuild(self) -> None:
-        """A start that failed half-way: close what was opened (the store's thread would keep the process)."""
+        """A start that failed half-way: close what was opened (the store's thread would keep the process; the
+        function network holds an address block and its nftables table)."""
+        network = getattr(self, "network", None)
+        if network is not None:
+            await network.aclose()
         store = getattr(self, "store", None)
         if store is not None:
             await store.aclose()
