@@ -21,7 +21,7 @@ from lambdad.store.interfaces import LogEvent, LogStore
 
 __all__ = ["LogSink", "HIGH_WATER"]
 
-HIGH_WATER = 4 * 1024 * 1024  # bytes of messages pending before producers are asked to wait
+HIGH_WATER = 4 * 1024 * 1024  # characters of messages pending (bytes for ASCII) before producers are asked to wait
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class LogSink:
 
     @property
     def congested(self) -> bool:
-        """More than HIGH_WATER bytes wait to be written: producers should stop until ``when_drained``."""
+        """More than HIGH_WATER characters wait to be written: producers should stop until ``when_drained``."""
         return self._pending_bytes >= HIGH_WATER
 
     def when_drained(self, callback: Callable[[], None]) -> None:
