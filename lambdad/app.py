@@ -68,7 +68,7 @@ from lambdad.sandbox.scratch import ScratchPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent
-from lambdad.store.sqlite import SqliteStore
+from lambdad.store.sql import SqlStore
 
 __all__ = ["LambdadApp"]
 
@@ -182,7 +182,7 @@ class LambdadApp:
         )
         self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
-        self.store = await SqliteStore.open(s.data_dir / "lambdad.db")
+        self.store = await SqlStore.open(s.store_url)
         self.blobs = FileBlobStore(s.data_dir / "code")
         self.trees = CodeTrees(s.data_dir / "tasks")
         self.runtimes = RuntimeRegistry()

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Coroutine
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, TypeVar
 
 import click
 
@@ -20,8 +20,11 @@ from lambdad.store.lock import DataDirLocked
 if TYPE_CHECKING:
     from lambdad.app import LambdadApp
     from lambdad.sandbox.launcher import Containment
+    from lambdad.store.sql import SqlStore
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -42,6 +45,9 @@ def main() -> None:
 @click.option("--idle-timeout", "idle_timeout_seconds", type=float, default=None,
               help="Seconds an idle environment is kept warm [LAMBDAD_IDLE_TIMEOUT_SECONDS; default 600].")
 @click.option("--log-level", default=None, help="Server log level [LAMBDAD_LOG_LEVEL; default INFO].")
+@click.option("--database-url", default=None,
+              help="PostgreSQL for metadata (cluster mode), postgresql://USER@HOST:PORT/DB [LAMBDAD_DATABASE_URL; "
+                   "default: SQLite in the data dir].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:
@@ -177,28 +183,47 @@ def keys() -> None:
     server runs: a running server honours a new key at once, and refuses a deleted one at once."""
 
 
-def _keys_db(data_dir: Path | None) -> tuple[Path, str]:
+_DATABASE_URL = click.option(
+    "--database-url", default=None,
+    help="The cluster's PostgreSQL [LAMBDAD_DATABASE_URL; default: the data dir's SQLite database].")
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
     try:
-        settings = Settings.load({"data_dir": data_dir})
+        return Settings.load({"data_dir": data_dir, "database_url": database_url})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    return settings.data_dir / "lambdad.db", settings.account_id
+
+
+def _with_store(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Open the metadata store (migrated to the newest schema), run ``work`` on it, close it."""
+    from lambdad.store.sql import SqlStore
+
+    async def run() -> T:
+        store = await SqlStore.open(settings.store_url)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
 
 
 @keys.command("create")
 @click.argument("name")
 @_DATA_DIR
-def keys_create(name: str, data_dir: Path | None) -> None:
+@_DATABASE_URL
+def keys_create(name: str, data_dir: Path | None, database_url: str | None) -> None:
     """Make an access key for user NAME and print it; the secret is shown only this once."""
     from lambdad.auth.keys import AccessKeyError, create_key
     from lambdad.auth.principals import user_principal
 
-    db, account = _keys_db(data_dir)
+    settings = _settings(data_dir, database_url)
     try:
-        key = create_key(db, name)
+        key = _with_store(settings, lambda store: create_key(store, name))
     except AccessKeyError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"user: {user_principal(account, key.name).arn}")
+    click.echo(f"user: {user_principal(settings.account_id, key.name).arn}")
     click.echo(f"aws_access_key_id: {key.access_key_id}")
     click.echo(f"aws_secret_access_key: {key.secret_access_key}")
     click.echo("(the secret is not shown again)", err=True)
@@ -206,14 +231,14 @@ def keys_create(name: str, data_dir: Path | None) -> None:
 
 @keys.command("list")
 @_DATA_DIR
-def keys_list(data_dir: Path | None) -> None:
+@_DATABASE_URL
+def keys_list(data_dir: Path | None, database_url: str | None) -> None:
     """Print each user's name, access key id and creation time (never the secret)."""
     import time
 
     from lambdad.auth.keys import list_keys
 
-    db, _ = _keys_db(data_dir)
-    for key in list_keys(db):
+    for key in _with_store(_settings(data_dir, database_url), list_keys):
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.created))
         click.echo(f"{key.name}\t{key.access_key_id}\t{created}")
 
@@ -221,13 +246,13 @@ def keys_list(data_dir: Path | None) -> None:
 @keys.command("delete")
 @click.argument("name")
 @_DATA_DIR
-def keys_delete(name: str, data_dir: Path | None) -> None:
+@_DATABASE_URL
+def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> None:
     """Delete user NAME's key: refused from then on, by a running server too."""
     from lambdad.auth.keys import AccessKeyError, delete_key
 
-    db, _ = _keys_db(data_dir)
     try:
-        delete_key(db, name)
+        _with_store(_settings(data_dir, database_url), lambda store: delete_key(store, name))
     except AccessKeyError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -237,33 +262,23 @@ def keys_delete(name: str, data_dir: Path | None) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,
               help="The server's data dir [LAMBDAD_DATA_DIR; default ./lambdad-data].")
 @click.option("--stream", default=None, help="Only this log stream.")
-def logs(function_name: str, data_dir: Path | None, stream: str | None) -> None:
+@_DATABASE_URL
+def logs(function_name: str, data_dir: Path | None, stream: str | None, database_url: str | None) -> None:
     """Print a function's stored log (group /aws/lambda/FUNCTION_NAME), oldest first.
 
-    Reads the data dir directly, so it works whether or not the server runs."""
-    import sqlite3
-
-    settings = Settings.load({"data_dir": data_dir})
-    db = settings.data_dir / "lambdad.db"
-    if not db.exists():
+    Reads the store directly, so it works whether or not the server runs."""
+    settings = _settings(data_dir, database_url)
+    where = settings.data_dir / "lambdad.db"
+    if not settings.database_url and not where.exists():
         raise click.UsageError(
             f"no lambdad data in {settings.data_dir}: run this where the server was started, or name its data dir "
             "with --data-dir or LAMBDAD_DATA_DIR")
     group = function_name if function_name.startswith("/") else f"/aws/lambda/{function_name}"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        sql = "SELECT message FROM log_events WHERE log_group = ?"
-        args: tuple[str, ...] = (group,)
-        if stream:
-            sql += " AND log_stream = ?"
-            args += (stream,)
-        printed = 0
-        for (message,) in conn.execute(sql + " ORDER BY rowid", args):
-            click.echo(message)
-            printed += 1
-        if not printed:
-            click.echo(f"lambdad: no log for {group}{' stream ' + stream if stream else ''} in {db} (the function "
-                       "has not run, or its log was deleted by retention)", err=True)
-            sys.exit(1)
-    finally:
-        conn.close()
+    events = _with_store(settings, lambda store: store.read_logs(group, stream))
+    for event in events:
+        click.echo(event.message)
+    if not events:
+        place = "the cluster's database" if settings.database_url else str(where)
+        click.echo(f"lambdad: no log for {group}{' stream ' + stream if stream else ''} in {place} (the function "
+                   "has not run, or its log was deleted by retention)", err=True)
+        sys.exit(1)

@@ -51,6 +51,14 @@ class Settings:
     log_retention_days: float = 30.0  # log events older than this are deleted
     log_function_max_mb: float = 100.0  # a function's (log group's) newest this many MB of log messages are kept
     log_max_mb: float = 1024.0  # the newest this many MB of log messages of all functions together are kept
+    database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the metadata store (``store/sql.py``)."""
+        from lambdad.store.sql import database_url
+
+        return database_url(self.database_url, self.data_dir)
 
     def __post_init__(self) -> None:
         # every path is made absolute and normalised once, here: the jail, the fork servers and the CLI see the
@@ -104,6 +112,9 @@ class Settings:
             raise ValueError("http head timeout and minimum rate must be positive")
         if min(self.log_retention_days, self.log_function_max_mb, self.log_max_mb) <= 0:
             raise ValueError("log retention days and sizes must be positive")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
+                                                                     "postgresql+psycopg://")):
+            raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 

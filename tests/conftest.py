@@ -55,3 +55,14 @@ def inproc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
     app = InProcessApp(tmp_path_factory.mktemp("inproc")).start()
     yield app
     app.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a new PostgreSQL database of this test's own (skipped where no PostgreSQL answers)."""
+    from tests.services import answers, postgres_database
+
+    if not answers("127.0.0.1", 5432):
+        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 (CI has it)")
+    with postgres_database() as url:
+        yield url

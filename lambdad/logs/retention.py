@@ -1,6 +1,6 @@
 """Log retention: functions' logs are capped by age, by size per function (log group) and by size in all.
 
-A background task owned by the app trims the store (``SqliteStore.trim_logs``, on its writer thread) every
+A background task owned by the app trims the store (``LogStore.trim_logs``, one write transaction) every
 ``interval`` seconds, and sooner once the log sink has written a quarter of the per-function cap since the last
 trim, so that a function printing as fast as it can grows the database by little more than its cap before the
 oldest of its lines go. The defaults are in docs/security.md ("Logs"); every trim is logged when it deletes.

@@ -1,7 +1,7 @@
 """What the services need of storage, as interfaces: the seams cluster mode puts another implementation behind.
 
-Today one SQLite database (``store/sqlite.py``, ``SqliteStore``) implements every metadata interface, and files
-under the data dir (``store/blobs.py``, ``FileBlobStore``) the blob store. Each service is given only the
+One SQL store (``store/sql.py``, ``SqlStore``: SQLite embedded, PostgreSQL in a cluster) implements every
+metadata interface, and files under the data dir (``store/blobs.py``, ``FileBlobStore``) the blob store. Each service is given only the
 interface it uses, so a replacement (a shared database, an object store) has a small, typed contract to meet:
 
 - ``FunctionStore``: functions, their versions, aliases, tags and resource policies (``functions/``);
@@ -24,8 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-__all__ = ["AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
+__all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
            "KeyStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+
+
+class StoreConflict(Exception):
+    """A write that met a row it must not overwrite: a second create of one name (from another node, say)."""
 
 
 class VersionRecord(Protocol):
@@ -156,9 +160,15 @@ class LogStore(Protocol):
 class KeyStore(Protocol):
     async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None: ...
 
+    async def put_access_key(self, access_key_id: str, name: str, secret: str, created: float) -> None: ...
+
+    async def list_access_keys(self) -> list[tuple[str, str, str, float]]: ...
+
+    async def delete_access_key(self, name: str) -> bool: ...
+
 
 class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, KeyStore, Protocol):
-    """Everything above, from one place (today one SQLite database)."""
+    """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...
 

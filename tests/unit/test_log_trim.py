@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 from lambdad.store.interfaces import LogEvent
-from lambdad.store.sqlite import SqliteStore
+from lambdad.store.sql import SqlStore, database_url
 
 
 def test_a_trim_reads_only_what_it_deletes(tmp_path: Path) -> None:
     async def run() -> tuple[float, int, dict[str, int], float]:
-        store = await SqliteStore.open(tmp_path / "lambdad.db")
+        store = await SqlStore.open(database_url(None, tmp_path))
         try:
             now = int(time.time() * 1000)
             line = "x" * 10_000
@@ -51,7 +51,7 @@ def test_a_trim_reads_only_what_it_deletes(tmp_path: Path) -> None:
     assert took < floor / 3, (took, floor)  # measured here: ~0.03 s against ~0.25 s (the old trim: ~0.28 s)
 
     async def over_cap() -> tuple[float, int, list[str]]:
-        store = await SqliteStore.open(tmp_path / "lambdad.db")
+        store = await SqlStore.open(database_url(None, tmp_path))
         try:
             started = time.perf_counter()
             deleted = await store.trim_logs(0, 1_000_000, 10**12)  # every group over 1 MB: a, b, c and small

@@ -1,0 +1,145 @@
+"""The metadata schema, once, as SQLAlchemy Core tables: SQLite (embedded) and PostgreSQL (cluster) share it.
+
+The tables are created and changed only by the versioned migrations in ``store/migrations/`` (Alembic); this
+module is what the queries in ``store/sql.py`` are written against, and what a new migration is checked against
+(``tests/unit/test_migrations.py`` compares the two). Records that the services own (a function version, an
+alias, a layer version) are kept as JSON text: the store indexes them by their keys and does not read them.
+
+Two column types differ by dialect and say so here: ``log_events.id`` is SQLite's rowid (``INTEGER PRIMARY
+KEY``) and a ``BIGINT`` identity on PostgreSQL; binary payloads are ``BLOB`` / ``BYTEA``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+__all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "async_events", "log_streams",
+           "log_events", "log_group_bytes", "access_keys", "octet_length"]
+
+metadata = sa.MetaData()
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite's rowid alias must be spelled INTEGER
+
+
+def _function_name() -> sa.Column[str]:
+    return sa.Column("name", sa.Text, sa.ForeignKey("functions.name", ondelete="CASCADE"), nullable=False)
+
+
+functions = sa.Table(
+    "functions", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("created", sa.Float, nullable=False),
+)
+versions = sa.Table(
+    "versions", metadata,
+    _function_name(),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "version"),
+)
+version_counters = sa.Table(
+    "version_counters", metadata,
+    sa.Column("name", sa.Text, sa.ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("last_version", sa.Integer, nullable=False),
+    sa.Column("published_from", sa.Text, nullable=False),
+)
+aliases = sa.Table(
+    "aliases", metadata,
+    _function_name(),
+    sa.Column("alias", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "alias"),
+)
+policies = sa.Table(
+    "policies", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),
+    sa.Column("statements", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
+)
+reserved_concurrency = sa.Table(
+    "reserved_concurrency", metadata,
+    sa.Column("name", sa.Text, sa.ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("reserved", sa.Integer, nullable=False),
+)
+layer_versions = sa.Table(
+    "layer_versions", metadata,
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "version"),
+)
+layer_counters = sa.Table(
+    "layer_counters", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("last_version", sa.Integer, nullable=False),
+)
+provisioned_concurrency = sa.Table(
+    "provisioned_concurrency", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("last_modified", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
+)
+async_events = sa.Table(
+    "async_events", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("function_name", sa.Text, nullable=False),
+    sa.Column("qualifier", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("client_context", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("received", sa.Float, nullable=False),
+)
+log_streams = sa.Table(
+    "log_streams", metadata,
+    sa.Column("log_group", sa.Text, nullable=False),
+    sa.Column("log_stream", sa.Text, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("last_event", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("log_group", "log_stream"),
+)
+log_events = sa.Table(
+    "log_events", metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("log_group", sa.Text, nullable=False),
+    sa.Column("log_stream", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("log_events_by_stream", "log_group", "log_stream", "timestamp"),
+    sa.Index("log_events_by_group", "log_group"),
+    sa.Index("log_events_by_time", "timestamp"),
+)
+log_group_bytes = sa.Table(
+    "log_group_bytes", metadata,
+    sa.Column("log_group", sa.Text, primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+access_keys = sa.Table(  # written by ``lambdad keys`` (auth/keys.py), read by the server on each use of a key
+    "access_keys", metadata,
+    sa.Column("access_key_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("secret_access_key", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+
+class octet_length(GenericFunction[int]):
+    """The size of a text in UTF-8 bytes: ``octet_length`` on PostgreSQL; SQLite (before 3.43) has none, and
+    ``length`` of the text cast to a BLOB gives the same."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(octet_length, "sqlite")
+def _sqlite_octet_length(element: octet_length, compiler: Any, **kw: Any) -> str:
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"

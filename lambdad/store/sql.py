@@ -1,0 +1,481 @@
+"""The metadata store: one implementation, on SQLAlchemy Core, for SQLite (embedded) and PostgreSQL (cluster).
+
+``SqlStore.open(url)`` takes ``sqlite:///path`` or ``postgresql+psycopg://…`` (``database_url`` turns a plain
+``postgresql://`` URL, or a data dir, into one), brings the schema up to date with the versioned migrations
+(``store/migrations/``, Alembic) and returns the store. The queries are written once, against
+``store/schema.py``; where the two dialects spell a thing differently (an upsert, ``greatest``, a byte length)
+a construct compiles to each.
+
+Each operation is one function of a SQLAlchemy ``Connection`` run on the store's worker threads, so a transaction
+costs one hop off the event loop whatever its number of statements (SQLAlchemy's asyncio layer over aiosqlite
+hops once per statement: a three-statement log append took ~4 ms against ~1 ms so). SQLite gets one thread, its
+one writer; PostgreSQL a few, as many as the connection pool.
+
+Durability: when a write method returns, its rows are committed. SQLite runs in WAL mode with
+``synchronous=FULL`` (a commit is on disk), which is what lets the API promise that a created function or an
+accepted async event survives kill -9; PostgreSQL commits are durable by its own default. A write, once begun,
+runs to its end even if its caller is cancelled (it is shielded): a client that goes away mid-request can not
+leave a transaction half-applied or the connection in one.
+
+SQLite allows one writer: this process's operations take turns on its one thread (``lambdad keys``, another
+process, waits on SQLite's busy timeout). PostgreSQL takes writes from every node at once; what must be atomic is one
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+from lambdad.store import schema as t
+from lambdad.store.interfaces import AliasRecord, AsyncEvent, LogEvent, StoreConflict, StoredFunction, VersionRecord
+
+__all__ = ["SqlStore", "database_url", "open_engine"]
+
+T = TypeVar("T")
+Statement = sa.Executable
+_POOL = 4  # PostgreSQL connections (and threads) per node
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    """The SQLAlchemy URL to open: ``url`` (``postgresql://`` given the psycopg driver), or the data dir's SQLite
+    file when there is none."""
+    if not url:
+        return f"sqlite:///{data_dir / 'lambdad.db'}"
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def open_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; for SQLite with the pragmas the durability promise rests on, and with the BEGIN that
+    SQLite's Python driver would otherwise place itself (late, and never for a read)."""
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_size=_POOL, max_overflow=0, pool_pre_ping=True)
+    Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 10.0}, pool_size=1, max_overflow=0)
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       # the write-ahead log is cut back to 64 MB after a checkpoint: a burst of log writes (a
+                       # function flooding its output) does not leave a file of its size behind
+                       "journal_size_limit=67108864"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # a write transaction takes the write lock at once: two processes never find out at COMMIT
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+    return engine
+
+
+class greatest(FunctionElement[int]):
+    """The larger of two values: ``greatest`` on PostgreSQL, the two-argument scalar ``max`` on SQLite."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(greatest)
+def _greatest(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"greatest({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(greatest, "sqlite")
+def _sqlite_greatest(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+class SqlStore:
+    """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
+    provisioned concurrency, layers, the async event queue, log events and access keys. Owner of its engine and
+    threads."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect.name
+        self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        self._threads = ThreadPoolExecutor(1 if self.dialect == "sqlite" else _POOL, thread_name_prefix="store")
+
+    @classmethod
+    async def open(cls, url: str) -> "SqlStore":
+        from lambdad.store.migrations import upgrade  # Alembic is only needed at open
+
+        engine = open_engine(url)
+        store = cls(engine)
+        try:
+            await store._run(lambda conn: upgrade(conn), write=True)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._engine.dispose)
+        self._threads.shutdown(wait=True)
+
+    # -- functions -------------------------------------------------------------------------------------------
+
+    async def load_functions(self) -> list[StoredFunction]:
+        def read(conn: sa.Connection) -> list[list[Any]]:
+            return [_rows(conn, q) for q in (
+                sa.select(t.functions.c.name, t.functions.c.tags),
+                sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.config),
+                sa.select(t.version_counters),
+                sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.config),
+                sa.select(t.policies))]
+
+        tag_rows, rows, counters, alias_rows, policy_rows = await self._run(read)
+        tags = {name: json.loads(text) for name, text in tag_rows}
+        functions = {name: StoredFunction(name=name, latest=cfg, tags=tags.get(name, {}))
+                     for name, version, cfg in rows if version == "$LATEST"}
+        for name, version, cfg in rows:
+            if version != "$LATEST" and name in functions:
+                functions[name].versions[version] = cfg
+        for name, last_version, published_from in counters:
+            if name in functions:
+                functions[name].last_version = last_version
+                functions[name].published_from = published_from
+        for name, alias, cfg in alias_rows:
+            if name in functions:
+                functions[name].aliases[alias] = cfg
+        for name, qualifier, statements in policy_rows:
+            if name in functions:
+                functions[name].policies[qualifier] = json.loads(statements)
+        return list(functions.values())
+    async def create_function(self, config: VersionRecord, tags: dict[str, str], published: VersionRecord | None = None,
+                              fingerprint: str = "") -> None:
+        """Store a new function; with ``published``, its version 1 too (published from $LATEST as it was then:
+        ``fingerprint``), in the same transaction. A function of that name already stored (by another node) is a
+        ``StoreConflict``."""
+        statements: list[Statement] = [
+            sa.insert(t.functions).values(name=config.name, tags=json.dumps(tags), created=time.time()),
+            self._put_version(config),
+        ]
+        if published is not None:
+            statements += [self._put_version(published),
+                           self._put_counter(config.name, int(published.version), fingerprint)]
+        try:
+            await self._transaction(statements)
+        except sa.exc.IntegrityError as exc:
+            raise StoreConflict(config.name) from exc
+
+    async def put_version(self, config: VersionRecord) -> None:
+        await self._transaction([self._put_version(config)])
+
+    async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str) -> None:
+        """Store a newly published version, the $LATEST it came from and the version counter, atomically."""
+        await self._transaction([self._put_version(version), self._put_version(latest),
+                                 self._put_counter(latest.name, int(version.version), published_from)])
+
+    async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord) -> None:
+        """Replace a function's tags; ``latest`` carries the new revision id that a tag change gives $LATEST."""
+        await self._transaction([
+            sa.update(t.functions).where(t.functions.c.name == name).values(tags=json.dumps(tags)),
+            self._put_version(latest),
+        ])
+
+    async def delete_function(self, name: str) -> None:
+        await self._transaction([
+            sa.delete(table).where(table.c.name == name)
+            for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.aliases,
+                          t.version_counters, t.versions, t.functions)
+        ])
+
+    async def delete_version(self, name: str, version: str) -> None:
+        """Delete a published version and its resource policy."""
+        await self._transaction([
+            sa.delete(t.versions).where(t.versions.c.name == name, t.versions.c.version == version),
+            sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == version),
+        ])
+
+    async def put_alias(self, alias: AliasRecord) -> None:
+        await self._transaction([self._put_alias(alias)])
+
+    async def delete_alias(self, function_name: str, alias_name: str) -> None:
+        """Delete an alias and its resource policy."""
+        await self._transaction([
+            sa.delete(t.aliases).where(t.aliases.c.name == function_name, t.aliases.c.alias == alias_name),
+            sa.delete(t.policies).where(t.policies.c.name == function_name, t.policies.c.qualifier == alias_name),
+        ])
+
+    async def put_policy(
+        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: VersionRecord | AliasRecord
+    ) -> None:
+        """Replace the policy of ``qualifier`` (none left: delete it) and store ``target`` (the version or alias
+        the policy belongs to, with its new revision id) in the same transaction."""
+        policy: Statement
+        if statements:
+            policy = self._upsert(t.policies, ("name", "qualifier"), name=name, qualifier=qualifier,
+                                  statements=json.dumps(statements, separators=(",", ":")))
+        else:
+            policy = sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == qualifier)
+        owner = self._put_alias(target) if _is_alias(target) else self._put_version(target)  # type: ignore[arg-type]
+        await self._transaction([policy, owner])
+
+    # -- reserved and provisioned concurrency ----------------------------------------------------------------
+
+    async def load_reserved_concurrency(self) -> dict[str, int]:
+        return {name: reserved for name, reserved in await self._read(sa.select(t.reserved_concurrency))}
+
+    async def put_reserved_concurrency(self, name: str, reserved: int) -> None:
+        await self._transaction([self._upsert(t.reserved_concurrency, ("name",), name=name, reserved=reserved)])
+
+    async def delete_reserved_concurrency(self, name: str) -> None:
+        await self._transaction([sa.delete(t.reserved_concurrency).where(t.reserved_concurrency.c.name == name)])
+
+    async def load_provisioned_concurrency(self) -> list[tuple[str, str, int, str]]:
+        """(function name, qualifier, requested, last modified) of every provisioned concurrency config."""
+        return [(n, q, r, m) for n, q, r, m in await self._read(sa.select(t.provisioned_concurrency))]
+
+    async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str) -> None:
+        await self._transaction([self._upsert(t.provisioned_concurrency, ("name", "qualifier"), name=name,
+                                              qualifier=qualifier, requested=requested, last_modified=last_modified)])
+
+    async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
+        table = t.provisioned_concurrency
+        await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
+
+    # -- layers ----------------------------------------------------------------------------------------------
+
+    async def load_layers(self) -> tuple[list[str], dict[str, int]]:
+        """Every layer version record (JSON, deleted ones too) and each layer's highest version number."""
+        records = [row[0] for row in await self._read(sa.select(t.layer_versions.c.record))]
+        counters = {name: last for name, last in await self._read(sa.select(t.layer_counters))}
+        return records, counters
+
+    async def put_layer_version(self, name: str, version: int, record: str, counter: int | None = None) -> None:
+        """Store a layer version's record; with ``counter``, the layer's version counter in the same transaction."""
+        statements: list[Statement] = [
+            self._upsert(t.layer_versions, ("name", "version"), name=name, version=version, record=record)]
+        if counter is not None:
+            statements.append(self._upsert(t.layer_counters, ("name",), name=name, last_version=counter))
+        await self._transaction(statements)
+
+    # -- async events ----------------------------------------------------------------------------------------
+
+    async def put_async_event(self, event: AsyncEvent) -> None:
+        await self._transaction([sa.insert(t.async_events).values(
+            id=event.id, function_name=event.function_name, qualifier=event.qualifier, payload=event.payload,
+            client_context=event.client_context, attempts=event.attempts, not_before=event.not_before,
+            received=event.received)])
+
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None:
+        await self._transaction([sa.update(t.async_events).where(t.async_events.c.id == event_id)
+                                 .values(attempts=attempts, not_before=not_before)])
+
+    async def delete_async_event(self, event_id: str) -> None:
+        await self._transaction([sa.delete(t.async_events).where(t.async_events.c.id == event_id)])
+
+    async def load_async_events(self) -> list[AsyncEvent]:
+        return [AsyncEvent(*row) for row in await self._read(sa.select(t.async_events)
+                                                             .order_by(t.async_events.c.received))]
+
+    # -- access keys (made by ``lambdad keys``) --------------------------------------------------------------
+
+    async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None:
+        """(user name, secret) of an access key made by ``lambdad keys create``; read on every use, so that a key
+        made or deleted while the server runs counts at once."""
+        keys = t.access_keys
+        rows = await self._read(sa.select(keys.c.name, keys.c.secret_access_key)
+                                .where(keys.c.access_key_id == access_key_id))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def put_access_key(self, access_key_id: str, name: str, secret: str, created: float) -> None:
+        """Store a new key; a key of that name already stored is a ``StoreConflict``."""
+        try:
+            await self._transaction([sa.insert(t.access_keys).values(
+                access_key_id=access_key_id, name=name, secret_access_key=secret, created=created)])
+        except sa.exc.IntegrityError as exc:
+            raise StoreConflict(name) from exc
+
+    async def list_access_keys(self) -> list[tuple[str, str, str, float]]:
+        """(name, access key id, secret, created) of every key, oldest first."""
+        keys = t.access_keys
+        rows = await self._read(sa.select(keys.c.name, keys.c.access_key_id, keys.c.secret_access_key,
+                                          keys.c.created).order_by(keys.c.created))
+        return [(n, k, s, c) for n, k, s, c in rows]
+
+    async def delete_access_key(self, name: str) -> bool:
+        """Delete the key of user ``name``; whether there was one."""
+        statement = sa.delete(t.access_keys).where(t.access_keys.c.name == name)
+        return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+
+    # -- logs ------------------------------------------------------------------------------------------------
+
+    async def append_logs(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        streams: dict[tuple[str, str], tuple[int, int]] = {}
+        sizes: dict[str, int] = {}
+        for e in events:
+            first, last = streams.get((e.log_group, e.log_stream), (e.timestamp, e.timestamp))
+            streams[(e.log_group, e.log_stream)] = (min(first, e.timestamp), max(last, e.timestamp))
+            sizes[e.log_group] = sizes.get(e.log_group, 0) + len(e.message.encode("utf-8", "surrogatepass"))
+        stream_rows = self._insert(t.log_streams)
+        stream_rows = stream_rows.on_conflict_do_update(
+            index_elements=["log_group", "log_stream"],
+            set_={"last_event": greatest(t.log_streams.c.last_event, stream_rows.excluded.last_event)})
+        group_rows = self._insert(t.log_group_bytes)
+        group_rows = group_rows.on_conflict_do_update(
+            index_elements=["log_group"], set_={"bytes": t.log_group_bytes.c.bytes + group_rows.excluded.bytes})
+
+        def write(conn: sa.Connection) -> None:
+            conn.execute(stream_rows, [{"log_group": g, "log_stream": s, "created": first, "last_event": last}
+                                             for (g, s), (first, last) in streams.items()])
+            conn.execute(sa.insert(t.log_events), [
+                {"log_group": e.log_group, "log_stream": e.log_stream, "timestamp": e.timestamp,
+                 "message": e.message} for e in events])
+            conn.execute(group_rows, [{"log_group": g, "bytes": n} for g, n in sizes.items()])
+
+        await self._run(write, write=True)
+
+    async def trim_logs(self, older_than_ms: int, group_bytes: int, total_bytes: int) -> int:
+        """Log retention: delete events older than ``older_than_ms`` (epoch ms), then each group's oldest events
+        past its newest ``group_bytes`` of messages, then the oldest of all past the newest ``total_bytes``;
+        and the streams left empty. Returns the events deleted.
+
+        What each group holds is kept in ``log_group_bytes`` (added to by every append), so a trim reads only
+        the events it deletes (found through the indexes by time, by group, and by id, oldest first), never
+        the ones it keeps: it costs in proportion to what it removes, not to the size of the database (the
+        whole table was read, under the write lock, at every trim: ~1.1 s at 200 MB)."""
+        events, groups = t.log_events, t.log_group_bytes
+
+        def trim(conn: sa.Connection) -> int:
+            deleted: int = 0
+            old = (sa.select(events.c.log_group, sa.func.count(), sa.func.sum(t.octet_length(events.c.message)))
+                   .where(events.c.timestamp < older_than_ms).group_by(events.c.log_group)
+                   .with_hint(events, "INDEXED BY log_events_by_time", "sqlite"))  # by time: only the rows that go
+            old_rows = _rows(conn, old)
+            freed = {group: nbytes for group, _count, nbytes in old_rows}
+            deleted += sum(count for _group, count, _nbytes in old_rows)
+            if freed:
+                conn.execute(sa.delete(events).where(events.c.timestamp < older_than_ms))
+                _forget_bytes(conn, freed)
+            over = _rows(conn, sa.select(groups.c.log_group, groups.c.bytes).where(groups.c.bytes > group_bytes))
+            for group, nbytes in over:
+                deleted += _delete_oldest(conn, nbytes - group_bytes, group)
+            total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(groups.c.bytes), 0))).scalar_one()
+            if total > total_bytes:
+                deleted += _delete_oldest(conn, total - total_bytes, None)
+            if deleted:
+                streams = t.log_streams
+                conn.execute(sa.delete(streams).where(~sa.exists().where(
+                    events.c.log_group == streams.c.log_group, events.c.log_stream == streams.c.log_stream)))
+                conn.execute(sa.delete(groups).where(groups.c.bytes <= 0))
+            return deleted
+
+        return await self._run(trim, write=True)
+
+    async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]:
+        events = t.log_events
+        query = (sa.select(events.c.log_group, events.c.log_stream, events.c.timestamp, events.c.message)
+                 .where(events.c.log_group == log_group).order_by(events.c.id))
+        if log_stream is not None:
+            query = query.where(events.c.log_stream == log_stream)
+        return [LogEvent(*row) for row in await self._read(query)]
+
+    async def list_log_streams(self, log_group: str) -> list[str]:
+        streams = t.log_streams
+        rows = await self._read(sa.select(streams.c.log_stream).where(streams.c.log_group == log_group)
+                                .order_by(streams.c.created))
+        return [row[0] for row in rows]
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> Statement:
+        statement = self._insert(table).values(**values)
+        return statement.on_conflict_do_update(
+            index_elements=list(keys), set_={k: statement.excluded[k] for k in values if k not in keys})
+
+    def _put_version(self, config: VersionRecord) -> Statement:
+        return self._upsert(t.versions, ("name", "version"), name=config.name, version=config.version,
+                            config=config.to_json())
+
+    def _put_counter(self, name: str, last_version: int, published_from: str) -> Statement:
+        return self._upsert(t.version_counters, ("name",), name=name, last_version=last_version,
+                            published_from=published_from)
+
+    def _put_alias(self, alias: AliasRecord) -> Statement:
+        return self._upsert(t.aliases, ("name", "alias"), name=alias.function_name, alias=alias.name,
+                            config=alias.to_json())
+
+    async def _read(self, query: sa.Executable) -> list[Any]:
+        return await self._run(lambda conn: _rows(conn, query))
+
+    async def _transaction(self, statements: Sequence[Statement]) -> None:
+        def run(conn: sa.Connection) -> None:
+            for statement in statements:
+                conn.execute(statement)
+
+        await self._run(run, write=True)
+
+    async def _run(self, work: Callable[[sa.Connection], T], write: bool = False) -> T:
+        """Run ``work`` in one transaction on a store thread (committed when it returns, rolled back when it
+        raises). Once begun it runs to its end: a cancelled caller stops waiting, the transaction does not."""
+        def transaction() -> T:
+            with self._engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(write=True)
+                with conn.begin():
+                    return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads, transaction)
+
+
+def _rows(conn: sa.Connection, query: sa.Executable) -> list[Any]:
+    """Every row of ``query``, as tuples to unpack."""
+    return list(conn.execute(query).all())
+
+
+def _delete_oldest(conn: sa.Connection, excess: int, group: str | None) -> int:
+    """Delete the oldest events (of ``group``, or of all) until at least ``excess`` bytes of messages are gone;
+    in the caller's transaction. Reads 500 events at a time, oldest first."""
+    events = t.log_events
+    scope: list[ColumnElement[bool]] = [events.c.log_group == group] if group is not None else []
+    freed: dict[str, int] = {}
+    gone, last, count = 0, 0, 0
+    while gone < excess:
+        rows = _rows(conn, sa.select(events.c.id, events.c.log_group, t.octet_length(events.c.message))
+                     .where(*scope, events.c.id > last).order_by(events.c.id).limit(500))
+        if not rows:
+            break
+        for row_id, row_group, nbytes in rows:
+            last = row_id
+            gone += nbytes
+            count += 1
+            freed[row_group] = freed.get(row_group, 0) + nbytes
+            if gone >= excess:
+                break
+    if count:
+        conn.execute(sa.delete(events).where(*scope, events.c.id <= last))
+        _forget_bytes(conn, freed)
+    return count
+
+
+def _forget_bytes(conn: sa.Connection, freed: dict[str, int]) -> None:
+    groups = t.log_group_bytes
+    conn.execute(sa.update(groups).where(groups.c.log_group == sa.bindparam("group"))
+                 .values(bytes=groups.c.bytes - sa.bindparam("freed")),
+                 [{"group": g, "freed": n} for g, n in freed.items()])
+
+
+def _is_alias(record: VersionRecord | AliasRecord) -> bool:
+    """An alias record names its function apart (``function_name``); a version record is its function's name."""
+    return hasattr(record, "function_name")

@@ -1,0 +1,165 @@
+"""The metadata store (store/sql.py) on both of its databases: what is written is read back, a second create of
+one name is a conflict (the check that holds across cluster nodes), the migrations make exactly store/schema.py,
+and a data dir from before migrations is brought up to date without losing a row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from lambdad.store.interfaces import AsyncEvent, LogEvent, StoreConflict
+from lambdad.store.schema import metadata
+from lambdad.store.sql import SqlStore, database_url
+
+
+@dataclass
+class Version:
+    name: str
+    version: str
+    body: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "version": self.version, "body": self.body})
+
+
+@dataclass
+class Alias:
+    function_name: str
+    name: str
+
+    def to_json(self) -> str:
+        return json.dumps({"alias": self.name})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return database_url(None, tmp_path)
+    return database_url(request.getfixturevalue("postgres_url"), tmp_path)
+
+
+def run(url: str, work: Callable[[SqlStore], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        store = await SqlStore.open(url)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
+
+
+def test_what_is_written_is_read_back(store_url: str) -> None:
+    async def write(store: SqlStore) -> None:
+        await store.create_function(Version("f", "$LATEST", "a"), {"team": "x"})
+        await store.publish_version(Version("f", "1", "a"), Version("f", "$LATEST", "b"), "fingerprint")
+        await store.put_alias(Alias("f", "live"))
+        await store.put_policy("f", "live", [{"Sid": "s1"}], Alias("f", "live"))
+        await store.put_tags("f", {"team": "y"}, Version("f", "$LATEST", "c"))
+        await store.put_reserved_concurrency("f", 5)
+        await store.put_provisioned_concurrency("f", "1", 2, "2026-12-05T00:00:00.000+0000")
+        await store.put_layer_version("lib", 1, '{"v": 1}', counter=1)
+        await store.put_async_event(AsyncEvent("e1", "f", "live", b"\x00{}", None, 0, 1.0, 1.0))
+        await store.reschedule_async_event("e1", 1, 9.5)
+        await store.append_logs([LogEvent("/aws/lambda/f", "s1", 5, "one"), LogEvent("/aws/lambda/f", "s1", 4, "two")])
+        await store.put_access_key("AKIAEXAMPLE", "alice", "secret", 3.0)
+
+    run(store_url, write)  # and read in a new process-like open: nothing lives only in memory
+
+    async def read(store: SqlStore) -> dict[str, Any]:
+        (function,) = await store.load_functions()
+        return {
+            "function": function,
+            "reserved": await store.load_reserved_concurrency(),
+            "provisioned": await store.load_provisioned_concurrency(),
+            "layers": await store.load_layers(),
+            "events": await store.load_async_events(),
+            "logs": [e.message for e in await store.read_logs("/aws/lambda/f")],
+            "streams": await store.list_log_streams("/aws/lambda/f"),
+            "key": await store.get_access_key("AKIAEXAMPLE"),
+            "keys": await store.list_access_keys(),
+        }
+
+    got = run(store_url, read)
+    function = got["function"]
+    assert function.name == "f" and function.tags == {"team": "y"} and json.loads(function.latest)["body"] == "c"
+    assert list(function.versions) == ["1"] and function.last_version == 1 and function.published_from == "fingerprint"
+    assert list(function.aliases) == ["live"] and function.policies == {"live": [{"Sid": "s1"}]}
+    assert got["reserved"] == {"f": 5}
+    assert got["provisioned"] == [("f", "1", 2, "2026-12-05T00:00:00.000+0000")]
+    assert got["layers"] == (['{"v": 1}'], {"lib": 1})
+    assert got["events"] == [AsyncEvent("e1", "f", "live", b"\x00{}", None, 1, 9.5, 1.0)]
+    assert got["logs"] == ["one", "two"] and got["streams"] == ["s1"]  # in the order written
+    assert got["key"] == ("alice", "secret") and got["keys"] == [("alice", "AKIAEXAMPLE", "secret", 3.0)]
+
+    async def delete(store: SqlStore) -> tuple[Any, ...]:
+        await store.delete_async_event("e1")
+        await store.delete_function("f")
+        deleted = await store.delete_access_key("alice"), await store.delete_access_key("alice")
+        return (await store.load_functions(), await store.load_reserved_concurrency(),
+                await store.load_provisioned_concurrency(), await store.load_async_events(), deleted)
+
+    assert run(store_url, delete) == ([], {}, [], [], (True, False))
+
+
+def test_a_second_create_of_one_name_is_a_conflict(store_url: str) -> None:
+    async def twice(store: SqlStore) -> None:
+        await store.create_function(Version("f", "$LATEST", "first"), {})
+        with pytest.raises(StoreConflict):
+            await store.create_function(Version("f", "$LATEST", "second"), {})
+        await store.put_access_key("AKIA1", "bob", "s", 1.0)
+        with pytest.raises(StoreConflict):
+            await store.put_access_key("AKIA2", "bob", "s", 2.0)
+        (function,) = await store.load_functions()
+        assert json.loads(function.latest)["body"] == "first"  # the loser wrote nothing
+
+    run(store_url, twice)
+
+
+def test_the_migrations_make_the_schema(store_url: str) -> None:
+    async def compare(store: SqlStore) -> list[Any]:
+        return await store._run(lambda conn: compare_metadata(MigrationContext.configure(conn), metadata))
+
+    assert run(store_url, compare) == []
+
+
+# The schema as lambdad made it before migrations (CREATE TABLE IF NOT EXISTS at every start), in part.
+_BEFORE_MIGRATIONS = """
+CREATE TABLE functions (name TEXT PRIMARY KEY, tags TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+CREATE TABLE versions (name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE, version TEXT NOT NULL,
+    config TEXT NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE log_events (log_group TEXT NOT NULL, log_stream TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    message TEXT NOT NULL);
+CREATE INDEX log_events_by_stream ON log_events (log_group, log_stream, timestamp);
+CREATE TABLE log_group_bytes (log_group TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
+"""
+
+
+def test_a_data_dir_from_before_migrations_is_upgraded(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "lambdad.db")
+    conn.executescript(_BEFORE_MIGRATIONS)
+    conn.execute("INSERT INTO functions VALUES ('f', '{}', 1.0)")
+    conn.execute("INSERT INTO versions VALUES ('f', '$LATEST', ?)", (Version("f", "$LATEST").to_json(),))
+    conn.executemany("INSERT INTO log_events VALUES ('/aws/lambda/f', 's', ?, ?)",
+                     [(9 - i, f"line {i}") for i in range(10)])  # timestamps descending: order is the rowid's
+    conn.commit()
+    conn.close()
+
+    async def read(store: SqlStore) -> tuple[Any, ...]:
+        await store.append_logs([LogEvent("/aws/lambda/f", "s", 0, "after")])
+        return ([f.name for f in await store.load_functions()],
+                [e.message for e in await store.read_logs("/aws/lambda/f")],
+                await store.trim_logs(-1, len("line 0") * 8 + len("after"), 10**9))
+
+    names, messages, trimmed = run(database_url(None, tmp_path), read)
+    assert names == ["f"]
+    assert messages == [f"line {i}" for i in range(10)] + ["after"]
+    assert trimmed == 2  # the bytes of the old events were counted by the migration: the oldest two go
