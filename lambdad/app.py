@@ -42,6 +42,7 @@ from lambdad.auth.credentials import RootCredentials, load_root_credentials
 from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
+from lambdad.cluster.link import Link
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
@@ -165,6 +166,9 @@ class LambdadApp:
         network = getattr(self, "network", None)
         if network is not None:
             await network.aclose()
+        link = getattr(self, "link", None)
+        if link is not None:
+            await link.aclose()
         store = getattr(self, "store", None)
         if store is not None:
             await store.aclose()
@@ -183,6 +187,7 @@ class LambdadApp:
         self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
         self.store = await SqlStore.open(s.store_url)
+        self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
         self.blobs = FileBlobStore(s.data_dir / "code")
         self.trees = CodeTrees(s.data_dir / "tasks")
         self.runtimes = RuntimeRegistry()
@@ -402,6 +407,7 @@ class LambdadApp:
             ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),
             ("log retention", self.log_retention.aclose),
+            ("cluster link", self.link.aclose),
             ("metadata store", self.store.aclose),
             ("run dir sweep", self._await_run_dir_sweep),
         ]

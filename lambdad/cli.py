@@ -48,6 +48,12 @@ def main() -> None:
 @click.option("--database-url", default=None,
               help="PostgreSQL for metadata (cluster mode), postgresql://USER@HOST:PORT/DB [LAMBDAD_DATABASE_URL; "
                    "default: SQLite in the data dir].")
+@click.option("--nats-url", default=None,
+              help="NATS with JetStream, shared by the nodes of a cluster [LAMBDAD_NATS_URL; default: none, a "
+                   "cluster of one].")
+@click.option("--cluster-name", default=None,
+              help="Prefix of the cluster's NATS subjects, streams and buckets [LAMBDAD_CLUSTER_NAME; default "
+                   "lambdad].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

@@ -52,6 +52,8 @@ class Settings:
     log_function_max_mb: float = 100.0  # a function's (log group's) newest this many MB of log messages are kept
     log_max_mb: float = 1024.0  # the newest this many MB of log messages of all functions together are kept
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
+    nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
+    cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
 
     @property
     def store_url(self) -> str:
@@ -115,6 +117,12 @@ class Settings:
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
+        if self.nats_url and not self.database_url:
+            raise ValueError("LAMBDAD_NATS_URL needs LAMBDAD_DATABASE_URL: the nodes of a cluster share one database")
+        from lambdad.cluster.link import CLUSTER_NAME
+
+        if CLUSTER_NAME.fullmatch(self.cluster_name) is None:
+            raise ValueError(f"cluster name must be 1 to 32 letters, digits, _ and -, not {self.cluster_name!r}")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 

@@ -66,3 +66,25 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("needs PostgreSQL on 127.0.0.1:5432 (CI has it)")
     with postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, postgres_url: str) -> Iterator[callable]:
+    """Start nodes of one cluster of this test's own (tests/cluster.py); skipped where PostgreSQL or NATS is
+    absent. ``cluster(3)`` starts three; every node is stopped after the test."""
+    from tests.cluster import Cluster
+    from tests.services import answers, nats_cluster_name
+
+    if not answers("127.0.0.1", 4222):
+        pytest.skip("needs NATS with JetStream on 127.0.0.1:4222 (CI has it)")
+    made: list[Cluster] = []
+    with nats_cluster_name() as name:
+        def start(count: int, env: dict[str, str] | None = None) -> Cluster:
+            made.append(Cluster(tmp_path, postgres_url, name, env).start(count))
+            return made[-1]
+
+        try:
+            yield start
+        finally:
+            for c in made:
+                c.stop()

@@ -6,6 +6,7 @@ service does not answer on its standard loopback port (CI has them all, so there
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -39,3 +40,29 @@ def postgres_database() -> Iterator[str]:
         yield f"{POSTGRES}/{name}"
     finally:
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def _forget_cluster(name: str) -> None:
+    """Delete the JetStream streams (key-value and object buckets are streams too) of cluster ``name``."""
+    import nats
+
+    client = await nats.connect(NATS, connect_timeout=2)
+    try:
+        js = client.jetstream()
+        for info in await js.streams_info():
+            stream = info.config.name or ""
+            if stream.startswith((f"{name}_", f"KV_{name}_", f"OBJ_{name}_")):
+                await js.delete_stream(stream)
+    finally:
+        await client.close()
+
+
+@contextlib.contextmanager
+def nats_cluster_name() -> Iterator[str]:
+    """A cluster name of one test's own (every subject, stream and bucket of its nodes starts with it); its
+    streams and buckets are deleted afterwards."""
+    name = f"t{secrets.token_hex(5)}"
+    try:
+        yield name
+    finally:
+        asyncio.run(_forget_cluster(name))

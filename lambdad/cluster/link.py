@@ -1,0 +1,74 @@
+"""A node's link to the others: its NATS connection, its id, and the names of what the cluster shares.
+
+Every subject is ``<cluster>.<what>…`` and every JetStream stream or bucket ``<cluster>_<what>`` (``names``), so
+clusters with different ``LAMBDAD_CLUSTER_NAME`` never see each other's traffic on one NATS. The embedded node
+(no ``LAMBDAD_NATS_URL``) has no connection: ``Link.nats`` is None and each shared part uses its in-process
+implementation.
+
+The NATS client (nats-py) reconnects by itself after a NATS restart; while it is away the node keeps serving
+what it can alone (invokes of functions it knows) and logs the outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Link", "ClusterNames", "CLUSTER_NAME"]
+
+log = logging.getLogger(__name__)
+
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # one token of a NATS subject, and a valid stream/bucket name
+
+
+@dataclass(frozen=True)
+class ClusterNames:
+    cluster: str
+
+    def subject(self, *parts: str) -> str:
+        return ".".join((self.cluster, *parts))
+
+    def bucket(self, what: str) -> str:
+        return f"{self.cluster}_{what}"
+
+
+class Link:
+    """This node's id and its NATS connection (None for the embedded node). Owner of the connection."""
+
+    def __init__(self, names: ClusterNames, nats: Any = None, node_id: str | None = None) -> None:
+        self.names = names
+        self.nats = nats  # nats.aio.client.Client
+        self.jetstream = nats.jetstream() if nats is not None else None
+        self.node_id = node_id or uuid.uuid4().hex[:12]
+
+    @property
+    def clustered(self) -> bool:
+        return self.nats is not None
+
+    @classmethod
+    async def open(cls, nats_url: str | None, cluster_name: str, node_id: str | None = None) -> "Link":
+        names = ClusterNames(cluster_name)
+        if not nats_url:
+            return cls(names, None, node_id)
+        import nats
+
+        async def disconnected() -> None:
+            log.warning("cluster: lost the connection to NATS; reconnecting")
+
+        async def reconnected() -> None:
+            log.info("cluster: connected to NATS again")
+
+        async def error(exc: Exception) -> None:
+            log.warning("cluster: NATS: %s", exc)
+
+        client = await nats.connect(nats_url, name=f"lambdad-{cluster_name}", max_reconnect_attempts=-1,
+                                    disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
+                                    connect_timeout=5)
+        return cls(names, client, node_id)
+
+    async def aclose(self) -> None:
+        if self.nats is not None:
+            await self.nats.drain()
