@@ -43,6 +43,7 @@ from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad.cluster.link import Link
+from lambdad.cluster.notices import ChangeNotices
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
@@ -255,6 +256,11 @@ class LambdadApp:
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
                                        guard=self.blobs.guard)
         self.functions.on_change(self._function_changed)
+        self.notices = ChangeNotices(self.link, {"function": self._reload_function,
+                                                 "concurrency": lambda _name: self.concurrency.load(),
+                                                 "layer": lambda _name: self.layers.load()}, self._reload_all)
+        self.store.written = self.notices.written
+        await self.notices.start()
 
     async def _open_network(self, containment: Containment) -> tuple[FunctionNetwork | None, str | None]:
         """LAMBDAD_FUNCTION_NETWORK=isolated: the environments' network (sandbox/network.py), or None with the
@@ -297,6 +303,19 @@ class LambdadApp:
 
     async def _function_changed(self, name: str, version: str | None) -> None:
         self._code_released()
+
+    async def _reload_function(self, name: str) -> None:
+        """Another node changed function ``name`` (cluster/notices.py)."""
+        for alias in await self.functions.reload(name):
+            await self.aliases.changed(name, alias)
+
+    async def _reload_all(self) -> None:
+        """Change notices may have been missed (NATS was away): read everything kept in memory again."""
+        await self.layers.load()
+        await self.concurrency.load()
+        names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
+        for name in sorted(names):
+            await self._reload_function(name)
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -407,6 +426,7 @@ class LambdadApp:
             ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),
             ("log retention", self.log_retention.aclose),
+            ("change notices", self.notices.aclose),
             ("cluster link", self.link.aclose),
             ("metadata store", self.store.aclose),
             ("run dir sweep", self._await_run_dir_sweep),

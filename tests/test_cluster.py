@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import signal
 
-from tests.server import create_python_function
+from tests.server import create_python_function, wait_until
 
 ECHO = """
 import json
@@ -30,3 +30,40 @@ def test_a_node_on_postgresql_keeps_its_functions_across_a_kill(cluster, fname) 
     assert json.loads(out["Payload"].read()) == {"echo": {"a": 1}, "version": "1"}
     assert lam.get_function_concurrency(FunctionName=fname)["ReservedConcurrentExecutions"] == 3
     assert not (node.data_dir / "lambdad.db").exists()  # the metadata is in PostgreSQL, not the data dir
+
+
+def test_a_change_on_one_node_is_seen_by_the_others(cluster, fname) -> None:
+    a, b, c = cluster(3).nodes
+    la, lb, lc = a.client(), b.client(), c.client()
+    create_python_function(la, fname, ECHO, Publish=True)
+    la.update_function_configuration(FunctionName=fname, Description="two", MemorySize=256)
+    la.get_waiter("function_updated_v2").wait(FunctionName=fname)
+    la.publish_version(FunctionName=fname)
+    la.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                    RoutingConfig={"AdditionalVersionWeights": {"2": 0.25}})
+    la.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=4)
+
+    def seen(client) -> bool:
+        try:
+            config = client.get_function_configuration(FunctionName=fname)
+            alias = client.get_alias(FunctionName=fname, Name="live")
+            reserved = client.get_function_concurrency(FunctionName=fname).get("ReservedConcurrentExecutions")
+        except client.exceptions.ResourceNotFoundException:
+            return False
+        return (config["Description"], config["MemorySize"], alias["RoutingConfig"], reserved) == (
+            "two", 256, {"AdditionalVersionWeights": {"2": 0.25}}, 4)
+
+    assert wait_until(lambda: seen(lb) and seen(lc), timeout=5)
+    versions = [v["Version"] for v in lc.list_versions_by_function(FunctionName=fname)["Versions"]]
+    assert versions == ["$LATEST", "1", "2"]
+
+    lb.delete_function(FunctionName=fname)  # from another node: gone everywhere
+
+    def gone(client) -> bool:
+        try:
+            client.get_function(FunctionName=fname)
+        except client.exceptions.ResourceNotFoundException:
+            return True
+        return False
+
+    assert wait_until(lambda: gone(la) and gone(lc), timeout=5)

@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 __all__ = ["Link", "ClusterNames", "CLUSTER_NAME"]
 
@@ -43,6 +43,11 @@ class Link:
         self.nats = nats  # nats.aio.client.Client
         self.jetstream = nats.jetstream() if nats is not None else None
         self.node_id = node_id or uuid.uuid4().hex[:12]
+        self._on_reconnect: list[Callable[[], Awaitable[None]]] = []
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """``callback()`` runs each time the connection to NATS comes back after it was lost."""
+        self._on_reconnect.append(callback)
 
     @property
     def clustered(self) -> bool:
@@ -58,8 +63,12 @@ class Link:
         async def disconnected() -> None:
             log.warning("cluster: lost the connection to NATS; reconnecting")
 
+        link: Link | None = None
+
         async def reconnected() -> None:
             log.info("cluster: connected to NATS again")
+            for callback in link._on_reconnect if link is not None else ():
+                await callback()
 
         async def error(exc: Exception) -> None:
             log.warning("cluster: NATS: %s", exc)
@@ -67,7 +76,8 @@ class Link:
         client = await nats.connect(nats_url, name=f"lambdad-{cluster_name}", max_reconnect_attempts=-1,
                                     disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
                                     connect_timeout=5)
-        return cls(names, client, node_id)
+        link = cls(names, client, node_id)
+        return link
 
     async def aclose(self) -> None:
         if self.nats is not None:

@@ -51,7 +51,9 @@ class AliasService:
         """``listener(function name, alias name)`` hears about every alias updated or deleted."""
         self._listeners.append(listener)
 
-    async def _changed(self, name: str, alias_name: str) -> None:
+    async def changed(self, name: str, alias_name: str) -> None:
+        """Tell listeners that alias ``alias_name`` of ``name`` was updated or deleted (here, or on another node:
+        cluster/notices.py)."""
         for listener in self._listeners:
             await listener(name, alias_name)
 
@@ -131,7 +133,7 @@ class AliasService:
             alias = alias.replace(**changes)
             await self._store.put_alias(alias)
             function.aliases[alias_name] = alias
-        await self._changed(name, alias_name)
+        await self.changed(name, alias_name)
         return alias
 
     async def delete(self, name: str, alias_name: str) -> None:
@@ -144,7 +146,7 @@ class AliasService:
             await self._store.delete_alias(name, alias_name)
             del function.aliases[alias_name]
             function.policies.pop(alias_name, None)
-        await self._changed(name, alias_name)
+        await self.changed(name, alias_name)
 
     def _check_target(self, function: Function, version: str, weights: Mapping[str, float] | None) -> None:
         """The versions an alias would route to exist, and the routing configuration is one Lambda accepts."""

@@ -45,7 +45,7 @@ from lambdad.functions.code import MAX_UNZIPPED_BYTES, CodeTrees, check_zip, unz
 from lambdad.functions.layers import LayerService
 from lambdad.functions.model import Alias, Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
-from lambdad.store.interfaces import BlobStore, FunctionStore
+from lambdad.store.interfaces import BlobStore, FunctionStore, StoredFunction
 
 __all__ = ["FunctionService", "Listing", "VersionListing", "MAX_TAGS"]
 
@@ -106,14 +106,37 @@ class FunctionService:
 
     async def load(self) -> None:
         for stored in await self._store.load_functions():
-            function = Function(
-                latest=FunctionConfig.from_json(stored.latest), tags=stored.tags,
-                versions={v: FunctionConfig.from_json(text) for v, text in stored.versions.items()},
-                aliases={a: Alias.from_json(text) for a, text in stored.aliases.items()},
-                policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from)
+            function = _from_stored(stored)
             self._functions[function.name] = function
         for hashes in {c.layer_hashes for f in self._functions.values() for c in f.sorted_versions()}:
             await self._ensure_opt_tree(hashes)
+
+    async def reload(self, name: str) -> list[str]:
+        """Read function ``name`` from the store again (another node changed it: cluster/notices.py) and tell the
+        listeners of each version that differs or is gone; returns the names of the aliases that differ."""
+        async with self.lock(name):
+            stored = await self._store.load_functions(name)
+            old = self._functions.get(name)
+            new = _from_stored(stored[0]) if stored else None
+            if new is not None:
+                for config in new.sorted_versions():
+                    await self._ensure_opt_tree(config.layer_hashes)
+                self._functions[name] = new
+            else:
+                self._functions.pop(name, None)
+        if old is None or new is None:
+            if old is not None:
+                await self.changed(name, None)  # gone: every version
+            return []
+        for version in set(old.versions) | set(new.versions) | {LATEST}:
+            before, after = old.versions.get(version), new.versions.get(version)
+            if version == LATEST:
+                before, after = old.latest, new.latest
+            if before is None or after is None or before.to_json() != after.to_json():
+                await self.changed(name, version)
+        return [alias for alias in set(old.aliases) | set(new.aliases)
+                if (a := old.aliases.get(alias)) is None or (b := new.aliases.get(alias)) is None
+                or a.to_json() != b.to_json()]
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -478,6 +501,14 @@ class FunctionService:
             "code_sha256": base64.b64encode(bytes.fromhex(code_hash)).decode(),
             "code_size": len(data),
         }
+
+
+def _from_stored(stored: StoredFunction) -> Function:
+    return Function(
+        latest=FunctionConfig.from_json(stored.latest), tags=stored.tags,
+        versions={v: FunctionConfig.from_json(text) for v, text in stored.versions.items()},
+        aliases={a: Alias.from_json(text) for a, text in stored.aliases.items()},
+        policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from)
 
 
 def _check_code_source(code: Mapping[str, Any]) -> None:

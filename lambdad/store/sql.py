@@ -112,6 +112,8 @@ class SqlStore:
         self.dialect = engine.dialect.name
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         self._threads = ThreadPoolExecutor(1 if self.dialect == "sqlite" else _POOL, thread_name_prefix="store")
+        # told (kind, name) after each committed write of shared state: cluster/notices.py tells the other nodes
+        self.written: Callable[[str, str], None] | None = None
 
     @classmethod
     async def open(cls, url: str) -> "SqlStore":
@@ -132,14 +134,19 @@ class SqlStore:
 
     # -- functions -------------------------------------------------------------------------------------------
 
-    async def load_functions(self) -> list[StoredFunction]:
+    async def load_functions(self, name: str | None = None) -> list[StoredFunction]:
+        """Every function, or the one named ``name`` (none: an empty list)."""
+        queries = [sa.select(t.functions.c.name, t.functions.c.tags),
+                   sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.config),
+                   sa.select(t.version_counters),
+                   sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.config),
+                   sa.select(t.policies)]
+        if name is not None:
+            tables = (t.functions, t.versions, t.version_counters, t.aliases, t.policies)
+            queries = [q.where(table.c.name == name) for q, table in zip(queries, tables)]
+
         def read(conn: sa.Connection) -> list[list[Any]]:
-            return [_rows(conn, q) for q in (
-                sa.select(t.functions.c.name, t.functions.c.tags),
-                sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.config),
-                sa.select(t.version_counters),
-                sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.config),
-                sa.select(t.policies))]
+            return [_rows(conn, q) for q in queries]
 
         tag_rows, rows, counters, alias_rows, policy_rows = await self._run(read)
         tags = {name: json.loads(text) for name, text in tag_rows}
@@ -175,14 +182,17 @@ class SqlStore:
             await self._transaction(statements)
         except sa.exc.IntegrityError as exc:
             raise StoreConflict(config.name) from exc
+        self._wrote("function", config.name)
 
     async def put_version(self, config: VersionRecord) -> None:
         await self._transaction([self._put_version(config)])
+        self._wrote("function", config.name)
 
     async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str) -> None:
         """Store a newly published version, the $LATEST it came from and the version counter, atomically."""
         await self._transaction([self._put_version(version), self._put_version(latest),
                                  self._put_counter(latest.name, int(version.version), published_from)])
+        self._wrote("function", latest.name)
 
     async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord) -> None:
         """Replace a function's tags; ``latest`` carries the new revision id that a tag change gives $LATEST."""
@@ -190,6 +200,7 @@ class SqlStore:
             sa.update(t.functions).where(t.functions.c.name == name).values(tags=json.dumps(tags)),
             self._put_version(latest),
         ])
+        self._wrote("function", name)
 
     async def delete_function(self, name: str) -> None:
         await self._transaction([
@@ -197,6 +208,7 @@ class SqlStore:
             for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.aliases,
                           t.version_counters, t.versions, t.functions)
         ])
+        self._wrote("function", name)
 
     async def delete_version(self, name: str, version: str) -> None:
         """Delete a published version and its resource policy."""
@@ -204,9 +216,11 @@ class SqlStore:
             sa.delete(t.versions).where(t.versions.c.name == name, t.versions.c.version == version),
             sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == version),
         ])
+        self._wrote("function", name)
 
     async def put_alias(self, alias: AliasRecord) -> None:
         await self._transaction([self._put_alias(alias)])
+        self._wrote("function", alias.function_name)
 
     async def delete_alias(self, function_name: str, alias_name: str) -> None:
         """Delete an alias and its resource policy."""
@@ -214,6 +228,7 @@ class SqlStore:
             sa.delete(t.aliases).where(t.aliases.c.name == function_name, t.aliases.c.alias == alias_name),
             sa.delete(t.policies).where(t.policies.c.name == function_name, t.policies.c.qualifier == alias_name),
         ])
+        self._wrote("function", function_name)
 
     async def put_policy(
         self, name: str, qualifier: str, statements: list[dict[str, Any]], target: VersionRecord | AliasRecord
@@ -228,6 +243,7 @@ class SqlStore:
             policy = sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == qualifier)
         owner = self._put_alias(target) if _is_alias(target) else self._put_version(target)  # type: ignore[arg-type]
         await self._transaction([policy, owner])
+        self._wrote("function", name)
 
     # -- reserved and provisioned concurrency ----------------------------------------------------------------
 
@@ -236,9 +252,11 @@ class SqlStore:
 
     async def put_reserved_concurrency(self, name: str, reserved: int) -> None:
         await self._transaction([self._upsert(t.reserved_concurrency, ("name",), name=name, reserved=reserved)])
+        self._wrote("concurrency", name)
 
     async def delete_reserved_concurrency(self, name: str) -> None:
         await self._transaction([sa.delete(t.reserved_concurrency).where(t.reserved_concurrency.c.name == name)])
+        self._wrote("concurrency", name)
 
     async def load_provisioned_concurrency(self) -> list[tuple[str, str, int, str]]:
         """(function name, qualifier, requested, last modified) of every provisioned concurrency config."""
@@ -247,10 +265,12 @@ class SqlStore:
     async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str) -> None:
         await self._transaction([self._upsert(t.provisioned_concurrency, ("name", "qualifier"), name=name,
                                               qualifier=qualifier, requested=requested, last_modified=last_modified)])
+        self._wrote("provisioned", name)
 
     async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
         table = t.provisioned_concurrency
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
+        self._wrote("provisioned", name)
 
     # -- layers ----------------------------------------------------------------------------------------------
 
@@ -267,6 +287,7 @@ class SqlStore:
         if counter is not None:
             statements.append(self._upsert(t.layer_counters, ("name",), name=name, last_version=counter))
         await self._transaction(statements)
+        self._wrote("layer", name)
 
     # -- async events ----------------------------------------------------------------------------------------
 
@@ -398,6 +419,10 @@ class SqlStore:
         return [row[0] for row in rows]
 
     # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _wrote(self, kind: str, name: str) -> None:
+        if self.written is not None:
+            self.written(kind, name)
 
     def _upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> Statement:
         statement = self._insert(table).values(**values)
