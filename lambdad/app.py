@@ -38,7 +38,7 @@ from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limit
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
-from lambdad.auth.credentials import RootCredentials, load_root_credentials
+from lambdad.auth.credentials import RootCredentials, load_root_credentials, shared_root_credentials
 from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
@@ -182,12 +182,12 @@ class LambdadApp:
 
     async def _build(self) -> None:
         s = self.settings
-        self.credentials: RootCredentials = load_root_credentials(
-            s.data_dir, s.access_key_id, s.secret_access_key, s.region
-        )
+        self.store = await SqlStore.open(s.store_url)
+        self.credentials: RootCredentials = (
+            await shared_root_credentials(self.store, s.data_dir, s.access_key_id, s.secret_access_key, s.region)
+            if s.database_url else load_root_credentials(s.data_dir, s.access_key_id, s.secret_access_key, s.region))
         self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
-        self.store = await SqlStore.open(s.store_url)
         self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
         self.blobs = FileBlobStore(s.data_dir / "code")
         self.trees = CodeTrees(s.data_dir / "tasks")

@@ -18,8 +18,9 @@ class Cluster:
                     "LAMBDAD_CLUSTER_NAME": cluster_name, **(env or {})}
         self.nodes: list[Server] = []
 
-    def start_node(self, env: Mapping[str, str] | None = None) -> Server:
-        node = Server(self.root / f"node{len(self.nodes)}", env={**self.env, **(env or {})}).start()
+    def start_node(self, env: Mapping[str, str] | None = None, credentials: bool = True) -> Server:
+        node = Server(self.root / f"node{len(self.nodes)}", env={**self.env, **(env or {})},
+                      credentials=credentials).start()
         self.nodes.append(node)
         return node
 

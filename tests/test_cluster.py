@@ -5,7 +5,11 @@ where PostgreSQL or NATS is absent."""
 from __future__ import annotations
 
 import json
+import re
 import signal
+
+import pytest
+from botocore.exceptions import ClientError
 
 from tests.server import create_python_function, wait_until
 
@@ -67,3 +71,22 @@ def test_a_change_on_one_node_is_seen_by_the_others(cluster, fname) -> None:
         return False
 
     assert wait_until(lambda: gone(la) and gone(lc), timeout=5)
+
+
+def test_every_node_accepts_the_root_key_the_first_one_made(cluster) -> None:
+    nodes = cluster(0)
+    first, second = nodes.start_node(credentials=False), nodes.start_node(credentials=False)
+    made = [(n.data_dir / "credentials").read_text() for n in (first, second)]
+    assert made[0] == made[1] and "aws_access_key_id" in made[0]
+    key = re.search(r"aws_access_key_id = (\S+)", made[0]).group(1)
+    secret = re.search(r"aws_secret_access_key = (\S+)", made[0]).group(1)
+    for node in (first, second):
+        assert node.client(access_key=key, secret_key=secret).list_functions()["Functions"] == []
+    # the variables, when set, replace them for the whole cluster
+    third = nodes.start_node()
+    third.client().list_functions()
+    first.stop()
+    first.start()
+    with pytest.raises(ClientError) as refused:
+        first.client(access_key=key, secret_key=secret).list_functions()
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"

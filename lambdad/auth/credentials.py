@@ -3,6 +3,11 @@
 Generated credentials are written to ``<data-dir>/credentials`` in the AWS shared-credentials format (profile
 ``lambdad``, mode 0600) so that ``AWS_SHARED_CREDENTIALS_FILE=<data-dir>/credentials AWS_PROFILE=lambdad`` works
 for boto3 and the aws CLI.
+
+In cluster mode (a shared database) the root credentials live in the database so that every node accepts the
+same key (``shared_root_credentials``): the variables, when set, replace them there; otherwise the first node to
+start generates them and the others read them. Each node also writes them to its data dir's ``credentials`` file,
+for the same use as above.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RootCredentials", "load_root_credentials", "PROFILE"]
+from lambdad.store.interfaces import KeyStore
+
+__all__ = ["RootCredentials", "load_root_credentials", "shared_root_credentials", "PROFILE"]
 
 PROFILE = "lambdad"
 
@@ -43,8 +50,26 @@ def load_root_credentials(data_dir: Path, access_key_id: str | None, secret_acce
             section = parser[PROFILE]
             return RootCredentials(section["aws_access_key_id"], section["aws_secret_access_key"], path)
     key, secret = _new_access_key(), secrets.token_urlsafe(30)
+    _write(path, key, secret, region)
+    return RootCredentials(key, secret, path)
+
+
+async def shared_root_credentials(store: KeyStore, data_dir: Path, access_key_id: str | None,
+                                  secret_access_key: str | None, region: str) -> RootCredentials:
+    """Cluster mode: the root credentials of the shared database (see the module's docstring)."""
+    given = access_key_id is not None and secret_access_key is not None
+    proposed = (access_key_id, secret_access_key) if given else (_new_access_key(), secrets.token_urlsafe(30))
+    key, secret = await store.root_credentials(proposed, replace=given)  # type: ignore[arg-type]
+    if given:
+        return RootCredentials(key, secret, None)
+    path = data_dir / "credentials"
+    _write(path, key, secret, region)
+    return RootCredentials(key, secret, path)
+
+
+def _write(path: Path, key: str, secret: str, region: str) -> None:
+    parser = configparser.ConfigParser()
     parser[PROFILE] = {"aws_access_key_id": key, "aws_secret_access_key": secret, "region": region}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         parser.write(f)
-    return RootCredentials(key, secret, path)

@@ -166,6 +166,8 @@ class KeyStore(Protocol):
 
     async def delete_access_key(self, name: str) -> bool: ...
 
+    async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
+
 
 class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, KeyStore, Protocol):
     """Everything above, from one place (one SQL database)."""

@@ -19,7 +19,7 @@ from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "async_events", "log_streams",
-           "log_events", "log_group_bytes", "access_keys", "octet_length"]
+           "log_events", "log_group_bytes", "access_keys", "root_credentials", "octet_length"]
 
 metadata = sa.MetaData()
 
@@ -129,6 +129,13 @@ access_keys = sa.Table(  # written by ``lambdad keys`` (auth/keys.py), read by t
     sa.Column("name", sa.Text, nullable=False, unique=True),
     sa.Column("secret_access_key", sa.Text, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
+)
+
+root_credentials = sa.Table(  # cluster mode: the root key every node accepts (embedded: the data dir's file)
+    "root_credentials", metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # "root"
+    sa.Column("access_key_id", sa.Text, nullable=False),
+    sa.Column("secret_access_key", sa.Text, nullable=False),
 )
 
 

@@ -338,6 +338,25 @@ class SqlStore:
         statement = sa.delete(t.access_keys).where(t.access_keys.c.name == name)
         return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
 
+    async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]:
+        """The cluster's root (access key id, secret): ``proposed`` when ``replace`` (set by the operator) or when
+        there are none yet, else the stored ones — decided in one transaction, so nodes starting together agree."""
+        table = t.root_credentials
+
+        def decide(conn: sa.Connection) -> tuple[str, str]:
+            if replace:
+                conn.execute(self._upsert(table, ("name",), name="root", access_key_id=proposed[0],
+                                          secret_access_key=proposed[1]))
+                return proposed
+            conn.execute(self._insert(table).values(name="root", access_key_id=proposed[0],
+                                                    secret_access_key=proposed[1])
+                         .on_conflict_do_nothing(index_elements=["name"]))
+            row = conn.execute(sa.select(table.c.access_key_id, table.c.secret_access_key)
+                               .where(table.c.name == "root")).one()
+            return row[0], row[1]
+
+        return await self._run(decide, write=True)
+
     # -- logs ------------------------------------------------------------------------------------------------
 
     async def append_logs(self, events: Sequence[LogEvent]) -> None:
