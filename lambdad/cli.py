@@ -15,7 +15,7 @@ from lambdad import __version__
 from lambdad.auth.credentials import PROFILE
 from lambdad.ids import RequestIdFilter
 from lambdad.config import Settings
-from lambdad.store.lock import DataDirLocked
+from lambdad.store.lock import DataDirLock, DataDirLocked
 
 if TYPE_CHECKING:
     from lambdad.app import LambdadApp
@@ -261,6 +261,38 @@ def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> N
         _with_store(_settings(data_dir, database_url), lambda store: delete_key(store, name))
     except AccessKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="The embedded data dir to move [LAMBDAD_DATA_DIR; default ./lambdad-data].")
+@click.option("--database-url", default=None, help="The cluster's PostgreSQL [LAMBDAD_DATABASE_URL].")
+def migrate(data_dir: Path | None, database_url: str | None) -> None:
+    """Move an embedded data dir's functions, versions, aliases, policies, concurrency settings, layers, access
+    keys, queued async events, logs and root credentials into a cluster's empty database.
+
+    The data dir must not be in use (stop its server first); it is left unchanged."""
+    from lambdad.cluster.migrate import MigrationRefused, migrate_metadata
+
+    settings = _settings(data_dir, database_url)
+    if not settings.database_url:
+        raise click.UsageError("name the cluster's database: --database-url or LAMBDAD_DATABASE_URL")
+    lock = DataDirLock(settings.data_dir)
+    try:
+        lock.acquire()
+    except DataDirLocked as exc:
+        raise click.ClickException(f"{exc}: stop its server first") from exc
+    try:
+        moved = asyncio.run(migrate_metadata(settings.data_dir, settings.database_url))
+    except MigrationRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        lock.release()
+    rows = moved.rows
+    click.echo(f"moved {rows['functions']} functions ({rows['versions']} versions with $LATEST), "
+               f"{rows['aliases']} aliases, {rows['layer_versions']} layer versions, {rows['access_keys']} access "
+               f"keys, {rows['async_events']} queued async events and {rows['log_events']} log events"
+               + (", and the root credentials" if moved.root_credentials else ""))
 
 
 @main.command()

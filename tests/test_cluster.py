@@ -4,9 +4,12 @@ where PostgreSQL or NATS is absent."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import signal
+import subprocess
+import sys
 
 import pytest
 from botocore.exceptions import ClientError
@@ -90,3 +93,42 @@ def test_every_node_accepts_the_root_key_the_first_one_made(cluster) -> None:
     with pytest.raises(ClientError) as refused:
         first.client(access_key=key, secret_key=secret).list_functions()
     assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def lambdad(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lambdad", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_migrate_moves_a_data_dir_into_a_cluster(fresh_server, postgres_url, tmp_path, fname) -> None:
+    embedded = fresh_server(data_dir=tmp_path / "data", credentials=False)
+    config = configparser.ConfigParser()
+    config.read(embedded.data_dir / "credentials")
+    root = config["lambdad"]["aws_access_key_id"], config["lambdad"]["aws_secret_access_key"]
+    lam = embedded.client(access_key=root[0], secret_key=root[1])
+    create_python_function(lam, fname, ECHO, Publish=True)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1")
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=2)
+    lam.invoke(FunctionName=fname, Payload=b'{"before": 1}')
+    made = lambdad("keys", "create", "alice", "--data-dir", str(embedded.data_dir))
+    assert made.returncode == 0, made.stderr
+    alice_key = re.search(r"aws_access_key_id: (\S+)", made.stdout).group(1)
+    assert lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url).returncode != 0
+    embedded.stop()  # a data dir in use is refused (above); a stopped one moves
+
+    moved = lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url)
+    assert moved.returncode == 0, moved.stderr
+    assert "moved 1 functions (2 versions with $LATEST), 1 aliases" in moved.stdout and "root credentials" in moved.stdout
+
+    node = fresh_server(data_dir=embedded.data_dir, credentials=False, env={"LAMBDAD_DATABASE_URL": postgres_url})
+    lam = node.client(access_key=root[0], secret_key=root[1])  # the same root key
+    out = lam.invoke(FunctionName=fname, Qualifier="live", Payload=b'{"after": 1}')
+    assert json.loads(out["Payload"].read()) == {"echo": {"after": 1}, "version": "1"}
+    assert lam.get_function_concurrency(FunctionName=fname)["ReservedConcurrentExecutions"] == 2
+    listed = lambdad("keys", "list", "--database-url", postgres_url)
+    assert alice_key in listed.stdout
+    log = lambdad("logs", fname, "--database-url", postgres_url)
+    assert log.returncode == 0 and log.stdout.count("START RequestId") == 2  # the one before the move, and after
+    node.stop()
+
+    again = lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url)
+    assert again.returncode != 0 and "already holds functions" in again.stderr  # never merges two sets
