@@ -210,3 +210,18 @@ def validation_error(*violations: str) -> ValidationException:
     that message is made."""
     n = len(violations)
     return ValidationException(f"{n} validation error{'s' if n != 1 else ''} detected: {'; '.join(violations)}")
+
+
+def _subclasses(cls: type[LambdaError]) -> list[type[LambdaError]]:
+    return [cls, *(sub for direct in cls.__subclasses__() for sub in _subclasses(direct))]
+
+
+def rebuild(name: str, message: str, reason: str | None = None) -> LambdaError:
+    """The error ``name`` with ``message`` as another node raised it (cluster/routing.py): the same class where
+    lambdad has one, so that callers that tell errors apart (a throttle from a missing function) still can."""
+    if name == TooManyRequestsException.name:
+        return TooManyRequestsException(message, reason or "ConcurrentInvocationLimitExceeded")
+    for cls in _subclasses(LambdaError):
+        if cls.name == name and "__init__" not in cls.__dict__:
+            return cls(message)
+    return ServiceException(message)

@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -132,3 +134,51 @@ def test_migrate_moves_a_data_dir_into_a_cluster(fresh_server, postgres_url, tmp
 
     again = lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url)
     assert again.returncode != 0 and "already holds functions" in again.stderr  # never merges two sets
+
+
+def test_concurrent_writes_on_several_nodes_lose_nothing(cluster, fname) -> None:
+    """Every node updates and publishes one function at once: each call either wins or is told
+    ResourceConflictException; no published version is overwritten and every node ends with the same function.
+    (A publish may return the version another call just published: $LATEST had not changed since, as on Lambda.)"""
+    nodes = cluster(3).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, ECHO)
+    assert wait_until(lambda: all(_knows(c, fname) for c in clients), timeout=5)
+    published: list[tuple[str, str]] = []  # (version, its description) as each successful publish answered
+    conflicts = 0
+
+    def publish(i: int) -> None:
+        nonlocal conflicts
+        client = clients[i % 3]
+        for attempt in range(6):
+            try:
+                client.update_function_configuration(FunctionName=fname, Description=f"from {i} try {attempt}")
+                answer = client.publish_version(FunctionName=fname)
+                published.append((answer["Version"], answer["Description"]))
+                return
+            except client.exceptions.ResourceConflictException:
+                conflicts += 1
+                time.sleep(0.05 * (attempt + 1))
+
+    with ThreadPoolExecutor(9) as pool:
+        list(pool.map(publish, range(9)))
+    listed = {c: [v["Version"] for v in c.list_versions_by_function(FunctionName=fname)["Versions"]] for c in clients}
+    answered = dict(published)
+    assert len(answered) == len(set(published))  # one configuration per version number: none was overwritten
+    versions = sorted(answered, key=int)
+    assert len(published) == 9 and versions == [str(n) for n in range(1, len(versions) + 1)]  # none lost or skipped
+    assert wait_until(lambda: all(
+        [v["Version"] for v in c.list_versions_by_function(FunctionName=fname)["Versions"]]
+        == ["$LATEST", *versions] for c in clients), timeout=5), (published, listed, conflicts)
+    for client in clients:  # each version kept the configuration it was published from: no two the same
+        descriptions = [client.get_function_configuration(FunctionName=fname, Qualifier=v)["Description"]
+                        for v in versions]
+        assert descriptions == [answered[v] for v in versions] and len(set(descriptions)) == len(versions)
+
+
+def _knows(client, name: str) -> bool:
+    try:
+        client.get_function(FunctionName=name)
+        return True
+    except client.exceptions.ResourceNotFoundException:
+        return False

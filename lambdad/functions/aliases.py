@@ -102,7 +102,8 @@ class AliasService:
                 function_name=name, name=alias_name, function_version=function_version, revision_id=_revision(),
                 description=description or "", weights=weights or {},
             )
-            await self._store.put_alias(alias)
+            created = alias
+            await self._functions.commit(function, lambda expect: self._store.put_alias(created, expect=expect))
             function.aliases[alias_name] = alias
         return alias
 
@@ -130,8 +131,8 @@ class AliasService:
             changes: dict[str, Any] = {"function_version": target, "weights": new_weights, "revision_id": _revision()}
             if description is not None:
                 changes["description"] = description
-            alias = alias.replace(**changes)
-            await self._store.put_alias(alias)
+            alias = updated = alias.replace(**changes)
+            await self._functions.commit(function, lambda expect: self._store.put_alias(updated, expect=expect))
             function.aliases[alias_name] = alias
         await self.changed(name, alias_name)
         return alias
@@ -143,7 +144,8 @@ class AliasService:
             function = self._functions.function(name)
             if alias_name not in function.aliases:
                 return
-            await self._store.delete_alias(name, alias_name)
+            await self._functions.commit(function, lambda expect: self._store.delete_alias(name, alias_name,
+                                                                                          expect=expect))
             del function.aliases[alias_name]
             function.policies.pop(alias_name, None)
         await self.changed(name, alias_name)

@@ -169,7 +169,9 @@ class Function:
     persisted by the store).
 
     ``last_version`` is the highest version number ever published (numbers are never reused, even after a
-    deletion); ``published_from`` is the fingerprint of $LATEST when that version was published.
+    deletion); ``published_from`` is the fingerprint of $LATEST when that version was published. ``generation``
+    counts its stored writes: each write names the one this copy came from, so that a write based on a copy
+    another node has since changed is refused (``FunctionService.commit``).
     ``policies`` maps a qualifier ($LATEST for the unqualified function, a version or an alias name) to the
     statements of its resource-based policy, in the order they were added.
     """
@@ -181,6 +183,7 @@ class Function:
     policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     last_version: int = 0
     published_from: str = ""
+    generation: int = 0  # the count of its stored writes (store/interfaces.py FunctionStore)
 
     @property
     def name(self) -> str:

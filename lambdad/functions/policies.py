@@ -172,8 +172,9 @@ class PolicyService:
 
     async def _save(self, function: Function, key: str, owner: Owner, statements: list[dict[str, Any]]) -> None:
         """Store the policy and its owner with a new revision id, then update memory."""
-        owner = owner.replace(revision_id=str(uuid.uuid4()))
-        await self._store.put_policy(function.name, key, statements, owner)
+        owner = stored = owner.replace(revision_id=str(uuid.uuid4()))
+        await self._functions.commit(function, lambda expect: self._store.put_policy(function.name, key, statements,
+                                                                                     stored, expect=expect))
         if statements:
             function.policies[key] = statements
         else:

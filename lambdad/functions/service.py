@@ -45,7 +45,7 @@ from lambdad.functions.code import MAX_UNZIPPED_BYTES, CodeTrees, check_zip, unz
 from lambdad.functions.layers import LayerService
 from lambdad.functions.model import Alias, Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
-from lambdad.store.interfaces import BlobStore, FunctionStore, StoredFunction
+from lambdad.store.interfaces import BlobStore, FunctionStore, StoreConflict, StoredFunction
 
 __all__ = ["FunctionService", "Listing", "VersionListing", "MAX_TAGS"]
 
@@ -102,6 +102,7 @@ class FunctionService:
         self._functions: dict[str, Function] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[ChangeListener] = []
+        self._reloading: set[asyncio.Task[list[str]]] = set()
         self._random = rng or random.Random()
 
     async def load(self) -> None:
@@ -111,19 +112,27 @@ class FunctionService:
         for hashes in {c.layer_hashes for f in self._functions.values() for c in f.sorted_versions()}:
             await self._ensure_opt_tree(hashes)
 
+    async def commit(self, function: Function, write: Callable[[int], Awaitable[None]]) -> None:
+        """Store a change of ``function`` (its lock held) with ``write(expect)``, ``expect`` being the generation
+        this copy came from. When another node changed the function since, nothing is written: this copy is read
+        again (once the caller let go of the lock: its listeners hear what changed) and the caller gets Lambda's
+        answer to concurrent updates, ResourceConflictException."""
+        try:
+            await write(function.generation)
+        except StoreConflict:
+            task = asyncio.get_running_loop().create_task(self.reload(function.name))
+            self._reloading.add(task)
+            task.add_done_callback(self._reloading.discard)
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for resource: "
+                + self.arn(function.name)) from None
+        function.generation += 1
+
     async def reload(self, name: str) -> list[str]:
         """Read function ``name`` from the store again (another node changed it: cluster/notices.py) and tell the
         listeners of each version that differs or is gone; returns the names of the aliases that differ."""
         async with self.lock(name):
-            stored = await self._store.load_functions(name)
-            old = self._functions.get(name)
-            new = _from_stored(stored[0]) if stored else None
-            if new is not None:
-                for config in new.sorted_versions():
-                    await self._ensure_opt_tree(config.layer_hashes)
-                self._functions[name] = new
-            else:
-                self._functions.pop(name, None)
+            old, new = await self._reload(name)
         if old is None or new is None:
             if old is not None:
                 await self.changed(name, None)  # gone: every version
@@ -137,6 +146,19 @@ class FunctionService:
         return [alias for alias in set(old.aliases) | set(new.aliases)
                 if (a := old.aliases.get(alias)) is None or (b := new.aliases.get(alias)) is None
                 or a.to_json() != b.to_json()]
+
+    async def _reload(self, name: str) -> tuple[Function | None, Function | None]:
+        """Replace this node's copy of ``name`` with the stored one (its lock held); (old, new) copies."""
+        stored = await self._store.load_functions(name)
+        old = self._functions.get(name)
+        new = _from_stored(stored[0]) if stored else None
+        if new is not None:
+            for config in new.sorted_versions():
+                await self._ensure_opt_tree(config.layer_hashes)
+            self._functions[name] = new
+        else:
+            self._functions.pop(name, None)
+        return old, new
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
@@ -273,8 +295,12 @@ class FunctionService:
             )
             function = Function(latest=config, tags=tags)
             published = _new_version(config, 1, None) if params.get("Publish") else None
-            await self._store.create_function(config, tags, published,
-                                              config.fingerprint() if published is not None else "")
+            try:
+                await self._store.create_function(config, tags, published,
+                                                  config.fingerprint() if published is not None else "")
+            except StoreConflict:  # another node created it a moment ago
+                await self._reload(name)  # nothing of it was known here: no listener to tell
+                raise ResourceConflictException(f"Function already exist: {name}") from None
             if published is not None:
                 self._record_version(function, published)
             self._functions[name] = function
@@ -297,7 +323,7 @@ class FunctionService:
             if params.get("Publish"):
                 result = await self._publish(function, config, None)
             else:
-                await self._store.put_version(config)
+                await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
                 function.latest = config
         await self.changed(name, LATEST)
         return result
@@ -323,7 +349,7 @@ class FunctionService:
                     self._check_total_size(code_size, changes["layers"])
                 await self._ensure_opt_tree(changes["layer_hashes"])
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
-            await self._store.put_version(config)
+            await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
             function.latest = config
         await self.changed(name, LATEST)
         return config
@@ -363,11 +389,11 @@ class FunctionService:
                     raise ResourceConflictException(
                         f"Unable to delete version because the following aliases reference it: [{', '.join(aliases)}]"
                     )
-                await self._store.delete_version(name, qualifier)
+                await self.commit(function, lambda expect: self._store.delete_version(name, qualifier, expect=expect))
                 del function.versions[qualifier]
                 function.policies.pop(qualifier, None)
             else:
-                await self._store.delete_function(name)
+                await self.commit(function, lambda expect: self._store.delete_function(name, expect=expect))
                 del self._functions[name]
         if qualifier is None:
             self._locks.pop(name, None)
@@ -391,7 +417,7 @@ class FunctionService:
 
     async def _put_tags(self, function: Function, tags: dict[str, str]) -> None:
         latest = function.latest.replace(revision_id=_revision())
-        await self._store.put_tags(function.name, tags, latest)
+        await self.commit(function, lambda expect: self._store.put_tags(function.name, tags, latest, expect=expect))
         function.tags = tags
         function.latest = latest
 
@@ -403,12 +429,15 @@ class FunctionService:
         last = function.versions.get(str(function.last_version))
         if last is not None and latest.fingerprint() == function.published_from:
             if latest is not function.latest:
-                await self._store.put_version(latest)
+                stored = latest
+                await self.commit(function, lambda expect: self._store.put_version(stored, expect=expect))
                 function.latest = latest
             return last
         version = _new_version(latest, function.last_version + 1, description)
         latest = latest.replace(revision_id=_revision())
-        await self._store.publish_version(version, latest, latest.fingerprint())
+        published = latest
+        await self.commit(function, lambda expect: self._store.publish_version(
+            version, published, published.fingerprint(), expect=expect))
         function.latest = latest
         self._record_version(function, version)
         return version
@@ -508,7 +537,8 @@ def _from_stored(stored: StoredFunction) -> Function:
         latest=FunctionConfig.from_json(stored.latest), tags=stored.tags,
         versions={v: FunctionConfig.from_json(text) for v, text in stored.versions.items()},
         aliases={a: Alias.from_json(text) for a, text in stored.aliases.items()},
-        policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from)
+        policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from,
+        generation=stored.generation)
 
 
 def _check_code_source(code: Mapping[str, Any]) -> None:

@@ -35,6 +35,8 @@ functions = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
     sa.Column("created", sa.Float, nullable=False),
+    # the count of the function's writes: each write names the one it was based on (store/sql.py)
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
 )
 versions = sa.Table(
     "versions", metadata,

@@ -136,7 +136,7 @@ class SqlStore:
 
     async def load_functions(self, name: str | None = None) -> list[StoredFunction]:
         """Every function, or the one named ``name`` (none: an empty list)."""
-        queries = [sa.select(t.functions.c.name, t.functions.c.tags),
+        queries = [sa.select(t.functions.c.name, t.functions.c.tags, t.functions.c.generation),
                    sa.select(t.versions.c.name, t.versions.c.version, t.versions.c.config),
                    sa.select(t.version_counters),
                    sa.select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.config),
@@ -149,9 +149,9 @@ class SqlStore:
             return [_rows(conn, q) for q in queries]
 
         tag_rows, rows, counters, alias_rows, policy_rows = await self._run(read)
-        tags = {name: json.loads(text) for name, text in tag_rows}
-        functions = {name: StoredFunction(name=name, latest=cfg, tags=tags.get(name, {}))
-                     for name, version, cfg in rows if version == "$LATEST"}
+        tags = {name: (json.loads(text), generation) for name, text, generation in tag_rows}
+        functions = {name: StoredFunction(name=name, latest=cfg, tags=tags[name][0], generation=tags[name][1])
+                     for name, version, cfg in rows if version == "$LATEST" and name in tags}
         for name, version, cfg in rows:
             if version != "$LATEST" and name in functions:
                 functions[name].versions[version] = cfg
@@ -184,54 +184,57 @@ class SqlStore:
             raise StoreConflict(config.name) from exc
         self._wrote("function", config.name)
 
-    async def put_version(self, config: VersionRecord) -> None:
-        await self._transaction([self._put_version(config)])
+    async def put_version(self, config: VersionRecord, *, expect: int) -> None:
+        await self._function_write(config.name, expect, [self._put_version(config)])
         self._wrote("function", config.name)
 
-    async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str) -> None:
+    async def publish_version(self, version: VersionRecord, latest: VersionRecord, published_from: str, *,
+                              expect: int) -> None:
         """Store a newly published version, the $LATEST it came from and the version counter, atomically."""
-        await self._transaction([self._put_version(version), self._put_version(latest),
-                                 self._put_counter(latest.name, int(version.version), published_from)])
+        await self._function_write(latest.name, expect, [
+            self._put_version(version), self._put_version(latest),
+            self._put_counter(latest.name, int(version.version), published_from)])
         self._wrote("function", latest.name)
 
-    async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord) -> None:
+    async def put_tags(self, name: str, tags: dict[str, str], latest: VersionRecord, *, expect: int) -> None:
         """Replace a function's tags; ``latest`` carries the new revision id that a tag change gives $LATEST."""
-        await self._transaction([
+        await self._function_write(name, expect, [
             sa.update(t.functions).where(t.functions.c.name == name).values(tags=json.dumps(tags)),
             self._put_version(latest),
         ])
         self._wrote("function", name)
 
-    async def delete_function(self, name: str) -> None:
-        await self._transaction([
+    async def delete_function(self, name: str, *, expect: int) -> None:
+        await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
             for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.aliases,
                           t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
-    async def delete_version(self, name: str, version: str) -> None:
+    async def delete_version(self, name: str, version: str, *, expect: int) -> None:
         """Delete a published version and its resource policy."""
-        await self._transaction([
+        await self._function_write(name, expect, [
             sa.delete(t.versions).where(t.versions.c.name == name, t.versions.c.version == version),
             sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == version),
         ])
         self._wrote("function", name)
 
-    async def put_alias(self, alias: AliasRecord) -> None:
-        await self._transaction([self._put_alias(alias)])
+    async def put_alias(self, alias: AliasRecord, *, expect: int) -> None:
+        await self._function_write(alias.function_name, expect, [self._put_alias(alias)])
         self._wrote("function", alias.function_name)
 
-    async def delete_alias(self, function_name: str, alias_name: str) -> None:
+    async def delete_alias(self, function_name: str, alias_name: str, *, expect: int) -> None:
         """Delete an alias and its resource policy."""
-        await self._transaction([
+        await self._function_write(function_name, expect, [
             sa.delete(t.aliases).where(t.aliases.c.name == function_name, t.aliases.c.alias == alias_name),
             sa.delete(t.policies).where(t.policies.c.name == function_name, t.policies.c.qualifier == alias_name),
         ])
         self._wrote("function", function_name)
 
     async def put_policy(
-        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: VersionRecord | AliasRecord
+        self, name: str, qualifier: str, statements: list[dict[str, Any]], target: VersionRecord | AliasRecord, *,
+        expect: int
     ) -> None:
         """Replace the policy of ``qualifier`` (none left: delete it) and store ``target`` (the version or alias
         the policy belongs to, with its new revision id) in the same transaction."""
@@ -242,7 +245,7 @@ class SqlStore:
         else:
             policy = sa.delete(t.policies).where(t.policies.c.name == name, t.policies.c.qualifier == qualifier)
         owner = self._put_alias(target) if _is_alias(target) else self._put_version(target)  # type: ignore[arg-type]
-        await self._transaction([policy, owner])
+        await self._function_write(name, expect, [policy, owner])
         self._wrote("function", name)
 
     # -- reserved and provisioned concurrency ----------------------------------------------------------------
@@ -399,9 +402,14 @@ class SqlStore:
 
         def trim(conn: sa.Connection) -> int:
             deleted: int = 0
-            old = (sa.select(events.c.log_group, sa.func.count(), sa.func.sum(t.octet_length(events.c.message)))
-                   .where(events.c.timestamp < older_than_ms).group_by(events.c.log_group)
-                   .with_hint(events, "INDEXED BY log_events_by_time", "sqlite"))  # by time: only the rows that go
+            old: sa.Executable
+            if conn.dialect.name == "sqlite":  # by time: only the rows that go (SQLite would pick the group index)
+                old = sa.text("SELECT log_group, COUNT(*), SUM(length(CAST(message AS BLOB))) FROM log_events "
+                              "INDEXED BY log_events_by_time WHERE timestamp < :cutoff GROUP BY log_group"
+                              ).bindparams(cutoff=older_than_ms)
+            else:
+                old = (sa.select(events.c.log_group, sa.func.count(), sa.func.sum(t.octet_length(events.c.message)))
+                       .where(events.c.timestamp < older_than_ms).group_by(events.c.log_group))
             old_rows = _rows(conn, old)
             freed = {group: nbytes for group, _count, nbytes in old_rows}
             deleted += sum(count for _group, count, _nbytes in old_rows)
@@ -462,6 +470,22 @@ class SqlStore:
 
     async def _read(self, query: sa.Executable) -> list[Any]:
         return await self._run(lambda conn: _rows(conn, query))
+
+    async def _function_write(self, name: str, expect: int, statements: Sequence[Statement]) -> None:
+        """Write function ``name`` in one transaction, if its generation is still ``expect`` (the one the writer's
+        copy came from), taking it to ``expect + 1``; else nothing is written and it is a ``StoreConflict``: another
+        node changed the function in between."""
+        functions = t.functions
+
+        def run(conn: sa.Connection) -> None:
+            bumped = conn.execute(sa.update(functions).where(functions.c.name == name, functions.c.generation == expect)
+                                  .values(generation=expect + 1))
+            if bumped.rowcount != 1:
+                raise StoreConflict(name)
+            for statement in statements:
+                conn.execute(statement)
+
+        await self._run(run, write=True)
 
     async def _transaction(self, statements: Sequence[Statement]) -> None:
         def run(conn: sa.Connection) -> None:

@@ -60,10 +60,10 @@ def run(url: str, work: Callable[[SqlStore], Awaitable[Any]]) -> Any:
 def test_what_is_written_is_read_back(store_url: str) -> None:
     async def write(store: SqlStore) -> None:
         await store.create_function(Version("f", "$LATEST", "a"), {"team": "x"})
-        await store.publish_version(Version("f", "1", "a"), Version("f", "$LATEST", "b"), "fingerprint")
-        await store.put_alias(Alias("f", "live"))
-        await store.put_policy("f", "live", [{"Sid": "s1"}], Alias("f", "live"))
-        await store.put_tags("f", {"team": "y"}, Version("f", "$LATEST", "c"))
+        await store.publish_version(Version("f", "1", "a"), Version("f", "$LATEST", "b"), "fingerprint", expect=0)
+        await store.put_alias(Alias("f", "live"), expect=1)
+        await store.put_policy("f", "live", [{"Sid": "s1"}], Alias("f", "live"), expect=2)
+        await store.put_tags("f", {"team": "y"}, Version("f", "$LATEST", "c"), expect=3)
         await store.put_reserved_concurrency("f", 5)
         await store.put_provisioned_concurrency("f", "1", 2, "2026-12-05T00:00:00.000+0000")
         await store.put_layer_version("lib", 1, '{"v": 1}', counter=1)
@@ -93,6 +93,7 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
     assert function.name == "f" and function.tags == {"team": "y"} and json.loads(function.latest)["body"] == "c"
     assert list(function.versions) == ["1"] and function.last_version == 1 and function.published_from == "fingerprint"
     assert list(function.aliases) == ["live"] and function.policies == {"live": [{"Sid": "s1"}]}
+    assert function.generation == 4
     assert got["reserved"] == {"f": 5}
     assert got["provisioned"] == [("f", "1", 2, "2026-12-05T00:00:00.000+0000")]
     assert got["layers"] == (['{"v": 1}'], {"lib": 1})
@@ -102,7 +103,7 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
 
     async def delete(store: SqlStore) -> tuple[Any, ...]:
         await store.delete_async_event("e1")
-        await store.delete_function("f")
+        await store.delete_function("f", expect=4)
         deleted = await store.delete_access_key("alice"), await store.delete_access_key("alice")
         return (await store.load_functions(), await store.load_reserved_concurrency(),
                 await store.load_provisioned_concurrency(), await store.load_async_events(), deleted)
@@ -122,6 +123,23 @@ def test_a_second_create_of_one_name_is_a_conflict(store_url: str) -> None:
         assert json.loads(function.latest)["body"] == "first"  # the loser wrote nothing
 
     run(store_url, twice)
+
+
+def test_a_write_based_on_an_old_copy_is_refused(store_url: str) -> None:
+    """Two nodes hold generation 0 of a function; the first write wins, the second changes nothing."""
+    async def race(store: SqlStore) -> None:
+        await store.create_function(Version("f", "$LATEST", "v0"), {})
+        await store.put_version(Version("f", "$LATEST", "node a"), expect=0)
+        for late in (store.put_version(Version("f", "$LATEST", "node b"), expect=0),
+                     store.publish_version(Version("f", "1", "b"), Version("f", "$LATEST", "b"), "x", expect=0),
+                     store.delete_function("f", expect=0)):
+            with pytest.raises(StoreConflict):
+                await late
+        (function,) = await store.load_functions()
+        assert json.loads(function.latest)["body"] == "node a" and function.versions == {}
+        assert function.generation == 1
+
+    run(store_url, race)
 
 
 def test_the_migrations_make_the_schema(store_url: str) -> None:

@@ -1,0 +1,151 @@
+"""Which node runs a synchronous invocation: its function version's home node, so warm environments are reused.
+
+Every node accepts Invoke. The live nodes (membership) are ranked for each function version by rendezvous
+hashing (highest ``sha1(node id, function, version)`` first): the first is the version's *home*, where its warm
+environments gather, and every node computes the same home without asking anyone. A node forwards an invocation
+whose home is another node to it over NATS request-reply (subject ``<cluster>.invoke.<node id>``): the request
+carries the function, version and revision, the caller's request id, client context and invoked ARN, and the
+payload; the reply carries the result, or the Lambda error raised there, which is answered as if raised here.
+When nodes come or go only the versions whose home changes move (rendezvous hashing's property).
+
+What is not forwarded, and runs where it arrived: a payload too big for one NATS message; an invocation whose home
+does not answer at once (NATS tells "no responders" when no node listens: the node is gone and membership has not
+noticed yet) — nothing ran there, so running it here is safe. A home that took the invocation and then went silent
+past the function's timeout is answered with ``ServiceException`` (it may have run: it is not run again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Sequence
+
+from lambdad.arn import FunctionRef
+from lambdad.cluster.link import Link
+from lambdad.errors import LambdaError, ResourceConflictException, ServiceException, rebuild
+from lambdad.functions.model import FunctionConfig
+from lambdad.invoke.service import InvokeOutcome, InvokeService
+from lambdad.sandbox.spec import InvocationResult
+
+__all__ = ["InvokeRouter", "home_of"]
+
+log = logging.getLogger(__name__)
+
+_ENVELOPE = 16 * 1024  # headers and framing of a forwarded invocation, at most
+_ANSWER_MARGIN = 10.0
+_HEADER = "Lambdad-Invoke"  # the request's and the answer's fields, as one JSON object  # seconds past the function's timeout a forwarding node waits for the home's answer
+
+
+def home_of(nodes: Sequence[str], name: str, version: str) -> str:
+    """The node (of ``nodes``) that is home to ``name``'s ``version``: the highest rendezvous hash."""
+    return max(nodes, key=lambda node: hashlib.sha1(f"{node}\0{name}\0{version}".encode()).digest())
+
+
+class InvokeRouter:
+    """The invoke service as the API sees it in a cluster: ``invoke`` runs here or at the version's home."""
+
+    def __init__(self, link: Link, invoker: InvokeService, live_nodes: Callable[[], Sequence[str]],
+                 reload: Callable[[str], Awaitable[None]]) -> None:
+        self._link = link
+        self._reload = reload
+        self._invoker = invoker
+        self._live_nodes = live_nodes
+        self._subject = link.names.subject("invoke")
+        self._subscription: Any = None
+        self.forwarded = 0  # invocations sent to their home
+        self.served = 0  # invocations run here for another node
+
+    # the rest of the invoke service's face, unchanged
+    def route(self, ref: FunctionRef) -> FunctionConfig:
+        return self._invoker.route(ref)
+
+    def invoked_arn(self, ref: FunctionRef) -> str:
+        return self._invoker.invoked_arn(ref)
+
+    async def start(self) -> None:
+        if self._link.clustered:
+            self._subscription = await self._link.nats.subscribe(f"{self._subject}.{self._link.node_id}",
+                                                                 cb=self._serve)
+
+    async def aclose(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+
+    async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
+                     client_context: str | None = None, invoked_arn: str | None = None,
+                     want_log: bool = False) -> InvokeOutcome:
+        home = self._home(config, payload)
+        if home is None:
+            return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
+                                              invoked_arn=invoked_arn, want_log=want_log)
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+        request_id = request_id or str(uuid.uuid4())
+        asked = {"name": config.name, "version": config.version, "revision": config.revision_id,
+                 "request_id": request_id, "invoked_arn": invoked_arn, "want_log": want_log,
+                 "client_context": client_context}
+        try:
+            reply = await self._link.nats.request(f"{self._subject}.{home}", payload,
+                                                  headers={_HEADER: json.dumps(asked)},
+                                                  timeout=config.timeout + _ANSWER_MARGIN)
+        except NoRespondersError:
+            log.info("cluster: node %s, home of %s:%s, is gone; running it here", home, config.name, config.version)
+            return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
+                                              invoked_arn=invoked_arn, want_log=want_log)
+        except NatsTimeout as exc:
+            raise ServiceException(f"The node running the invocation ({home}) did not answer within "
+                                   f"{config.timeout + _ANSWER_MARGIN:.0f} s.") from exc
+        self.forwarded += 1
+        answer = json.loads((reply.headers or {})[_HEADER])
+        if "error" in answer:
+            raise rebuild(answer["error"], answer["message"], answer.get("reason"))
+        result = InvocationResult(payload=reply.data, function_error=answer["function_error"],
+                                  log_text=answer["log"], status=answer["status"])
+        return InvokeOutcome(request_id=request_id, executed_version=answer["executed_version"], result=result)
+
+    def _home(self, config: FunctionConfig, payload: bytes) -> str | None:
+        """The node to forward to, or None to run here."""
+        if not self._link.clustered or len(payload) > self._link.nats.max_payload - _ENVELOPE:
+            return None
+        nodes = self._live_nodes()
+        if not nodes:
+            return None
+        home = home_of(nodes, config.name, config.version)
+        return None if home == self._link.node_id else home
+
+    async def _serve(self, msg: Any) -> None:
+        """Run an invocation another node forwarded here, and answer it."""
+        answer: dict[str, Any]
+        data = b""
+        try:
+            asked = json.loads((msg.headers or {})[_HEADER])
+            config = await self._config(asked["name"], asked["version"], asked["revision"])
+            outcome = await self._invoker.invoke(
+                config, msg.data, request_id=asked["request_id"], client_context=asked["client_context"],
+                invoked_arn=asked["invoked_arn"], want_log=asked["want_log"])
+            result = outcome.result
+            answer = {"status": result.status, "executed_version": outcome.executed_version,
+                      "function_error": result.function_error, "log": result.log_text if asked["want_log"] else ""}
+            data = result.payload
+            self.served += 1
+        except LambdaError as exc:
+            answer = {"error": exc.name, "message": exc.message, "reason": getattr(exc, "reason", None)}
+        except Exception as exc:  # a fault here must still answer, or the caller waits out the timeout
+            log.exception("cluster: a forwarded invocation failed")
+            answer = {"error": ServiceException.name, "message": f"{type(exc).__name__}: {exc}"}
+        await self._link.nats.publish(msg.reply, data, headers={_HEADER: json.dumps(answer)})
+
+    async def _config(self, name: str, version: str, revision: str) -> FunctionConfig:
+        """The version the forwarding node resolved, as this node knows it; read again when this node's copy is
+        older (a change notice still on its way)."""
+        config = self._invoker.route(FunctionRef(name, version))
+        if config.revision_id != revision:
+            await self._reload(name)
+            config = self._invoker.route(FunctionRef(name, version))
+            if config.revision_id != revision:
+                raise ResourceConflictException(
+                    f"The function {name}:{version} changed while the invocation was forwarded; retry it.")
+        return config
