@@ -42,7 +42,10 @@ from lambdad.auth.credentials import RootCredentials, load_root_credentials, sha
 from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
+from lambdad import __version__
 from lambdad.cluster.link import Link
+from lambdad.cluster.membership import Membership
+from lambdad.cluster.routing import InvokeRouter
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
@@ -55,7 +58,7 @@ from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
 from lambdad.invoke.provisioned import ProvisionedConcurrency
-from lambdad.invoke.service import InvokeService
+from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.retention import LogRetention
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
@@ -245,6 +248,10 @@ class LambdadApp:
         )
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
+        self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count))
+        self.router = InvokeRouter(self.link, self.invoker, self.membership.live_ids, self._reload_function)
+        # what runs an invocation: here, or in a cluster at the function version's home node
+        self.runs: Invoker = self.router if self.link.clustered else self.invoker
         self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool,
                                                   self.store)
         await self.provisioned.load()
@@ -325,10 +332,10 @@ class LambdadApp:
 
     async def _deliver_async(self, event: AsyncEvent) -> bool:
         ref = FunctionRef(event.function_name, event.qualifier or None)
-        config = self.invoker.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
-        outcome = await self.invoker.invoke(
+        config = self.runs.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
+        outcome = await self.runs.invoke(
             config, event.payload, request_id=event.id, client_context=event.client_context,
-            invoked_arn=self.invoker.invoked_arn(ref),
+            invoked_arn=self.runs.invoked_arn(ref),
         )
         return outcome.result.function_error is None
 
@@ -356,7 +363,7 @@ class LambdadApp:
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
-            **invoke_handlers(self.invoker, self.async_queue, s.region, s.account_id),
+            **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
 
@@ -403,6 +410,10 @@ class LambdadApp:
         self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
                                 body_limit=body_limit, precheck=precheck, too_busy=request_too_busy)
         self.port = await self._http.start(self.settings.host, self.settings.port)
+        host = s.host if s.host not in ("0.0.0.0", "::", "") else socket.gethostname()
+        self.membership.endpoint = s.advertise_url or f"http://{host}:{self.port}"
+        await self.router.start()
+        await self.membership.start()
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
@@ -418,6 +429,8 @@ class LambdadApp:
         a stop must never leave environments, cgroups or the data dir lock behind because, say, the log sink
         could not flush."""
         steps = [
+            ("membership", self.membership.aclose),  # first: the other nodes stop sending invocations here
+            ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
             ("code collector", self.collector.aclose),

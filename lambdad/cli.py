@@ -263,6 +263,42 @@ def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> N
         raise click.ClickException(str(exc)) from exc
 
 
+@main.group()
+def cluster() -> None:
+    """The nodes of a cluster (cluster mode: docs/cluster.md)."""
+
+
+@cluster.command("status")
+@click.option("--nats-url", default=None, help="The cluster's NATS [LAMBDAD_NATS_URL].")
+@click.option("--cluster-name", default=None, help="The cluster's name [LAMBDAD_CLUSTER_NAME; default lambdad].")
+def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
+    """List the live nodes: id, API address, uptime, environments busy and alive, cores."""
+    import os
+    import time
+
+    from lambdad.cluster.link import Link
+    from lambdad.cluster.membership import read_nodes
+
+    url = nats_url or os.environ.get("LAMBDAD_NATS_URL")
+    name = cluster_name or os.environ.get("LAMBDAD_CLUSTER_NAME") or "lambdad"
+    if not url:
+        raise click.ClickException("not a cluster: name its NATS with --nats-url or LAMBDAD_NATS_URL")
+
+    async def read() -> list[Any]:
+        link = await Link.open(url, name)
+        try:
+            return await read_nodes(link)
+        finally:
+            await link.aclose()
+
+    nodes = asyncio.run(read())
+    click.echo(f"cluster {name}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
+    for node in nodes:
+        up = time.time() - node.started
+        click.echo(f"{node.node}\t{node.endpoint}\tup {up:.0f} s\tenvironments {node.busy} busy / "
+                   f"{node.environments}\t{node.cores} cores\tlambdad {node.version}")
+
+
 @main.command()
 @click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="The embedded data dir to move [LAMBDAD_DATA_DIR; default ./lambdad-data].")

@@ -54,6 +54,7 @@ class Settings:
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
     cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
+    advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
 
     @property
     def store_url(self) -> str:

@@ -20,7 +20,7 @@ from lambdad.errors import (
     violation,
 )
 from lambdad.invoke.async_queue import EventQueue
-from lambdad.invoke.service import InvokeService
+from lambdad.invoke.service import Invoker
 
 __all__ = ["invoke_handlers"]
 
@@ -60,7 +60,7 @@ def _enum(value: str, member: str, allowed: tuple[str, ...]) -> None:
         raise validation_error(violation(member, f"Member must satisfy enum value set: [{', '.join(allowed)}]", value))
 
 
-def invoke_handlers(service: InvokeService, queue: EventQueue, region: str, account_id: str) -> dict[str, Handler]:
+def invoke_handlers(service: Invoker, queue: EventQueue, region: str, account_id: str) -> dict[str, Handler]:
     async def invoke(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         invocation_type = params.get("InvocationType") or "RequestResponse"
         log_type = params.get("LogType") or "None"

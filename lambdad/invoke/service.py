@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from lambdad.arn import FunctionRef, function_arn
 from lambdad.errors import InvalidRuntimeException, ServiceException
@@ -22,7 +23,7 @@ from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
 
-__all__ = ["InvokeService", "InvokeOutcome"]
+__all__ = ["InvokeService", "InvokeOutcome", "Invoker"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,19 @@ class InvokeOutcome:
     request_id: str
     executed_version: str
     result: InvocationResult
+
+
+class Invoker(Protocol):
+    """What the API and the async queue need to run an invocation: ``InvokeService`` on one node, and in a
+    cluster ``cluster/routing.py``'s router, which may run it on another node."""
+
+    def route(self, ref: FunctionRef) -> FunctionConfig: ...
+
+    def invoked_arn(self, ref: FunctionRef) -> str: ...
+
+    async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
+                     client_context: str | None = None, invoked_arn: str | None = None,
+                     want_log: bool = False) -> InvokeOutcome: ...
 
 
 class InvokeService:
