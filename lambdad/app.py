@@ -43,6 +43,7 @@ from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad import __version__
+from lambdad.cluster.blobs import SharedBlobStore
 from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.routing import InvokeRouter
@@ -72,7 +73,7 @@ from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
-from lambdad.store.interfaces import AsyncEvent
+from lambdad.store.interfaces import AsyncEvent, BlobStore
 from lambdad.store.sql import SqlStore
 
 __all__ = ["LambdadApp"]
@@ -192,7 +193,9 @@ class LambdadApp:
         self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
         self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
-        self.blobs = FileBlobStore(s.data_dir / "code")
+        self.blobs: BlobStore = FileBlobStore(s.data_dir / "code")
+        if self.link.clustered:  # the node's files become its cache of the cluster's object store
+            self.blobs = await SharedBlobStore.open(FileBlobStore(s.data_dir / "code"), self.link)
         self.trees = CodeTrees(s.data_dir / "tasks")
         self.runtimes = RuntimeRegistry()
         self.layers = LayerService(self.store, self.blobs, CodeTrees(s.data_dir / "opt"), region=s.region,

@@ -4,6 +4,7 @@ where PostgreSQL or NATS is absent."""
 
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import re
@@ -17,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.server import create_python_function, wait_until
+from tests.services import NATS
 
 ECHO = """
 import json
@@ -182,3 +184,45 @@ def _knows(client, name: str) -> bool:
         return True
     except client.exceptions.ResourceNotFoundException:
         return False
+
+
+WHERE = """
+def handler(event, context):
+    return {"stream": context.log_stream_name, "event": event}
+"""
+
+
+def test_any_node_serves_an_invoke_at_the_function_home(cluster, fname) -> None:
+    nodes = cluster(3).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[1], fname, WHERE)  # its code reaches the others through the object store
+    assert wait_until(lambda: all(_knows(c, fname) for c in clients), timeout=5)
+    streams = set()
+    for round_ in range(3):
+        for i, client in enumerate(clients):
+            out = client.invoke(FunctionName=fname, Payload=json.dumps({"from": i}).encode(), LogType="Tail")
+            answer = json.loads(out["Payload"].read())
+            assert answer["event"] == {"from": i} and "FunctionError" not in out
+            assert "START RequestId" in base64.b64decode(out["LogResult"]).decode()
+            streams.add(answer["stream"])
+    assert len(streams) == 1  # one warm environment served all nine, at the version's home node
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    status = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name)
+    assert status.returncode == 0 and "3 nodes" in status.stdout, status.stderr
+    assert all(n.endpoint in status.stdout for n in nodes)
+
+    # the home is the one node with an environment (status shows each node's, from its heartbeats)
+    homes: list = []
+
+    def one_home() -> bool:
+        lines = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout.splitlines()
+        homes[:] = [n for n in nodes for line in lines if n.endpoint in line and "/ 0\t" not in line]
+        return len(homes) == 1
+
+    assert wait_until(one_home, timeout=8), homes
+    home = homes[0]
+    home.stop(signal.SIGKILL)  # kill -9: the others go on serving (the function's home moves)
+    survivors = [n.client() for n in nodes if n is not home]
+    for client in survivors:
+        out = client.invoke(FunctionName=fname, Payload=b'{"after": "kill"}')
+        assert json.loads(out["Payload"].read())["event"] == {"after": "kill"}

@@ -55,13 +55,9 @@ class CodeUrlSigner:
             query = parse_qs(raw_query)
             if not self.check(code_hash, query.get("Expires", [""])[0], query.get("Signature", [""])[0]):
                 return text(403, "Request has expired or the signature does not match.")
-            try:
-                blob = service.blob_path(code_hash)
-            except ValueError:
-                return text(404, "No such code package.")
-            try:
-                data = await asyncio.to_thread(blob.read_bytes)  # at most a 50 MB zip, off the event loop
-            except FileNotFoundError:
+            try:  # at most a 50 MB zip, off the event loop (in a cluster it may be fetched first)
+                data = await asyncio.to_thread(lambda: service.blob_path(code_hash).read_bytes())
+            except (ValueError, FileNotFoundError):
                 return text(404, "No such code package.")
             return HttpResponse(200, data, (("Content-Type", "application/zip"),))
 

@@ -190,8 +190,9 @@ class LayerService:
 
     async def ensure_opt_tree(self, code_hashes: tuple[str, ...]) -> None:
         if code_hashes:
-            paths = [self._blobs.path(h) for h in code_hashes]
-            await asyncio.to_thread(self._opt.ensure_merged, opt_key(code_hashes), paths)
+            key = opt_key(code_hashes)
+            if not self._opt.path(key).is_dir():  # the blobs' paths may mean fetching them (a cluster): a thread
+                await asyncio.to_thread(lambda: self._opt.ensure_merged(key, [self._blobs.path(h) for h in code_hashes]))
 
     # -- writes ----------------------------------------------------------------------------------------------
 

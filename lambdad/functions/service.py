@@ -250,6 +250,14 @@ class FunctionService:
     def code_tree(self, config: FunctionConfig) -> str:
         return str(self._trees.path(config.code_hash))
 
+    async def ensure_code_tree(self, config: FunctionConfig) -> None:
+        """Unpack ``config``'s code here if it is not yet (in a cluster, code uploaded on another node is unpacked
+        by the first node to run it; its zip comes from the shared blob store)."""
+        if not self._trees.path(config.code_hash).is_dir():
+            code_hash = config.code_hash
+            await asyncio.to_thread(lambda: self._trees.ensure(code_hash, self._blobs.get(code_hash)))
+        await self._ensure_opt_tree(config.layer_hashes)
+
     def opt_tree(self, config: FunctionConfig) -> str | None:
         """The merged tree of the function's layers (mounted at /opt), or None when it has none."""
         return self._layers.opt_tree(config.layer_hashes) if self._layers is not None else None
@@ -345,7 +353,8 @@ class FunctionService:
             self._check_revision(function.latest, params.get("RevisionId"))
             if "layers" in changes:
                 if changes["layers"]:
-                    code_size = await asyncio.to_thread(unzipped_size, self._blobs.path(function.latest.code_hash))
+                    code_hash = function.latest.code_hash
+                    code_size = await asyncio.to_thread(lambda: unzipped_size(self._blobs.path(code_hash)))
                     self._check_total_size(code_size, changes["layers"])
                 await self._ensure_opt_tree(changes["layer_hashes"])
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
@@ -517,7 +526,7 @@ class FunctionService:
         self._check_total_size(await asyncio.to_thread(check_zip, data, operation), layers)
         code_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())  # 50 MB: ~40 ms, off the loop
         async with self._blobs.guard:  # not while the collector deletes (it could be deleting this very code)
-            existed = self._blobs.exists(code_hash)
+            existed = await asyncio.to_thread(self._blobs.exists, code_hash)
             await asyncio.to_thread(self._blobs.put, data, code_hash)
             try:
                 await asyncio.to_thread(self._trees.ensure, code_hash, data)

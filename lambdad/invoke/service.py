@@ -116,6 +116,7 @@ class InvokeService:
         key = (config.name, config.version, config.revision_id)
         spec = self._specs.get(key)
         if spec is None:
+            await self._functions.ensure_code_tree(config)  # in a cluster, code uploaded on another node
             try:
                 runtime = await asyncio.to_thread(self._runtimes.get, config.runtime)
             except RuntimeUnavailable as exc:

@@ -1,0 +1,102 @@
+"""The cluster's blob store: code and layer zips in JetStream's object store, each node's data dir as a cache.
+
+Choice: JetStream's object store rather than an S3 bucket, because a cluster already runs NATS with JetStream and
+needs nothing more; ``docs/performance.md`` has its cost against local files. Objects are named by the hex
+SHA-256 of their bytes (the blob key), in the bucket ``<cluster>_code`` (file storage).
+
+``put`` stores the zip in the node's cache (``FileBlobStore``) and in the object store before it returns, so a
+function is never recorded with code that other nodes cannot fetch. ``path`` and ``get`` on a node that never saw
+the upload fetch the object into its cache first. The methods block (they are called from worker threads, as the
+blob store's contract says) and hand the object store's coroutines to the event loop; calling one on the event
+loop's own thread would wait for itself, and raises instead.
+
+Deletion: ``delete`` removes the node's cached copy only. The shared copy is left: another node may be storing a
+function that uses the same code at this very moment (its record not yet committed), and a node cannot tell. ⬜
+Collecting shared copies that no function or layer of the database references is not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, Coroutine, TypeVar
+
+from lambdad.cluster.link import Link
+from lambdad.store.blobs import FileBlobStore
+
+__all__ = ["SharedBlobStore"]
+
+T = TypeVar("T")
+_WAIT = 300.0  # seconds a blocking call waits for the object store (a 50 MB zip takes well under one)
+
+
+class SharedBlobStore:
+    def __init__(self, cache: FileBlobStore, objects: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._cache = cache
+        self._objects = objects  # nats.js.object_store.ObjectStore
+        self._loop = loop
+        self.root = cache.root
+        self.guard = cache.guard
+        self._fetching = threading.Lock()
+
+    @classmethod
+    async def open(cls, cache: FileBlobStore, link: Link) -> "SharedBlobStore":
+        from nats.js.api import ObjectStoreConfig, StorageType
+
+        assert link.jetstream is not None
+        bucket = link.names.bucket("code")
+        objects = await link.jetstream.create_object_store(
+            bucket, config=ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+        return cls(cache, objects, asyncio.get_running_loop())
+
+    def path(self, key: str) -> Path:
+        local = self._cache.path(key)
+        if not local.exists():
+            with self._fetching:  # one fetch of a blob at a time per node
+                if not local.exists():
+                    self._cache.put(self._call(self._fetch(key)), key)
+        return local
+
+    def put(self, data: bytes, key: str | None = None) -> str:
+        key = self._cache.put(data, key)
+        self._call(self._objects.put(key, data))
+        return key
+
+    def get(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._cache.exists(key) or self._call(self._has(key))
+
+    def delete(self, key: str) -> None:
+        self._cache.delete(key)
+
+    async def _fetch(self, key: str) -> bytes:
+        from nats.js.errors import ObjectNotFoundError
+
+        try:
+            result = await self._objects.get(key)
+        except ObjectNotFoundError:
+            raise FileNotFoundError(f"blob {key} is in no node's cache and not in the cluster's object store") from None
+        data: bytes = result.data
+        return data
+
+    async def _has(self, key: str) -> bool:
+        from nats.js.errors import ObjectNotFoundError
+
+        try:
+            await self._objects.get_info(key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise RuntimeError("a blocking blob store call on the event loop's thread: call it from a worker thread")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_WAIT)
