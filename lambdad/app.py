@@ -44,6 +44,7 @@ from lambdad.auth.principals import ROOT, Identity, function_principal, user_pri
 from lambdad.auth.sigv4 import Secret
 from lambdad import __version__
 from lambdad.cluster.blobs import SharedBlobStore
+from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.routing import InvokeRouter
@@ -239,9 +240,11 @@ class LambdadApp:
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
         mb = 1024 * 1024
+        self.leases = Leases(self.link)  # work one node of a cluster does (embedded: this one)
         self.log_retention = LogRetention(
             self.store, max_age_seconds=s.log_retention_days * 86400, group_bytes=int(s.log_function_max_mb * mb),
-            total_bytes=int(s.log_max_mb * mb))
+            total_bytes=int(s.log_max_mb * mb), lease=self.leases.lease("log-retention"))
+        await self.leases.start()
         self.log_retention.start()
         self.log_sink = LogSink(self.store, on_written=self.log_retention.written)
         self.log_sink.start()
@@ -442,6 +445,7 @@ class LambdadApp:
             ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),
             ("log retention", self.log_retention.aclose),
+            ("leases", self.leases.aclose),
             ("change notices", self.notices.aclose),
             ("cluster link", self.link.aclose),
             ("metadata store", self.store.aclose),

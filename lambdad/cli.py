@@ -277,6 +277,7 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
     import time
 
     from lambdad.cluster.link import Link
+    from lambdad.cluster.leases import read_holders
     from lambdad.cluster.membership import read_nodes
 
     url = nats_url or os.environ.get("LAMBDAD_NATS_URL")
@@ -284,19 +285,21 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
     if not url:
         raise click.ClickException("not a cluster: name its NATS with --nats-url or LAMBDAD_NATS_URL")
 
-    async def read() -> list[Any]:
+    async def read() -> tuple[list[Any], dict[str, str]]:
         link = await Link.open(url, name)
         try:
-            return await read_nodes(link)
+            return await read_nodes(link), await read_holders(link)
         finally:
             await link.aclose()
 
-    nodes = asyncio.run(read())
+    nodes, holders = asyncio.run(read())
     click.echo(f"cluster {name}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
     for node in nodes:
         up = time.time() - node.started
         click.echo(f"{node.node}\t{node.endpoint}\tup {up:.0f} s\tenvironments {node.busy} busy / "
                    f"{node.environments}\t{node.cores} cores\tlambdad {node.version}")
+    for lease, holder in sorted(holders.items()):
+        click.echo(f"lease {lease}: held by {holder}")
 
 
 @main.command()

@@ -4,23 +4,31 @@
 returns True is followed by another one soon (it could not finish: try again). ``aclose()`` does not cancel: a
 run in progress finishes (a cancellation in the middle of a write could leave it half done), then the task ends.
 A failing run is logged and the job goes on. The log sink, log retention and the code collector are such jobs.
+
+A job given a ``lease`` (``cluster/leases.py``) runs only while this node holds it: in a cluster, work that one
+node must do (log retention) is done by the lease's holder, and taken over by another node when it dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 __all__ = ["Periodic"]
 
 log = logging.getLogger(__name__)
 
 
+class Held(Protocol):
+    def held(self) -> bool: ...
+
+
 class Periodic:
     def __init__(self, name: str, work: Callable[[], Awaitable[bool | None]], interval: float,
-                 settle: float = 0.0) -> None:
+                 settle: float = 0.0, lease: Held | None = None) -> None:
         self.name = name
+        self._lease = lease
         self._work = work
         self._interval = interval
         self._settle = settle
@@ -47,6 +55,8 @@ class Periodic:
                 return
             if self._settle:
                 await asyncio.sleep(self._settle)
+            if self._lease is not None and not self._lease.held():
+                continue  # another node's turn
             try:
                 if await self._work():
                     self._wake.set()

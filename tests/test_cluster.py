@@ -226,3 +226,24 @@ def test_any_node_serves_an_invoke_at_the_function_home(cluster, fname) -> None:
     for client in survivors:
         out = client.invoke(FunctionName=fname, Payload=b'{"after": "kill"}')
         assert json.loads(out["Payload"].read())["event"] == {"after": "kill"}
+
+
+def test_a_lease_owned_job_moves_when_its_node_dies(cluster) -> None:
+    nodes = cluster(3).nodes
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+
+    def holder() -> tuple[str | None, dict[str, str]]:
+        out = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout
+        endpoints = {line.split("\t")[0]: line.split("\t")[1] for line in out.splitlines() if "\t" in line}
+        held = re.search(r"lease log-retention: held by (\S+)", out)
+        return (held.group(1) if held else None), endpoints
+
+    assert wait_until(lambda: holder()[0] is not None, timeout=10)
+    first, endpoints = holder()
+    victim = next(n for n in nodes if n.endpoint == endpoints[first])
+    victim.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_until(lambda: holder()[0] not in (None, first), timeout=15)
+    took = time.monotonic() - killed
+    second, endpoints = holder()
+    assert second in endpoints and endpoints[second] != victim.endpoint and took < 12

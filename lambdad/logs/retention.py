@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from lambdad.periodic import Periodic
+from lambdad.periodic import Held, Periodic
 from lambdad.store.interfaces import LogStore
 
 __all__ = ["LogRetention"]
@@ -21,14 +21,15 @@ log = logging.getLogger(__name__)
 
 class LogRetention:
     def __init__(self, store: LogStore, *, max_age_seconds: float, group_bytes: int, total_bytes: int,
-                 interval: float = 60.0) -> None:
+                 interval: float = 60.0, lease: Held | None = None) -> None:
         self._store = store
         self._max_age = max_age_seconds
         self._group_bytes = group_bytes
         self._total_bytes = total_bytes
         self._soon_after = max(group_bytes // 4, 1)  # bytes written since the last trim that call for one now
         self._written = 0
-        self._job = Periodic("log-retention", self.trim, min(interval, max(max_age_seconds / 2, 0.5)))
+        # in a cluster only the holder of the lease trims (the store is shared)
+        self._job = Periodic("log-retention", self.trim, min(interval, max(max_age_seconds / 2, 0.5)), lease=lease)
 
     def start(self) -> None:
         self._job.start()
