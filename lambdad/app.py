@@ -43,6 +43,7 @@ from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad import __version__
+from lambdad.cluster.async_queue import JetStreamQueue
 from lambdad.cluster.blobs import SharedBlobStore
 from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
@@ -261,9 +262,11 @@ class LambdadApp:
         self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool,
                                                   self.store)
         await self.provisioned.load()
-        self.async_queue = AsyncQueue(
-            self.store, self._deliver_async, retry_delays=s.async_retry_delays, max_event_age=s.max_event_age_seconds
-        )
+        self.async_queue: AsyncQueue | JetStreamQueue = (
+            JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
+                           max_event_age=s.max_event_age_seconds) if self.link.clustered else
+            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays,
+                       max_event_age=s.max_event_age_seconds))
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,

@@ -247,3 +247,36 @@ def test_a_lease_owned_job_moves_when_its_node_dies(cluster) -> None:
     took = time.monotonic() - killed
     second, endpoints = holder()
     assert second in endpoints and endpoints[second] != victim.endpoint and took < 12
+
+
+def test_async_events_survive_the_kill_of_the_node_that_accepted_them(cluster, fname) -> None:
+    """A stream of async invocations sent to one node, killed with kill -9 half-way: every accepted event runs at
+    least once, on the others. Retries after a function error follow LAMBDAD_ASYNC_RETRY_DELAYS in a cluster
+    too."""
+    from tests.test_server import _Recorder
+
+    nodes = cluster(3, env={"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"}).nodes
+    recorder = _Recorder()
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, recorder.function_code(fail=False, sleep=0.2))
+    assert wait_until(lambda: all(_knows(c, fname) for c in clients), timeout=5)
+    accepted = []
+    for i in range(40):
+        if i == 20:
+            nodes[0].stop(signal.SIGKILL)  # the node that accepted the first half
+        client = clients[0] if i < 20 else clients[1 + i % 2]
+        answer = client.invoke(FunctionName=fname, InvocationType="Event", Payload=json.dumps({"n": i}).encode())
+        assert answer["StatusCode"] == 202
+        accepted.append(i)
+    assert wait_until(lambda: {e["n"] for e in recorder.events} >= set(accepted), timeout=60), (
+        sorted(set(accepted) - {e["n"] for e in recorder.events}))
+
+    failing = f"{fname}-f"
+    failures = _Recorder()
+    create_python_function(clients[1], failing, failures.function_code(fail=True))
+    assert wait_until(lambda: _knows(clients[2], failing), timeout=5)
+    started = time.time()
+    clients[2].invoke(FunctionName=failing, InvocationType="Event", Payload=b'{"n": "f"}')
+    assert wait_until(lambda: len(failures.events) >= 3, timeout=20)
+    time.sleep(1.5)
+    assert len(failures.events) == 3 and time.time() - started >= 1.0  # the first try and two retries

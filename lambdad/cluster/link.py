@@ -80,5 +80,6 @@ class Link:
         return link
 
     async def aclose(self) -> None:
+        """Close the connection (what needed answering was answered before: the parts stop first)."""
         if self.nats is not None:
-            await self.nats.drain()
+            await self.nats.close()
