@@ -47,6 +47,7 @@ from lambdad.cluster.async_queue import JetStreamQueue
 from lambdad.cluster.blobs import SharedBlobStore
 from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
+from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.routing import InvokeRouter
 from lambdad.cluster.notices import ChangeNotices
@@ -249,14 +250,20 @@ class LambdadApp:
         self.log_retention.start()
         self.log_sink = LogSink(self.store, on_written=self.log_retention.written)
         self.log_sink.start()
+        # in a cluster each node uses a share of each concurrency limit, granted through the database
+        self.permits = (ClusterPermits(self.store, self.link.node_id, lambda: self.pool.usage())
+                        if self.link.clustered else None)
         self.pool = EnvironmentPool(
             self._make_environment, account_limit=s.account_concurrency, idle_timeout=s.idle_timeout_seconds,
-            limits=self.concurrency, on_gone=self._code_released,
+            limits=self.concurrency, on_gone=self._code_released, permits=self.permits,
         )
+        if self.permits is not None:
+            self.permits.start()
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
         self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count))
-        self.router = InvokeRouter(self.link, self.invoker, self.membership.live_ids, self._reload_function)
+        self.router = InvokeRouter(self.link, self.invoker, self.membership.live, self._reload_function,
+                                   self.pool.has_idle)
         # what runs an invocation: here, or in a cluster at the function version's home node
         self.runs: Invoker = self.router if self.link.clustered else self.invoker
         self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool,
@@ -307,6 +314,10 @@ class LambdadApp:
 
     async def _await_run_dir_sweep(self) -> None:
         await asyncio.gather(self._run_dir_sweep, return_exceptions=True)
+
+    async def _close_permits(self) -> None:
+        if self.permits is not None:
+            await self.permits.aclose()
 
     async def _close_network(self) -> None:
         if self.network is not None:
@@ -444,6 +455,7 @@ class LambdadApp:
             ("async queue", self.async_queue.aclose),
             ("code collector", self.collector.aclose),
             ("environments", self.pool.aclose),
+            ("concurrency shares", self._close_permits),
             ("fork servers", self.launcher.aclose),
             ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),

@@ -280,3 +280,97 @@ def test_async_events_survive_the_kill_of_the_node_that_accepted_them(cluster, f
     assert wait_until(lambda: len(failures.events) >= 3, timeout=20)
     time.sleep(1.5)
     assert len(failures.events) == 3 and time.time() - started >= 1.0  # the first try and two retries
+
+
+SLEEPER = """
+import time
+def handler(event, context):
+    started = time.time()
+    time.sleep(1.5)
+    return {"started": started, "ended": time.time()}
+"""
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = running = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_concurrency_limit_holds_across_nodes_under_a_burst(cluster, fname) -> None:
+    """Reserved concurrency 5, a burst of 24 invokes over 3 nodes at once, each running where it arrived (a payload
+    too big to forward, > 1 MB): never more than 5 run at once in the whole cluster, the rest are throttled with
+    Lambda's reason, and the limit is used (at least 5 succeed)."""
+    nodes = cluster(3).nodes
+    clients = [n.client(read_timeout=30, max_pool_connections=16) for n in nodes]
+    create_python_function(clients[0], fname, SLEEPER, Timeout=10)
+    clients[0].put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=5)
+    assert wait_until(lambda: all(
+        c.get_function_concurrency(FunctionName=fname).get("ReservedConcurrentExecutions") == 5 for c in clients),
+        timeout=5)
+    payload = json.dumps({"pad": "x" * 1_100_000}).encode()
+    spans, throttled, other = [], [], []
+
+    def invoke(i: int) -> None:
+        client = clients[i % 3]
+        try:
+            answer = json.loads(client.invoke(FunctionName=fname, Payload=payload)["Payload"].read())
+            spans.append((answer["started"], answer["ended"]))
+        except client.exceptions.TooManyRequestsException as exc:
+            throttled.append(exc.response["Reason"])
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            other.append(repr(exc))
+
+    with ThreadPoolExecutor(24) as pool:
+        list(pool.map(invoke, range(24)))
+    assert not other, other
+    assert _most_at_once(spans) <= 5, sorted(spans)  # in the whole cluster at once
+    assert len(spans) >= 5 and len(spans) + len(throttled) == 24
+    assert set(throttled) == {"ReservedFunctionConcurrentInvocationLimitExceeded"}
+
+
+def test_a_dead_node_gives_its_concurrency_back(cluster, fname) -> None:
+    """A node running the whole reservation is killed with kill -9: within the void time of its share (10 s) the
+    other node can use the reservation again."""
+    a, b = cluster(2).nodes
+    la, lb = a.client(read_timeout=60), b.client(read_timeout=60)
+    create_python_function(la, fname, NAPPER, Timeout=60)
+    la.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=2)
+    assert wait_until(lambda: lb.get_function_concurrency(FunctionName=fname).get("ReservedConcurrentExecutions")
+                      == 2, timeout=5)
+    pad = "x" * 1_100_000  # too big to forward: each invocation runs where it arrives
+
+    def invoke(client, sleep: float) -> str:
+        try:
+            client.invoke(FunctionName=fname, Payload=json.dumps({"sleep": sleep, "pad": pad}).encode())
+            return "ran"
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+
+    background = ThreadPoolExecutor(2)
+    for _ in range(2):
+        background.submit(invoke, la, 30)  # a holds both permits
+    name = a.extra_env["LAMBDAD_CLUSTER_NAME"]
+
+    def both_running_on_a() -> bool:  # as a's heartbeat reports it (each 30 s asleep)
+        out = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout
+        return any(a.endpoint in line and "environments 2 busy" in line for line in out.splitlines())
+
+    assert wait_until(both_running_on_a, timeout=20)
+    assert invoke(lb, 0) == "TooManyRequestsException"
+    a.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    background.shutdown(wait=False)
+    assert wait_until(lambda: invoke(lb, 0) == "ran", timeout=20)
+    assert time.monotonic() - killed < 14  # the share is void 10 s after its last renewal
+
+
+NAPPER = """
+import time
+def handler(event, context):
+    time.sleep(event["sleep"])
+    return "slept"
+"""

@@ -1,4 +1,5 @@
-"""Which node runs a synchronous invocation: its function version's home node, so warm environments are reused.
+"""Which node runs an invocation: here when a warm environment waits here, else its function version's home node,
+unless the home is saturated.
 
 Every node accepts Invoke. The live nodes (membership) are ranked for each function version by rendezvous
 hashing (highest ``sha1(node id, function, version)`` first): the first is the version's *home*, where its warm
@@ -7,6 +8,11 @@ whose home is another node to it over NATS request-reply (subject ``<cluster>.in
 carries the function, version and revision, the caller's request id, client context and invoked ARN, and the
 payload; the reply carries the result, or the Lambda error raised there, which is answered as if raised here.
 When nodes come or go only the versions whose home changes move (rendezvous hashing's property).
+
+Two exceptions spread a busy function over the cluster: an invocation runs where it arrived when an idle warm
+environment of the version waits there (no hop, no cold start), and when the home's last heartbeat showed it
+saturated (``SATURATED`` busy environments per core) while this node is not (a cold start here instead: the
+next invocations find it warm here).
 
 What is not forwarded, and runs where it arrived: a payload too big for one NATS message; an invocation whose home
 does not answer at once (NATS tells "no responders" when no node listens: the node is gone and membership has not
@@ -24,6 +30,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from lambdad.arn import FunctionRef
 from lambdad.cluster.link import Link
+from lambdad.cluster.membership import NodeInfo
 from lambdad.errors import LambdaError, ResourceConflictException, ServiceException, rebuild
 from lambdad.functions.model import FunctionConfig
 from lambdad.invoke.service import InvokeOutcome, InvokeService
@@ -35,7 +42,12 @@ log = logging.getLogger(__name__)
 
 _ENVELOPE = 16 * 1024  # headers and framing of a forwarded invocation, at most
 _ANSWER_MARGIN = 10.0
-_HEADER = "Lambdad-Invoke"  # the request's and the answer's fields, as one JSON object  # seconds past the function's timeout a forwarding node waits for the home's answer
+_HEADER = "Lambdad-Invoke"
+SATURATED = 2  # busy environments per core (at least 4 in all) beyond which a home takes no more forwarded work  # the request's and the answer's fields, as one JSON object  # seconds past the function's timeout a forwarding node waits for the home's answer
+
+
+def _saturated(node: NodeInfo) -> bool:
+    return node.busy >= max(4, SATURATED * node.cores)
 
 
 def home_of(nodes: Sequence[str], name: str, version: str) -> str:
@@ -46,10 +58,11 @@ def home_of(nodes: Sequence[str], name: str, version: str) -> str:
 class InvokeRouter:
     """The invoke service as the API sees it in a cluster: ``invoke`` runs here or at the version's home."""
 
-    def __init__(self, link: Link, invoker: InvokeService, live_nodes: Callable[[], Sequence[str]],
-                 reload: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, link: Link, invoker: InvokeService, live_nodes: Callable[[], Sequence[NodeInfo]],
+                 reload: Callable[[str], Awaitable[None]], idle_here: Callable[[str, str, str], bool]) -> None:
         self._link = link
         self._reload = reload
+        self._idle_here = idle_here
         self._invoker = invoker
         self._live_nodes = live_nodes
         self._subject = link.names.subject("invoke")
@@ -110,11 +123,18 @@ class InvokeRouter:
         """The node to forward to, or None to run here."""
         if not self._link.clustered or len(payload) > self._link.nats.max_payload - _ENVELOPE:
             return None
-        nodes = self._live_nodes()
+        if self._idle_here(config.name, config.version, config.revision_id):
+            return None
+        nodes = {node.node: node for node in self._live_nodes()}
         if not nodes:
             return None
-        home = home_of(nodes, config.name, config.version)
-        return None if home == self._link.node_id else home
+        home = home_of(list(nodes), config.name, config.version)
+        me = self._link.node_id
+        if home == me:
+            return None
+        if me in nodes and _saturated(nodes[home]) and not _saturated(nodes[me]):
+            return None
+        return home
 
     async def _serve(self, msg: Any) -> None:
         """Run an invocation another node forwarded here, and answer it."""

@@ -59,6 +59,16 @@ class ConcurrencyLimits(Protocol):
     def reserved_total(self) -> int: ...
 
 
+class Permits(Protocol):
+    """Cluster mode (``cluster/permits.py``): the share of each limit this node may use. A scope is ``account``
+    (the unreserved pool) or ``function:<name>`` (a reservation); ``cap`` is the whole limit of the scope, which
+    the shares of all nodes together never pass."""
+
+    def held(self, scope: str) -> int: ...
+
+    async def grow(self, scope: str, cap: int, used: int) -> bool: ...
+
+
 class _NoReservations:
     def reserved(self, name: str) -> int | None:
         return None
@@ -82,8 +92,10 @@ class EnvironmentPool:
         idle_timeout: float,
         limits: ConcurrencyLimits | None = None,
         on_gone: Callable[[], None] | None = None,
+        permits: Permits | None = None,
     ) -> None:
         self._make = make_environment
+        self._permits = permits  # None: this node's limits are the whole limits (a cluster of one)
         self._on_gone = on_gone  # told when an environment has died (what it ran from may be collected)
         self.account_limit = account_limit
         self.idle_timeout = idle_timeout
@@ -124,7 +136,12 @@ class EnvironmentPool:
                 self.in_use += 1
                 self._provisioned_busy.add(env)
                 return env, False
-        reserved = self._admit(name)
+        try:
+            reserved = self._admit(name)
+        except TooManyRequestsException:
+            if self._permits is None or not await self._permits.grow(*self._scope(name)):
+                raise
+            reserved = self._admit(name)  # this node's share grew (the whole limit allows it)
         idle = self._idle.get(_key(spec))
         while idle:
             env = idle.pop()
@@ -146,13 +163,39 @@ class EnvironmentPool:
         """Check there is room for one more invocation of ``name``; returns whether it runs under a reservation."""
         reserved = self._limits.reserved(name)
         if reserved is not None:
-            if self._busy_by_function.get(name, 0) >= reserved - self.provisioned_requested(name):
+            cap = reserved - self.provisioned_requested(name)
+            if self._permits is not None:
+                cap = min(cap, self._permits.held(f"function:{name}"))
+            if self._busy_by_function.get(name, 0) >= cap:
                 raise TooManyRequestsException("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded")
             return True
-        provisioned = sum(p.requested for (fn, _), p in self._provisions.items() if self._limits.reserved(fn) is None)
-        if self.unreserved_in_use >= self.account_limit - self._limits.reserved_total - provisioned:
+        cap = self._unreserved_cap()
+        if self._permits is not None:
+            cap = min(cap, self._permits.held("account"))
+        if self.unreserved_in_use >= cap:
             raise TooManyRequestsException("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
         return False
+
+    def _unreserved_cap(self) -> int:
+        provisioned = sum(p.requested for (fn, _), p in self._provisions.items() if self._limits.reserved(fn) is None)
+        return self.account_limit - self._limits.reserved_total - provisioned
+
+    def _scope(self, name: str) -> tuple[str, int, int]:
+        """(scope, its whole limit, this node's use of it) of an invocation of ``name``."""
+        reserved = self._limits.reserved(name)
+        if reserved is not None:
+            return f"function:{name}", reserved - self.provisioned_requested(name), self._busy_by_function.get(name, 0)
+        return "account", self._unreserved_cap(), self.unreserved_in_use
+
+    def has_idle(self, name: str, version: str, revision_id: str) -> bool:
+        """Whether an idle (warm, not provisioned) environment of this exact function version waits here."""
+        return bool(self._idle.get((name, version, revision_id)))
+
+    def usage(self) -> dict[str, int]:
+        """This node's use of each scope now (``Permits``: a share beyond it may be given back)."""
+        used = {f"function:{name}": n for name, n in self._busy_by_function.items()}
+        used["account"] = self.unreserved_in_use
+        return used
 
     def _count(self, env: Environment, name: str, reserved: bool) -> None:
         self.in_use += 1

@@ -19,7 +19,7 @@ from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "async_events", "log_streams",
-           "log_events", "log_group_bytes", "access_keys", "root_credentials", "octet_length"]
+           "log_events", "log_group_bytes", "access_keys", "root_credentials", "concurrency_grants", "octet_length"]
 
 metadata = sa.MetaData()
 
@@ -138,6 +138,15 @@ root_credentials = sa.Table(  # cluster mode: the root key every node accepts (e
     sa.Column("name", sa.Text, primary_key=True),  # "root"
     sa.Column("access_key_id", sa.Text, nullable=False),
     sa.Column("secret_access_key", sa.Text, nullable=False),
+)
+
+concurrency_grants = sa.Table(  # cluster mode: each node's share of each concurrency limit (cluster/permits.py)
+    "concurrency_grants", metadata,
+    sa.Column("scope", sa.Text, nullable=False),  # "account" or "function:<name>"
+    sa.Column("node", sa.Text, nullable=False),
+    sa.Column("permits", sa.Integer, nullable=False),
+    sa.Column("renewed", sa.Float, nullable=False),  # epoch seconds; a share not renewed for long is void
+    sa.PrimaryKeyConstraint("scope", "node"),
 )
 
 

@@ -360,6 +360,48 @@ class SqlStore:
 
         return await self._run(decide, write=True)
 
+    # -- concurrency grants (cluster mode) -------------------------------------------------------------------
+
+    async def grant_permits(self, scope: str, node: str, want: int, cap: int, void_before: float) -> int:
+        """Give ``node`` up to ``want`` more permits of ``scope`` while the shares of all nodes stay within
+        ``cap`` (shares renewed before ``void_before`` count for nothing, and are deleted); returns how many.
+        One transaction, serialised per scope (an advisory lock on PostgreSQL; SQLite has one writer)."""
+        grants = t.concurrency_grants
+
+        def grant(conn: sa.Connection) -> int:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:scope))"), {"scope": scope})
+            conn.execute(sa.delete(grants).where(grants.c.scope == scope, grants.c.renewed < void_before))
+            given = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(grants.c.permits), 0))
+                                 .where(grants.c.scope == scope)).scalar_one()
+            more = min(want, cap - int(given))
+            if more <= 0:
+                return 0
+            statement = self._insert(grants).values(scope=scope, node=node, permits=more, renewed=time.time())
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=["scope", "node"],
+                set_={"permits": grants.c.permits + more, "renewed": statement.excluded.renewed}))
+            return more
+
+        return await self._run(grant, write=True)
+
+    async def settle_permits(self, node: str, keep: dict[str, int]) -> set[str]:
+        """Set ``node``'s shares to ``keep`` (scope -> permits, never more than it holds; a scope not named is
+        given up) and renew them; returns the scopes whose share was void already (not renewed in time)."""
+        grants = t.concurrency_grants
+        now = time.time()
+
+        def settle(conn: sa.Connection) -> set[str]:
+            conn.execute(sa.delete(grants).where(grants.c.node == node, grants.c.scope.not_in(list(keep))))
+            lost = set()
+            for scope, permits in keep.items():
+                if not conn.execute(sa.update(grants).where(grants.c.node == node, grants.c.scope == scope)
+                                    .values(permits=permits, renewed=now)).rowcount:
+                    lost.add(scope)
+            return lost
+
+        return await self._run(settle, write=True)
+
     # -- logs ------------------------------------------------------------------------------------------------
 
     async def append_logs(self, events: Sequence[LogEvent]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -181,3 +182,19 @@ def test_a_data_dir_from_before_migrations_is_upgraded(tmp_path: Path) -> None:
     assert names == ["f"]
     assert messages == [f"line {i}" for i in range(10)] + ["after"]
     assert trimmed == 2  # the bytes of the old events were counted by the migration: the oldest two go
+
+
+def test_concurrency_grants_never_pass_the_limit(store_url: str) -> None:
+    async def grants(store: SqlStore) -> None:
+        now = time.time()
+        given = [await store.grant_permits("function:f", node, 2, 5, now - 10) for node in ("a", "b", "c")]
+        assert given == [2, 2, 1]  # the third gets what is left
+        assert await store.grant_permits("function:f", "a", 1, 5, now - 10) == 0
+        assert await store.grant_permits("account", "a", 3, 5, now - 10) == 3  # scopes apart
+        assert await store.settle_permits("b", {"function:f": 1}) == set()  # b gives one back
+        assert await store.grant_permits("function:f", "c", 5, 5, now - 10) == 1
+        # a share not renewed in time counts for nothing, and its holder learns it lost it
+        assert await store.grant_permits("function:f", "d", 5, 5, time.time() + 1) == 5
+        assert await store.settle_permits("a", {"function:f": 2, "account": 3}) == {"function:f"}  # voided by d's grant
+
+    run(store_url, grants)
