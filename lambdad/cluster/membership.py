@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BEAT = 2.0  # seconds between a node's heartbeats
 EXPIRY = 6.0  # a node whose last heartbeat is older than this is taken for dead (three beats missed)
+FRESH = 0.25  # seconds ``live()`` reuses its answer
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Membership:
         self._seen: dict[str, tuple[float, NodeInfo]] = {}  # node -> (monotonic time received, info)
         self._kv: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._live: list[NodeInfo] = []
+        self._live_at = -FRESH
 
     def me(self) -> NodeInfo:
         busy, environments = self._load()
@@ -58,13 +61,15 @@ class Membership:
                         busy, environments)
 
     def live(self) -> list[NodeInfo]:
-        """The nodes alive now, this one included, by node id."""
-        if self._kv is None:
-            return [self.me()]
+        """The nodes alive now, this one included, by node id. Read on every routed invocation: worked out at most
+        every ``FRESH`` seconds (this node's own entry as of then, like the others')."""
         now = time.monotonic()
-        nodes = {node: info for node, (seen, info) in self._seen.items() if now - seen < EXPIRY}
-        nodes[self._link.node_id] = self.me()
-        return [nodes[n] for n in sorted(nodes)]
+        if now - self._live_at >= FRESH:
+            nodes = {node: info for node, (seen, info) in self._seen.items() if now - seen < EXPIRY}
+            nodes[self._link.node_id] = self.me()
+            self._live = [nodes[n] for n in sorted(nodes)]
+            self._live_at = now
+        return self._live
 
     def live_ids(self) -> list[str]:
         return [n.node for n in self.live()]

@@ -67,6 +67,9 @@ class InvokeRouter:
         self._live_nodes = live_nodes
         self._subject = link.names.subject("invoke")
         self._subscription: Any = None
+        self._homes_of: Sequence[NodeInfo] = ()
+        self._homes: dict[tuple[str, str], str] = {}
+        self._by_id: dict[str, NodeInfo] = {}
         self.forwarded = 0  # invocations sent to their home
         self.served = 0  # invocations run here for another node
 
@@ -123,16 +126,22 @@ class InvokeRouter:
         """The node to forward to, or None to run here."""
         if not self._link.clustered or len(payload) > self._link.nats.max_payload - _ENVELOPE:
             return None
+        nodes = self._live_nodes()
+        if len(nodes) < 2:
+            return None
         if self._idle_here(config.name, config.version, config.revision_id):
             return None
-        nodes = {node.node: node for node in self._live_nodes()}
-        if not nodes:
-            return None
-        home = home_of(list(nodes), config.name, config.version)
+        if nodes is not self._homes_of:  # membership changed (or was worked out again): homes afresh
+            self._homes_of, self._homes = nodes, {}
+            self._by_id = {node.node: node for node in nodes}
+        key = (config.name, config.version)
+        home = self._homes.get(key)
+        if home is None:
+            home = self._homes[key] = home_of(list(self._by_id), config.name, config.version)
         me = self._link.node_id
         if home == me:
             return None
-        if me in nodes and _saturated(nodes[home]) and not _saturated(nodes[me]):
+        if me in self._by_id and _saturated(self._by_id[home]) and not _saturated(self._by_id[me]):
             return None
         return home
 

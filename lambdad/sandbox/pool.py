@@ -139,9 +139,9 @@ class EnvironmentPool:
         try:
             reserved = self._admit(name)
         except TooManyRequestsException:
-            if self._permits is None or not await self._permits.grow(*self._scope(name)):
+            if self._permits is None:
                 raise
-            reserved = self._admit(name)  # this node's share grew (the whole limit allows it)
+            reserved = await self._admit_growing(name)
         idle = self._idle.get(_key(spec))
         while idle:
             env = idle.pop()
@@ -175,6 +175,19 @@ class EnvironmentPool:
         if self.unreserved_in_use >= cap:
             raise TooManyRequestsException("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
         return False
+
+    async def _admit_growing(self, name: str) -> bool:
+        """Cluster mode: admit ``name`` once this node's share of its limit has grown enough (the whole limit
+        allows it), or throttle. Other invocations may take the permits a grant brings: ask again then."""
+        assert self._permits is not None
+        for _ in range(8):
+            if not await self._permits.grow(*self._scope(name)):
+                break
+            try:
+                return self._admit(name)
+            except TooManyRequestsException:
+                continue
+        return self._admit(name)  # raises the throttle with its reason (or admits, if room was made meanwhile)
 
     def _unreserved_cap(self) -> int:
         provisioned = sum(p.requested for (fn, _), p in self._provisions.items() if self._limits.reserved(fn) is None)
