@@ -306,14 +306,21 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="The embedded data dir to move [LAMBDAD_DATA_DIR; default ./lambdad-data].")
 @click.option("--database-url", default=None, help="The cluster's PostgreSQL [LAMBDAD_DATABASE_URL].")
-def migrate(data_dir: Path | None, database_url: str | None) -> None:
+@click.option("--nats-url", default=None,
+              help="The cluster's NATS: the code zips go to its object store too [LAMBDAD_NATS_URL].")
+@click.option("--cluster-name", default=None, help="The cluster's name [LAMBDAD_CLUSTER_NAME; default lambdad].")
+def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | None, cluster_name: str | None) -> None:
     """Move an embedded data dir's functions, versions, aliases, policies, concurrency settings, layers, access
     keys, queued async events, logs and root credentials into a cluster's empty database.
 
     The data dir must not be in use (stop its server first); it is left unchanged."""
-    from lambdad.cluster.migrate import MigrationRefused, migrate_metadata
+    from lambdad.cluster.migrate import MigrationRefused, migrate_blobs, migrate_metadata
 
-    settings = _settings(data_dir, database_url)
+    try:
+        settings = Settings.load({"data_dir": data_dir, "database_url": database_url, "nats_url": nats_url,
+                                  "cluster_name": cluster_name})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     if not settings.database_url:
         raise click.UsageError("name the cluster's database: --database-url or LAMBDAD_DATABASE_URL")
     lock = DataDirLock(settings.data_dir)
@@ -323,6 +330,8 @@ def migrate(data_dir: Path | None, database_url: str | None) -> None:
         raise click.ClickException(f"{exc}: stop its server first") from exc
     try:
         moved = asyncio.run(migrate_metadata(settings.data_dir, settings.database_url))
+        blobs = (asyncio.run(migrate_blobs(settings.data_dir, settings.nats_url, settings.cluster_name))
+                 if settings.nats_url else None)
     except MigrationRefused as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -332,6 +341,10 @@ def migrate(data_dir: Path | None, database_url: str | None) -> None:
                f"{rows['aliases']} aliases, {rows['layer_versions']} layer versions, {rows['access_keys']} access "
                f"keys, {rows['async_events']} queued async events and {rows['log_events']} log events"
                + (", and the root credentials" if moved.root_credentials else ""))
+    if blobs is not None:
+        click.echo(f"copied {blobs} code zips into the cluster's object store")
+    else:
+        click.echo("no --nats-url: the code zips stay in the data dir (a node started on it serves them)", err=True)
 
 
 @main.command()

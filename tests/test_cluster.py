@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.server import create_python_function, wait_until
-from tests.services import NATS
+from tests.services import NATS, answers, nats_cluster_name
 
 ECHO = """
 import json
@@ -104,6 +104,13 @@ def lambdad(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_migrate_moves_a_data_dir_into_a_cluster(fresh_server, postgres_url, tmp_path, fname) -> None:
+    if not answers("127.0.0.1", 4222):
+        pytest.skip("needs NATS with JetStream on 127.0.0.1:4222 (CI has it)")
+    with nats_cluster_name() as cluster_name:
+        _migrate(fresh_server, postgres_url, cluster_name, tmp_path, fname)
+
+
+def _migrate(fresh_server, postgres_url: str, cluster_name: str, tmp_path, fname: str) -> None:
     embedded = fresh_server(data_dir=tmp_path / "data", credentials=False)
     config = configparser.ConfigParser()
     config.read(embedded.data_dir / "credentials")
@@ -119,11 +126,15 @@ def test_migrate_moves_a_data_dir_into_a_cluster(fresh_server, postgres_url, tmp
     assert lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url).returncode != 0
     embedded.stop()  # a data dir in use is refused (above); a stopped one moves
 
-    moved = lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url)
+    moved = lambdad("migrate", "--data-dir", str(embedded.data_dir), "--database-url", postgres_url,
+                    "--nats-url", NATS, "--cluster-name", cluster_name)
     assert moved.returncode == 0, moved.stderr
     assert "moved 1 functions (2 versions with $LATEST), 1 aliases" in moved.stdout and "root credentials" in moved.stdout
+    assert "copied 1 code zips" in moved.stdout
 
-    node = fresh_server(data_dir=embedded.data_dir, credentials=False, env={"LAMBDAD_DATABASE_URL": postgres_url})
+    # a node of the cluster with a data dir of its own: the code comes from the object store
+    node = fresh_server(data_dir=tmp_path / "node", credentials=False, env={
+        "LAMBDAD_DATABASE_URL": postgres_url, "LAMBDAD_NATS_URL": NATS, "LAMBDAD_CLUSTER_NAME": cluster_name})
     lam = node.client(access_key=root[0], secret_key=root[1])  # the same root key
     out = lam.invoke(FunctionName=fname, Qualifier="live", Payload=b'{"after": 1}')
     assert json.loads(out["Payload"].read()) == {"echo": {"after": 1}, "version": "1"}

@@ -20,7 +20,7 @@ from lambdad.errors import LambdadError
 from lambdad.store import schema as t
 from lambdad.store.sql import SqlStore, database_url
 
-__all__ = ["migrate_metadata", "MigrationRefused", "Moved"]
+__all__ = ["migrate_metadata", "migrate_blobs", "MigrationRefused", "Moved"]
 
 
 class MigrationRefused(LambdadError):
@@ -75,3 +75,23 @@ def _root_credentials(data_dir: Path) -> tuple[str, str] | None:
     if not parser.has_section(PROFILE):
         return None
     return parser[PROFILE]["aws_access_key_id"], parser[PROFILE]["aws_secret_access_key"]
+
+
+async def migrate_blobs(data_dir: Path, nats_url: str, cluster_name: str) -> int:
+    """Copy every code and layer zip of the data dir into the cluster's object store; returns how many."""
+    import asyncio
+
+    from lambdad.cluster.blobs import SharedBlobStore
+    from lambdad.cluster.link import Link
+    from lambdad.store.blobs import FileBlobStore
+
+    link = await Link.open(nats_url, cluster_name)
+    try:
+        shared = await SharedBlobStore.open(FileBlobStore(data_dir / "code"), link)
+        zips = sorted((data_dir / "code").glob("*.zip"))
+        for path in zips:
+            data = await asyncio.to_thread(path.read_bytes)
+            await asyncio.to_thread(shared.put, data, path.stem)  # blocking: off the loop the store bridges to
+        return len(zips)
+    finally:
+        await link.aclose()
