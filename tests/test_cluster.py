@@ -189,6 +189,20 @@ def test_concurrent_writes_on_several_nodes_lose_nothing(cluster, fname) -> None
         assert descriptions == [answered[v] for v in versions] and len(set(descriptions)) == len(versions)
 
 
+def _the_one_with_environments(nodes):
+    """The one node of ``nodes`` that has environments, as ``lambdad cluster status`` reports (heartbeats: 2 s)."""
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    found: list = []
+
+    def one() -> bool:
+        lines = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout.splitlines()
+        found[:] = [n for n in nodes for line in lines if n.endpoint in line and "/ 0\t" not in line]
+        return len(found) == 1
+
+    assert wait_until(one, timeout=8), found
+    return found[0]
+
+
 def _reserved(client, name: str) -> int | None:
     """The reservation ``client``'s node knows for ``name`` (None: none, or the function not known there yet)."""
     try:
@@ -230,16 +244,7 @@ def test_any_node_serves_an_invoke_at_the_function_home(cluster, fname) -> None:
     assert status.returncode == 0 and "3 nodes" in status.stdout, status.stderr
     assert all(n.endpoint in status.stdout for n in nodes)
 
-    # the home is the one node with an environment (status shows each node's, from its heartbeats)
-    homes: list = []
-
-    def one_home() -> bool:
-        lines = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout.splitlines()
-        homes[:] = [n for n in nodes for line in lines if n.endpoint in line and "/ 0\t" not in line]
-        return len(homes) == 1
-
-    assert wait_until(one_home, timeout=8), homes
-    home = homes[0]
+    home = _the_one_with_environments(nodes)  # the home: status shows each node's, from its heartbeats
     home.stop(signal.SIGKILL)  # kill -9: the others go on serving (the function's home moves)
     survivors = [n.client() for n in nodes if n is not home]
     for client in survivors:
@@ -390,3 +395,25 @@ def handler(event, context):
     time.sleep(event["sleep"])
     return "slept"
 """
+
+
+def test_an_invocation_forwarded_to_a_node_that_dies_fails_at_once(cluster, fname) -> None:
+    """The home of a function is killed with kill -9 while it runs an invocation forwarded to it: the caller gets
+    Lambda's ServiceException within seconds (when the home's heartbeats stop), not after the function's timeout."""
+    nodes = cluster(2).nodes
+    clients = [n.client(read_timeout=120) for n in nodes]
+    create_python_function(clients[0], fname, NAPPER, Timeout=60)
+    assert wait_until(lambda: all(_knows(c, fname) for c in clients), timeout=5)
+    for client in clients:  # the home gets a warm environment; the other node has none, so it forwards
+        client.invoke(FunctionName=fname, Payload=b'{"sleep": 0}')
+    home = _the_one_with_environments(nodes)
+    other = clients[1 - nodes.index(home)]
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(lambda: other.invoke(FunctionName=fname, Payload=b'{"sleep": 50}'))
+        time.sleep(2)
+        home.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        with pytest.raises(ClientError) as failed:
+            pending.result(timeout=40)
+    assert failed.value.response["Error"]["Code"] == "ServiceException"
+    assert time.monotonic() - killed < 12  # the heartbeat expiry (6 s) and a look each second

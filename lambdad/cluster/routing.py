@@ -16,12 +16,14 @@ next invocations find it warm here).
 
 What is not forwarded, and runs where it arrived: a payload too big for one NATS message; an invocation whose home
 does not answer at once (NATS tells "no responders" when no node listens: the node is gone and membership has not
-noticed yet) — nothing ran there, so running it here is safe. A home that took the invocation and then went silent
-past the function's timeout is answered with ``ServiceException`` (it may have run: it is not run again).
+noticed yet) — nothing ran there, so running it here is safe. A home that took the invocation and then left the
+cluster (its heartbeats stopped: kill -9, a crash) or went silent past the function's timeout is answered with
+``ServiceException`` (it may have run: it is not run again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _ENVELOPE = 16 * 1024  # headers and framing of a forwarded invocation, at most
 _ANSWER_MARGIN = 10.0
+_WATCH = 1.0  # seconds between looks at whether the home of a forwarded invocation is still alive
 _HEADER = "Lambdad-Invoke"
 SATURATED = 2  # busy environments per core (at least 4 in all) beyond which a home takes no more forwarded work  # the request's and the answer's fields, as one JSON object  # seconds past the function's timeout a forwarding node waits for the home's answer
 
@@ -104,9 +107,7 @@ class InvokeRouter:
                  "request_id": request_id, "invoked_arn": invoked_arn, "want_log": want_log,
                  "client_context": client_context}
         try:
-            reply = await self._link.nats.request(f"{self._subject}.{home}", payload,
-                                                  headers={_HEADER: json.dumps(asked)},
-                                                  timeout=config.timeout + _ANSWER_MARGIN)
+            reply = await self._answer(home, payload, asked, config.timeout + _ANSWER_MARGIN)
         except NoRespondersError:
             log.info("cluster: node %s, home of %s:%s, is gone; running it here", home, config.name, config.version)
             return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
@@ -121,6 +122,22 @@ class InvokeRouter:
         result = InvocationResult(payload=reply.data, function_error=answer["function_error"],
                                   log_text=answer["log"], status=answer["status"])
         return InvokeOutcome(request_id=request_id, executed_version=answer["executed_version"], result=result)
+
+    async def _answer(self, home: str, payload: bytes, asked: dict[str, Any], timeout: float) -> Any:
+        """The home's reply to a forwarded invocation; ``ServiceException`` at once when the home leaves the
+        cluster meanwhile (its heartbeats stopped: a kill -9, a crash), rather than after the whole timeout."""
+        request = asyncio.ensure_future(self._link.nats.request(
+            f"{self._subject}.{home}", payload, headers={_HEADER: json.dumps(asked)}, timeout=timeout))
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=_WATCH)
+                if done:
+                    return request.result()
+                if home not in {node.node for node in self._live_nodes()}:
+                    raise ServiceException(f"The node running the invocation ({home}) left the cluster before it "
+                                           "answered; the invocation may have run.")
+        finally:
+            request.cancel()
 
     def _home(self, config: FunctionConfig, payload: bytes) -> str | None:
         """The node to forward to, or None to run here."""
