@@ -89,12 +89,15 @@ class ConcurrencyService:
         async with self._functions.lock(name):
             self._functions.function(name)
             others = self.reserved_total - self._reserved.get(name, 0)
+            too_much = InvalidParameterValueException(
+                "Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
             if self.account_limit - others - reserved < minimum:
-                raise InvalidParameterValueException(
-                    "Specified ReservedConcurrentExecutions for function decreases account's "
-                    f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
-                )
-            await self._store.put_reserved_concurrency(name, reserved)
+                raise too_much
+            # the store decides again over every reservation (another node may have reserved meanwhile)
+            if not await self._store.put_reserved_concurrency(name, reserved, self.account_limit - minimum):
+                await self.load()
+                raise too_much
             self._reserved[name] = reserved
         return reserved
 

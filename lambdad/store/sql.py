@@ -253,9 +253,27 @@ class SqlStore:
     async def load_reserved_concurrency(self) -> dict[str, int]:
         return {name: reserved for name, reserved in await self._read(sa.select(t.reserved_concurrency))}
 
-    async def put_reserved_concurrency(self, name: str, reserved: int) -> None:
-        await self._transaction([self._upsert(t.reserved_concurrency, ("name",), name=name, reserved=reserved)])
-        self._wrote("concurrency", name)
+    async def put_reserved_concurrency(self, name: str, reserved: int, most: int) -> bool:
+        """Reserve ``reserved`` for ``name`` if all reservations together stay within ``most``; whether it did.
+        Decided in one transaction serialised over the whole table (an advisory lock on PostgreSQL; SQLite has one
+        writer), so two nodes reserving at once cannot pass ``most`` together."""
+        table = t.reserved_concurrency
+        statement = self._upsert(table, ("name",), name=name, reserved=reserved)
+
+        def reserve(conn: sa.Connection) -> bool:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('reserved_concurrency'))"))
+            others = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(table.c.reserved), 0))
+                                  .where(table.c.name != name)).scalar_one()
+            if int(others) + reserved > most:
+                return False
+            conn.execute(statement)
+            return True
+
+        placed = await self._run(reserve, write=True)
+        if placed:
+            self._wrote("concurrency", name)
+        return placed
 
     async def delete_reserved_concurrency(self, name: str) -> None:
         await self._transaction([sa.delete(t.reserved_concurrency).where(t.reserved_concurrency.c.name == name)])

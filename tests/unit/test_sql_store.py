@@ -65,7 +65,7 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
         await store.put_alias(Alias("f", "live"), expect=1)
         await store.put_policy("f", "live", [{"Sid": "s1"}], Alias("f", "live"), expect=2)
         await store.put_tags("f", {"team": "y"}, Version("f", "$LATEST", "c"), expect=3)
-        await store.put_reserved_concurrency("f", 5)
+        assert await store.put_reserved_concurrency("f", 5, most=900)
         await store.put_provisioned_concurrency("f", "1", 2, "2026-12-05T00:00:00.000+0000")
         await store.put_layer_version("lib", 1, '{"v": 1}', counter=1)
         await store.put_async_event(AsyncEvent("e1", "f", "live", b"\x00{}", None, 0, 1.0, 1.0))
@@ -141,6 +141,20 @@ def test_a_write_based_on_an_old_copy_is_refused(store_url: str) -> None:
         assert function.generation == 1
 
     run(store_url, race)
+
+
+def test_reservations_together_stay_within_the_account(store_url: str) -> None:
+    """What two nodes reserving at the same moment could pass in their memories, the store refuses."""
+    async def reserve(store: SqlStore) -> None:
+        for name in ("a", "b"):
+            await store.create_function(Version(name, "$LATEST"), {})
+        assert await store.put_reserved_concurrency("a", 600, most=900)
+        assert not await store.put_reserved_concurrency("b", 400, most=900)  # 1,000 > 900
+        assert await store.put_reserved_concurrency("a", 500, most=900)  # its own old value does not count
+        assert await store.put_reserved_concurrency("b", 400, most=900)
+        assert await store.load_reserved_concurrency() == {"a": 500, "b": 400}
+
+    run(store_url, reserve)
 
 
 def test_the_migrations_make_the_schema(store_url: str) -> None:
