@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 
 from botocore.model import OperationModel, ServiceModel
 
-from lambdad.api.protocol import Router, parse_request, serialize_error, serialize_response
+from lambdad.api.protocol import parse_request, serialize_error, serialize_response
+from lambdad.api.router import Router
 from lambdad.auth.principals import Identity, Principal
 from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim

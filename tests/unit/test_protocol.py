@@ -20,7 +20,8 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
-from lambdad.api.protocol import Router, member_pattern, parse_request, serialize_error, serialize_response
+from lambdad.api.protocol import member_pattern, parse_request, serialize_error, serialize_response
+from lambdad.api.router import Router
 from lambdad.errors import (
     InvalidRequestContentException,
     LambdaError,
