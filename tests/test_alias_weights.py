@@ -1,0 +1,78 @@
+"""Alias routing weights (issue 11 item 6), through the in-process app: the share of invocations each version of
+a weighted alias gets, its edges (weight 0 and 1) and the draw being made per invocation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lambdad.arn import FunctionRef
+from tests.server import create_python_function
+
+CODE = "def handler(event, context):\n    return context.function_version\n"
+
+
+def _two_versions(lam, name: str) -> None:
+    create_python_function(lam, name, CODE, Publish=True)
+    lam.update_function_configuration(FunctionName=name, Description="two")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    assert lam.publish_version(FunctionName=name)["Version"] == "2"
+
+
+def _shares(inproc, name: str, alias: str, draws: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _ in range(draws):
+        version = inproc.app.functions.route(FunctionRef(name, alias)).version
+        counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.5, 0.9])
+def test_a_weight_sends_its_share_of_invocations(inproc, fname, weight) -> None:
+    lam = inproc.client()
+    _two_versions(lam, fname)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": weight}})
+    draws = 20_000
+    counts = _shares(inproc, fname, "live", draws)
+    # binomial: within 5 standard deviations (a false failure once in ~3.5 million runs)
+    bound = 5 * math.sqrt(draws * weight * (1 - weight))
+    assert abs(counts.get("2", 0) - draws * weight) < bound, counts
+    assert set(counts) == {"1", "2"}
+
+
+def test_weights_at_their_edges(inproc, fname) -> None:
+    lam = inproc.client()
+    _two_versions(lam, fname)
+    lam.create_alias(FunctionName=fname, Name="none", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.0}})
+    lam.create_alias(FunctionName=fname, Name="all", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 1.0}})
+    assert _shares(inproc, fname, "none", 2000) == {"1": 2000}
+    assert _shares(inproc, fname, "all", 2000) == {"2": 2000}
+
+
+def test_an_invocation_reports_the_version_the_draw_chose(inproc, fname) -> None:
+    lam = inproc.client()
+    _two_versions(lam, fname)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    seen = set()
+    for _ in range(40):
+        out = lam.invoke(FunctionName=fname, Qualifier="live")
+        ran = out["Payload"].read().decode().strip('"')
+        assert out["ExecutedVersion"] == ran  # the version that ran is the one reported
+        seen.add(ran)
+    assert seen == {"1", "2"}  # 40 fair draws all one way: one chance in 5e11
+
+
+def test_a_weight_out_of_range_is_refused(inproc, fname) -> None:
+    lam = inproc.client()
+    _two_versions(lam, fname)
+    with pytest.raises(ClientError) as refused:
+        lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                         RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Member must have value less than or equal to 1" in str(refused.value)  # a map value: AWS lists all
