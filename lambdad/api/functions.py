@@ -1,5 +1,6 @@
 """Handlers for the functions API: CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions,
-UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction. Each parses, calls the service, renders.
+UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction. Each parses (a write into its typed command:
+``api/commands.py``), calls the service, renders.
 
 A qualified read (``Qualifier`` or a qualified ARN) answers with FunctionArn qualified as the caller qualified
 it: a version number, ``$LATEST`` or an alias name (whose configuration is that of the version it points to)."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from lambdad.api import commands
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
 from lambdad.arn import FunctionRef, function_arn, parse_function_name
@@ -30,7 +32,7 @@ def function_handlers(
 
     async def create_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = ref(params, allow_qualifier=False).name
-        config = await service.create(params, name)
+        config = await service.create(commands.create_function(params, name))
         out = config.to_api(region, account)
         # With Publish, Lambda answers with version 1 but an unqualified FunctionArn.
         out["FunctionArn"] = function_arn(region, account, name)
@@ -64,11 +66,12 @@ def function_handlers(
                 "NextMarker": listing.next_marker}
 
     async def update_function_code(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        config = await service.update_code(ref(params, allow_qualifier=False).name, params)
+        config = await service.update_code(commands.update_function_code(params, ref(params, False).name))
         return config.to_api(region, account)
 
     async def update_function_configuration(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-        config = await service.update_configuration(ref(params, allow_qualifier=False).name, params)
+        config = await service.update_configuration(
+            commands.update_function_configuration(params, ref(params, False).name))
         return config.to_api(region, account)
 
     async def delete_function(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import botocore.session
 
 from lambdad.errors import violation
+from lambdad.api import commands
 from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.code_urls import CodeUrlSigner
 from lambdad.api.http import Handler, RequestContext
@@ -54,7 +55,7 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
         name = name_of("PublishLayerVersion", params)
         raise_violations(_enum_errors(params.get("CompatibleRuntimes"), _RUNTIMES, "compatibleRuntimes")
                + _enum_errors(params.get("CompatibleArchitectures"), _ARCHITECTURES, "compatibleArchitectures"))
-        record = await service.publish(name, params)
+        record = await service.publish(commands.publish_layer_version(params, name))
         return record.to_api(region, account, code_urls.url(ctx.base_url, record.code_hash))
 
     async def get_layer_version(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
@@ -90,7 +91,8 @@ def layer_handlers(service: LayerService, code_urls: CodeUrlSigner) -> dict[str,
             ("StatementId", "statementId"), ("Action", "action"), ("Principal", "principal"),
             ("OrganizationId", "organizationId"),
         )))
-        statement, revision_id = await service.add_permission(name, params["VersionNumber"], params)
+        statement, revision_id = await service.add_permission(
+            commands.add_layer_permission(params, name, params["VersionNumber"]))
         return {"Statement": json.dumps(statement, separators=(",", ":")), "RevisionId": revision_id}
 
     async def remove_layer_version_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -11,11 +11,12 @@ from typing import Any, Mapping
 
 import botocore.session
 
+from lambdad.api import commands
 from lambdad.api.patterns import pattern_violations, raise_violations
 from lambdad.api.http import Handler, RequestContext
 from lambdad.arn import FunctionRef, parse_function_name
 
-from lambdad.functions.policies import Permission, PolicyService
+from lambdad.functions.policies import PolicyService
 
 __all__ = ["policy_handlers"]
 
@@ -45,7 +46,7 @@ def policy_handlers(service: PolicyService, region: str, account: str) -> dict[s
             )
         raise_violations(errors)
         r = ref(params)
-        statement = await service.add(r.name, r.qualifier, Permission(params), params.get("RevisionId"))
+        statement = await service.add(r.name, r.qualifier, commands.permission(params), params.get("RevisionId"))
         return {"Statement": json.dumps(statement, separators=(",", ":"))}
 
     async def remove_permission(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -29,6 +29,7 @@ from lambdad.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from lambdad.functions.commands import AddLayerPermission, PublishLayerVersion
 from lambdad.functions.code import CodeTrees, check_zip
 from lambdad.store.interfaces import BlobStore, LayerStore
 
@@ -196,23 +197,24 @@ class LayerService:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
-    async def publish(self, name: str, params: Mapping[str, Any]) -> LayerVersion:
-        content = params["Content"]
-        if content.get("S3Bucket") or content.get("S3Key") or content.get("S3ObjectVersion"):
+    async def publish(self, command: PublishLayerVersion) -> LayerVersion:
+        content = command.content
+        if content.from_s3:
             raise InvalidParameterValueException(
                 "lambdad cannot fetch layer content from S3 yet; upload the .zip file directly with ZipFile."
             )
-        if "ZipFile" not in content:
+        if content.zip_file is None:
             raise InvalidParameterValueException("Please provide a source for layer content.")
-        data: bytes = content["ZipFile"]
+        data = content.zip_file
         unzipped = await asyncio.to_thread(check_zip, data, "PublishLayerVersion")
         self._publishing += 1
         try:
-            return await self._publish(name, params, data, unzipped)
+            return await self._publish(command, data, unzipped)
         finally:
             self._publishing -= 1
 
-    async def _publish(self, name: str, params: Mapping[str, Any], data: bytes, unzipped: int) -> LayerVersion:
+    async def _publish(self, command: PublishLayerVersion, data: bytes, unzipped: int) -> LayerVersion:
+        name = command.name
         async with self._blobs.guard:  # not while the collector deletes (see FileBlobStore.guard)
             code_hash = await asyncio.to_thread(self._blobs.put, data)
         async with self._lock:
@@ -220,10 +222,9 @@ class LayerService:
             record = LayerVersion(
                 name=name, version=version, code_hash=code_hash,
                 code_sha256=base64.b64encode(bytes.fromhex(code_hash)).decode(), code_size=len(data),
-                unzipped_size=unzipped, created_date=_now(), description=params.get("Description") or "",
-                license_info=params.get("LicenseInfo"),
-                compatible_runtimes=tuple(params.get("CompatibleRuntimes") or ()),
-                compatible_architectures=tuple(params.get("CompatibleArchitectures") or ()),
+                unzipped_size=unzipped, created_date=_now(), description=command.description,
+                license_info=command.license_info, compatible_runtimes=command.compatible_runtimes,
+                compatible_architectures=command.compatible_architectures,
             )
             await self._store.put_layer_version(record.name, record.version, record.to_json(), counter=version)
             self._versions.setdefault(name, {})[version] = record
@@ -249,27 +250,28 @@ class LayerService:
         policy = {"Version": "2012-10-17", "Id": "default", "Statement": list(record.statements)}
         return json.dumps(policy, separators=(",", ":")), record.revision_id
 
-    async def add_permission(self, name: str, version: int, params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    async def add_permission(self, command: AddLayerPermission) -> tuple[dict[str, Any], str]:
+        name, version = command.name, command.version
         async with self._lock:
             record = self.get(name, version)
-            _check_revision(record, params.get("RevisionId"))
-            sid = params["StatementId"]
+            _check_revision(record, command.revision_id)
+            sid = command.statement_id
             if any(s["Sid"] == sid for s in record.statements):
                 raise ResourceConflictException(
                     f"The statement id ({sid}) provided already exists. Please provide a new statement id, or "
                     "remove the existing statement."
                 )
-            principal = params["Principal"]
+            principal = command.principal
             statement: dict[str, Any] = {
                 "Sid": sid,
                 "Effect": "Allow",
                 "Principal": "*" if principal == "*" else {
                     "AWS": principal if principal.startswith("arn:") else f"arn:aws:iam::{principal}:root"},
-                "Action": params["Action"],
+                "Action": command.action,
                 "Resource": layer_arn(self.region, self.account_id, name, version),
             }
-            if params.get("OrganizationId"):
-                statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": params["OrganizationId"]}}
+            if command.organization_id:
+                statement["Condition"] = {"StringEquals": {"aws:PrincipalOrgID": command.organization_id}}
             record = dataclasses.replace(record, statements=(*record.statements, statement),
                                          revision_id=str(uuid.uuid4()))
             await self._store.put_layer_version(name, version, record.to_json())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from lambdad.arn import LATEST, is_alias_name
@@ -37,19 +38,19 @@ _NO_SUCH_RESOURCE = "The resource you requested does not exist."
 Owner = FunctionConfig | Alias
 
 
+@dataclass(frozen=True, slots=True)
 class Permission:
-    """What AddPermission asks for, as the request carried it."""
+    """What AddPermission asks for (parsed from the request by ``api/commands.py``)."""
 
-    def __init__(self, params: dict[str, Any]) -> None:
-        self.statement_id: str = params["StatementId"]
-        self.action: str = params["Action"]
-        self.principal: str = params["Principal"]
-        self.source_arn: str | None = params.get("SourceArn")
-        self.source_account: str | None = params.get("SourceAccount")
-        self.event_source_token: str | None = params.get("EventSourceToken")
-        self.principal_org_id: str | None = params.get("PrincipalOrgID")
-        self.function_url_auth_type: str | None = params.get("FunctionUrlAuthType")
-        self.invoked_via_function_url: bool = bool(params.get("InvokedViaFunctionUrl"))
+    statement_id: str
+    action: str
+    principal: str
+    source_arn: str | None = None
+    source_account: str | None = None
+    event_source_token: str | None = None
+    principal_org_id: str | None = None
+    function_url_auth_type: str | None = None
+    invoked_via_function_url: bool = False
 
     def statement(self, resource: str, partition: str = "aws") -> dict[str, Any]:
         """The policy statement, in the shape and key order Lambda renders."""

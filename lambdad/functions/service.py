@@ -17,13 +17,14 @@ versions by their weights, once per invocation).
 Layers: ``Layers`` names layer versions of the layer service (``functions/layers.py``); the config keeps their
 ARNs, sizes and content hashes, and the merged /opt tree of the list is built before the call returns (and again
 at start, if missing), so launching an environment never unpacks anything.
+
+The service takes typed commands (``functions/commands.py``, parsed from requests by ``api/commands.py``); code
+packages are stored by ``functions/code_storage.py``, list pages cut by ``functions/paging.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import datetime as dt
 import random
 import uuid
@@ -40,8 +41,10 @@ from lambdad.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdad.functions import validation
-from lambdad.functions.code import MAX_UNZIPPED_BYTES, CodeTrees, check_zip, unzipped_size
+from lambdad.functions import paging, validation
+from lambdad.functions.code import CodeTrees
+from lambdad.functions.code_storage import CodeStorage, zip_of
+from lambdad.functions.commands import ConfigChanges, CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration
 from lambdad.functions.layers import LayerService
 from lambdad.functions.model import Alias, Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
@@ -54,7 +57,6 @@ _KNOWN_RUNTIMES = tuple(botocore.session.get_session().get_service_model("lambda
 ChangeListener = Callable[[str, str | None], Awaitable[None]]
 
 MAX_TAGS = 50
-_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,7 @@ class FunctionService:
     ) -> None:
         self._layers = layers
         self._store = store
-        self._blobs = blobs
-        self._trees = trees
+        self._code = CodeStorage(blobs, trees, layers)
         self._runtimes = runtimes
         self.region = region
         self.account_id = account_id
@@ -233,30 +234,26 @@ class FunctionService:
         else:
             configs = [self._functions[n].latest for n in sorted(self._functions)]
         if all_versions:
-            page, next_marker = _page(configs, marker, max_items, lambda c: f"{c.name}:{_version_key(c.version)}")
+            page, next_marker = paging.page(configs, marker, max_items, lambda c: f"{c.name}:{paging.version_key(c.version)}")
         else:
-            page, next_marker = _page(configs, marker, max_items, lambda c: c.name)
+            page, next_marker = paging.page(configs, marker, max_items, lambda c: c.name)
         return Listing(configs=page, next_marker=next_marker)
 
     def list_versions(self, name: str, marker: str | None, max_items: int | None) -> VersionListing:
         """$LATEST and the published versions of ``name``, in ascending order."""
         configs = self.function(name).sorted_versions()
-        page, next_marker = _page(configs, marker, max_items, lambda c: _version_key(c.version))
+        page, next_marker = paging.page(configs, marker, max_items, lambda c: paging.version_key(c.version))
         return VersionListing(configs=page, next_marker=next_marker)
 
     def blob_path(self, code_hash: str) -> Path:
-        return self._blobs.path(code_hash)
+        return self._code.blob_path(code_hash)
 
     def code_tree(self, config: FunctionConfig) -> str:
-        return str(self._trees.path(config.code_hash))
+        return self._code.tree(config)
 
     async def ensure_code_tree(self, config: FunctionConfig) -> None:
-        """Unpack ``config``'s code here if it is not yet (in a cluster, code uploaded on another node is unpacked
-        by the first node to run it; its zip comes from the shared blob store)."""
-        if not self._trees.path(config.code_hash).is_dir():
-            code_hash = config.code_hash
-            await asyncio.to_thread(lambda: self._trees.ensure(code_hash, self._blobs.get(code_hash)))
-        await self._ensure_opt_tree(config.layer_hashes)
+        """Unpack ``config``'s code here if it is not yet (in a cluster: uploaded on another node)."""
+        await self._code.ensure_tree(config)
 
     def opt_tree(self, config: FunctionConfig) -> str | None:
         """The merged tree of the function's layers (mounted at /opt), or None when it has none."""
@@ -264,45 +261,42 @@ class FunctionService:
 
     # -- writes ----------------------------------------------------------------------------------------------
 
-    async def create(self, params: Mapping[str, Any], name: str) -> FunctionConfig:
-        """Create a function; returns $LATEST, or version 1 when ``Publish`` is set."""
-        code = params["Code"]
-        if params.get("PackageType", "Zip") != "Zip":
+    async def create(self, command: CreateFunction) -> FunctionConfig:
+        """Create a function; returns $LATEST, or version 1 when ``publish`` is set."""
+        name = command.name
+        if command.package_type != "Zip":
             raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
-        _check_code_source(code)
-        runtime = params.get("Runtime")
-        if runtime is None:
-            raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
-        handler = params.get("Handler")
-        if handler is None:
+        zip_file = zip_of(command.code)
+        runtime, handler = command.runtime, command.handler
+        if runtime is None or handler is None:
             raise InvalidParameterValueException("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
         validation.check_runtime(runtime, _KNOWN_RUNTIMES, self._runtimes.names)
         validation.check_handler(handler)
-        validation.check_role(params["Role"])
-        tags = dict(params.get("Tags") or {})
+        validation.check_role(command.role)
+        tags = dict(command.tags)
         if len(tags) > MAX_TAGS:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
-        fields = self._config_fields(params)
+        fields = self._config_fields(command.config)
         async with self.lock(name):
             if name in self._functions:
                 raise ResourceConflictException(
                     f"Function already exist: {name}"
                 )
-            code_fields = await self._store_code(code["ZipFile"], "CreateFunction", fields.get("layers", ()))
+            code_fields = await self._code.store(zip_file, "CreateFunction", fields.get("layers", ()))
             await self._ensure_opt_tree(fields.get("layer_hashes", ()))
             config = FunctionConfig(
                 name=name,
                 version=LATEST,
                 runtime=runtime,
                 handler=handler,
-                role=params["Role"],
+                role=command.role,
                 last_modified=_now(),
                 revision_id=_revision(),
                 **code_fields,
                 **fields,
             )
             function = Function(latest=config, tags=tags)
-            published = _new_version(config, 1, None) if params.get("Publish") else None
+            published = _new_version(config, 1, None) if command.publish else None
             try:
                 await self._store.create_function(config, tags, published,
                                                   config.fingerprint() if published is not None else "")
@@ -314,21 +308,22 @@ class FunctionService:
             self._functions[name] = function
         return published or config
 
-    async def update_code(self, name: str, params: Mapping[str, Any]) -> FunctionConfig:
-        """Replace $LATEST's code; returns $LATEST, or the published version when ``Publish`` is set."""
-        _check_code_source(params)
-        if params.get("Architectures"):
-            validation.check_architectures(params["Architectures"])
+    async def update_code(self, command: UpdateFunctionCode) -> FunctionConfig:
+        """Replace $LATEST's code; returns $LATEST, or the published version when ``publish`` is set."""
+        name = command.name
+        zip_file = zip_of(command.code)
+        if command.architectures:
+            validation.check_architectures(list(command.architectures))
         async with self.lock(name):
             function = self.function(name)
-            self._check_revision(function.latest, params.get("RevisionId"))
-            code_fields = await self._store_code(params["ZipFile"], "UpdateFunctionCode", function.latest.layers)
+            self._check_revision(function.latest, command.revision_id)
+            code_fields = await self._code.store(zip_file, "UpdateFunctionCode", function.latest.layers)
             changes: dict[str, Any] = dict(code_fields)
-            if params.get("Architectures"):
-                changes["architectures"] = tuple(params["Architectures"])
+            if command.architectures:
+                changes["architectures"] = command.architectures
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
             result = config
-            if params.get("Publish"):
+            if command.publish:
                 result = await self._publish(function, config, None)
             else:
                 await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
@@ -336,26 +331,27 @@ class FunctionService:
         await self.changed(name, LATEST)
         return result
 
-    async def update_configuration(self, name: str, params: Mapping[str, Any]) -> FunctionConfig:
+    async def update_configuration(self, command: UpdateFunctionConfiguration) -> FunctionConfig:
+        name = command.name
         changes: dict[str, Any] = {}
-        if "Runtime" in params:
-            validation.check_runtime(params["Runtime"], _KNOWN_RUNTIMES, self._runtimes.names)
-            changes["runtime"] = params["Runtime"]
-        if "Handler" in params:
-            validation.check_handler(params["Handler"])
-            changes["handler"] = params["Handler"]
-        if "Role" in params:
-            validation.check_role(params["Role"])
-            changes["role"] = params["Role"]
-        changes.update(self._config_fields(params))
+        if command.runtime is not None:
+            validation.check_runtime(command.runtime, _KNOWN_RUNTIMES, self._runtimes.names)
+            changes["runtime"] = command.runtime
+        if command.handler is not None:
+            validation.check_handler(command.handler)
+            changes["handler"] = command.handler
+        if command.role is not None:
+            validation.check_role(command.role)
+            changes["role"] = command.role
+        changes.update(self._config_fields(command.config))
         async with self.lock(name):
             function = self.function(name)
-            self._check_revision(function.latest, params.get("RevisionId"))
+            self._check_revision(function.latest, command.revision_id)
             if "layers" in changes:
                 if changes["layers"]:
                     code_hash = function.latest.code_hash
-                    code_size = await asyncio.to_thread(lambda: unzipped_size(self._blobs.path(code_hash)))
-                    self._check_total_size(code_size, changes["layers"])
+                    code_size = await self._code.unzipped_size(code_hash)
+                    self._code.check_total_size(code_size, changes["layers"])
                 await self._ensure_opt_tree(changes["layer_hashes"])
             config = function.latest.replace(last_modified=_now(), revision_id=_revision(), **changes)
             await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
@@ -465,30 +461,28 @@ class FunctionService:
                 "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
             )
 
-    def _config_fields(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Validated FunctionConfig fields for the optional configuration members present in ``params``."""
+    def _config_fields(self, changes: ConfigChanges) -> dict[str, Any]:
+        """Validated FunctionConfig fields for the optional configuration members given in ``changes``."""
         out: dict[str, Any] = {}
-        if "MemorySize" in params:
-            validation.check_memory(params["MemorySize"])
-            out["memory_size"] = params["MemorySize"]
-        if "Timeout" in params:
-            validation.check_timeout(params["Timeout"])
-            out["timeout"] = params["Timeout"]
-        if "Description" in params:
-            out["description"] = params["Description"]
-        if "Environment" in params:
-            variables = dict((params["Environment"] or {}).get("Variables") or {})
-            validation.check_environment(variables)
-            out["environment"] = variables
-        if "EphemeralStorage" in params:
-            size = params["EphemeralStorage"]["Size"]
-            validation.check_ephemeral_storage(size)
-            out["ephemeral_storage"] = size
-        if "Architectures" in params:
-            validation.check_architectures(params["Architectures"])
-            out["architectures"] = tuple(params["Architectures"])
-        if "Layers" in params:
-            layers = list(params["Layers"])
+        if changes.memory_size is not None:
+            validation.check_memory(changes.memory_size)
+            out["memory_size"] = changes.memory_size
+        if changes.timeout is not None:
+            validation.check_timeout(changes.timeout)
+            out["timeout"] = changes.timeout
+        if changes.description is not None:
+            out["description"] = changes.description
+        if changes.environment is not None:
+            validation.check_environment(changes.environment)
+            out["environment"] = dict(changes.environment)
+        if changes.ephemeral_storage is not None:
+            validation.check_ephemeral_storage(changes.ephemeral_storage)
+            out["ephemeral_storage"] = changes.ephemeral_storage
+        if changes.architectures is not None:
+            validation.check_architectures(list(changes.architectures))
+            out["architectures"] = changes.architectures
+        if changes.layers is not None:
+            layers = list(changes.layers)
             validation.check_layers(layers)
             if layers and self._layers is None:
                 raise InvalidParameterValueException(f"Layer version {layers[0]} does not exist.")
@@ -496,49 +490,17 @@ class FunctionService:
             out["layers"] = tuple(layers)
             out["layer_sizes"] = tuple(r.code_size for r in found)
             out["layer_hashes"] = tuple(r.code_hash for r in found)
-        if "TracingConfig" in params and params["TracingConfig"].get("Mode"):
-            out["tracing_mode"] = params["TracingConfig"]["Mode"]
-        if "LoggingConfig" in params:
-            logging_config = params["LoggingConfig"]
-            if logging_config.get("LogFormat"):
-                out["log_format"] = logging_config["LogFormat"]
-            if logging_config.get("LogGroup"):
-                out["log_group"] = logging_config["LogGroup"]
+        if changes.tracing_mode:
+            out["tracing_mode"] = changes.tracing_mode
+        if changes.log_format:
+            out["log_format"] = changes.log_format
+        if changes.log_group:
+            out["log_group"] = changes.log_group
         return out
 
-    def _check_total_size(self, code_size: int, layers: tuple[str, ...]) -> None:
-        """Code and layers together, unzipped, must fit Lambda's 250 MB (deleted layer versions still count)."""
-        if not layers or self._layers is None:
-            return
-        total = code_size + sum(self._layers.for_function(arn, include_deleted=True).unzipped_size for arn in layers)
-        if total > MAX_UNZIPPED_BYTES:
-            raise InvalidParameterValueException(
-                f"Function code combined with layers exceeds the maximum allowed size of {MAX_UNZIPPED_BYTES} "
-                f"bytes. The actual size is {total} bytes."
-            )
-
     async def _ensure_opt_tree(self, layer_hashes: tuple[str, ...]) -> None:
-        if self._layers is not None:
-            await self._layers.ensure_opt_tree(layer_hashes)
+        await self._code.ensure_opt_tree(layer_hashes)
 
-    async def _store_code(self, data: bytes, operation: str, layers: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Check, store and unpack a code zip; with ``layers``, the function's, refuse code too big with them."""
-        self._check_total_size(await asyncio.to_thread(check_zip, data, operation), layers)
-        code_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())  # 50 MB: ~40 ms, off the loop
-        async with self._blobs.guard:  # not while the collector deletes (it could be deleting this very code)
-            existed = await asyncio.to_thread(self._blobs.exists, code_hash)
-            await asyncio.to_thread(self._blobs.put, data, code_hash)
-            try:
-                await asyncio.to_thread(self._trees.ensure, code_hash, data)
-            except BaseException:
-                if not existed:  # refused after all: no blob is left behind for it
-                    await asyncio.to_thread(self._blobs.delete, code_hash)
-                raise
-        return {
-            "code_hash": code_hash,
-            "code_sha256": base64.b64encode(bytes.fromhex(code_hash)).decode(),
-            "code_size": len(data),
-        }
 
 
 def _from_stored(stored: StoredFunction) -> Function:
@@ -550,53 +512,9 @@ def _from_stored(stored: StoredFunction) -> Function:
         generation=stored.generation)
 
 
-def _check_code_source(code: Mapping[str, Any]) -> None:
-    """Code must come as a .zip in ZipFile (CreateFunction's Code, or UpdateFunctionCode's own members)."""
-    if code.get("ImageUri"):
-        raise InvalidParameterValueException("lambdad runs .zip file archives only; container images are not supported.")
-    if code.get("S3Bucket") or code.get("S3Key"):
-        raise InvalidParameterValueException(
-            "lambdad cannot fetch code from S3 yet; upload the .zip file directly with ZipFile."
-        )
-    if "ZipFile" not in code:
-        raise InvalidParameterValueException("Please provide a source for function code.")
-
-
 def _new_version(latest: FunctionConfig, number: int, description: str | None) -> FunctionConfig:
     """Version ``number``: a copy of ``latest`` with its own revision id (and description, when given)."""
     changes: dict[str, Any] = {"version": str(number), "last_modified": _now(), "revision_id": _revision()}
     if description is not None:
         changes["description"] = description
     return latest.replace(**changes)
-
-
-def _version_key(version: str) -> str:
-    """Orders $LATEST first, then version numbers numerically, as text (for list markers)."""
-    return "" if version == LATEST else f"{int(version):012d}"
-
-
-def _page(
-    items: list[Any], marker: str | None, max_items: int | None, key: Callable[[Any], str]
-) -> tuple[list[Any], str | None]:
-    """One page of ``items`` (at most 50, as Lambda) after the item whose key ``marker`` encodes."""
-    start = 0
-    if marker:
-        after = _decode_marker(marker)
-        keys = [key(item) for item in items]
-        start = keys.index(after) + 1 if after in keys else next((i for i, k in enumerate(keys) if k > after), len(keys))
-    limit = max(1, min(max_items or _PAGE, _PAGE))
-    page = items[start : start + limit]
-    more = start + limit < len(items)
-    return page, (_encode_marker(key(page[-1])) if more and page else None)
-
-
-def _encode_marker(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode()
-
-
-def _decode_marker(marker: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameterValueException(f"Invalid marker: {marker}") from exc
-
