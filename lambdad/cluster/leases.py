@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from lambdad.cluster.link import Link
+from lambdad.cluster.link import Link, read_bucket
 from lambdad.tasks import cancel_and_wait
 
 __all__ = ["Leases", "Lease", "TTL", "RENEW"]
@@ -126,19 +126,4 @@ async def bucket(link: Link) -> Any:
 
 async def read_holders(link: Link) -> dict[str, str]:
     """lease name -> the node holding it (``lambdad cluster status``)."""
-    from nats.js.errors import NoKeysError
-
-    kv = await bucket(link)
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return {}
-    holders = {}
-    for key in keys:
-        try:
-            entry = await kv.get(key)
-        except Exception:
-            continue
-        if entry.value:
-            holders[key] = entry.value.decode()
-    return holders
+    return {key: value.decode() for key, value in (await read_bucket(await bucket(link))).items()}

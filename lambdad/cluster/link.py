@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-__all__ = ["Link", "ClusterNames", "CLUSTER_NAME"]
+__all__ = ["Link", "ClusterNames", "CLUSTER_NAME", "read_bucket"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +83,22 @@ class Link:
         """Close the connection (what needed answering was answered before: the parts stop first)."""
         if self.nats is not None:
             await self.nats.close()
+
+
+async def read_bucket(kv: Any) -> dict[str, bytes]:
+    """Every key of a JetStream key-value bucket with a value (``lambdad cluster status``)."""
+    from nats.js.errors import NoKeysError
+
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return {}
+    values = {}
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except Exception:  # gone since it was listed
+            continue
+        if entry.value:
+            values[key] = entry.value
+    return values

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from lambdad.cluster.link import Link
+from lambdad.cluster.link import Link, read_bucket
 from lambdad.tasks import cancel_and_wait
 
 __all__ = ["Membership", "NodeInfo", "read_nodes", "BEAT", "EXPIRY"]
@@ -131,19 +131,5 @@ async def _bucket(link: Link) -> Any:
 
 async def read_nodes(link: Link) -> list[NodeInfo]:
     """The nodes whose heartbeat the bucket holds (``lambdad cluster status``)."""
-    from nats.js.errors import NoKeysError
-
-    kv = await _bucket(link)
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
-    nodes = []
-    for key in keys:
-        try:
-            entry = await kv.get(key)
-        except Exception:
-            continue
-        if entry.value:
-            nodes.append(NodeInfo(**json.loads(entry.value)))
-    return sorted(nodes, key=lambda n: n.node)
+    values = await read_bucket(await _bucket(link))
+    return sorted((NodeInfo(**json.loads(value)) for value in values.values()), key=lambda n: n.node)
