@@ -1,0 +1,71 @@
+"""The environment pool's accounting (issue 11 item 6), read off the real pool of the in-process app while real
+invocations run: what is counted busy, against which limit, and that every path out of an invocation (an answer,
+a function error, a timeout, a crash, a throttle) gives its count back."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.server import create_python_function, wait_until
+
+CODE = """
+import os, time
+def handler(event, context):
+    if event.get("crash"):
+        os._exit(3)
+    if event.get("fail"):
+        raise ValueError("on purpose")
+    time.sleep(event.get("sleep", 0))
+    return "ok"
+"""
+
+
+def _settled(pool, name: str) -> bool:
+    return pool.in_use == 0 and pool.unreserved_in_use == 0 and pool.usage().get(f"function:{name}", 0) == 0
+
+
+def test_every_way_out_of_an_invocation_gives_its_count_back(inproc, fname) -> None:
+    lam = inproc.client(read_timeout=30)
+    pool = inproc.app.pool
+    create_python_function(lam, fname, CODE, Timeout=1)
+    for event in ({}, {"fail": True}, {"sleep": 3}, {"crash": True}):
+        lam.invoke(FunctionName=fname, Payload=json.dumps(event).encode())
+        assert wait_until(lambda: _settled(pool, fname), timeout=5), (event, pool.in_use, pool.unreserved_in_use)
+
+
+def test_busy_environments_count_against_the_reservation_and_free_it_after(inproc, fname) -> None:
+    lam = inproc.client(read_timeout=30)
+    pool = inproc.app.pool
+    create_python_function(lam, fname, CODE, Timeout=10)
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=2)
+    unreserved_before = pool.unreserved_in_use
+    with ThreadPoolExecutor(2) as threads:
+        running = [threads.submit(lam.invoke, FunctionName=fname, Payload=b'{"sleep": 2}') for _ in range(2)]
+        assert wait_until(lambda: pool.usage().get(f"function:{fname}") == 2, timeout=10)
+        assert pool.unreserved_in_use == unreserved_before  # counted against its reservation, not the pool's
+        with pytest.raises(ClientError) as third:
+            lam.invoke(FunctionName=fname, Payload=b"{}")
+        assert third.value.response["Error"]["Code"] == "TooManyRequestsException"
+        assert pool.usage().get(f"function:{fname}") == 2  # a throttled invocation took nothing
+        for future in running:
+            assert future.result()["StatusCode"] == 200
+    assert wait_until(lambda: _settled(pool, fname), timeout=5)
+    lam.delete_function_concurrency(FunctionName=fname)
+    lam.invoke(FunctionName=fname, Payload=b"{}")  # without a reservation it counts against the pool, and back
+    assert wait_until(lambda: _settled(pool, fname), timeout=5)
+
+
+def test_an_idle_environment_is_reused_and_counted_once(inproc, fname) -> None:
+    lam = inproc.client(read_timeout=30)
+    pool = inproc.app.pool
+    create_python_function(lam, fname, CODE)
+    lam.invoke(FunctionName=fname, Payload=b"{}")
+    before = pool.environment_count
+    for _ in range(5):
+        lam.invoke(FunctionName=fname, Payload=b"{}")
+        assert wait_until(lambda: pool.in_use == 0, timeout=2)
+    assert pool.environment_count == before  # warm: no new environment
