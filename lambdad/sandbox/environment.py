@@ -53,6 +53,7 @@ from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError,
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
+from lambdad.sandbox.lifecycle import EnvState, Lifecycle
 from lambdad.sandbox.output import OutputReader
 from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import TelemetryHub
@@ -61,7 +62,6 @@ from lambdad.sandbox.spec import (
     EnvironmentLauncher,
     EnvironmentLost,
     EnvironmentSpec,
-    EnvState,
     FunctionVersion,
     Invocation,
     InvocationResult,
@@ -113,7 +113,7 @@ class Environment:
         self._credentials = platform.issue(self.id, spec) if platform is not None else None
         self.spec = spec
         self.config = spec.config
-        self.state = EnvState.STARTING
+        self._life = Lifecycle(self.id)  # its state and ``warm``: the one place they change
         self.last_used = time.monotonic()
         self.retired = False
         today = time.strftime("%Y/%m/%d", time.gmtime())
@@ -137,7 +137,6 @@ class Environment:
         self.init_duration_ms: float | None = None
         self._init_reported = False
         self._init_duration_reported = spec.initialization_type == "provisioned-concurrency"  # init ran ahead
-        self.warm = asyncio.Event()
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
@@ -187,7 +186,7 @@ class Environment:
             self._emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
             await self._api.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
-            self._become(EnvState.DEAD)
+            self._life.become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         if self._proc.network is not None:
             await self._serve_network(self._proc.network)
@@ -256,13 +255,14 @@ class Environment:
         invocation.future = loop.create_future()
         invocation.completed = False  # a retry, after an environment ended before taking it, starts over
         self._current = invocation
+        state = self._life.state
         if self._init_error is not None:
             # the runtime reported an init error (possibly before this call): that is this invocation's answer
             self._finish_with_init_error(invocation)
-        elif self.state is EnvState.DEAD and self._init_reported:
+        elif state is EnvState.DEAD and self._init_reported:
             self._current = None
             raise EnvironmentLost(f"environment {self.id} ended before it took the invocation")
-        elif self.state is EnvState.DEAD:
+        elif state is EnvState.DEAD:
             # the runtime died before it took this invocation
             invocation.started = time.monotonic()
             self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
@@ -272,12 +272,12 @@ class Environment:
             self._log_invocation(invocation, message)
             self._complete(invocation, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         else:
-            if self.state is EnvState.STARTING:
+            if state is EnvState.STARTING:
                 # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes
                 # the event.
                 self._arm_deadline(invocation, INIT_TIMEOUT_SECONDS)
             else:
-                self._become(EnvState.BUSY)
+                self._life.become(EnvState.BUSY)
             self._set_frozen(False)
             deliver = self._parked
             if deliver is not None and self._init_reported:
@@ -292,30 +292,29 @@ class Environment:
         finally:
             self.last_used = time.monotonic()
 
-    # -- state: the one place it changes --------------------------------------------------------------------
+    # -- state: the pool asks (lifecycle.py makes every transition) -----------------------------------------
 
-    def _become(self, state: EnvState) -> None:
-        """Every transition goes through here. A dead environment stays dead."""
-        if self.state is EnvState.DEAD and state is not EnvState.DEAD:
-            raise RuntimeError(f"environment {self.id} is dead: it cannot become {state.value}")
-        self.state = state
+    @property
+    def state(self) -> EnvState:
+        return self._life.state
+
+    @property
+    def warm(self) -> asyncio.Event:
+        """Set once the init phase is over or the environment is dead."""
+        return self._life.warm
 
     def lease(self) -> bool:
         """The pool asks for this environment for one invocation: IDLE → BUSY. False when it is not idle, or is
         retired (the pool then tries another)."""
-        if self.state is not EnvState.IDLE or self.retired:
-            return False
-        self._become(EnvState.BUSY)
-        return True
+        return not self.retired and self._life.lease()
 
     def settle(self) -> None:
         """The pool returns it after an invocation: BUSY → IDLE, waiting for the next one (unless it died)."""
-        if self.state is not EnvState.DEAD:
-            self._become(EnvState.IDLE)
+        self._life.settle()
 
     def fail(self) -> None:
         """The pool gives up on it (a provisioned environment that did not start): → DEAD."""
-        self._become(EnvState.DEAD)
+        self._life.become(EnvState.DEAD)
 
     def accepts_peer(self, host: str, port: int) -> bool:
         proc = self._proc
@@ -338,15 +337,13 @@ class Environment:
             return
         if not self._init_reported:
             self._init_reported = True
-            self.warm.set()
-            if self.state is EnvState.STARTING and not self._queued:
-                self._become(EnvState.IDLE)  # initialised ahead of any invocation (provisioned concurrency)
+            self._life.initialised(idle=not self._queued)  # idle: initialised ahead of any invocation
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
             cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
                 # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
                 cgroup.limit_cpu(self.config.memory_size)
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
             return
         if self._queued:
@@ -369,7 +366,7 @@ class Environment:
         if self._parked != deliver:
             return  # withdrawn meanwhile
         self._parked = None
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
         else:
             self.want_next(deliver)
@@ -377,7 +374,7 @@ class Environment:
     def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
         """Give ``invocation`` to the runtime: its clock starts now. The event goes out first; the bookkeeping
         after it (deadline, START line, telemetry, extensions' INVOKE) overlaps with the runtime's work."""
-        self._become(EnvState.BUSY)
+        self._life.become(EnvState.BUSY)
         timeout = self.config.timeout
         now_wall = time.time()
         invocation.started = time.monotonic()
@@ -476,7 +473,7 @@ class Environment:
                 raise ValueError(events)
         except (ValueError, AttributeError):
             raise RuntimeApiError(400, "InvalidRequest", "events must be a list of INVOKE and SHUTDOWN") from None
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
         identifier = str(uuid.uuid4())
         self._extensions[identifier] = _Extension(identifier, name, frozenset(events))
@@ -511,7 +508,7 @@ class Environment:
             raise RuntimeApiError(400, "ValidationError",
                                   "The Telemetry API is not available with LAMBDAD_FUNCTION_NETWORK=none: the server "
                                   "cannot reach a listener inside the environment's own network namespace.")
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
         if self._telemetry is None:
             proc = self._proc
@@ -525,7 +522,7 @@ class Environment:
             self._flush_deferred()
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
-                    and self.state is not EnvState.DEAD):
+                    and self._life.state is not EnvState.DEAD):
                 self._freeze.set(FREEZE_DELAY_SECONDS)
         if self._settled is not None:
             self._settled.set()
@@ -543,7 +540,7 @@ class Environment:
             pass
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
-        if self._init_error is not None or self.state is EnvState.DEAD:
+        if self._init_error is not None or self._life.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "State transition from Ready to InitError failed for runtime.")
         error_type = error_type or "Runtime.Unknown"
         self._fail_init(error_type, body or _error_payload(error_type, "Init error"))
@@ -642,8 +639,7 @@ class Environment:
         if not later:
             self._report(inv, duration, status, report_error)
         self._current = None
-        if self.state is not EnvState.DEAD:
-            self._become(EnvState.IDLE)
+        self._life.settle()
         inv.completed = True
         if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
@@ -801,10 +797,9 @@ class Environment:
 
     def _die(self) -> None:
         """Mark DEAD and schedule the release of everything; idempotent."""
-        if self.state is EnvState.DEAD and self._closing is not None:
+        if self._life.state is EnvState.DEAD and self._closing is not None:
             return
-        self._become(EnvState.DEAD)
-        self.warm.set()
+        self._life.become(EnvState.DEAD)  # and warm
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._release())
         self._on_dead(self)
