@@ -38,7 +38,6 @@ import asyncio
 import collections
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -53,10 +52,10 @@ from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError,
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
 from lambdad.sandbox.forkserver import extension_programs
+from lambdad.sandbox.invocation_log import InvocationLog
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
-from lambdad.sandbox.output import OutputReader
 from lambdad.sandbox.peers import owned_by, socket_inode
-from lambdad.sandbox.telemetry import TelemetryHub
+from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
     Credentials,
     EnvironmentLauncher,
@@ -116,11 +115,7 @@ class Environment:
         self._life = Lifecycle(self.id)  # its state and ``warm``: the one place they change
         self.last_used = time.monotonic()
         self.retired = False
-        today = time.strftime("%Y/%m/%d", time.gmtime())
-        self.log_group = spec.config.log_group_name
-        self.log_stream = f"{today}/[{spec.config.version}]{self.id}"
         self._launcher = launcher
-        self._sink = log_sink
         self._run_dir = os.path.join(run_dir, self.id)
         self._on_dead = on_dead
         self._api = RuntimeApiServer(self)
@@ -132,11 +127,12 @@ class Environment:
         self._deadline = _LazyTimer(self._deadline_passed)
         self._deadline_of: tuple[Invocation, float] | None = None  # the invocation and its timeout, in seconds
         self._freeze = _LazyTimer(lambda: self._set_frozen(True))
-        self._output: OutputReader | None = None  # the function's stdout+stderr, read into log lines
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
         self._init_reported = False
-        self._init_duration_reported = spec.initialization_type == "provisioned-concurrency"  # init ran ahead
+        # START/END/REPORT, the function's output, the tail, telemetry
+        self._log = InvocationLog(log_sink, self.id, spec.config, lambda: self._current,
+                                  report_init=spec.initialization_type != "provisioned-concurrency")
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
@@ -154,7 +150,6 @@ class Environment:
         self._settled: asyncio.Event | None = None
         self._runtime_parked = False
         self._killed = False
-        self._telemetry: TelemetryHub | None = None  # Telemetry API subscriptions; None until the first one
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -167,8 +162,8 @@ class Environment:
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
             os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
-        self._emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
-                   f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
+        self._log.emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
+                       f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
         self._spawned_at = time.monotonic()
         request = LaunchRequest(
             env_id=self.id,
@@ -183,17 +178,18 @@ class Environment:
         try:
             self._proc = await self._launcher.launch(request)
         except Exception as exc:
-            self._emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
+            self._log.emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\t"
+                           "Error Type: Runtime.InvalidEntrypoint")
             await self._api.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._life.become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
+        self._log.attach(self._proc)
         if self._proc.network is not None:
             await self._serve_network(self._proc.network)
         if self._proc.runtime_api_socket is not None:
             await self._api.adopt(self._proc.runtime_api_socket)
-        self._output = OutputReader(self._proc, self._sink, self._log_output)
-        self._output.start()
+        self._log.read_output()
         if self._proc.exec_status_fd >= 0:
             loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)
         self._proc.exited.add_done_callback(self._on_exit)
@@ -242,7 +238,7 @@ class Environment:
             endpoint = (f"http://{PLATFORM_API_ADDRESS[0]}:{PLATFORM_API_ADDRESS[1]}"
                         if self._launcher.network is not None else self._platform.endpoint_url)
         return runtime_variables(
-            self.spec, runtime_api=runtime_api, jailed=jailed, log_stream=self.log_stream,
+            self.spec, runtime_api=runtime_api, jailed=jailed, log_stream=self._log.stream,
             tmp_dir=os.path.join(self._run_dir, "tmp"),
             credentials=self._credentials.as_environment() if self._credentials is not None else None,
             endpoint_url=endpoint)
@@ -264,12 +260,11 @@ class Environment:
             raise EnvironmentLost(f"environment {self.id} ended before it took the invocation")
         elif state is EnvState.DEAD:
             # the runtime died before it took this invocation
-            invocation.started = time.monotonic()
-            self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
+            self._log.start_unrun(invocation)
             status = self._exit_status if self._exit_status is not None else -9
             reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
             message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}"
-            self._log_invocation(invocation, message)
+            self._log.line(invocation, message)
             self._complete(invocation, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         else:
             if state is EnvState.STARTING:
@@ -339,6 +334,7 @@ class Environment:
             self._init_reported = True
             self._life.initialised(idle=not self._queued)  # idle: initialised ahead of any invocation
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
+            self._log.initialised(self.init_duration_ms)
             cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
                 # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
@@ -390,10 +386,7 @@ class Environment:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
         self._arm_deadline(invocation, float(timeout))
-        self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
-        if self._telemetry is not None:
-            self._telemetry.publish("platform", "platform.start",
-                                    {"requestId": invocation.request_id, "version": self.config.version})
+        self._log.start(invocation)
         if self._extensions:
             self._dispatch_extension_event("INVOKE", {
                 "eventType": "INVOKE", "deadlineMs": deadline_ms,
@@ -495,8 +488,8 @@ class Environment:
     def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None:
         ext = self._extension(identifier)
         error_type = error_type or "Extension.Unknown"
-        self._emit(f"EXTENSION Name: {ext.name}\tPhase: {kind}\tError Type: {error_type}\t"
-                   f"{body.decode('utf-8', 'replace')[:1024]}")
+        self._log.emit(f"EXTENSION Name: {ext.name}\tPhase: {kind}\tError Type: {error_type}\t"
+                       f"{body.decode('utf-8', 'replace')[:1024]}")
         if kind == "init" and not self._init_reported and self._init_error is None:
             self._init_fault = f"Extension {ext.name} reported an init error: {error_type}"
             self._fail_init(error_type, b"")
@@ -510,10 +503,7 @@ class Environment:
                                   "cannot reach a listener inside the environment's own network namespace.")
         if self._life.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        if self._telemetry is None:
-            proc = self._proc
-            self._telemetry = TelemetryHub(proc.network if proc is not None else None)
-        self._telemetry.subscribe(ext.id, ext.name, body)
+        self._log.subscribe(ext.id, ext.name, body)
 
     def _extension_settled(self) -> None:
         if self._extensions_busy():
@@ -549,7 +539,8 @@ class Environment:
         """The init phase failed: report it, answer the open invocation with the error, and end the environment."""
         self._init_error = (error_type, body)
         duration = (time.monotonic() - self._spawned_at) * 1000.0
-        self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+        self._log.emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\t"
+                       f"Error Type: {error_type}")
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
             self._finish_with_init_error(inv)
@@ -557,14 +548,12 @@ class Environment:
 
     def _finish_with_init_error(self, inv: Invocation) -> None:
         assert self._init_error is not None
-        if not inv.started:
-            inv.started = time.monotonic()
-            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        self._log.start_unrun(inv)
         error_type, body = self._init_error
         if self._init_fault is not None:  # Lambda words a platform-detected init failure with the request id
             message = f"RequestId: {inv.request_id} Error: {self._init_fault}"
-            self._log_invocation(inv, message)
-            self._log_invocation(inv, error_type)
+            self._log.line(inv, message)
+            self._log.line(inv, error_type)
             body = _error_payload(error_type, message)
             self._complete(inv, body, "Unhandled", "error", report_error=error_type)
             return
@@ -637,7 +626,7 @@ class Environment:
         duration = (time.monotonic() - inv.started) * 1000.0
         later = report_later and not inv.want_log
         if not later:
-            self._report(inv, duration, status, report_error)
+            self._log.report(inv, duration, status, report_error)
         self._current = None
         self._life.settle()
         inv.completed = True
@@ -645,40 +634,7 @@ class Environment:
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
             inv.future.set_result(InvocationResult(payload, function_error, log_text, status))
         if later:  # queued after the caller's wake-up, which set_result has just queued
-            asyncio.get_running_loop().call_soon(self._report, inv, duration, status, report_error)
-
-    def _report(self, inv: Invocation, duration: float, status: str, report_error: str | None) -> None:
-        """The invocation's last function output, its END and REPORT lines, and telemetry's platform events."""
-        self._drain_output()
-        self._log_invocation(inv, f"END RequestId: {inv.request_id}")
-        report = (
-            f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self.config.memory_size} MB\t"
-            f"Max Memory Used: {self._max_memory_mb()} MB"
-        )
-        init_ms = None
-        if self.init_duration_ms is not None and not self._init_duration_reported:
-            self._init_duration_reported = True  # only the first invocation of an environment is a cold start
-            init_ms = self.init_duration_ms
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if status == "timeout":
-            report += "\tStatus: timeout"
-        elif report_error is not None:
-            report += f"\tStatus: error\tError Type: {report_error}"
-        elif status == "crash":
-            report += "\tStatus: error\tError Type: Runtime.ExitError"
-        self._log_invocation(inv, report)
-        if self._telemetry is not None:
-            self._publish_done(inv, duration, status, report_error, init_ms)
-
-    def _max_memory_mb(self) -> int:
-        proc = self._proc
-        if proc is None:
-            return 0
-        peak = proc.cgroup.peak_memory_bytes() if proc.cgroup is not None else 0
-        if not peak:
-            peak = _vm_hwm_bytes(proc.pid)
-        return max(1, round(peak / (1024 * 1024)))
+            asyncio.get_running_loop().call_soon(self._log.report, inv, duration, status, report_error)
 
     def _on_timeout(self, inv: Invocation, seconds: float) -> None:
         if inv.future is None or inv.completed:
@@ -686,7 +642,7 @@ class Environment:
         if self._deferred is not None and self._deferred[0] is inv:
             # the runtime answered, an extension did not call next again in time: answer, and end the environment
             busy = " ".join(ext.name for ext in self._extensions.values() if ext.busy)
-            self._emit(f"EXTENSION timed out after {seconds:.2f} seconds: {busy}")
+            self._log.emit(f"EXTENSION timed out after {seconds:.2f} seconds: {busy}")
             self._flush_deferred()
             self._kill()
             self._die()
@@ -696,60 +652,20 @@ class Environment:
             missing = [name for name in self._expected_extensions
                        if not any(e.name == name and e.called_next for e in self._extensions.values())]
             self._kill()
-            self._drain_output()
+            self._log.drain()
             self._init_fault = (f"Extension(s) did not register and call event/next within the init timeout "
                                 f"({seconds:.2f} seconds): [{' '.join(missing)}]")
             self._fail_init("Extension.InitTimeout", b"")
             return
-        if not inv.started:
-            inv.started = time.monotonic()
-            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        self._log.start_unrun(inv)
         message = f"RequestId: {inv.request_id} Error: Task timed out after {seconds:.2f} seconds"
         self._kill()
-        self._drain_output()
-        self._log_invocation(inv, f"{_iso_now()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
+        self._log.drain()
+        self._log.line(inv, f"{iso_time()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
         self._complete(inv, _error_payload("Sandbox.Timedout", message), "Unhandled", "timeout")
         self._die()
 
-    # -- process and output ----------------------------------------------------------------------------------
-
-    def _drain_output(self) -> None:
-        if self._output is not None:
-            self._output.drain()
-
-    def _log_output(self, line: str) -> None:
-        inv = self._current
-        if inv is not None and inv.want_log:
-            inv.log_lines.append(line)
-        self._emit(line)
-        if self._telemetry is not None:
-            self._telemetry.publish("function", "function", line)
-
-    def _publish_done(self, inv: Invocation, duration: float, status: str, report_error: str | None,
-                      init_ms: float | None) -> None:
-        """platform.runtimeDone and platform.report (Telemetry API schema 2022-12-13) for subscribers."""
-        assert self._telemetry is not None
-        status = "success" if status == "success" and report_error is None else (
-            "timeout" if status == "timeout" else "failure" if status == "crash" else "error")
-        self._telemetry.publish("platform", "platform.runtimeDone", {
-            "requestId": inv.request_id, "status": status, "metrics": {"durationMs": round(duration, 3)}})
-        metrics = {"durationMs": round(duration, 3), "billedDurationMs": max(1, math.ceil(duration)),
-                   "memorySizeMB": self.config.memory_size, "maxMemoryUsedMB": self._max_memory_mb()}
-        if init_ms is not None:
-            metrics["initDurationMs"] = round(init_ms, 3)
-        record = {"requestId": inv.request_id, "status": status, "metrics": metrics}
-        error_type = report_error or ("Runtime.ExitError" if status == "failure" else None)
-        if error_type is not None:
-            record["errorType"] = error_type
-        self._telemetry.publish("platform", "platform.report", record)
-
-    def _log_invocation(self, inv: Invocation, line: str) -> None:
-        if inv.want_log:
-            inv.log_lines.append(line)
-        self._emit(line)
-
-    def _emit(self, line: str) -> None:
-        self._sink.emit(self.log_group, self.log_stream, line)
+    # -- process ---------------------------------------------------------------------------------------------
 
     def _on_exit(self, exited: asyncio.Future[int]) -> None:
         proc = self._proc
@@ -758,7 +674,7 @@ class Environment:
         status = exited.result()
         self._exit_status = status
         self._read_exec_status()  # a failed exec wrote why before the exit: that is the answer, not ExitError
-        self._drain_output()
+        self._log.drain()
         self._flush_deferred()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
@@ -776,10 +692,8 @@ class Environment:
                 reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
                 message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
                 error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
-                if not inv.started:
-                    inv.started = time.monotonic()
-                    self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
-                self._log_invocation(inv, message)
+                self._log.start_unrun(inv)
+                self._log.line(inv, message)
                 self._complete(inv, _error_payload(error_type, message), "Unhandled", "crash")
         self._die()
 
@@ -834,9 +748,7 @@ class Environment:
                 await asyncio.wait_for(asyncio.shield(proc.exited), 2.0)
             except asyncio.TimeoutError:
                 log.warning("environment %s: process %d did not exit after SIGKILL", self.id, proc.pid)
-            self._drain_output()
-            if self._output is not None:
-                self._output.close()
+            self._log.close_output()
             self._close_exec_status()
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
@@ -847,23 +759,11 @@ class Environment:
             server.close()
         self._servers.clear()
         await self._api.aclose()
-        if self._telemetry is not None:
-            await self._telemetry.aclose()
+        await self._log.aclose()
         if proc is not None and proc.network is not None:
             proc.network.close()
             proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
-
-
-def _vm_hwm_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def _signal_name(number: int) -> str:
@@ -872,8 +772,3 @@ def _signal_name(number: int) -> str:
                 signal.SIGABRT: "aborted"}.get(signal.Signals(number), signal.Signals(number).name.lower())
     except ValueError:
         return str(number)
-
-
-def _iso_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
