@@ -44,14 +44,13 @@ import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from lambdad.ids import trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
-from lambdad.sandbox.forkserver import extension_programs
+from lambdad.sandbox.extensions import Extensions
 from lambdad.sandbox.invocation_log import InvocationLog
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
 from lambdad.sandbox.peers import owned_by, socket_inode
@@ -77,24 +76,10 @@ log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
-EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
-
-
-@dataclass
-class _Extension:
-    """An external extension registered through the Extensions API."""
-
-    id: str
-    name: str
-    events: frozenset[str]
-    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
-    called_next: bool = False
-    busy: bool = False  # an event was queued for it and it has not called event/next again since
 
 
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-
 
 
 class Environment:
@@ -133,6 +118,10 @@ class Environment:
         # START/END/REPORT, the function's output, the tail, telemetry
         self._log = InvocationLog(log_sink, self.id, spec.config, lambda: self._current,
                                   report_init=spec.initialization_type != "provisioned-concurrency")
+        # external extensions (executables in /opt/extensions) and the Extensions API; idle without them
+        self._extensions = Extensions(spec.opt_dir, spec.config, self._life, self._log,
+                                      telemetry_reachable=not launcher.private_network,
+                                      on_settled=self._extensions_settled, on_init_error=self._extension_init_failed)
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
@@ -141,13 +130,7 @@ class Environment:
         self._peers_checked = True
         self._listener_task: asyncio.Task[None] | None = None
         self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
-        # external extensions (executables in /opt/extensions); all of this stays empty without them
-        self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
-                                     if spec.opt_dir else [])
-        self._extensions: dict[str, _Extension] = {}
-        self._init_waiter: asyncio.Future[None] | None = None
-        self._deferred: tuple[Invocation, bytes, str | None, str] | None = None
-        self._settled: asyncio.Event | None = None
+        self._deferred: tuple[Invocation, bytes, str | None, str] | None = None  # an answer held for extensions
         self._runtime_parked = False
         self._killed = False
 
@@ -324,11 +307,8 @@ class Environment:
         """The runtime's ``GET /next``: ``deliver`` gets the next invocation — now if one is waiting, else from
         ``invoke`` the moment one comes, in the same call (no queue, task or loop iteration in between) — or a
         RuntimeApiError. ``cancel_next`` withdraws it (the runtime's connection closed)."""
-        if not self._init_reported and self._expected_extensions and not self._extensions_initialised():
-            # the init phase ends when the runtime and every extension have called next
-            self._parked = deliver
-            waiter = self._init_waiter = asyncio.get_running_loop().create_future()
-            waiter.add_done_callback(lambda _: self._after_extensions_init(deliver))
+        if not self._init_reported and self._extensions.wait_init(lambda: self._after_extensions_init(deliver)):
+            self._parked = deliver  # the init phase ends when the runtime and every extension have called next
             return
         if not self._init_reported:
             self._init_reported = True
@@ -345,7 +325,7 @@ class Environment:
         if self._queued:
             self._hand_over(self._queued.popleft(), deliver)
             return
-        if self._proc is not None and self._proc.cgroup is not None and not self._extensions_busy():
+        if self._proc is not None and self._proc.cgroup is not None and not self._extensions.busy():
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
@@ -387,12 +367,7 @@ class Environment:
         deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
         self._arm_deadline(invocation, float(timeout))
         self._log.start(invocation)
-        if self._extensions:
-            self._dispatch_extension_event("INVOKE", {
-                "eventType": "INVOKE", "deadlineMs": deadline_ms,
-                "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace},
-            })
+        self._extensions.invoke(invocation, deadline_ms, trace)
 
     def _open_invocation(self, request_id: str) -> Invocation:
         inv = self._current
@@ -421,7 +396,7 @@ class Environment:
         """The runtime answered: complete the invocation, or, while an extension still works on its INVOKE
         event, once every extension has called event/next again (bounded by the function's timeout)."""
         inv.answered = True
-        if self._extensions_busy():
+        if self._extensions.busy():
             self._deferred = (inv, payload, function_error, status)
             return
         self._complete(inv, payload, function_error, status, report_later=True)
@@ -432,102 +407,33 @@ class Environment:
             self._deferred = None
             self._complete(inv, payload, function_error, status)
 
-    # -- Extensions API --------------------------------------------------------------------------------------
-
-    def _extensions_busy(self) -> bool:
-        return bool(self._extensions) and any(ext.busy for ext in self._extensions.values())
-
-    def _extensions_initialised(self) -> bool:
-        registered = {ext.name for ext in self._extensions.values() if ext.called_next}
-        return all(name in registered for name in self._expected_extensions) and all(
-            ext.called_next for ext in self._extensions.values())
-
-    def _dispatch_extension_event(self, event_type: str, event: dict[str, Any]) -> None:
-        data = json.dumps(event).encode()
-        for ext in self._extensions.values():
-            if event_type in ext.events:
-                ext.busy = True
-                ext.queue.put_nowait(data)
-
-    def _extension(self, identifier: str | None) -> _Extension:
-        if not identifier:
-            raise RuntimeApiError(403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
-        ext = self._extensions.get(identifier)
-        if ext is None:
-            raise RuntimeApiError(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
-        return ext
+    # -- Extensions API (extensions.py) ----------------------------------------------------------------------
 
     def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]:
-        if not name:
-            raise RuntimeApiError(400, "InvalidRequest", "Missing Lambda-Extension-Name header")
-        try:
-            events = json.loads(body or b"{}").get("events") or []
-            if not isinstance(events, list) or any(e not in ("INVOKE", "SHUTDOWN") for e in events):
-                raise ValueError(events)
-        except (ValueError, AttributeError):
-            raise RuntimeApiError(400, "InvalidRequest", "events must be a list of INVOKE and SHUTDOWN") from None
-        if self._life.state is EnvState.DEAD:
-            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        identifier = str(uuid.uuid4())
-        self._extensions[identifier] = _Extension(identifier, name, frozenset(events))
-        c = self.config
-        return identifier, json.dumps({"functionName": c.name, "functionVersion": c.version,
-                                       "handler": c.handler}).encode()
+        return self._extensions.register(name, body)
 
     async def extension_next(self, identifier: str | None) -> bytes:
-        ext = self._extension(identifier)
-        ext.called_next = True
-        if ext.busy and ext.queue.empty():
-            ext.busy = False
-            self._extension_settled()
-        waiter = self._init_waiter
-        if waiter is not None and not waiter.done() and self._extensions_initialised():
-            waiter.set_result(None)
-        return await ext.queue.get()
+        return await self._extensions.next_event(identifier)
 
     def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None:
-        ext = self._extension(identifier)
-        error_type = error_type or "Extension.Unknown"
-        self._log.emit(f"EXTENSION Name: {ext.name}\tPhase: {kind}\tError Type: {error_type}\t"
-                       f"{body.decode('utf-8', 'replace')[:1024]}")
-        if kind == "init" and not self._init_reported and self._init_error is None:
-            self._init_fault = f"Extension {ext.name} reported an init error: {error_type}"
-            self._fail_init(error_type, b"")
+        self._extensions.error(identifier, kind, error_type, body)
 
     def subscribe_telemetry(self, identifier: str | None, body: bytes) -> None:
-        """Telemetry API (2022-07-01): PUT /telemetry from a registered extension."""
-        ext = self._extension(identifier)
-        if self._launcher.private_network:
-            raise RuntimeApiError(400, "ValidationError",
-                                  "The Telemetry API is not available with LAMBDAD_FUNCTION_NETWORK=none: the server "
-                                  "cannot reach a listener inside the environment's own network namespace.")
-        if self._life.state is EnvState.DEAD:
-            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        self._log.subscribe(ext.id, ext.name, body)
+        self._extensions.subscribe_telemetry(identifier, body)
 
-    def _extension_settled(self) -> None:
-        if self._extensions_busy():
-            return
+    def _extensions_settled(self) -> None:
+        """No extension is busy any more: the runtime's answer held for them goes out."""
         if self._deferred is not None:
             self._flush_deferred()
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
                     and self._life.state is not EnvState.DEAD):
                 self._freeze.set(FREEZE_DELAY_SECONDS)
-        if self._settled is not None:
-            self._settled.set()
 
-    async def _shutdown_extensions(self) -> None:
-        """Lambda's Shutdown phase: a SHUTDOWN event, and up to 2 s for the extensions to call next again."""
-        self._set_frozen(False)
-        deadline = time.time() + EXTENSION_SHUTDOWN_SECONDS
-        self._settled = asyncio.Event()
-        self._dispatch_extension_event("SHUTDOWN", {"eventType": "SHUTDOWN", "shutdownReason": "spindown",
-                                                    "deadlineMs": int(deadline * 1000)})
-        try:
-            await asyncio.wait_for(self._settled.wait(), EXTENSION_SHUTDOWN_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    def _extension_init_failed(self, name: str, error_type: str) -> None:
+        if not self._init_reported and self._init_error is None:
+            self._init_fault = f"Extension {name} reported an init error: {error_type}"
+            self._fail_init(error_type, b"")
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
         if self._init_error is not None or self._life.state is EnvState.DEAD:
@@ -605,7 +511,7 @@ class Environment:
         proc = self._proc
         if proc is None or proc.cgroup is None or self._frozen == frozen:
             return
-        if frozen and self._extensions_busy():
+        if frozen and self._extensions.busy():
             return  # an extension is still working on its event
         try:
             proc.cgroup.freeze() if frozen else proc.cgroup.thaw()
@@ -641,16 +547,13 @@ class Environment:
             return
         if self._deferred is not None and self._deferred[0] is inv:
             # the runtime answered, an extension did not call next again in time: answer, and end the environment
-            busy = " ".join(ext.name for ext in self._extensions.values() if ext.busy)
-            self._log.emit(f"EXTENSION timed out after {seconds:.2f} seconds: {busy}")
+            self._log.emit(f"EXTENSION timed out after {seconds:.2f} seconds: {self._extensions.busy_names()}")
             self._flush_deferred()
             self._kill()
             self._die()
             return
-        if not self._init_reported and self._init_error is None and self._expected_extensions \
-                and not self._extensions_initialised():
-            missing = [name for name in self._expected_extensions
-                       if not any(e.name == name and e.called_next for e in self._extensions.values())]
+        missing = None if self._init_reported or self._init_error is not None else self._extensions.missing()
+        if missing is not None:
             self._kill()
             self._log.drain()
             self._init_fault = (f"Extension(s) did not register and call event/next within the init timeout "
@@ -724,9 +627,10 @@ class Environment:
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
-        if (self._extensions and self._current is None and not self._killed and self._exit_status is None
-                and any("SHUTDOWN" in ext.events for ext in self._extensions.values())):
-            await self._shutdown_extensions()
+        if (self._current is None and not self._killed and self._exit_status is None
+                and self._extensions.want_shutdown()):
+            self._set_frozen(False)
+            await self._extensions.shutdown()
         self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
             self._platform.revoke(self._credentials.access_key_id)
