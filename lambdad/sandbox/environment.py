@@ -1,10 +1,14 @@
 """One execution environment: a runtime process, its Runtime API endpoint, and the invocations it serves.
 
-State machine (one invocation at a time):
+The environment drives its parts, each a module of its own:
+
+    lifecycle.py       its state and ``warm``: the transition table, and the one method that makes a transition
+    invocation_log.py  what it writes: START/END/REPORT, the function's output, the caller's tail, telemetry
+    extensions.py      its external extensions and the Extensions API they call
+    variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
+    spec.py            what it is given (its spec, a launcher, a log writer) and what it gives back
 
     STARTING --first GET /next--> IDLE/BUSY --response|error--> IDLE --invoke--> BUSY ...
-    (``warm`` is set at the first GET /next or at death: a provisioned environment is ready once it is set and
-    the environment is not DEAD)
         any state --timeout | runtime exit | init error | close()--> DEAD   (DEAD is final)
 
 ``invoke`` hands an invocation to the runtime (the runtime's long-polling ``GET /next`` receives it) and waits for
@@ -14,19 +18,12 @@ is open answers it with ``Runtime.ExitError`` (or ``Runtime.OutOfMemory`` when t
 but when a warm environment's runtime ends before it took the invocation (a Node runtime exits after reporting
 an uncaught exception), ``invoke`` raises ``EnvironmentLost``: nothing ran, and the invoker runs it elsewhere.
 A runtime program that cannot be exec'd (a custom runtime's missing or non-executable ``bootstrap``) is Lambda's
-``Runtime.InvalidEntrypoint``, worded with each invocation's request id.
+``Runtime.InvalidEntrypoint``, worded with each invocation's request id. Everything the function printed before it
+answered is in that invocation's log: its output is drained before END.
 
-Output (stdout and stderr) is read from a pipe into the log stream; when a response arrives the pipe is drained
-first, so everything the function printed before answering is in that invocation's log.
-
-External extensions (executables in the layers' /opt/extensions, started by the fork server before the runtime)
-talk to the same endpoint (Extensions API 2020-01-01): init ends once they too have called ``event/next``; each
-invocation handed to the runtime is an INVOKE event for them, and the invocation completes (END/REPORT, the
-caller's answer, readiness) once the runtime answered and each of them called ``event/next`` again; an idle
-environment being released sends SHUTDOWN and waits up to 2 s. Without extensions none of this costs anything.
-An extension may subscribe to the Telemetry API (``telemetry.py``): from then on function output lines and
-platform.start/runtimeDone/report events are handed to its subscription's buffer, posted by a background task;
-without a subscription that costs one ``is None`` test per line.
+External extensions talk to the same endpoint: init ends once they too have called ``event/next``, and an
+invocation completes (END/REPORT, the caller's answer, readiness) once the runtime answered and each of them has
+called ``event/next`` again; an idle environment being released sends them SHUTDOWN first.
 
 Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
 DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
@@ -83,6 +80,9 @@ def _error_payload(error_type: str, message: str) -> bytes:
 
 
 class Environment:
+    """One environment, made by the pool (which asks it for invocations) and served by its Runtime API server
+    (of which it is the ``RuntimeApiTarget``)."""
+
     def __init__(
         self,
         spec: EnvironmentSpec,

@@ -135,7 +135,8 @@ class Extensions:
 
     def _extension(self, identifier: str | None) -> _Extension:
         if not identifier:
-            raise RuntimeApiError(403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
+            raise RuntimeApiError(403, "Extension.MissingExtensionIdentifier",
+                                  "Missing Lambda-Extension-Identifier header")
         ext = self._registered.get(identifier)
         if ext is None:
             raise RuntimeApiError(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
