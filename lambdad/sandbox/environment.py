@@ -5,6 +5,7 @@ The environment drives its parts, each a module of its own:
     lifecycle.py       its state and ``warm``: the transition table, and the one method that makes a transition
     invocation_log.py  what it writes: START/END/REPORT, the function's output, the caller's tail, telemetry
     extensions.py      its external extensions and the Extensions API they call
+    endpoint.py        the Runtime API's listeners (and those in its network namespace), and who may connect
     variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
     spec.py            what it is given (its spec, a launcher, a log writer) and what it gives back
 
@@ -38,19 +39,18 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import time
 import uuid
 from typing import Callable
 
 from lambdad.ids import trace_header
-from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
+from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
-from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
+from lambdad.sandbox.network import PLATFORM_API_ADDRESS
+from lambdad.sandbox.endpoint import Endpoint
 from lambdad.sandbox.extensions import Extensions
 from lambdad.sandbox.invocation_log import InvocationLog
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
-from lambdad.sandbox.peers import owned_by, socket_inode
 from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
     Credentials,
@@ -103,7 +103,7 @@ class Environment:
         self._launcher = launcher
         self._run_dir = os.path.join(run_dir, self.id)
         self._on_dead = on_dead
-        self._api = RuntimeApiServer(self)
+        self._endpoint = Endpoint(self, self.id, platform)  # the Runtime API's listeners, and who may connect
         self._proc: LaunchedProcess | None = None
         self._queued: collections.deque[Invocation] = collections.deque()  # for the runtime's next GET /next
         self._parked: Deliver | None = None  # the runtime's GET /next, waiting for an invocation
@@ -127,9 +127,6 @@ class Environment:
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
         self._frozen = False
-        self._peers_checked = True
-        self._listener_task: asyncio.Task[None] | None = None
-        self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
         self._deferred: tuple[Invocation, bytes, str | None, str] | None = None  # an answer held for extensions
         self._runtime_parked = False
         self._killed = False
@@ -140,7 +137,7 @@ class Environment:
         loop = asyncio.get_running_loop()
         private_network = self._launcher.private_network
         own_network = private_network or self._launcher.network is not None
-        address = PRIVATE_RUNTIME_API if own_network else await self._api.start()
+        address = PRIVATE_RUNTIME_API if own_network else await self._endpoint.start()
         jailed = self._launcher.jailed
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
@@ -163,57 +160,18 @@ class Environment:
         except Exception as exc:
             self._log.emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\t"
                            "Error Type: Runtime.InvalidEntrypoint")
-            await self._api.aclose()
+            await self._endpoint.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._life.become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
         self._log.attach(self._proc)
-        if self._proc.network is not None:
-            await self._serve_network(self._proc.network)
-        if self._proc.runtime_api_socket is not None:
-            await self._api.adopt(self._proc.runtime_api_socket)
+        await self._endpoint.serve(self._proc)
         self._log.read_output()
         if self._proc.exec_status_fd >= 0:
             loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)
         self._proc.exited.add_done_callback(self._on_exit)
         if self._proc.listener_channel is not None:
-            self._listener_task = loop.create_task(self._receive_listener(self._proc.listener_channel))
-
-    async def _serve_network(self, ns: Namespace) -> None:
-        """Its own network namespace: serve the listeners the server opened there — the Runtime API, this
-        server's API, the relays to allow-listed host services."""
-        self._peers_checked = False  # only the environment's own processes live in its network namespace
-        await self._api.serve_listener(ns.runtime_api)
-        if self._platform is not None and self._platform.serve is not None:
-            self._servers.append(await self._platform.serve(ns.platform_api))
-        self._servers.extend(await serve_relays(ns))
-
-    async def _receive_listener(self, channel: socket.socket) -> None:
-        """Own network namespace: the environment opens its Runtime API listener inside it and sends it here."""
-        loop = asyncio.get_running_loop()
-        channel.setblocking(False)
-        received: asyncio.Future[int] = loop.create_future()
-
-        def readable() -> None:
-            try:
-                _, fds, _, _ = socket.recv_fds(channel, 64, 1)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                fds = []
-                log.warning("environment %s: no Runtime API listener: %s", self.id, exc)
-            if not received.done():
-                received.set_result(fds[0] if fds else -1)
-
-        loop.add_reader(channel.fileno(), readable)
-        try:
-            fd = await received
-        finally:
-            loop.remove_reader(channel.fileno())
-            channel.close()
-        if fd >= 0:
-            self._peers_checked = False  # only the environment's own processes live in its network namespace
-            await self._api.serve_listener(socket.socket(fileno=fd))
+            self._endpoint.receive_listener(self._proc.listener_channel)
 
     def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
         endpoint = None
@@ -295,13 +253,7 @@ class Environment:
         self._life.become(EnvState.DEAD)
 
     def accepts_peer(self, host: str, port: int) -> bool:
-        proc = self._proc
-        if not self._peers_checked:
-            return True
-        if proc is None or proc.cgroup is None:
-            return True  # without cgroups there is no reliable membership to check (reported as degraded)
-        inode = socket_inode(host, port, "127.0.0.1", self._api.port)
-        return inode is not None and owned_by(inode, proc.cgroup.pids())
+        return self._endpoint.accepts_peer(host, port)
 
     def want_next(self, deliver: Deliver) -> None:
         """The runtime's ``GET /next``: ``deliver`` gets the next invocation — now if one is waiting, else from
@@ -637,8 +589,7 @@ class Environment:
         self._freeze.cancel()
         self._deadline.cancel()
         self._kill()
-        if self._listener_task is not None and not self._listener_task.done():
-            self._listener_task.cancel()
+        self._endpoint.stop_listening()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
             message = f"RequestId: {inv.request_id} Error: the execution environment was shut down"
@@ -659,10 +610,7 @@ class Environment:
             if proc.scratch_fd >= 0:  # its /tmp: the loop device clears itself once the jail's mount is gone
                 os.close(proc.scratch_fd)
                 proc.scratch_fd = -1
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
-        await self._api.aclose()
+        await self._endpoint.aclose()
         await self._log.aclose()
         if proc is not None and proc.network is not None:
             proc.network.close()
