@@ -1,10 +1,15 @@
 """One execution environment: a runtime process, its Runtime API endpoint, and the invocations it serves.
 
-State machine (one invocation at a time):
+The environment drives its parts, each a module of its own:
+
+    lifecycle.py       its state and ``warm``: the transition table, and the one method that makes a transition
+    invocation_log.py  what it writes: START/END/REPORT, the function's output, the caller's tail, telemetry
+    extensions.py      its external extensions and the Extensions API they call
+    endpoint.py        the Runtime API's listeners (and those in its network namespace), and who may connect
+    variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
+    spec.py            what it is given (its spec, a launcher, a log writer) and what it gives back
 
     STARTING --first GET /next--> IDLE/BUSY --response|error--> IDLE --invoke--> BUSY ...
-    (``warm`` is set at the first GET /next or at death: a provisioned environment is ready once it is set and
-    the environment is not DEAD)
         any state --timeout | runtime exit | init error | close()--> DEAD   (DEAD is final)
 
 ``invoke`` hands an invocation to the runtime (the runtime's long-polling ``GET /next`` receives it) and waits for
@@ -14,19 +19,12 @@ is open answers it with ``Runtime.ExitError`` (or ``Runtime.OutOfMemory`` when t
 but when a warm environment's runtime ends before it took the invocation (a Node runtime exits after reporting
 an uncaught exception), ``invoke`` raises ``EnvironmentLost``: nothing ran, and the invoker runs it elsewhere.
 A runtime program that cannot be exec'd (a custom runtime's missing or non-executable ``bootstrap``) is Lambda's
-``Runtime.InvalidEntrypoint``, worded with each invocation's request id.
+``Runtime.InvalidEntrypoint``, worded with each invocation's request id. Everything the function printed before it
+answered is in that invocation's log: its output is drained before END.
 
-Output (stdout and stderr) is read from a pipe into the log stream; when a response arrives the pipe is drained
-first, so everything the function printed before answering is in that invocation's log.
-
-External extensions (executables in the layers' /opt/extensions, started by the fork server before the runtime)
-talk to the same endpoint (Extensions API 2020-01-01): init ends once they too have called ``event/next``; each
-invocation handed to the runtime is an INVOKE event for them, and the invocation completes (END/REPORT, the
-caller's answer, readiness) once the runtime answered and each of them called ``event/next`` again; an idle
-environment being released sends SHUTDOWN and waits up to 2 s. Without extensions none of this costs anything.
-An extension may subscribe to the Telemetry API (``telemetry.py``): from then on function output lines and
-platform.start/runtimeDone/report events are handed to its subscription's buffer, posted by a background task;
-without a subscription that costs one ``is None`` test per line.
+External extensions talk to the same endpoint: init ends once they too have called ``event/next``, and an
+invocation completes (END/REPORT, the caller's answer, readiness) once the runtime answered and each of them has
+called ``event/next`` again; an idle environment being released sends them SHUTDOWN first.
 
 Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
 DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
@@ -38,30 +36,27 @@ import asyncio
 import collections
 import json
 import logging
-import math
 import os
 import shutil
 import signal
-import socket
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from lambdad.ids import trace_header
-from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError, RuntimeApiServer
+from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
-from lambdad.sandbox.network import PLATFORM_API_ADDRESS, Namespace, serve_relays
-from lambdad.sandbox.forkserver import extension_programs
-from lambdad.sandbox.output import OutputReader
-from lambdad.sandbox.peers import owned_by, socket_inode
-from lambdad.sandbox.telemetry import TelemetryHub
+from lambdad.sandbox.network import PLATFORM_API_ADDRESS
+from lambdad.sandbox.endpoint import Endpoint
+from lambdad.sandbox.extensions import Extensions
+from lambdad.sandbox.invocation_log import InvocationLog
+from lambdad.sandbox.lifecycle import EnvState, Lifecycle
+from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
     Credentials,
     EnvironmentLauncher,
     EnvironmentLost,
     EnvironmentSpec,
-    EnvState,
     FunctionVersion,
     Invocation,
     InvocationResult,
@@ -78,27 +73,16 @@ log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_SECONDS = 10.0
 FREEZE_DELAY_SECONDS = 0.05
-EXTENSION_SHUTDOWN_SECONDS = 2.0  # Lambda gives extensions 500 ms to 2 s after SHUTDOWN
-
-
-@dataclass
-class _Extension:
-    """An external extension registered through the Extensions API."""
-
-    id: str
-    name: str
-    events: frozenset[str]
-    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
-    called_next: bool = False
-    busy: bool = False  # an event was queued for it and it has not called event/next again since
 
 
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
-
 class Environment:
+    """One environment, made by the pool (which asks it for invocations) and served by its Runtime API server
+    (of which it is the ``RuntimeApiTarget``)."""
+
     def __init__(
         self,
         spec: EnvironmentSpec,
@@ -113,17 +97,13 @@ class Environment:
         self._credentials = platform.issue(self.id, spec) if platform is not None else None
         self.spec = spec
         self.config = spec.config
-        self.state = EnvState.STARTING
+        self._life = Lifecycle(self.id)  # its state and ``warm``: the one place they change
         self.last_used = time.monotonic()
         self.retired = False
-        today = time.strftime("%Y/%m/%d", time.gmtime())
-        self.log_group = spec.config.log_group_name
-        self.log_stream = f"{today}/[{spec.config.version}]{self.id}"
         self._launcher = launcher
-        self._sink = log_sink
         self._run_dir = os.path.join(run_dir, self.id)
         self._on_dead = on_dead
-        self._api = RuntimeApiServer(self)
+        self._endpoint = Endpoint(self, self.id, platform)  # the Runtime API's listeners, and who may connect
         self._proc: LaunchedProcess | None = None
         self._queued: collections.deque[Invocation] = collections.deque()  # for the runtime's next GET /next
         self._parked: Deliver | None = None  # the runtime's GET /next, waiting for an invocation
@@ -132,30 +112,24 @@ class Environment:
         self._deadline = _LazyTimer(self._deadline_passed)
         self._deadline_of: tuple[Invocation, float] | None = None  # the invocation and its timeout, in seconds
         self._freeze = _LazyTimer(lambda: self._set_frozen(True))
-        self._output: OutputReader | None = None  # the function's stdout+stderr, read into log lines
         self._spawned_at = 0.0
         self.init_duration_ms: float | None = None
         self._init_reported = False
-        self._init_duration_reported = spec.initialization_type == "provisioned-concurrency"  # init ran ahead
-        self.warm = asyncio.Event()
+        # START/END/REPORT, the function's output, the tail, telemetry
+        self._log = InvocationLog(log_sink, self.id, spec.config, lambda: self._current,
+                                  report_init=spec.initialization_type != "provisioned-concurrency")
+        # external extensions (executables in /opt/extensions) and the Extensions API; idle without them
+        self._extensions = Extensions(spec.opt_dir, spec.config, self._life, self._log,
+                                      telemetry_reachable=not launcher.private_network,
+                                      on_settled=self._extensions_settled, on_init_error=self._extension_init_failed)
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
         self._exit_status: int | None = None
         self._frozen = False
-        self._peers_checked = True
-        self._listener_task: asyncio.Task[None] | None = None
-        self._servers: list[asyncio.AbstractServer] = []  # on listeners in its network namespace (not the Runtime API)
-        # external extensions (executables in /opt/extensions); all of this stays empty without them
-        self._expected_extensions = ([os.path.basename(p) for p in extension_programs(spec.opt_dir)]
-                                     if spec.opt_dir else [])
-        self._extensions: dict[str, _Extension] = {}
-        self._init_waiter: asyncio.Future[None] | None = None
-        self._deferred: tuple[Invocation, bytes, str | None, str] | None = None
-        self._settled: asyncio.Event | None = None
+        self._deferred: tuple[Invocation, bytes, str | None, str] | None = None  # an answer held for extensions
         self._runtime_parked = False
         self._killed = False
-        self._telemetry: TelemetryHub | None = None  # Telemetry API subscriptions; None until the first one
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -163,13 +137,13 @@ class Environment:
         loop = asyncio.get_running_loop()
         private_network = self._launcher.private_network
         own_network = private_network or self._launcher.network is not None
-        address = PRIVATE_RUNTIME_API if own_network else await self._api.start()
+        address = PRIVATE_RUNTIME_API if own_network else await self._endpoint.start()
         jailed = self._launcher.jailed
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
             os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
-        self._emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
-                   f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
+        self._log.emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
+                       f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
         self._spawned_at = time.monotonic()
         request = LaunchRequest(
             env_id=self.id,
@@ -184,58 +158,20 @@ class Environment:
         try:
             self._proc = await self._launcher.launch(request)
         except Exception as exc:
-            self._emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint")
-            await self._api.aclose()
+            self._log.emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\t"
+                           "Error Type: Runtime.InvalidEntrypoint")
+            await self._endpoint.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
-            self._become(EnvState.DEAD)
+            self._life.become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
-        if self._proc.network is not None:
-            await self._serve_network(self._proc.network)
-        if self._proc.runtime_api_socket is not None:
-            await self._api.adopt(self._proc.runtime_api_socket)
-        self._output = OutputReader(self._proc, self._sink, self._log_output)
-        self._output.start()
+        self._log.attach(self._proc)
+        await self._endpoint.serve(self._proc)
+        self._log.read_output()
         if self._proc.exec_status_fd >= 0:
             loop.add_reader(self._proc.exec_status_fd, self._read_exec_status)
         self._proc.exited.add_done_callback(self._on_exit)
         if self._proc.listener_channel is not None:
-            self._listener_task = loop.create_task(self._receive_listener(self._proc.listener_channel))
-
-    async def _serve_network(self, ns: Namespace) -> None:
-        """Its own network namespace: serve the listeners the server opened there — the Runtime API, this
-        server's API, the relays to allow-listed host services."""
-        self._peers_checked = False  # only the environment's own processes live in its network namespace
-        await self._api.serve_listener(ns.runtime_api)
-        if self._platform is not None and self._platform.serve is not None:
-            self._servers.append(await self._platform.serve(ns.platform_api))
-        self._servers.extend(await serve_relays(ns))
-
-    async def _receive_listener(self, channel: socket.socket) -> None:
-        """Own network namespace: the environment opens its Runtime API listener inside it and sends it here."""
-        loop = asyncio.get_running_loop()
-        channel.setblocking(False)
-        received: asyncio.Future[int] = loop.create_future()
-
-        def readable() -> None:
-            try:
-                _, fds, _, _ = socket.recv_fds(channel, 64, 1)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                fds = []
-                log.warning("environment %s: no Runtime API listener: %s", self.id, exc)
-            if not received.done():
-                received.set_result(fds[0] if fds else -1)
-
-        loop.add_reader(channel.fileno(), readable)
-        try:
-            fd = await received
-        finally:
-            loop.remove_reader(channel.fileno())
-            channel.close()
-        if fd >= 0:
-            self._peers_checked = False  # only the environment's own processes live in its network namespace
-            await self._api.serve_listener(socket.socket(fileno=fd))
+            self._endpoint.receive_listener(self._proc.listener_channel)
 
     def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
         endpoint = None
@@ -243,7 +179,7 @@ class Environment:
             endpoint = (f"http://{PLATFORM_API_ADDRESS[0]}:{PLATFORM_API_ADDRESS[1]}"
                         if self._launcher.network is not None else self._platform.endpoint_url)
         return runtime_variables(
-            self.spec, runtime_api=runtime_api, jailed=jailed, log_stream=self.log_stream,
+            self.spec, runtime_api=runtime_api, jailed=jailed, log_stream=self._log.stream,
             tmp_dir=os.path.join(self._run_dir, "tmp"),
             credentials=self._credentials.as_environment() if self._credentials is not None else None,
             endpoint_url=endpoint)
@@ -256,28 +192,28 @@ class Environment:
         invocation.future = loop.create_future()
         invocation.completed = False  # a retry, after an environment ended before taking it, starts over
         self._current = invocation
+        state = self._life.state
         if self._init_error is not None:
             # the runtime reported an init error (possibly before this call): that is this invocation's answer
             self._finish_with_init_error(invocation)
-        elif self.state is EnvState.DEAD and self._init_reported:
+        elif state is EnvState.DEAD and self._init_reported:
             self._current = None
             raise EnvironmentLost(f"environment {self.id} ended before it took the invocation")
-        elif self.state is EnvState.DEAD:
+        elif state is EnvState.DEAD:
             # the runtime died before it took this invocation
-            invocation.started = time.monotonic()
-            self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
+            self._log.start_unrun(invocation)
             status = self._exit_status if self._exit_status is not None else -9
             reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
             message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}"
-            self._log_invocation(invocation, message)
+            self._log.line(invocation, message)
             self._complete(invocation, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         else:
-            if self.state is EnvState.STARTING:
+            if state is EnvState.STARTING:
                 # Lambda limits the init phase to 10 s; the function's own timeout starts when the runtime takes
                 # the event.
                 self._arm_deadline(invocation, INIT_TIMEOUT_SECONDS)
             else:
-                self._become(EnvState.BUSY)
+                self._life.become(EnvState.BUSY)
             self._set_frozen(False)
             deliver = self._parked
             if deliver is not None and self._init_reported:
@@ -292,67 +228,56 @@ class Environment:
         finally:
             self.last_used = time.monotonic()
 
-    # -- state: the one place it changes --------------------------------------------------------------------
+    # -- state: the pool asks (lifecycle.py makes every transition) -----------------------------------------
 
-    def _become(self, state: EnvState) -> None:
-        """Every transition goes through here. A dead environment stays dead."""
-        if self.state is EnvState.DEAD and state is not EnvState.DEAD:
-            raise RuntimeError(f"environment {self.id} is dead: it cannot become {state.value}")
-        self.state = state
+    @property
+    def state(self) -> EnvState:
+        return self._life.state
+
+    @property
+    def warm(self) -> asyncio.Event:
+        """Set once the init phase is over or the environment is dead."""
+        return self._life.warm
 
     def lease(self) -> bool:
         """The pool asks for this environment for one invocation: IDLE → BUSY. False when it is not idle, or is
         retired (the pool then tries another)."""
-        if self.state is not EnvState.IDLE or self.retired:
-            return False
-        self._become(EnvState.BUSY)
-        return True
+        return not self.retired and self._life.lease()
 
     def settle(self) -> None:
         """The pool returns it after an invocation: BUSY → IDLE, waiting for the next one (unless it died)."""
-        if self.state is not EnvState.DEAD:
-            self._become(EnvState.IDLE)
+        self._life.settle()
 
     def fail(self) -> None:
         """The pool gives up on it (a provisioned environment that did not start): → DEAD."""
-        self._become(EnvState.DEAD)
+        self._life.become(EnvState.DEAD)
 
     def accepts_peer(self, host: str, port: int) -> bool:
-        proc = self._proc
-        if not self._peers_checked:
-            return True
-        if proc is None or proc.cgroup is None:
-            return True  # without cgroups there is no reliable membership to check (reported as degraded)
-        inode = socket_inode(host, port, "127.0.0.1", self._api.port)
-        return inode is not None and owned_by(inode, proc.cgroup.pids())
+        return self._endpoint.accepts_peer(host, port)
 
     def want_next(self, deliver: Deliver) -> None:
         """The runtime's ``GET /next``: ``deliver`` gets the next invocation — now if one is waiting, else from
         ``invoke`` the moment one comes, in the same call (no queue, task or loop iteration in between) — or a
         RuntimeApiError. ``cancel_next`` withdraws it (the runtime's connection closed)."""
-        if not self._init_reported and self._expected_extensions and not self._extensions_initialised():
-            # the init phase ends when the runtime and every extension have called next
-            self._parked = deliver
-            waiter = self._init_waiter = asyncio.get_running_loop().create_future()
-            waiter.add_done_callback(lambda _: self._after_extensions_init(deliver))
+        if not self._init_reported and self._extensions.wait_init(lambda: self._after_extensions_init(deliver)):
+            self._parked = deliver  # the init phase ends when the runtime and every extension have called next
             return
         if not self._init_reported:
             self._init_reported = True
-            self.warm.set()
-            if self.state is EnvState.STARTING and not self._queued:
-                self._become(EnvState.IDLE)  # initialised ahead of any invocation (provisioned concurrency)
+            self._life.initialised(idle=not self._queued)  # idle: initialised ahead of any invocation
             self.init_duration_ms = (time.monotonic() - self._spawned_at) * 1000.0
+            self._log.initialised(self.init_duration_ms)
             cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
                 # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda
                 cgroup.limit_cpu(self.config.memory_size)
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
             return
         if self._queued:
             self._hand_over(self._queued.popleft(), deliver)
             return
-        if self._proc is not None and self._proc.cgroup is not None and not self._extensions_busy():
+        if self._proc is not None and self._proc.cgroup is not None and not self._extensions.busy():
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
             # Not at once: an environment that is invoked again within FREEZE_DELAY is never frozen, which spares
             # a busy environment two cgroup writes per invocation.
@@ -369,7 +294,7 @@ class Environment:
         if self._parked != deliver:
             return  # withdrawn meanwhile
         self._parked = None
-        if self.state is EnvState.DEAD:
+        if self._life.state is EnvState.DEAD:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
         else:
             self.want_next(deliver)
@@ -377,7 +302,7 @@ class Environment:
     def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
         """Give ``invocation`` to the runtime: its clock starts now. The event goes out first; the bookkeeping
         after it (deadline, START line, telemetry, extensions' INVOKE) overlaps with the runtime's work."""
-        self._become(EnvState.BUSY)
+        self._life.become(EnvState.BUSY)
         timeout = self.config.timeout
         now_wall = time.time()
         invocation.started = time.monotonic()
@@ -393,16 +318,8 @@ class Environment:
             headers["Lambda-Runtime-Client-Context"] = invocation.client_context
         deliver(NextInvocation(invocation.request_id, invocation.payload, headers))
         self._arm_deadline(invocation, float(timeout))
-        self._log_invocation(invocation, f"START RequestId: {invocation.request_id} Version: {self.config.version}")
-        if self._telemetry is not None:
-            self._telemetry.publish("platform", "platform.start",
-                                    {"requestId": invocation.request_id, "version": self.config.version})
-        if self._extensions:
-            self._dispatch_extension_event("INVOKE", {
-                "eventType": "INVOKE", "deadlineMs": deadline_ms,
-                "requestId": invocation.request_id, "invokedFunctionArn": invocation.invoked_arn,
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace},
-            })
+        self._log.start(invocation)
+        self._extensions.invoke(invocation, deadline_ms, trace)
 
     def _open_invocation(self, request_id: str) -> Invocation:
         inv = self._current
@@ -431,7 +348,7 @@ class Environment:
         """The runtime answered: complete the invocation, or, while an extension still works on its INVOKE
         event, once every extension has called event/next again (bounded by the function's timeout)."""
         inv.answered = True
-        if self._extensions_busy():
+        if self._extensions.busy():
             self._deferred = (inv, payload, function_error, status)
             return
         self._complete(inv, payload, function_error, status, report_later=True)
@@ -442,108 +359,36 @@ class Environment:
             self._deferred = None
             self._complete(inv, payload, function_error, status)
 
-    # -- Extensions API --------------------------------------------------------------------------------------
-
-    def _extensions_busy(self) -> bool:
-        return bool(self._extensions) and any(ext.busy for ext in self._extensions.values())
-
-    def _extensions_initialised(self) -> bool:
-        registered = {ext.name for ext in self._extensions.values() if ext.called_next}
-        return all(name in registered for name in self._expected_extensions) and all(
-            ext.called_next for ext in self._extensions.values())
-
-    def _dispatch_extension_event(self, event_type: str, event: dict[str, Any]) -> None:
-        data = json.dumps(event).encode()
-        for ext in self._extensions.values():
-            if event_type in ext.events:
-                ext.busy = True
-                ext.queue.put_nowait(data)
-
-    def _extension(self, identifier: str | None) -> _Extension:
-        if not identifier:
-            raise RuntimeApiError(403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
-        ext = self._extensions.get(identifier)
-        if ext is None:
-            raise RuntimeApiError(403, "Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
-        return ext
+    # -- Extensions API (extensions.py) ----------------------------------------------------------------------
 
     def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]:
-        if not name:
-            raise RuntimeApiError(400, "InvalidRequest", "Missing Lambda-Extension-Name header")
-        try:
-            events = json.loads(body or b"{}").get("events") or []
-            if not isinstance(events, list) or any(e not in ("INVOKE", "SHUTDOWN") for e in events):
-                raise ValueError(events)
-        except (ValueError, AttributeError):
-            raise RuntimeApiError(400, "InvalidRequest", "events must be a list of INVOKE and SHUTDOWN") from None
-        if self.state is EnvState.DEAD:
-            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        identifier = str(uuid.uuid4())
-        self._extensions[identifier] = _Extension(identifier, name, frozenset(events))
-        c = self.config
-        return identifier, json.dumps({"functionName": c.name, "functionVersion": c.version,
-                                       "handler": c.handler}).encode()
+        return self._extensions.register(name, body)
 
     async def extension_next(self, identifier: str | None) -> bytes:
-        ext = self._extension(identifier)
-        ext.called_next = True
-        if ext.busy and ext.queue.empty():
-            ext.busy = False
-            self._extension_settled()
-        waiter = self._init_waiter
-        if waiter is not None and not waiter.done() and self._extensions_initialised():
-            waiter.set_result(None)
-        return await ext.queue.get()
+        return await self._extensions.next_event(identifier)
 
     def extension_error(self, identifier: str | None, kind: str, error_type: str | None, body: bytes) -> None:
-        ext = self._extension(identifier)
-        error_type = error_type or "Extension.Unknown"
-        self._emit(f"EXTENSION Name: {ext.name}\tPhase: {kind}\tError Type: {error_type}\t"
-                   f"{body.decode('utf-8', 'replace')[:1024]}")
-        if kind == "init" and not self._init_reported and self._init_error is None:
-            self._init_fault = f"Extension {ext.name} reported an init error: {error_type}"
-            self._fail_init(error_type, b"")
+        self._extensions.error(identifier, kind, error_type, body)
 
     def subscribe_telemetry(self, identifier: str | None, body: bytes) -> None:
-        """Telemetry API (2022-07-01): PUT /telemetry from a registered extension."""
-        ext = self._extension(identifier)
-        if self._launcher.private_network:
-            raise RuntimeApiError(400, "ValidationError",
-                                  "The Telemetry API is not available with LAMBDAD_FUNCTION_NETWORK=none: the server "
-                                  "cannot reach a listener inside the environment's own network namespace.")
-        if self.state is EnvState.DEAD:
-            raise RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down.")
-        if self._telemetry is None:
-            proc = self._proc
-            self._telemetry = TelemetryHub(proc.network if proc is not None else None)
-        self._telemetry.subscribe(ext.id, ext.name, body)
+        self._extensions.subscribe_telemetry(identifier, body)
 
-    def _extension_settled(self) -> None:
-        if self._extensions_busy():
-            return
+    def _extensions_settled(self) -> None:
+        """No extension is busy any more: the runtime's answer held for them goes out."""
         if self._deferred is not None:
             self._flush_deferred()
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
-                    and self.state is not EnvState.DEAD):
+                    and self._life.state is not EnvState.DEAD):
                 self._freeze.set(FREEZE_DELAY_SECONDS)
-        if self._settled is not None:
-            self._settled.set()
 
-    async def _shutdown_extensions(self) -> None:
-        """Lambda's Shutdown phase: a SHUTDOWN event, and up to 2 s for the extensions to call next again."""
-        self._set_frozen(False)
-        deadline = time.time() + EXTENSION_SHUTDOWN_SECONDS
-        self._settled = asyncio.Event()
-        self._dispatch_extension_event("SHUTDOWN", {"eventType": "SHUTDOWN", "shutdownReason": "spindown",
-                                                    "deadlineMs": int(deadline * 1000)})
-        try:
-            await asyncio.wait_for(self._settled.wait(), EXTENSION_SHUTDOWN_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+    def _extension_init_failed(self, name: str, error_type: str) -> None:
+        if not self._init_reported and self._init_error is None:
+            self._init_fault = f"Extension {name} reported an init error: {error_type}"
+            self._fail_init(error_type, b"")
 
     def post_init_error(self, error_type: str | None, body: bytes) -> None:
-        if self._init_error is not None or self.state is EnvState.DEAD:
+        if self._init_error is not None or self._life.state is EnvState.DEAD:
             raise RuntimeApiError(403, "InvalidStateTransition", "State transition from Ready to InitError failed for runtime.")
         error_type = error_type or "Runtime.Unknown"
         self._fail_init(error_type, body or _error_payload(error_type, "Init error"))
@@ -552,7 +397,8 @@ class Environment:
         """The init phase failed: report it, answer the open invocation with the error, and end the environment."""
         self._init_error = (error_type, body)
         duration = (time.monotonic() - self._spawned_at) * 1000.0
-        self._emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\tError Type: {error_type}")
+        self._log.emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\t"
+                       f"Error Type: {error_type}")
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
             self._finish_with_init_error(inv)
@@ -560,14 +406,12 @@ class Environment:
 
     def _finish_with_init_error(self, inv: Invocation) -> None:
         assert self._init_error is not None
-        if not inv.started:
-            inv.started = time.monotonic()
-            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        self._log.start_unrun(inv)
         error_type, body = self._init_error
         if self._init_fault is not None:  # Lambda words a platform-detected init failure with the request id
             message = f"RequestId: {inv.request_id} Error: {self._init_fault}"
-            self._log_invocation(inv, message)
-            self._log_invocation(inv, error_type)
+            self._log.line(inv, message)
+            self._log.line(inv, error_type)
             body = _error_payload(error_type, message)
             self._complete(inv, body, "Unhandled", "error", report_error=error_type)
             return
@@ -619,7 +463,7 @@ class Environment:
         proc = self._proc
         if proc is None or proc.cgroup is None or self._frozen == frozen:
             return
-        if frozen and self._extensions_busy():
+        if frozen and self._extensions.busy():
             return  # an extension is still working on its event
         try:
             proc.cgroup.freeze() if frozen else proc.cgroup.thaw()
@@ -640,120 +484,43 @@ class Environment:
         duration = (time.monotonic() - inv.started) * 1000.0
         later = report_later and not inv.want_log
         if not later:
-            self._report(inv, duration, status, report_error)
+            self._log.report(inv, duration, status, report_error)
         self._current = None
-        if self.state is not EnvState.DEAD:
-            self._become(EnvState.IDLE)
+        self._life.settle()
         inv.completed = True
         if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
             inv.future.set_result(InvocationResult(payload, function_error, log_text, status))
         if later:  # queued after the caller's wake-up, which set_result has just queued
-            asyncio.get_running_loop().call_soon(self._report, inv, duration, status, report_error)
-
-    def _report(self, inv: Invocation, duration: float, status: str, report_error: str | None) -> None:
-        """The invocation's last function output, its END and REPORT lines, and telemetry's platform events."""
-        self._drain_output()
-        self._log_invocation(inv, f"END RequestId: {inv.request_id}")
-        report = (
-            f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self.config.memory_size} MB\t"
-            f"Max Memory Used: {self._max_memory_mb()} MB"
-        )
-        init_ms = None
-        if self.init_duration_ms is not None and not self._init_duration_reported:
-            self._init_duration_reported = True  # only the first invocation of an environment is a cold start
-            init_ms = self.init_duration_ms
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if status == "timeout":
-            report += "\tStatus: timeout"
-        elif report_error is not None:
-            report += f"\tStatus: error\tError Type: {report_error}"
-        elif status == "crash":
-            report += "\tStatus: error\tError Type: Runtime.ExitError"
-        self._log_invocation(inv, report)
-        if self._telemetry is not None:
-            self._publish_done(inv, duration, status, report_error, init_ms)
-
-    def _max_memory_mb(self) -> int:
-        proc = self._proc
-        if proc is None:
-            return 0
-        peak = proc.cgroup.peak_memory_bytes() if proc.cgroup is not None else 0
-        if not peak:
-            peak = _vm_hwm_bytes(proc.pid)
-        return max(1, round(peak / (1024 * 1024)))
+            asyncio.get_running_loop().call_soon(self._log.report, inv, duration, status, report_error)
 
     def _on_timeout(self, inv: Invocation, seconds: float) -> None:
         if inv.future is None or inv.completed:
             return
         if self._deferred is not None and self._deferred[0] is inv:
             # the runtime answered, an extension did not call next again in time: answer, and end the environment
-            busy = " ".join(ext.name for ext in self._extensions.values() if ext.busy)
-            self._emit(f"EXTENSION timed out after {seconds:.2f} seconds: {busy}")
+            self._log.emit(f"EXTENSION timed out after {seconds:.2f} seconds: {self._extensions.busy_names()}")
             self._flush_deferred()
             self._kill()
             self._die()
             return
-        if not self._init_reported and self._init_error is None and self._expected_extensions \
-                and not self._extensions_initialised():
-            missing = [name for name in self._expected_extensions
-                       if not any(e.name == name and e.called_next for e in self._extensions.values())]
+        missing = None if self._init_reported or self._init_error is not None else self._extensions.missing()
+        if missing is not None:
             self._kill()
-            self._drain_output()
+            self._log.drain()
             self._init_fault = (f"Extension(s) did not register and call event/next within the init timeout "
                                 f"({seconds:.2f} seconds): [{' '.join(missing)}]")
             self._fail_init("Extension.InitTimeout", b"")
             return
-        if not inv.started:
-            inv.started = time.monotonic()
-            self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
+        self._log.start_unrun(inv)
         message = f"RequestId: {inv.request_id} Error: Task timed out after {seconds:.2f} seconds"
         self._kill()
-        self._drain_output()
-        self._log_invocation(inv, f"{_iso_now()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
+        self._log.drain()
+        self._log.line(inv, f"{iso_time()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
         self._complete(inv, _error_payload("Sandbox.Timedout", message), "Unhandled", "timeout")
         self._die()
 
-    # -- process and output ----------------------------------------------------------------------------------
-
-    def _drain_output(self) -> None:
-        if self._output is not None:
-            self._output.drain()
-
-    def _log_output(self, line: str) -> None:
-        inv = self._current
-        if inv is not None and inv.want_log:
-            inv.log_lines.append(line)
-        self._emit(line)
-        if self._telemetry is not None:
-            self._telemetry.publish("function", "function", line)
-
-    def _publish_done(self, inv: Invocation, duration: float, status: str, report_error: str | None,
-                      init_ms: float | None) -> None:
-        """platform.runtimeDone and platform.report (Telemetry API schema 2022-12-13) for subscribers."""
-        assert self._telemetry is not None
-        status = "success" if status == "success" and report_error is None else (
-            "timeout" if status == "timeout" else "failure" if status == "crash" else "error")
-        self._telemetry.publish("platform", "platform.runtimeDone", {
-            "requestId": inv.request_id, "status": status, "metrics": {"durationMs": round(duration, 3)}})
-        metrics = {"durationMs": round(duration, 3), "billedDurationMs": max(1, math.ceil(duration)),
-                   "memorySizeMB": self.config.memory_size, "maxMemoryUsedMB": self._max_memory_mb()}
-        if init_ms is not None:
-            metrics["initDurationMs"] = round(init_ms, 3)
-        record = {"requestId": inv.request_id, "status": status, "metrics": metrics}
-        error_type = report_error or ("Runtime.ExitError" if status == "failure" else None)
-        if error_type is not None:
-            record["errorType"] = error_type
-        self._telemetry.publish("platform", "platform.report", record)
-
-    def _log_invocation(self, inv: Invocation, line: str) -> None:
-        if inv.want_log:
-            inv.log_lines.append(line)
-        self._emit(line)
-
-    def _emit(self, line: str) -> None:
-        self._sink.emit(self.log_group, self.log_stream, line)
+    # -- process ---------------------------------------------------------------------------------------------
 
     def _on_exit(self, exited: asyncio.Future[int]) -> None:
         proc = self._proc
@@ -762,7 +529,7 @@ class Environment:
         status = exited.result()
         self._exit_status = status
         self._read_exec_status()  # a failed exec wrote why before the exit: that is the answer, not ExitError
-        self._drain_output()
+        self._log.drain()
         self._flush_deferred()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
@@ -780,10 +547,8 @@ class Environment:
                 reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
                 message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
                 error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
-                if not inv.started:
-                    inv.started = time.monotonic()
-                    self._log_invocation(inv, f"START RequestId: {inv.request_id} Version: {self.config.version}")
-                self._log_invocation(inv, message)
+                self._log.start_unrun(inv)
+                self._log.line(inv, message)
                 self._complete(inv, _error_payload(error_type, message), "Unhandled", "crash")
         self._die()
 
@@ -801,10 +566,9 @@ class Environment:
 
     def _die(self) -> None:
         """Mark DEAD and schedule the release of everything; idempotent."""
-        if self.state is EnvState.DEAD and self._closing is not None:
+        if self._life.state is EnvState.DEAD and self._closing is not None:
             return
-        self._become(EnvState.DEAD)
-        self.warm.set()
+        self._life.become(EnvState.DEAD)  # and warm
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_task(self._release())
         self._on_dead(self)
@@ -815,17 +579,17 @@ class Environment:
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
-        if (self._extensions and self._current is None and not self._killed and self._exit_status is None
-                and any("SHUTDOWN" in ext.events for ext in self._extensions.values())):
-            await self._shutdown_extensions()
+        if (self._current is None and not self._killed and self._exit_status is None
+                and self._extensions.want_shutdown()):
+            self._set_frozen(False)
+            await self._extensions.shutdown()
         self._flush_deferred()
         if self._credentials is not None and self._platform is not None:
             self._platform.revoke(self._credentials.access_key_id)
         self._freeze.cancel()
         self._deadline.cancel()
         self._kill()
-        if self._listener_task is not None and not self._listener_task.done():
-            self._listener_task.cancel()
+        self._endpoint.stop_listening()
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
             message = f"RequestId: {inv.request_id} Error: the execution environment was shut down"
@@ -839,36 +603,19 @@ class Environment:
                 await asyncio.wait_for(asyncio.shield(proc.exited), 2.0)
             except asyncio.TimeoutError:
                 log.warning("environment %s: process %d did not exit after SIGKILL", self.id, proc.pid)
-            self._drain_output()
-            if self._output is not None:
-                self._output.close()
+            self._log.close_output()
             self._close_exec_status()
             if proc.cgroup is not None:
                 await asyncio.to_thread(proc.cgroup.remove)
             if proc.scratch_fd >= 0:  # its /tmp: the loop device clears itself once the jail's mount is gone
                 os.close(proc.scratch_fd)
                 proc.scratch_fd = -1
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
-        await self._api.aclose()
-        if self._telemetry is not None:
-            await self._telemetry.aclose()
+        await self._endpoint.aclose()
+        await self._log.aclose()
         if proc is not None and proc.network is not None:
             proc.network.close()
             proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
-
-
-def _vm_hwm_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def _signal_name(number: int) -> str:
@@ -877,8 +624,3 @@ def _signal_name(number: int) -> str:
                 signal.SIGABRT: "aborted"}.get(signal.Signals(number), signal.Signals(number).name.lower())
     except ValueError:
         return str(number)
-
-
-def _iso_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

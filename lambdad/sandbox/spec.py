@@ -1,5 +1,6 @@
 """What an environment is given and what it gives back: its spec, the protocols of what it uses (the launcher,
-the log writer, the platform's credentials and API), its invocations and their results, and its states.
+the log writer, the platform's credentials and API), and its invocations and their results. (Its states are
+``lifecycle.py``'s.)
 
 Split out of ``environment.py`` (issue 11): these are the sandbox's contract with the layers above it, which
 build a spec and read results but never reach into an environment's workings.
@@ -11,7 +12,6 @@ import asyncio
 import base64
 import socket
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Awaitable, Callable, Mapping, Protocol
 
 from lambdad.errors import LambdadError
@@ -21,7 +21,7 @@ from lambdad.sandbox.network import FunctionNetwork
 
 TAIL_BYTES = 4096  # the log tail an Invoke with LogType=Tail returns
 
-__all__ = ["Credentials", "EnvState", "EnvironmentLauncher", "EnvironmentLost", "EnvironmentSpec", "FunctionVersion",
+__all__ = ["Credentials", "EnvironmentLauncher", "EnvironmentLost", "EnvironmentSpec", "FunctionVersion",
            "Invocation", "InvocationResult", "LogWriter", "PlatformAccess"]
 
 
@@ -108,13 +108,6 @@ class PlatformAccess:
 class EnvironmentLost(LambdadError):
     """The runtime of a warm environment ended before it took the invocation (e.g. a Node runtime exiting after
     reporting an uncaught exception): nothing of the invocation ran, so it can run in another environment."""
-
-
-class EnvState(Enum):
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    DEAD = "dead"
 
 
 @dataclass

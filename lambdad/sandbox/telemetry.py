@@ -3,9 +3,10 @@
 
 Each subscription owns a buffer and a background task that flushes it when it holds ``maxItems`` events or
 ``maxBytes`` bytes, or ``timeoutMs`` after its first event. Posting never touches the invoke path: the
-environment only appends to the buffer; a destination that fails or is slow (more than ``POST_TIMEOUT_SECONDS``)
-costs that batch, with a log line. The environment owns the aiohttp session its subscriptions post with and
-closes it (``TelemetryHub.aclose``).
+environment's invocation log (``invocation_log.py``) only appends to the buffer; a destination that fails or is
+slow (more than ``POST_TIMEOUT_SECONDS``) costs that batch, with a log line. The invocation log owns the hub, and
+so the aiohttp session its subscriptions post with, and closes it (``TelemetryHub.aclose``); the environment's
+extensions (``extensions.py``) take the subscription requests.
 """
 
 from __future__ import annotations
