@@ -71,5 +71,4 @@ def test_an_idle_environment_is_reused_and_counted_once(inproc, fname) -> None:
     assert mine() == 1
     for _ in range(5):
         lam.invoke(FunctionName=fname, Payload=b"{}")
-        assert wait_until(lambda: pool.usage().get("account", 0) == 0 or pool.in_use == 0, timeout=2)
     assert mine() == 1  # warm: no new environment
