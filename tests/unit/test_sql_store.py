@@ -212,3 +212,17 @@ def test_concurrency_grants_never_pass_the_limit(store_url: str) -> None:
         assert await store.settle_permits("a", {"function:f": 2, "account": 3}) == {"function:f"}  # voided by d's grant
 
     run(store_url, grants)
+
+
+@pytest.mark.timeout(60)
+def test_nodes_starting_together_migrate_one_after_another(postgres_url: str, tmp_path: Path) -> None:
+    """Five stores opened at once on an empty database (five nodes starting together): each finds the schema made
+    or makes it, none fails on another's half-made tables (without the lock they lock each other up)."""
+    url = database_url(postgres_url, tmp_path)
+
+    async def open_all() -> None:
+        stores = await asyncio.gather(*(SqlStore.open(url) for _ in range(5)))
+        for store in stores:
+            await store.aclose()
+
+    asyncio.run(open_all())

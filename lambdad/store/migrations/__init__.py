@@ -30,5 +30,9 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def upgrade(connection: sa.Connection) -> None:
-    """Bring the database on ``connection`` to the newest schema (a new one is made from nothing)."""
+    """Bring the database on ``connection`` to the newest schema (a new one is made from nothing). On PostgreSQL
+    an advisory lock held to the end of the transaction makes nodes that start together migrate one after
+    another (the second finds the schema up to date); SQLite's write transaction does the same."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lambdad-migrations'))"))
     command.upgrade(alembic_config(connection), "head")
