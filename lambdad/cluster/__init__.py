@@ -1,7 +1,16 @@
 """Cluster mode: what lambdad nodes share, beside the metadata database (``store/sql.py`` on PostgreSQL).
 
-``link.py`` holds a node's connection to NATS (JetStream): the bus the nodes tell each other things on, and the
-names of every subject, stream and bucket, each prefixed by the cluster's name so that several clusters share one
-NATS. Without ``LAMBDAD_NATS_URL`` a node is a cluster of one and the same interfaces have in-process
-implementations.
+- ``link.py``: a node's NATS (JetStream) connection and the names of every subject, stream and bucket, each
+  prefixed by the cluster's name so that several clusters share one NATS;
+- ``notices.py``: a change committed on one node is read again by the others;
+- ``membership.py``: heartbeats, the live nodes (``lambdad cluster status``);
+- ``routing.py``: where an invocation runs (here, or at its function version's home node);
+- ``permits.py``: each node's share of each concurrency limit;
+- ``async_queue.py``: async events in a JetStream stream every node delivers from;
+- ``leases.py``: work that one node does at a time;
+- ``blobs.py``: code in JetStream's object store, each node's data dir as its cache;
+- ``migrate.py``: ``lambdad migrate``.
+
+Without ``LAMBDAD_NATS_URL`` a node is a cluster of one and ``app.py`` wires the in-process implementations.
+See docs/cluster.md.
 """

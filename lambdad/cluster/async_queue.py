@@ -114,7 +114,7 @@ class JetStreamQueue:
             except NatsTimeout:
                 messages = []
             except Exception as exc:  # NATS away: try again shortly
-                log.warning("async queue: fetch failed: %s", exc)
+                log.warning("async queue: fetch failed: %r", exc)
                 messages = []
                 await asyncio.sleep(1.0)
             for _ in range(free - len(messages)):
