@@ -25,6 +25,7 @@ from typing import Callable
 
 import botocore.session
 
+from lambdad import __version__
 from lambdad.api.access import AccessControl
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
@@ -42,15 +43,14 @@ from lambdad.auth.credentials import RootCredentials, load_root_credentials, sha
 from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
-from lambdad import __version__
 from lambdad.cluster.async_queue import JetStreamQueue
 from lambdad.cluster.blobs import SharedBlobStore
 from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
-from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.membership import Membership
-from lambdad.cluster.routing import InvokeRouter
 from lambdad.cluster.notices import ChangeNotices
+from lambdad.cluster.permits import ClusterPermits
+from lambdad.cluster.routing import InvokeRouter
 from lambdad.config import Settings
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.code import CodeTrees
