@@ -417,3 +417,24 @@ def test_an_invocation_forwarded_to_a_node_that_dies_fails_at_once(cluster, fnam
             pending.result(timeout=40)
     assert failed.value.response["Error"]["Code"] == "ServiceException"
     assert time.monotonic() - killed < 12  # the heartbeat expiry (6 s) and a look each second
+
+
+def test_an_async_event_of_the_largest_size_goes_through_the_stream(cluster, fname) -> None:
+    """An Event payload of 1 MiB (Lambda's limit, also NATS's default message cap) is compressed into the stream."""
+    from tests.test_server import _Recorder
+
+    (node,) = cluster(1).nodes
+    recorder = _Recorder()
+    code = f"""
+import json, urllib.request
+def handler(event, context):
+    body = json.dumps({{"size": len(event["pad"])}}).encode()
+    urllib.request.urlopen(urllib.request.Request({recorder.url!r}, data=body, method="POST")).read()
+"""
+    lam = node.client()
+    create_python_function(lam, fname, code)
+    pad = "x" * (1024 * 1024 - 20)
+    payload = json.dumps({"pad": pad}).encode()
+    assert len(payload) <= 1024 * 1024
+    assert lam.invoke(FunctionName=fname, InvocationType="Event", Payload=payload)["StatusCode"] == 202
+    assert wait_until(lambda: recorder.events == [{"size": len(pad)}], timeout=20), recorder.events

@@ -25,11 +25,12 @@ import json
 import logging
 import time
 import uuid
+import zlib
 from dataclasses import replace
 from typing import Any
 
 from lambdad.cluster.link import Link
-from lambdad.errors import LambdaError, ResourceNotFoundException
+from lambdad.errors import LambdaError, ResourceNotFoundException, ServiceException
 from lambdad.ids import CURRENT_REQUEST_ID
 from lambdad.invoke.async_queue import MAX_PARALLEL, THROTTLE_BACKOFF, Deliver
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 ACK_WAIT = 15.0  # seconds without word from the node working on an event before it goes to another
 PROGRESS = 5.0  # seconds between a working node's "still on it"
 _HEADER = "Lambdad-Event"
+_ENCODING = "Lambdad-Encoding"  # "zlib": the payload is compressed (it did not fit one NATS message as it was)
+_ENVELOPE = 8 * 1024  # the headers of an event's message, at most
 
 
 class JetStreamQueue:
@@ -97,8 +100,15 @@ class JetStreamQueue:
         js = self._link.jetstream
         assert js is not None
         # the message id makes a publish that is retried (or an adoption done twice) one message
-        await js.publish(self._subject, event.payload, stream=self._stream,
-                         headers={_HEADER: json.dumps(meta), "Nats-Msg-Id": f"{event.id}:{event.attempts}"})
+        headers = {_HEADER: json.dumps(meta), "Nats-Msg-Id": f"{event.id}:{event.attempts}"}
+        payload = event.payload
+        if len(payload) + _ENVELOPE > self._link.nats.max_payload:  # an async payload may be 1 MiB: NATS's own cap
+            payload = await asyncio.to_thread(zlib.compress, payload, 6)
+            headers[_ENCODING] = "zlib"
+            if len(payload) + _ENVELOPE > self._link.nats.max_payload:
+                raise ServiceException("The event's payload does not fit the cluster's queue even compressed "
+                                       f"({len(payload)} bytes; NATS max_payload {self._link.nats.max_payload}).")
+        await js.publish(self._subject, payload, stream=self._stream, headers=headers)
 
     async def _run(self) -> None:
         from nats.errors import TimeoutError as NatsTimeout
@@ -128,8 +138,11 @@ class JetStreamQueue:
         try:
             try:
                 meta = json.loads((msg.headers or {})[_HEADER])
-                event = AsyncEvent(payload=msg.data, **meta)
-            except (KeyError, ValueError, TypeError):
+                data = msg.data
+                if (msg.headers or {}).get(_ENCODING) == "zlib":
+                    data = await asyncio.to_thread(zlib.decompress, data)
+                event = AsyncEvent(payload=data, **meta)
+            except (KeyError, ValueError, TypeError, zlib.error):
                 log.warning("async queue: a message that is no event dropped")
                 await msg.term()
                 return
@@ -147,7 +160,11 @@ class JetStreamQueue:
     async def _run_event(self, msg: Any, event: AsyncEvent) -> None:
         progress = asyncio.get_running_loop().create_task(self._in_progress(msg))
         try:
-            ok = await self._deliver(event)
+            try:
+                ok = await self._deliver(event)
+            except asyncio.CancelledError:  # this node stops: another node takes the event at once
+                await asyncio.shield(msg.nak())
+                raise
         except ResourceNotFoundException as exc:
             log.warning("async event %s dropped: %s", event.id, exc.message)
             await msg.ack()
