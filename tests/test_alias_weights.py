@@ -14,6 +14,13 @@ from tests.server import create_python_function
 CODE = "def handler(event, context):\n    return context.function_version\n"
 
 
+@pytest.fixture
+def lam(inproc):
+    client = inproc.client()
+    yield client
+    client.close()  # not left to the garbage collector, in the middle of another test
+
+
 def _two_versions(lam, name: str) -> None:
     create_python_function(lam, name, CODE, Publish=True)
     lam.update_function_configuration(FunctionName=name, Description="two")
@@ -30,8 +37,7 @@ def _shares(inproc, name: str, alias: str, draws: int) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("weight", [0.1, 0.5, 0.9])
-def test_a_weight_sends_its_share_of_invocations(inproc, fname, weight) -> None:
-    lam = inproc.client()
+def test_a_weight_sends_its_share_of_invocations(inproc, lam, fname, weight) -> None:
     _two_versions(lam, fname)
     lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
                      RoutingConfig={"AdditionalVersionWeights": {"2": weight}})
@@ -43,8 +49,7 @@ def test_a_weight_sends_its_share_of_invocations(inproc, fname, weight) -> None:
     assert set(counts) == {"1", "2"}
 
 
-def test_weights_at_their_edges(inproc, fname) -> None:
-    lam = inproc.client()
+def test_weights_at_their_edges(inproc, lam, fname) -> None:
     _two_versions(lam, fname)
     lam.create_alias(FunctionName=fname, Name="none", FunctionVersion="1",
                      RoutingConfig={"AdditionalVersionWeights": {"2": 0.0}})
@@ -54,8 +59,7 @@ def test_weights_at_their_edges(inproc, fname) -> None:
     assert _shares(inproc, fname, "all", 2000) == {"2": 2000}
 
 
-def test_an_invocation_reports_the_version_the_draw_chose(inproc, fname) -> None:
-    lam = inproc.client()
+def test_an_invocation_reports_the_version_the_draw_chose(inproc, lam, fname) -> None:
     _two_versions(lam, fname)
     lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
                      RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
@@ -68,8 +72,7 @@ def test_an_invocation_reports_the_version_the_draw_chose(inproc, fname) -> None
     assert seen == {"1", "2"}  # 40 fair draws all one way: one chance in 5e11
 
 
-def test_a_weight_out_of_range_is_refused(inproc, fname) -> None:
-    lam = inproc.client()
+def test_a_weight_out_of_range_is_refused(inproc, lam, fname) -> None:
     _two_versions(lam, fname)
     with pytest.raises(ClientError) as refused:
         lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",

@@ -187,6 +187,8 @@ def test_concurrent_writes_on_several_nodes_lose_nothing(cluster, fname) -> None
         descriptions = [client.get_function_configuration(FunctionName=fname, Qualifier=v)["Description"]
                         for v in versions]
         assert descriptions == [answered[v] for v in versions] and len(set(descriptions)) == len(versions)
+    for client in clients:
+        client.close()  # their pooled connections are not left to the garbage collector
 
 
 def _the_one_with_environments(nodes):
@@ -352,6 +354,8 @@ def test_a_concurrency_limit_holds_across_nodes_under_a_burst(cluster, fname) ->
     assert _most_at_once(spans) <= 5, sorted(spans)  # in the whole cluster at once
     assert len(spans) >= 5 and len(spans) + len(throttled) == 24
     assert set(throttled) == {"ReservedFunctionConcurrentInvocationLimitExceeded"}
+    for client in clients:
+        client.close()
 
 
 def test_a_dead_node_gives_its_concurrency_back(cluster, fname) -> None:
@@ -387,6 +391,7 @@ def test_a_dead_node_gives_its_concurrency_back(cluster, fname) -> None:
     background.shutdown(wait=False)
     assert wait_until(lambda: invoke(lb, 0) == "ran", timeout=20)
     assert time.monotonic() - killed < 14  # the share is void 10 s after its last renewal
+    lb.close()
 
 
 NAPPER = """

@@ -24,12 +24,20 @@ def handler(event, context):
 """
 
 
+@pytest.fixture
+def lam(inproc):
+    """A client of the in-process app, closed after the test (its pooled connections would otherwise be
+    garbage-collected, unclosed, in the middle of another test)."""
+    client = inproc.client(read_timeout=30, max_pool_connections=4)
+    yield client
+    client.close()
+
+
 def _settled(pool, name: str) -> bool:
     return pool.in_use == 0 and pool.unreserved_in_use == 0 and pool.usage().get(f"function:{name}", 0) == 0
 
 
-def test_every_way_out_of_an_invocation_gives_its_count_back(inproc, fname) -> None:
-    lam = inproc.client(read_timeout=30)
+def test_every_way_out_of_an_invocation_gives_its_count_back(inproc, lam, fname) -> None:
     pool = inproc.app.pool
     create_python_function(lam, fname, CODE, Timeout=1)
     for event in ({}, {"fail": True}, {"sleep": 3}, {"crash": True}):
@@ -37,8 +45,7 @@ def test_every_way_out_of_an_invocation_gives_its_count_back(inproc, fname) -> N
         assert wait_until(lambda: _settled(pool, fname), timeout=5), (event, pool.in_use, pool.unreserved_in_use)
 
 
-def test_busy_environments_count_against_the_reservation_and_free_it_after(inproc, fname) -> None:
-    lam = inproc.client(read_timeout=30)
+def test_busy_environments_count_against_the_reservation_and_free_it_after(inproc, lam, fname) -> None:
     pool = inproc.app.pool
     create_python_function(lam, fname, CODE, Timeout=10)
     lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=2)
@@ -59,8 +66,7 @@ def test_busy_environments_count_against_the_reservation_and_free_it_after(inpro
     assert wait_until(lambda: _settled(pool, fname), timeout=5)
 
 
-def test_an_idle_environment_is_reused_and_counted_once(inproc, fname) -> None:
-    lam = inproc.client(read_timeout=30)
+def test_an_idle_environment_is_reused_and_counted_once(inproc, lam, fname) -> None:
     pool = inproc.app.pool
     create_python_function(lam, fname, CODE)
     lam.invoke(FunctionName=fname, Payload=b"{}")
@@ -69,6 +75,10 @@ def test_an_idle_environment_is_reused_and_counted_once(inproc, fname) -> None:
         return sum(1 for env in list(pool._all) if env.config.name == fname)
 
     assert mine() == 1
+    revision = lam.get_function_configuration(FunctionName=fname)["RevisionId"]
     for _ in range(5):
+        # once the runtime asked for its next invocation the environment is idle in the pool (until then it is
+        # still finishing the last one, and an invocation arriving meanwhile gets another environment, as on Lambda)
+        assert wait_until(lambda: pool.has_idle(fname, "$LATEST", revision), timeout=5)
         lam.invoke(FunctionName=fname, Payload=b"{}")
     assert mine() == 1  # warm: no new environment
