@@ -27,6 +27,9 @@ class InProcessApp:
         self.endpoint = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lambdad-in-process", daemon=True)
+        # every client handed out lives, and is closed, with the app: one dropped by a test would otherwise be
+        # garbage-collected with its connections open in the middle of a later test (a ResourceWarning there)
+        self._clients: list[Any] = []
 
     def start(self) -> "InProcessApp":
         self._thread.start()
@@ -39,12 +42,17 @@ class InProcessApp:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(60)
 
     def client(self, service: str = "lambda", **kwargs: Any) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=kwargs.pop("access_key", ACCESS_KEY),
-                            aws_secret_access_key=kwargs.pop("secret_key", SECRET_KEY),
-                            config=Config(retries={"max_attempts": 0}, **kwargs))
+        client = boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                              aws_access_key_id=kwargs.pop("access_key", ACCESS_KEY),
+                              aws_secret_access_key=kwargs.pop("secret_key", SECRET_KEY),
+                              config=Config(retries={"max_attempts": 0}, **kwargs))
+        self._clients.append(client)
+        return client
 
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self.app is not None:
             self._run(self.app.aclose())
             self.app = None

@@ -75,6 +75,7 @@ class Server:
         self.endpoint = ""
         self.port = 0
         self.output: list[str] = []
+        self._clients: list = []  # closed at stop: not left to the garbage collector in the middle of a test
 
     def start(self, timeout: float = 30.0) -> "Server":
         env = dict(os.environ)
@@ -115,6 +116,9 @@ class Server:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.proc is not None
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -129,7 +133,7 @@ class Server:
                 self.proc.stdout.close()
 
     def client(self, service: str = "lambda", *, read_timeout: float = 60, **kwargs):
-        return boto3.client(
+        client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
@@ -137,6 +141,8 @@ class Server:
             aws_secret_access_key=kwargs.pop("secret_key", SECRET_KEY),
             config=Config(read_timeout=read_timeout, retries={"max_attempts": 0}, **kwargs),
         )
+        self._clients.append(client)
+        return client
 
 
 def make_zip(files: Mapping[str, str | bytes], modes: Mapping[str, int] | None = None) -> bytes:
