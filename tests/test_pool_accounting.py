@@ -41,7 +41,7 @@ def test_every_way_out_of_an_invocation_gives_its_count_back(inproc, lam, fname)
     pool = inproc.app.pool
     create_python_function(lam, fname, CODE, Timeout=1)
     for event in ({}, {"fail": True}, {"sleep": 3}, {"crash": True}):
-        lam.invoke(FunctionName=fname, Payload=json.dumps(event).encode())
+        lam.invoke(FunctionName=fname, Payload=json.dumps(event).encode())["Payload"].read()  # read: its connection
         assert wait_until(lambda: _settled(pool, fname), timeout=5), (event, pool.in_use, pool.unreserved_in_use)
 
 
@@ -59,17 +59,19 @@ def test_busy_environments_count_against_the_reservation_and_free_it_after(inpro
         assert third.value.response["Error"]["Code"] == "TooManyRequestsException"
         assert pool.usage().get(f"function:{fname}") == 2  # a throttled invocation took nothing
         for future in running:
-            assert future.result()["StatusCode"] == 200
+            answer = future.result()
+            answer["Payload"].read()  # an unread body keeps its connection out of the pool, unclosed
+            assert answer["StatusCode"] == 200
     assert wait_until(lambda: _settled(pool, fname), timeout=5)
     lam.delete_function_concurrency(FunctionName=fname)
-    lam.invoke(FunctionName=fname, Payload=b"{}")  # without a reservation it counts against the pool, and back
+    lam.invoke(FunctionName=fname, Payload=b"{}")["Payload"].read()  # without a reservation: the pool's, and back
     assert wait_until(lambda: _settled(pool, fname), timeout=5)
 
 
 def test_an_idle_environment_is_reused_and_counted_once(inproc, lam, fname) -> None:
     pool = inproc.app.pool
     create_python_function(lam, fname, CODE)
-    lam.invoke(FunctionName=fname, Payload=b"{}")
+    lam.invoke(FunctionName=fname, Payload=b"{}")["Payload"].read()
 
     def mine() -> int:  # this function's environments (the pool is shared with other tests' functions)
         return sum(1 for env in list(pool._all) if env.config.name == fname)
@@ -80,5 +82,5 @@ def test_an_idle_environment_is_reused_and_counted_once(inproc, lam, fname) -> N
         # once the runtime asked for its next invocation the environment is idle in the pool (until then it is
         # still finishing the last one, and an invocation arriving meanwhile gets another environment, as on Lambda)
         assert wait_until(lambda: pool.has_idle(fname, "$LATEST", revision), timeout=5)
-        lam.invoke(FunctionName=fname, Payload=b"{}")
+        lam.invoke(FunctionName=fname, Payload=b"{}")["Payload"].read()
     assert mine() == 1  # warm: no new environment
