@@ -49,6 +49,7 @@ from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
+from lambdad.cluster.placement import SpreadPlacement
 from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.routing import InvokeRouter
 from lambdad.config import Settings
@@ -261,13 +262,16 @@ class LambdadApp:
             self.permits.start()
         self.pool.start()
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
-        self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count))
+        self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count),
+                                     lambda: self.provisioned.report())
         self.router = InvokeRouter(self.link, self.invoker, self.membership.live, self._reload_function,
                                    self.pool.has_idle)
         # what runs an invocation: here, or in a cluster at the function version's home node
         self.runs: Invoker = self.router if self.link.clustered else self.invoker
-        self.provisioned = ProvisionedConcurrency(self.functions, self.aliases, self.concurrency, self.invoker, self.pool,
-                                                  self.store)
+        # provisioned environments: all here, or in a cluster spread over the live nodes
+        self.provisioned = ProvisionedConcurrency(
+            self.functions, self.aliases, self.concurrency, self.invoker, self.pool, self.store,
+            SpreadPlacement(self.link.node_id, self.membership.live) if self.link.clustered else None)
         await self.provisioned.load()
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
@@ -281,7 +285,8 @@ class LambdadApp:
         self.functions.on_change(self._function_changed)
         self.notices = ChangeNotices(self.link, {"function": self._reload_function,
                                                  "concurrency": lambda _name: self.concurrency.load(),
-                                                 "layer": lambda _name: self.layers.load()}, self._reload_all)
+                                                 "layer": lambda _name: self.layers.load(),
+                                                 "provisioned": self.provisioned.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -343,6 +348,7 @@ class LambdadApp:
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
             await self._reload_function(name)
+            await self.provisioned.reload(name)
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -454,6 +460,7 @@ class LambdadApp:
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
             ("code collector", self.collector.aclose),
+            ("provisioned concurrency", self.provisioned.aclose),
             ("environments", self.pool.aclose),
             ("concurrency shares", self._close_permits),
             ("fork servers", self.launcher.aclose),

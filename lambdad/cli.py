@@ -272,7 +272,8 @@ def cluster() -> None:
 @click.option("--nats-url", default=None, help="The cluster's NATS [LAMBDAD_NATS_URL].")
 @click.option("--cluster-name", default=None, help="The cluster's name [LAMBDAD_CLUSTER_NAME; default lambdad].")
 def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
-    """List the live nodes: id, API address, uptime, environments busy and alive, cores."""
+    """List the live nodes: id, API address, uptime, environments busy and alive (of which provisioned and
+    initialised), cores."""
     import os
     import time
 
@@ -296,8 +297,9 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
     click.echo(f"cluster {name}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
     for node in nodes:
         up = time.time() - node.started
+        provisioned = sum(int(ready) for ready, _failure in node.provisioned.values())
         click.echo(f"{node.node}\t{node.endpoint}\tup {up:.0f} s\tenvironments {node.busy} busy / "
-                   f"{node.environments}\t{node.cores} cores\tlambdad {node.version}")
+                   f"{node.environments}\tprovisioned {provisioned}\t{node.cores} cores\tlambdad {node.version}")
     for lease, holder in sorted(holders.items()):
         click.echo(f"lease {lease}: held by {holder}")
 

@@ -443,3 +443,107 @@ def handler(event, context):
     assert len(payload) <= 1024 * 1024
     assert lam.invoke(FunctionName=fname, InvocationType="Event", Payload=payload)["StatusCode"] == 202
     assert wait_until(lambda: recorder.events == [{"size": len(pad)}], timeout=20), recorder.events
+
+
+INIT_TYPE = """
+import os
+def handler(event, context):
+    return os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+"""
+
+
+def _provisioned_by_node(nodes) -> dict[str, int]:
+    """Each node's initialised provisioned environments, as ``lambdad cluster status`` reports them."""
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    lines = lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name", name).stdout.splitlines()
+    found = {}
+    for line in lines:
+        match = re.search(r"\tprovisioned (\d+)\t", line)
+        for node in nodes:
+            if match and node.endpoint in line:
+                found[node.endpoint] = int(match.group(1))
+    return found
+
+
+def test_provisioned_concurrency_is_spread_over_the_nodes_and_replaced_when_one_dies(cluster, fname) -> None:
+    """A config of 3 on a 3-node cluster runs one environment on each node; every node answers its status with
+    all 3 and runs an invocation on its own provisioned environment. A node killed with kill -9: its environment
+    is started on the others once it is taken for dead, and the config is READY with 3 again."""
+    nodes = cluster(3).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, INIT_TYPE)
+    version = clients[0].publish_version(FunctionName=fname)["Version"]
+    assert wait_until(lambda: all(_knows(c, f"{fname}:{version}") for c in clients), timeout=5)
+    put = clients[1].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=version,
+                                                         ProvisionedConcurrentExecutions=3)
+    assert put["RequestedProvisionedConcurrentExecutions"] == 3 and put["Status"] == "IN_PROGRESS"
+
+    def ready(client, available: int = 3) -> bool:
+        got = client.get_provisioned_concurrency_config(FunctionName=fname, Qualifier=version)
+        return got["Status"] == "READY" and got["AvailableProvisionedConcurrentExecutions"] == available
+
+    assert wait_until(lambda: all(ready(c) for c in clients), timeout=20)
+    assert wait_until(lambda: set(_provisioned_by_node(nodes).values()) == {1}, timeout=8), _provisioned_by_node(nodes)
+    for client in clients:  # each node runs it on its own provisioned environment
+        out = client.invoke(FunctionName=fname, Qualifier=version, Payload=b"{}")
+        assert json.loads(out["Payload"].read()) == "provisioned-concurrency"
+
+    victim = nodes[2]
+    victim.stop(signal.SIGKILL)
+    survivors = nodes[:2]
+    killed = time.monotonic()
+    assert wait_until(lambda: sum(_provisioned_by_node(survivors).values()) == 3, timeout=20), \
+        _provisioned_by_node(survivors)
+    assert time.monotonic() - killed < 16  # heartbeat expiry (6 s), a look each second, a start, a heartbeat
+    assert wait_until(lambda: all(ready(c) for c in clients[:2]), timeout=5)
+    with ThreadPoolExecutor(3) as pool:  # 3 at once on 2 nodes: all on provisioned environments
+        answers_ = list(pool.map(lambda c: json.loads(c.invoke(FunctionName=fname, Qualifier=version)["Payload"].read()),
+                                 [clients[0], clients[1], clients[0]]))
+    assert answers_.count("provisioned-concurrency") >= 2  # the third may arrive where both are busy: on demand
+
+    clients[0].delete_provisioned_concurrency_config(FunctionName=fname, Qualifier=version)
+    assert wait_until(lambda: sum(_provisioned_by_node(survivors).values()) == 0, timeout=8)
+    for client in clients:
+        client.close()
+
+
+def test_provisioned_configs_put_at_once_on_two_nodes_stay_within_the_reservation(cluster, fname) -> None:
+    """Two nodes put configs of 2 for two versions of a function reserving 3, at the same moment, many times: one
+    is refused each time (the store decides over what both stored), never both stored."""
+    nodes = cluster(2).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, INIT_TYPE)
+    versions = []
+    for memory in (128, 256):  # two versions (a publish of unchanged code and configuration gives the same one)
+        clients[0].update_function_configuration(FunctionName=fname, MemorySize=memory)
+        clients[0].get_waiter("function_updated_v2").wait(FunctionName=fname)
+        versions.append(clients[0].publish_version(FunctionName=fname)["Version"])
+    assert versions == ["1", "2"]
+    clients[0].put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=3)
+    assert wait_until(lambda: all(_reserved(c, fname) == 3 and _knows(c, f"{fname}:{versions[1]}")
+                                  for c in clients), timeout=5)
+
+    def put(i: int) -> str:
+        try:
+            clients[i].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=versions[i],
+                                                          ProvisionedConcurrentExecutions=2)
+            return "stored"
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvalidParameterValueException", exc.response
+            assert "ReservedConcurrentExecutions (3)" in exc.response["Error"]["Message"]
+            return "refused"
+
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(put, [0, 1]))
+        assert outcomes == ["refused", "stored"], outcomes
+        listed = [c for v in versions for c in
+                  clients[0].list_provisioned_concurrency_configs(FunctionName=fname)["ProvisionedConcurrencyConfigs"]
+                  if c["FunctionArn"].endswith(f":{v}")]
+        assert len(listed) == 1
+        for v in versions:  # start again from none
+            clients[0].delete_provisioned_concurrency_config(FunctionName=fname, Qualifier=v)
+        assert wait_until(lambda: all(not c.list_provisioned_concurrency_configs(FunctionName=fname)
+                                      ["ProvisionedConcurrencyConfigs"] for c in clients), timeout=5)
+    for client in clients:
+        client.close()

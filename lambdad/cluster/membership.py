@@ -1,7 +1,8 @@
 """Membership: which nodes are alive, where they listen, and how loaded they are.
 
 Every node writes a heartbeat into the JetStream key-value bucket ``<cluster>_nodes`` every ``BEAT`` seconds (key:
-its node id; value: its endpoint, start time, version, cores and environments busy/idle), and watches the bucket.
+its node id; value: its endpoint, start time, version, cores, environments busy/idle and its provisioned
+concurrency environments), and watches the bucket.
 A node is alive while its last heartbeat, as this node received it, is younger than ``EXPIRY``; the bucket's
 own TTL drops a dead node's key soon after, so ``lambdad cluster status`` (which reads the bucket once) does not
 list it either. A node that stops cleanly deletes its key at once.
@@ -16,7 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from lambdad.cluster.link import Link, read_bucket
@@ -40,11 +41,15 @@ class NodeInfo:
     cores: int
     busy: int  # environments running an invocation
     environments: int  # environments alive (busy, idle or starting)
+    # provisioned concurrency here: "name:qualifier" -> [initialised environments, failure or None]
+    provisioned: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class Membership:
-    def __init__(self, link: Link, endpoint: str, version: str, load: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, link: Link, endpoint: str, version: str, load: Callable[[], tuple[int, int]],
+                 provisioned: Callable[[], dict[str, list[Any]]] = dict) -> None:
         self._link = link
+        self._provisioned = provisioned
         self.endpoint = endpoint  # set once the API listens
         self._version = version
         self._load = load  # (busy, environments) of this node now
@@ -58,7 +63,7 @@ class Membership:
     def me(self) -> NodeInfo:
         busy, environments = self._load()
         return NodeInfo(self._link.node_id, self.endpoint, self._started, self._version, os.cpu_count() or 1,
-                        busy, environments)
+                        busy, environments, self._provisioned())
 
     def live(self) -> list[NodeInfo]:
         """The nodes alive now, this one included, by node id. Read on every routed invocation: worked out at most

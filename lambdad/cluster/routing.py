@@ -38,7 +38,7 @@ from lambdad.functions.model import FunctionConfig
 from lambdad.invoke.service import InvokeOutcome, InvokeService
 from lambdad.sandbox.spec import InvocationResult
 
-__all__ = ["InvokeRouter", "home_of"]
+__all__ = ["InvokeRouter", "home_of", "ranking"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,18 @@ def _saturated(node: NodeInfo) -> bool:
     return node.busy >= max(4, SATURATED * node.cores)
 
 
+def _weight(node: str, name: str, version: str) -> bytes:
+    return hashlib.sha1(f"{node}\0{name}\0{version}".encode()).digest()
+
+
 def home_of(nodes: Sequence[str], name: str, version: str) -> str:
     """The node (of ``nodes``) that is home to ``name``'s ``version``: the highest rendezvous hash."""
-    return max(nodes, key=lambda node: hashlib.sha1(f"{node}\0{name}\0{version}".encode()).digest())
+    return max(nodes, key=lambda node: _weight(node, name, version))
+
+
+def ranking(nodes: Sequence[str], name: str, version: str) -> list[str]:
+    """``nodes`` by their rendezvous hash for ``name``'s ``version``, the home first."""
+    return sorted(nodes, key=lambda node: _weight(node, name, version), reverse=True)
 
 
 class InvokeRouter:

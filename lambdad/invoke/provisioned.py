@@ -9,15 +9,22 @@
 - They are counted against the account whether busy or not: within the function's reservation when it has one
   (the provisioned total may not exceed it), else taken from the unreserved pool, which must keep its minimum.
 - Configs are stored before the call returns; after a restart their environments are started again once the
-  server listens (``start``).
+  server listens (``start``). The limits are checked again in the transaction that stores a config, so nodes of
+  a cluster putting configs at once cannot pass them together.
+- Where they run (``Placement``): on this node in the embedded server; in a cluster
+  (``cluster/placement.py``) each config's environments are spread over the live nodes, and every node runs its
+  share. The share is worked out again when nodes come or go, so the environments of a node that dies are started
+  on the others once it is taken for dead. The status (Available, READY) counts every node's initialised
+  environments: the other nodes' as their last heartbeat reported them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lambdad.arn import LATEST, FunctionRef
 from lambdad.errors import (
@@ -31,8 +38,9 @@ from lambdad.functions.service import FunctionService
 from lambdad.invoke.service import InvokeService
 from lambdad.sandbox.pool import EnvironmentPool, Owner
 from lambdad.store.interfaces import ConcurrencyStore
+from lambdad.tasks import cancel_and_wait
 
-__all__ = ["ProvisionedConcurrency", "ProvisionedListing"]
+__all__ = ["ProvisionedConcurrency", "ProvisionedListing", "Placement", "LocalPlacement"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,36 @@ class ProvisionedListing:
     next_marker: str | None
 
 
+class Placement(Protocol):
+    """Where a config's environments run."""
+
+    @property
+    def spread(self) -> bool:
+        """Whether configs are spread over several nodes (then their shares are kept up to date)."""
+
+    def share(self, name: str, version: str, requested: int) -> int:
+        """How many of a config's ``requested`` environments of ``name``'s ``version`` run on this node."""
+
+    def elsewhere(self, key: str) -> tuple[int, str | None]:
+        """The initialised environments of the config ``key`` (``name:qualifier``) on the other nodes, and a
+        failure one of them reports."""
+
+
+class LocalPlacement:
+    """The embedded server: all of every config here."""
+
+    spread = False
+
+    def share(self, name: str, version: str, requested: int) -> int:
+        return requested
+
+    def elsewhere(self, key: str) -> tuple[int, str | None]:
+        return 0, None
+
+
+_RESPREAD = 1.0  # seconds between looks at whether the shares of the configs changed (nodes came or went)
+
+
 def _now() -> str:
     """The LastModified format of these configs: 2026-11-23T15:48:39+0000."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
@@ -58,13 +96,17 @@ def _now() -> str:
 
 class ProvisionedConcurrency:
     def __init__(self, functions: FunctionService, aliases: AliasService, reservations: ConcurrencyService,
-                 invoker: InvokeService, pool: EnvironmentPool, store: ConcurrencyStore) -> None:
+                 invoker: InvokeService, pool: EnvironmentPool, store: ConcurrencyStore,
+                 placement: Placement | None = None) -> None:
         self._functions = functions
         self._store = store
         self._reservations = reservations
         self._invoker = invoker
         self._pool = pool
+        self._placement: Placement = placement or LocalPlacement()
         self._configs: dict[Owner, _Config] = {}
+        self._applied: dict[Owner, tuple[str, int, int]] = {}  # (version, requested, share here) last applied
+        self._respreading: asyncio.Task[None] | None = None
         functions.on_change(self._function_changed)
         aliases.on_change(self._alias_changed)
 
@@ -73,12 +115,55 @@ class ProvisionedConcurrency:
             self._configs[(name, qualifier)] = _Config(requested, last_modified)
 
     async def start(self) -> None:
-        """Start the environments of every stored config (once functions can reach the API)."""
+        """Start the environments of every stored config (once functions can reach the API); in a cluster, keep
+        each node's share up to date from then on."""
+        await self._respread()
+        if self._placement.spread:
+            self._respreading = asyncio.get_running_loop().create_task(self._respreading_loop(), name="provisioned")
+
+    async def aclose(self) -> None:
+        await cancel_and_wait(self._respreading)
+        self._respreading = None
+
+    async def _respreading_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_RESPREAD)
+            await self._respread()
+
+    async def _respread(self) -> None:
+        """Apply every config whose version or share here is not what was last applied."""
         for owner in list(self._configs):
             try:
-                await self._apply(owner)
+                config = self._functions.resolve(FunctionRef(*owner))
+                requested = self._configs[owner].requested
+                wanted = (config.version, requested,
+                          self._placement.share(owner[0], config.version, requested))
+                if self._applied.get(owner) != wanted:
+                    async with self._functions.lock(owner[0]):
+                        if owner in self._configs:
+                            await self._apply(owner)
+            except ResourceNotFoundException:
+                continue  # this node has not read the version yet: the next look applies it
             except Exception:
                 log.exception("provisioned concurrency of %s:%s could not be started", *owner)
+
+    async def reload(self, name: str) -> None:
+        """Another node changed ``name``'s configs (cluster/notices.py): read them again and apply them."""
+        async with self._functions.lock(name):
+            await self._read(name)
+        await self._respread()
+
+    async def _read(self, name: str) -> None:
+        """Take ``name``'s configs as stored (the caller holds the function's lock)."""
+        stored = {(n, q): _Config(r, m) for n, q, r, m in await self._store.load_provisioned_concurrency() if n == name}
+        for owner in [o for o in self._configs if o[0] == name and o not in stored]:
+            self._forget(owner)
+        self._configs.update(stored)
+
+    def report(self) -> dict[str, list[Any]]:
+        """``name:qualifier`` -> [initialised environments here, failure] of every config (the heartbeat's)."""
+        return {f"{n}:{q}": [self._pool.provisioned_ready((n, q)), self._pool.provision_failure((n, q))]
+                for n, q in self._configs}
 
     @property
     def total(self) -> int:
@@ -107,8 +192,9 @@ class ProvisionedConcurrency:
 
     def _describe(self, owner: Owner) -> dict[str, Any]:
         config = self._configs[owner]
-        ready = min(self._pool.provisioned_ready(owner), config.requested)
-        failure = self._pool.provision_failure(owner)
+        ready_elsewhere, failure_elsewhere = self._placement.elsewhere(f"{owner[0]}:{owner[1]}")
+        ready = min(self._pool.provisioned_ready(owner) + ready_elsewhere, config.requested)
+        failure = self._pool.provision_failure(owner) or failure_elsewhere
         out: dict[str, Any] = {
             "RequestedProvisionedConcurrentExecutions": config.requested,
             "AvailableProvisionedConcurrentExecutions": ready,
@@ -140,7 +226,15 @@ class ProvisionedConcurrency:
                 raise InvalidParameterValueException("Alias with weights can not be used with Provisioned Concurrency")
             self._check_capacity(name, owner, requested)
             config = _Config(requested, _now())
-            await self._store.put_provisioned_concurrency(name, qualifier, requested, config.last_modified)
+            # the store checks the limits again, over what every node has stored
+            minimum = unreserved_minimum(self._reservations.account_limit)
+            refused = await self._store.put_provisioned_concurrency(
+                name, qualifier, requested, config.last_modified, self._reservations.account_limit - minimum)
+            if refused is not None:
+                await self._reservations.load()
+                await self._read(name)  # what another node stored meanwhile (applied by the next respread)
+                self._check_capacity(name, owner, requested)  # with what another node stored meanwhile: raises
+                raise self._too_much(name, requested, refused)
             self._configs[owner] = config
             await self._apply(owner)
         return self._describe(owner)
@@ -156,30 +250,42 @@ class ProvisionedConcurrency:
         reserved = self._reservations.reserved(name)
         if reserved is not None:
             if others + requested > reserved:
-                raise InvalidParameterValueException(
-                    f"Requested Provisioned Concurrency ({others + requested} for the function) exceeds the "
-                    f"function's ReservedConcurrentExecutions ({reserved})."
-                )
+                raise self._too_much(name, others + requested, reserved)
             return
         limit = self._reservations.account_limit
-        minimum = unreserved_minimum(limit)
         provisioned_unreserved = sum(
             c.requested for o, c in self._configs.items() if o != owner and self._reservations.reserved(o[0]) is None
         )
-        if limit - self._reservations.reserved_total - provisioned_unreserved - requested < minimum:
-            raise InvalidParameterValueException(
-                "Specified ConcurrentExecutions for function decreases account's "
-                f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
+        if limit - self._reservations.reserved_total - provisioned_unreserved - requested < unreserved_minimum(limit):
+            raise self._too_much(name, requested, None)
+
+    def _too_much(self, name: str, total: int, reserved: int | None) -> InvalidParameterValueException:
+        if reserved is not None and self._reservations.reserved(name) is not None:
+            return InvalidParameterValueException(
+                f"Requested Provisioned Concurrency ({total} for the function) exceeds the "
+                f"function's ReservedConcurrentExecutions ({reserved})."
             )
+        return InvalidParameterValueException(
+            "Specified ConcurrentExecutions for function decreases account's "
+            f"UnreservedConcurrentExecution below its minimum value of "
+            f"[{unreserved_minimum(self._reservations.account_limit)}]."
+        )
 
     async def _apply(self, owner: Owner) -> None:
         config = self._functions.resolve(FunctionRef(*owner))
         spec = await self._invoker.provisioned_spec(config)
-        self._pool.provision(owner, spec, self._configs[owner].requested)
+        requested = self._configs[owner].requested
+        here = self._placement.share(owner[0], config.version, requested)
+        self._pool.provision(owner, spec, requested, here)
+        self._applied[owner] = (config.version, requested, here)
 
     async def _drop(self, owner: Owner) -> None:
         await self._store.delete_provisioned_concurrency(*owner)
+        self._forget(owner)
+
+    def _forget(self, owner: Owner) -> None:
         self._configs.pop(owner, None)
+        self._applied.pop(owner, None)
         self._pool.unprovision(owner)
 
     # -- listeners -------------------------------------------------------------------------------------------
@@ -187,8 +293,7 @@ class ProvisionedConcurrency:
     async def _function_changed(self, name: str, version: str | None) -> None:
         if version is None:  # the function is gone (the store dropped its configs with it)
             for owner in [o for o in self._configs if o[0] == name]:
-                self._configs.pop(owner)
-                self._pool.unprovision(owner)
+                self._forget(owner)
             return
         owner = (name, version)
         if owner in self._configs:

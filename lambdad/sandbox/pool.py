@@ -10,10 +10,11 @@ Contract:
 - Environments are keyed by (function name, version, revision id): a change to $LATEST gives a new key, so old
   environments are never reused; ``retire(name, version)`` closes the idle ones of that version (of every version
   when ``version`` is None) at once and the busy ones on release.
-- Provisioned concurrency: ``provision(owner, spec, n)`` starts ``n`` environments ahead of any invocation for an
+- Provisioned concurrency: ``provision(owner, spec, n, here)`` starts ``here`` environments (``n``, the config's
+  whole request, unless a cluster spreads it over several nodes) ahead of any invocation for an
   owner (a function version or alias) and keeps them warm, never reaped for idleness nor retired with the
   version's on-demand environments; one that dies after it was warm is replaced. They are counted against the
-  function's reservation (or the unreserved pool) whether busy or not. ``acquire`` takes an idle provisioned
+  function's reservation (or the unreserved pool) whether busy or not: all ``n`` of them, wherever they run. ``acquire`` takes an idle provisioned
   environment of the version first, without further admission; beyond them it spills over to on-demand
   environments, admitted as above. ``unprovision(owner)`` closes them (busy ones on release).
 - Idle environments live ``idle_timeout`` seconds after their last invocation, then are closed.
@@ -45,7 +46,8 @@ PROVISION_TIMEOUT_SECONDS = 15.0  # a provisioned environment's init phase (Lamb
 @dataclass
 class _Provision:
     spec: EnvironmentSpec  # initialization_type "provisioned-concurrency"
-    requested: int
+    requested: int  # the config's whole request (what the limits set aside)
+    here: int  # how many of them this node runs
     envs: set[Environment] = field(default_factory=set)
     failure: str | None = None
 
@@ -201,8 +203,8 @@ class EnvironmentPool:
         return "account", self._unreserved_cap(), self.unreserved_in_use
 
     def has_idle(self, name: str, version: str, revision_id: str) -> bool:
-        """Whether an idle (warm, not provisioned) environment of this exact function version waits here."""
-        return bool(self._idle.get((name, version, revision_id)))
+        """Whether an idle warm environment (provisioned or not) of this exact function version waits here."""
+        return bool(self._idle.get((name, version, revision_id)) or self._provisioned_idle.get((name, version)))
 
     def usage(self) -> dict[str, int]:
         """This node's use of each scope now (``Permits``: a share beyond it may be given back)."""
@@ -264,14 +266,30 @@ class EnvironmentPool:
 
     # -- provisioned concurrency -----------------------------------------------------------------------------
 
-    def provision(self, owner: Owner, spec: EnvironmentSpec, requested: int) -> None:
-        """Keep ``requested`` environments of ``spec`` initialised ahead of time for ``owner`` (replacing what
-        it had: its environments are closed, busy ones on release)."""
-        self.unprovision(owner)
-        provision = _Provision(spec, requested)
-        self._provisions[owner] = provision
-        for _ in range(requested):
-            self._start_provisioned(owner, provision)
+    def provision(self, owner: Owner, spec: EnvironmentSpec, requested: int, here: int | None = None) -> None:
+        """Keep ``here`` (default: ``requested``) environments of ``spec`` initialised ahead of time for ``owner``,
+        out of the ``requested`` its config sets aside. The same version as before keeps its environments (more
+        are started, or the surplus closed, busy ones on release); another version replaces them."""
+        here = requested if here is None else here
+        current = self._provisions.get(owner)
+        if current is None or _key(current.spec) != _key(spec):
+            self.unprovision(owner)
+            current = self._provisions[owner] = _Provision(spec, requested, here)
+        current.requested, current.here = requested, here
+        surplus = len(current.envs) - here
+        if surplus > 0:  # the ones not warm yet first, then idle ones; busy ones on release
+            idle = self._provisioned_idle.get((spec.config.name, spec.config.version), [])
+            order = sorted(current.envs, key=lambda e: (e.warm.is_set(), e in self._provisioned_busy))
+            for env in order[:surplus]:
+                current.envs.discard(env)
+                self._owner_of.pop(env, None)
+                env.retired = True
+                if env in idle:
+                    idle.remove(env)
+                if env not in self._provisioned_busy:
+                    self._close_soon(env)
+        for _ in range(here - len(current.envs)):
+            self._start_provisioned(owner, current)
 
     def unprovision(self, owner: Owner) -> None:
         provision = self._provisions.pop(owner, None)

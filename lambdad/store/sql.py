@@ -283,10 +283,40 @@ class SqlStore:
         """(function name, qualifier, requested, last modified) of every provisioned concurrency config."""
         return [(n, q, r, m) for n, q, r, m in await self._read(sa.select(t.provisioned_concurrency))]
 
-    async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str) -> None:
-        await self._transaction([self._upsert(t.provisioned_concurrency, ("name", "qualifier"), name=name,
-                                              qualifier=qualifier, requested=requested, last_modified=last_modified)])
-        self._wrote("provisioned", name)
+    async def put_provisioned_concurrency(self, name: str, qualifier: str, requested: int, last_modified: str,
+                                          unreserved_most: int) -> int | None:
+        """Store a provisioned concurrency config if the limits allow it; None when stored, else the limit it would
+        pass: the function's reservation (when it has one: all its configs together may not exceed it), or
+        ``unreserved_most`` (what reservations and the configs of functions without one may take together).
+        Decided in the transaction that stores it, serialised with reservations, as ``put_reserved_concurrency``."""
+        prov, reserved = t.provisioned_concurrency, t.reserved_concurrency
+        statement = self._upsert(prov, ("name", "qualifier"), name=name, qualifier=qualifier, requested=requested,
+                                 last_modified=last_modified)
+        not_this = sa.not_(sa.and_(prov.c.name == name, prov.c.qualifier == qualifier))
+
+        def provision(conn: sa.Connection) -> int | None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('reserved_concurrency'))"))
+            total = sa.func.coalesce(sa.func.sum(prov.c.requested), 0)
+            own = conn.execute(sa.select(reserved.c.reserved).where(reserved.c.name == name)).scalar_one_or_none()
+            if own is not None:
+                others = conn.execute(sa.select(total).where(prov.c.name == name, not_this)).scalar_one()
+                if int(others) + requested > own:
+                    return int(own)
+            else:
+                reservations = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(reserved.c.reserved), 0))
+                                            ).scalar_one()
+                unreserved = conn.execute(sa.select(total).where(
+                    not_this, prov.c.name.not_in(sa.select(reserved.c.name)))).scalar_one()
+                if int(reservations) + int(unreserved) + requested > unreserved_most:
+                    return unreserved_most
+            conn.execute(statement)
+            return None
+
+        refused = await self._run(provision, write=True)
+        if refused is None:
+            self._wrote("provisioned", name)
+        return refused
 
     async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None:
         table = t.provisioned_concurrency

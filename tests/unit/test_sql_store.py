@@ -66,7 +66,7 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
         await store.put_policy("f", "live", [{"Sid": "s1"}], Alias("f", "live"), expect=2)
         await store.put_tags("f", {"team": "y"}, Version("f", "$LATEST", "c"), expect=3)
         assert await store.put_reserved_concurrency("f", 5, most=900)
-        await store.put_provisioned_concurrency("f", "1", 2, "2026-12-05T00:00:00.000+0000")
+        assert await store.put_provisioned_concurrency("f", "1", 2, "2026-12-05T00:00:00.000+0000", 900) is None
         await store.put_layer_version("lib", 1, '{"v": 1}', counter=1)
         await store.put_async_event(AsyncEvent("e1", "f", "live", b"\x00{}", None, 0, 1.0, 1.0))
         await store.reschedule_async_event("e1", 1, 9.5)
@@ -226,3 +226,22 @@ def test_nodes_starting_together_migrate_one_after_another(postgres_url: str, tm
             await store.aclose()
 
     asyncio.run(open_all())
+
+
+def test_provisioned_concurrency_is_checked_against_every_stored_limit(store_url: str) -> None:
+    """The limits of a provisioned concurrency config are decided in the transaction that stores it, over what all
+    nodes stored: within the function's reservation, else within what reservations leave unreserved."""
+    async def check(store: SqlStore) -> None:
+        await store.create_function(Version("f", "$LATEST", "a"), {})
+        await store.create_function(Version("g", "$LATEST", "a"), {})
+        assert await store.put_reserved_concurrency("f", 5, most=900)
+        assert await store.put_provisioned_concurrency("f", "1", 2, "t", 900) is None
+        assert await store.put_provisioned_concurrency("f", "2", 4, "t", 900) == 5  # 2 + 4 > the reservation
+        assert await store.put_provisioned_concurrency("f", "1", 5, "t", 900) is None  # a config replaces its own
+        assert await store.put_provisioned_concurrency("g", "1", 896, "t", 900) == 900  # 5 reserved + 896 > 900
+        assert await store.put_provisioned_concurrency("g", "1", 895, "t", 900) is None
+        assert await store.put_provisioned_concurrency("g", "2", 1, "t", 900) == 900
+        stored = sorted((n, q, r) for n, q, r, _ in await store.load_provisioned_concurrency())
+        assert stored == [("f", "1", 5), ("g", "1", 895)]
+
+    run(store_url, check)
