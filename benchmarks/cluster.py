@@ -11,8 +11,14 @@ cluster name of its own and removes them after.
    function; beside it the floor: one embedded node (SQLite, no NATS) with the same clients. On a machine with
    fewer cores than nodes + clients the figure stops growing where the cores run out; the machine's core count
    is printed with it.
+3. **Throughput with a CPU budget per node** (``--node-cpu``, a fraction of one core; 0.25 by default): the same,
+   with each node's server process held to that much CPU by a cgroup CPU quota (v1 ``cpu`` controller or v2
+   ``cpu.max``; root only, else skipped and said so), as if each node had a machine of its own that small. This is
+   what shows whether throughput grows with nodes on a machine with fewer cores than nodes + clients +
+   PostgreSQL + NATS: the node's event loop is the ceiling the issue names, and the budget makes it the
+   bottleneck rather than the shared cores. The floor is one embedded node on the same budget.
 
-    python3 benchmarks/cluster.py [--seconds 5] [--procs 4] [--conns 2] [--latency-n 500]
+    python3 benchmarks/cluster.py [--seconds 5] [--procs 4] [--conns 2] [--latency-n 500] [--node-cpu 0.25]
 """
 
 from __future__ import annotations
@@ -42,9 +48,57 @@ from tests.services import NATS, nats_cluster_name, postgres_database  # noqa: E
 FUNCTION = "bench-echo"
 
 
+CPU_V1 = Path("/sys/fs/cgroup/cpu")
+CPU_V2 = Path("/sys/fs/cgroup")
+
+
+def cpu_budget_available() -> str | None:
+    """None when a node's server process can be given a CPU quota here, else why not."""
+    if os.geteuid() != 0:
+        return "not root"
+    if (CPU_V1 / "cgroup.procs").exists() or "cpu" in _read(CPU_V2 / "cgroup.subtree_control").split():
+        return None
+    return "no cgroup cpu controller (v1 cpu, or cpu enabled in the v2 root's subtree_control)"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 @contextlib.contextmanager
-def nodes(root: Path, count: int, clustered: bool = True) -> Iterator[list[Server]]:
-    """``count`` nodes of a new cluster (or one embedded node), stopped afterwards."""
+def cpu_budget(pid: int, fraction: float) -> Iterator[None]:
+    """Hold process ``pid`` (all its threads) to ``fraction`` of one core while inside."""
+    period = 100_000
+    quota = max(1000, int(period * fraction))
+    v1 = (CPU_V1 / "cgroup.procs").exists()
+    group = (CPU_V1 if v1 else CPU_V2) / f"lambdad-bench-{pid}"
+    group.mkdir()
+    try:
+        if v1:
+            (group / "cpu.cfs_period_us").write_text(str(period))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (group / "cpu.max").write_text(f"{quota} {period}")
+        (group / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            ((CPU_V1 if v1 else CPU_V2) / "cgroup.procs").write_text(str(pid))
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def nodes(root: Path, count: int, clustered: bool = True, node_cpu: float | None = None) -> Iterator[list[Server]]:
+    """``count`` nodes of a new cluster (or one embedded node), each held to ``node_cpu`` of a core when given,
+    stopped afterwards."""
     with contextlib.ExitStack() as stack:
         env = {"LAMBDAD_IDLE_TIMEOUT_SECONDS": IDLE_TIMEOUT, "PYTHONPATH": str(REPO)}
         if clustered:
@@ -54,6 +108,9 @@ def nodes(root: Path, count: int, clustered: bool = True) -> Iterator[list[Serve
         try:
             for i in range(count):
                 started.append(Server(root / f"node{i}", env=env).start())
+                if node_cpu is not None:
+                    assert started[-1].proc is not None
+                    stack.enter_context(cpu_budget(started[-1].proc.pid, node_cpu))
             yield started
         finally:
             for server in started:
@@ -121,7 +178,10 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--conns", type=int, default=2)
     parser.add_argument("--latency-n", type=int, default=500)
+    parser.add_argument("--node-cpu", type=float, default=0.25,
+                        help="the CPU budget of each node's server process in the third part, in cores (0: skip it)")
     args = parser.parse_args()
+    no_budget = cpu_budget_available() if args.node_cpu > 0 else "--node-cpu 0"
     with tempfile.TemporaryDirectory(prefix="lambdad-cluster-bench-") as tmp:
         root = Path(tmp)
         say("routing hop: 2 nodes")
@@ -134,6 +194,15 @@ def main() -> None:
             with nodes(root / f"n{count}", count) as servers:
                 say(f"throughput: {count} cluster node{'s' if count > 1 else ''}")
                 rates[str(count)] = throughput(servers, args.seconds, args.procs, args.conns, args.warmup)
+        budget = {}
+        if no_budget is None:
+            with nodes(root / "embedded-budget", 1, clustered=False, node_cpu=args.node_cpu) as servers:
+                say(f"throughput: 1 embedded node held to {args.node_cpu} core (the floor)")
+                budget["embedded"] = throughput(servers, args.seconds, args.procs, args.conns, args.warmup)
+            for count in (1, 2, 4):
+                with nodes(root / f"b{count}", count, node_cpu=args.node_cpu) as servers:
+                    say(f"throughput: {count} cluster node{'s' if count > 1 else ''} held to {args.node_cpu} core each")
+                    budget[str(count)] = throughput(servers, args.seconds, args.procs, args.conns, args.warmup)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     print(f"lambdad cluster benchmark at {commit}, {os.cpu_count()} cores, "
@@ -146,6 +215,15 @@ def main() -> None:
     for count in ("1", "2", "4"):
         print(f"throughput, {count} cluster node{'s' if count != '1' else ''}: {rates[count]:,.0f} invokes/s "
               f"= {rates[count] / floor:.2f}x the embedded node, {rates[count] / rates['1']:.2f}x one cluster node")
+    if no_budget is not None:
+        print(f"throughput with a CPU budget per node: skipped ({no_budget})")
+        return
+    floor = budget["embedded"]
+    print(f"throughput, embedded node held to {args.node_cpu} core (floor): {floor:,.0f} invokes/s")
+    for count in ("1", "2", "4"):
+        print(f"throughput, {count} cluster node{'s' if count != '1' else ''} held to {args.node_cpu} core each: "
+              f"{budget[count]:,.0f} invokes/s = {budget[count] / floor:.2f}x the embedded node, "
+              f"{budget[count] / budget['1']:.2f}x one cluster node")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ carries the function, version and revision, the caller's request id, client cont
 payload; the reply carries the result, or the Lambda error raised there, which is answered as if raised here.
 When nodes come or go only the versions whose home changes move (rendezvous hashing's property).
 
-Two exceptions spread a busy function over the cluster: an invocation runs where it arrived when an idle warm
-environment of the version waits there (no hop, no cold start), and when the home's last heartbeat showed it
-saturated (``SATURATED`` busy environments per core) while this node is not (a cold start here instead: the
-next invocations find it warm here).
+Three exceptions spread a busy function over the cluster: an invocation runs where it arrived when an idle warm
+environment of the version waits there (no hop, no cold start); when this node already has ``FORWARD_AT_ONCE``
+invocations of the version running at the home (the function runs concurrently here: a cold start here instead,
+and the next invocations find it warm here, so each node serves its own share of a busy function, and the home's
+one event loop is not the ceiling); and when the home's last heartbeat showed it saturated (``SATURATED`` busy
+environments per core) while this node is not. Sequential invocations from every node all run at the home, on
+one warm environment.
 
 What is not forwarded, and runs where it arrived: a payload too big for one NATS message; an invocation whose home
 does not answer at once (NATS tells "no responders" when no node listens: the node is gone and membership has not
@@ -46,6 +49,7 @@ _ENVELOPE = 16 * 1024  # headers and framing of a forwarded invocation, at most
 _ANSWER_MARGIN = 10.0
 _WATCH = 1.0  # seconds between looks at whether the home of a forwarded invocation is still alive
 _HEADER = "Lambdad-Invoke"
+FORWARD_AT_ONCE = 1  # invocations of one version this node runs at its home at once; more run here
 SATURATED = 2  # busy environments per core (at least 4 in all) beyond which a home takes no more forwarded work  # the request's and the answer's fields, as one JSON object  # seconds past the function's timeout a forwarding node waits for the home's answer
 
 
@@ -82,6 +86,7 @@ class InvokeRouter:
         self._homes_of: Sequence[NodeInfo] = ()
         self._homes: dict[tuple[str, str], str] = {}
         self._by_id: dict[str, NodeInfo] = {}
+        self._at_home: dict[tuple[str, str], int] = {}  # invocations of each version forwarded, not answered yet
         self.forwarded = 0  # invocations sent to their home
         self.served = 0  # invocations run here for another node
 
@@ -115,6 +120,8 @@ class InvokeRouter:
         asked = {"name": config.name, "version": config.version, "revision": config.revision_id,
                  "request_id": request_id, "invoked_arn": invoked_arn, "want_log": want_log,
                  "client_context": client_context}
+        key = (config.name, config.version)
+        self._at_home[key] = self._at_home.get(key, 0) + 1
         try:
             reply = await self._answer(home, payload, asked, config.timeout + _ANSWER_MARGIN)
         except NoRespondersError:
@@ -124,6 +131,12 @@ class InvokeRouter:
         except NatsTimeout as exc:
             raise ServiceException(f"The node running the invocation ({home}) did not answer within "
                                    f"{config.timeout + _ANSWER_MARGIN:.0f} s.") from exc
+        finally:
+            left = self._at_home[key] - 1
+            if left:
+                self._at_home[key] = left
+            else:
+                del self._at_home[key]
         self.forwarded += 1
         answer = json.loads((reply.headers or {})[_HEADER])
         if "error" in answer:
@@ -161,6 +174,8 @@ class InvokeRouter:
             self._homes_of, self._homes = nodes, {}
             self._by_id = {node.node: node for node in nodes}
         key = (config.name, config.version)
+        if self._at_home.get(key, 0) >= FORWARD_AT_ONCE:
+            return None
         home = self._homes.get(key)
         if home is None:
             home = self._homes[key] = home_of(list(self._by_id), config.name, config.version)
