@@ -48,7 +48,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Awaitable, Callable, Sequence
 
-import httptools
+from lambdad.httpconn import BodyBudget, HttpConnection
 
 __all__ = ["HttpRequest", "HttpResponse", "HttpServer", "App", "Limits", "Precheck", "BodyLimit"]
 
@@ -127,17 +127,15 @@ def _head(response: HttpResponse, close: bool) -> bytes:
     return b"".join((status_line, _CLOCK.date_line(), fields.encode("latin-1", "replace"), tail))
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(HttpConnection):
     """One client connection: parse requests, run the app on each, answer in order."""
 
     def __init__(self, server: "HttpServer") -> None:
+        super().__init__(server.budget, server.limits.max_head)
         self._server = server
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
         self._pending: collections.deque[HttpRequest] = collections.deque()
         self._running: asyncio.Task[None] | None = None
         self._can_write: asyncio.Future[None] | None = None  # set while the transport's buffer is full
-        self._reading = True
         self.last_active = server.now()
         # the request being parsed
         self._url = b""
@@ -149,10 +147,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._limit = server.max_body  # the body limit of the request being parsed
         self._refused = False  # answered with an error and closing: nothing more is read or served
-        self._in_body = False  # between the head and the end of a request's body
-        self._head_size = 0  # bytes received since the head began, while it is not complete
         self.deadline: float | None = None  # the request being received must be whole by then
-        self._held = 0  # body bytes this connection holds (received, not yet answered), counted in the server's
         self._admitting: asyncio.Task[None] | None = None  # the last precheck in progress (reading paused)
         self._held_requests: list[HttpRequest] = []  # complete while a precheck ran: served once all passed
         self._chunked = False
@@ -163,7 +158,7 @@ class _Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is not a subclass)
         server = self._server
         if len(server._connections) >= server.limits.max_connections and not server.evict_idle():
-            self._fail(503, b"Too many connections.")
+            self._fail(503, "Too many connections.")
             return
         server._connections.add(self)
 
@@ -171,23 +166,13 @@ class _Connection(asyncio.Protocol):
         if self._refused:
             return
         self.last_active = self._server.now()
-        if not self._in_body:
-            self._head_size += len(data)  # counted before the parser gathers it
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400, b"Protocol upgrades are not supported.")
-        except httptools.HttpParserError:
-            if not self._refused:
-                self._fail(400, b"Malformed HTTP request.")
-        if not self._in_body and self._head_size > self._server.limits.max_head and not self._refused:
-            self._fail(431, b"Request header fields too large.")
+        self._parse(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._pending.clear()
         self._server._connections.discard(self)
-        self._release(self._held)
+        self._release_all()
         if self._admitting is not None:
             self._admitting.cancel()
         if self._can_write is not None and not self._can_write.done():
@@ -217,7 +202,7 @@ class _Connection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self._server.limits.max_url and not self._refused:
-            self._fail(414, b"URI too long.")
+            self._fail(414, "URI too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         text = value.decode("latin-1")
@@ -237,8 +222,7 @@ class _Connection(asyncio.Protocol):
         if self._refused:
             return
         server = self._server
-        self._in_body = True
-        self._head_size = 0
+        self._head_done()
         method, target = self._parser.get_method().decode("latin-1"), self._url.decode("latin-1")
         self._limit = server.body_limit(method, target, self._headers) if server.body_limit else server.max_body
         length = self._length
@@ -265,12 +249,9 @@ class _Connection(asyncio.Protocol):
         """Count a body of ``length`` bytes against the server's budget before it is read (so that a request
         that does not fit is refused before its client sends it, and one admitted is never cut off half-way);
         False, and the request refused, when it does not fit."""
-        server = self._server
-        if server.buffered + length > server.limits.max_buffered:
-            self._refuse(server.too_busy())
+        if not self._hold(length):
+            self._refuse(self._server.too_busy())
             return False
-        server.buffered += length
-        self._held += length
         return True
 
     async def _admit(self, before: "asyncio.Task[None] | None", method: str, target: str,
@@ -314,14 +295,11 @@ class _Connection(asyncio.Protocol):
             self._refuse()
             return
         if self._chunked:  # no length to reserve ahead: each chunk is counted as it comes, and buys its time
-            server = self._server
-            if server.buffered + n > server.limits.max_buffered:
-                self._refuse(server.too_busy())
+            if not self._hold(n):
+                self._refuse(self._server.too_busy())
                 return
-            server.buffered += n
-            self._held += n
             if self.deadline is not None:
-                self.deadline += n / server.limits.min_rate
+                self.deadline += n / self._server.limits.min_rate
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -342,9 +320,8 @@ class _Connection(asyncio.Protocol):
             self._running = asyncio.get_running_loop().create_task(self._serve(request))
         else:
             self._pending.append(request)
-            if len(self._pending) >= _MAX_PIPELINED and self._reading and self._transport is not None:
-                self._reading = False
-                self._transport.pause_reading()
+            if len(self._pending) >= _MAX_PIPELINED:
+                self._pause_reading()
 
     # -- answering --------------------------------------------------------------------------------------------
 
@@ -369,9 +346,8 @@ class _Connection(asyncio.Protocol):
                 self._transport = None
                 break
             request = self._pending.popleft() if self._pending else None
-            if not self._reading and len(self._pending) < _MAX_PIPELINED and self._transport is not None:
-                self._reading = True
-                self._transport.resume_reading()
+            if not self._reading and len(self._pending) < _MAX_PIPELINED:
+                self._resume_reading()
         self._running = None
 
     def _write(self, response: HttpResponse, close: bool) -> None:
@@ -381,10 +357,6 @@ class _Connection(asyncio.Protocol):
             self._transport.write(head + body)  # one write, one segment
         else:
             self._transport.writelines((head, body))  # no copy of a large body
-
-    def _release(self, n: int) -> None:
-        self._held -= n
-        self._server.buffered -= n
 
     def _refuse(self, response: HttpResponse | None = None) -> None:
         """Answer ``response`` (the body-too-large answer by default) and close: nothing more is read."""
@@ -396,8 +368,9 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
             self._transport = None
 
-    def _fail(self, status: int, message: bytes) -> None:
-        self._refuse(HttpResponse(status, message, (("Content-Type", "text/plain"),)))
+    def _fail(self, status: int, message: str) -> None:
+        if not self._refused:
+            self._refuse(HttpResponse(status, message.encode(), (("Content-Type", "text/plain"),)))
 
     @property
     def idle(self) -> bool:
@@ -425,7 +398,7 @@ class HttpServer:
         self.precheck = precheck
         self.too_busy = too_busy or (lambda: HttpResponse(429, b"Too many request bytes in flight.",
                                                           (("Retry-After", "1"),)))
-        self.buffered = 0  # body bytes held by all connections (received, not yet answered)
+        self.budget = BodyBudget(limits.max_buffered)  # body bytes held by all connections (not yet answered)
         self.closing = False
         self.now = time.monotonic
         self._server: asyncio.AbstractServer | None = None
@@ -477,7 +450,7 @@ class HttpServer:
                     continue
                 if connection.deadline is not None and connection.deadline < now \
                         and connection._admitting is None:
-                    connection._fail(408, b"The request did not arrive in time.")
+                    connection._fail(408, "The request did not arrive in time.")
                 elif connection.idle and connection.last_active < cutoff:
                     connection._transport.close()
             if len(self._connections) * 2 >= self.limits.max_connections:  # only near the cap is it needed

@@ -44,9 +44,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-import httptools
-
 from lambdad.errors import LambdadError
+from lambdad.httpconn import BodyBudget, HttpConnection
 
 __all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "Deliver",
            "MAX_RESPONSE_BYTES"]
@@ -69,15 +68,6 @@ _MAX_CONNECTIONS = 64  # open connections to one environment's endpoint (its run
 # body bytes all connections of one endpoint may hold at once (received, not yet served): a response and an error
 # of the largest size, and some room; without it 64 connections each holding an unfinished 6 MB body pin 384 MB
 _MAX_HELD = 2 * MAX_RESPONSE_BYTES + (4 << 20)
-
-
-class _Budget:
-    """The body bytes the connections of one endpoint hold (received, not yet served)."""
-
-    __slots__ = ("held",)
-
-    def __init__(self) -> None:
-        self.held = 0
 
 
 class RuntimeApiError(LambdadError):
@@ -144,26 +134,21 @@ def _error_body(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(HttpConnection):
     """One runtime connection: parse requests, answer them in order."""
 
     def __init__(self, target: RuntimeApiTarget, trusted: bool = False,
-                 owner: "set[_Connection] | None" = None, budget: _Budget | None = None) -> None:
+                 owner: "set[_Connection] | None" = None, budget: BodyBudget | None = None) -> None:
+        # the endpoint's held body bytes
+        super().__init__(budget if budget is not None else BodyBudget(_MAX_HELD), _MAX_HEAD)
         self._target = target
         self._owner = owner if owner is not None else set()  # the endpoint's open connections
-        self._budget = budget if budget is not None else _Budget()  # the endpoint's held body bytes
-        self._held = 0  # this connection's part of them
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
         self._trusted = trusted  # made by the platform for the environment (``adopt``): no peer to check
         self._pending: collections.deque[_Request] = collections.deque()
         self._waiting: asyncio.Task[None] | None = None  # an extension's GET event/next being answered
         self._next: _Request | None = None  # the runtime's GET /next, given to the target, not answered yet
         self._deliver: Deliver = self._deliver_next  # one bound method, so that cancel_next can find it
         self._later: bytes | None = None  # a 202 held back (see _serve_pending); goes out before anything else
-        self._paused = False  # reading stopped: too many requests wait
-        self._in_body = False
-        self._head_size = 0
         # the request being parsed
         self._url = b""
         self._error_type: str | None = None
@@ -186,18 +171,7 @@ class _Connection(asyncio.Protocol):
             self._trusted = bool(peer) and self._target.accepts_peer(peer[0], peer[1])
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is None:
-            return
-        if not self._in_body:
-            self._head_size += len(data)  # counted before the parser gathers an endless header
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._send(_render(400, _error_body("InvalidRequest", "Malformed HTTP request"), close=True), True)
-            return
-        if not self._in_body and self._head_size > _MAX_HEAD:
-            self._send(_render(431, _error_body("InvalidRequest", "Request header fields too large"), close=True),
-                       True)
+        if self._transport is None or not self._parse(data):
             return
         # served once everything that came in is parsed: a response and the GET /next pipelined behind it are
         # seen together (see _serve_pending)
@@ -209,8 +183,7 @@ class _Connection(asyncio.Protocol):
         self._owner.discard(self)
         self._pending.clear()
         self._body = []  # the connection and its parser are a reference cycle: what it held goes now, not at a
-        self._budget.held -= self._held  # collection of the cycle, which a flood of bytes never triggers
-        self._held = 0
+        self._release_all()  # collection of the cycle, which a flood of bytes never triggers
         if self._waiting is not None:
             self._waiting.cancel()
         if self._next is not None:
@@ -231,8 +204,7 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_headers_complete(self) -> None:
-        self._in_body = True
-        self._head_size = 0
+        self._head_done()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if name[:7].lower() != b"lambda-":
@@ -249,21 +221,17 @@ class _Connection(asyncio.Protocol):
         n = len(body)
         self._size += n
         if self._size <= MAX_RESPONSE_BYTES and self._transport is not None:
-            budget = self._budget
-            if budget.held + n > _MAX_HELD:
+            if not self._hold(n):
                 self._send(_render(413, _error_body(
                     "RequestEntityTooLarge", f"The environment's connections hold more than {_MAX_HELD} bytes of "
                     "requests at once."), close=True), True)
                 return
-            budget.held += n
-            self._held += n
             self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        if len(self._pending) >= _MAX_PENDING and self._transport is not None and not self._paused:
-            self._paused = True
-            self._transport.pause_reading()
+        if len(self._pending) >= _MAX_PENDING:
+            self._pause_reading()
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         self._pending.append(_Request(
             method=self._parser.get_method().decode("latin-1"), path=path, error_type=self._error_type,
@@ -278,9 +246,7 @@ class _Connection(asyncio.Protocol):
         while self._pending and self._waiting is None and self._next is None and self._transport is not None:
             request = self._pending.popleft()
             if request.body:
-                n = len(request.body)
-                self._held -= n
-                self._budget.held -= n
+                self._release(len(request.body))
             if not self._trusted:
                 self._send(_render(403, _error_body("AccessDenied",
                            "This Runtime API endpoint belongs to another environment."), close=True), True)
@@ -395,6 +361,9 @@ class _Connection(asyncio.Protocol):
             return _render(exc.status, _error_body(exc.error_type, exc.message), close=close)
         return _render(404, _error_body("InvalidRequest", f"Unknown Runtime API path: {path}"), close=close)
 
+    def _fail(self, status: int, message: str) -> None:
+        self._send(_render(status, _error_body("InvalidRequest", message.rstrip(".")), close=True), True)
+
     def _serve_later(self) -> None:
         if self._waiting is None and self._next is None:
             self._serve_pending()
@@ -413,9 +382,8 @@ class _Connection(asyncio.Protocol):
         if close:
             self._transport.close()
             self._transport = None
-        elif self._paused and len(self._pending) < _MAX_PENDING:
-            self._paused = False
-            self._transport.resume_reading()
+        elif not self._reading and len(self._pending) < _MAX_PENDING:
+            self._resume_reading()
 
 
 class RuntimeApiServer:
@@ -425,7 +393,7 @@ class RuntimeApiServer:
         self._target = target
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
-        self._budget = _Budget()
+        self._budget = BodyBudget(_MAX_HELD)
         self.port = 0
 
     def _protocol(self, trusted: bool = False) -> _Connection:
