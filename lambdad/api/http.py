@@ -93,7 +93,7 @@ class LambdaApi:
         self._router = Router(model)
         self._routes: dict[tuple[str, str], tuple[OperationModel, dict[str, str]]] = {}
         self._handlers = handlers
-        self._lookup = lookup  # may read the store: looked up before verify, which is synchronous
+        self._lookup = lookup  # may read the store: looked up before check_claim, which is synchronous
         self._authorize = authorize
         self._region = region
 
@@ -125,7 +125,7 @@ class LambdaApi:
                 lambda key: identity.secret if identity is not None and key == claimed_key else None,
                 region=self._region,
             )
-            assert identity is not None  # verify refuses an unknown key
+            assert identity is not None  # check_claim refuses an unknown key
             query: dict[str, list[str]] = {}
             if raw_query:
                 for key, value in parse_qsl(raw_query, keep_blank_values=True):
