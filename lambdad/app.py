@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import botocore.session
 
@@ -31,7 +31,8 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import MAX_BODY_BYTES, Handler, LambdaApi, body_limit, request_too_busy, request_too_large
+from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, RequestContext, body_limit, request_too_busy,
+                              request_too_large)
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
@@ -50,6 +51,13 @@ from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
+from lambdad.errors import InvalidParameterValueException
+from lambdad.iam.api import iam_handlers
+from lambdad.iam.authorize import Authorizer
+from lambdad.iam.policy import validate_policy
+from lambdad.iam.service import IamService
+from lambdad.iam.sts import Sessions, sts_handlers
+from lambdad.api.query_api import QueryApi
 from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.routing import InvokeRouter
 from lambdad.config import Settings
@@ -196,6 +204,11 @@ class LambdadApp:
             if s.database_url else load_root_credentials(s.data_dir, s.access_key_id, s.secret_access_key, s.region))
         self._root = Identity(Secret(self.credentials.secret_access_key), ROOT)
         self.issuer = CredentialIssuer()
+        # IAM: users, groups, roles, policies; every decision about a caller other than root (iam/authorize.py)
+        self.iam = IamService(self.store, s.account_id, validate_policy)
+        await self.iam.load()
+        self.authorizer = Authorizer(self.iam, s.region)
+        self.sessions = Sessions(self.store)
         self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
         self.blobs: BlobStore = FileBlobStore(s.data_dir / "code")
         if self.link.clustered:  # the node's files become its cache of the cluster's object store
@@ -286,7 +299,8 @@ class LambdadApp:
         self.notices = ChangeNotices(self.link, {"function": self._reload_function,
                                                  "concurrency": lambda _name: self.concurrency.load(),
                                                  "layer": lambda _name: self.layers.load(),
-                                                 "provisioned": self.provisioned.reload}, self._reload_all)
+                                                 "provisioned": self.provisioned.reload,
+                                                 "iam": self.iam.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -343,6 +357,7 @@ class LambdadApp:
 
     async def _reload_all(self) -> None:
         """Change notices may have been missed (NATS was away): read everything kept in memory again."""
+        await self.iam.load()
         await self.layers.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
@@ -366,18 +381,22 @@ class LambdadApp:
         return outcome.result.function_error is None
 
     async def _lookup_identity(self, access_key_id: str) -> Identity | None:
-        """Root, then a function environment's credentials (memory), then a ``lambdad keys`` key (read from the
-        store each time, off the event loop, so keys made or deleted while the server runs count at once)."""
+        """Root, then a function environment's credentials (memory), then an STS session's or an IAM user's key
+        (read from the store each time, off the event loop, so keys made, deactivated or deleted anywhere count
+        at once)."""
         if access_key_id == self.credentials.access_key_id:
             return self._root
         issued = self.issuer.lookup(access_key_id)
         if issued is not None:
             return issued
+        if access_key_id.startswith("ASIA"):
+            return await self.sessions.lookup(access_key_id)
         stored = await self.store.get_access_key(access_key_id)
-        if stored is None:
+        if stored is None or stored[2] != "Active":
             return None
-        name, secret = stored
-        return Identity(Secret(secret), user_principal(self.settings.account_id, name))
+        name, secret, _status = stored
+        return Identity(Secret(secret), user_principal(self.settings.account_id, name,
+                                                       self.iam.path_of("user", name)))
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of every operation this server implements, by operation name."""
@@ -399,8 +418,18 @@ class LambdadApp:
         s = self.settings
         model = botocore.session.get_session().get_service_model("lambda")
         handlers = self.handlers()
-        access = AccessControl(self.functions, self.layers, s.region, s.account_id)
-        api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region)
+        if s.iam_refuse_unknown_roles:
+            for operation in ("CreateFunction", "UpdateFunctionConfiguration"):
+                handlers[operation] = self._known_role(handlers[operation])
+        access = AccessControl(self.functions, self.layers, self.authorizer, s.region, s.account_id)
+        session = botocore.session.get_session()
+        regions = (s.region, "us-east-1")  # IAM is global: SDKs sign its requests for us-east-1
+        services = {
+            "iam": QueryApi(session.get_service_model("iam"), iam_handlers(self.iam, self.authorizer), regions),
+            "sts": QueryApi(session.get_service_model("sts"),
+                            sts_handlers(self.iam, self.authorizer, self.sessions), regions),
+        }
+        api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
 
         async def app(request: HttpRequest) -> HttpResponse:
@@ -409,6 +438,16 @@ class LambdadApp:
             return await api.handle(request)
 
         return app, api.precheck
+
+    def _known_role(self, handler: Handler) -> Handler:
+        """``handler`` refusing a role Lambda could not assume: not an IAM role of this account, or one whose
+        trust policy does not let lambda.amazonaws.com assume it (LAMBDAD_IAM_REFUSE_UNKNOWN_ROLES, as AWS)."""
+        async def checked(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+            role = params.get("Role")
+            if role and not self.iam.lambda_may_assume(str(role)):
+                raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
+            return await handler(ctx, params)
+        return checked
 
     def _issue_credentials(self, env_id: str, spec: EnvironmentSpec) -> IssuedCredentials:
         """An environment's own credentials: its function's principal, valid while the environment lives."""

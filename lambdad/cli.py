@@ -181,12 +181,12 @@ _DATA_DIR = click.option(
 
 @main.group()
 def keys() -> None:
-    """Access keys for users other than root (principal arn:aws:iam::ACCOUNT:user/NAME).
+    """Access keys of IAM users (principal arn:aws:iam::ACCOUNT:user/NAME): a wrapper over `aws iam`.
 
-    Such a user may call exactly what a resource policy grants it (AddPermission with
-    Principal=arn:aws:iam::ACCOUNT:user/NAME and an Action such as lambda:InvokeFunction or lambda:GetFunction);
-    nothing else. Works whether or not the
-    server runs: a running server honours a new key at once, and refuses a deleted one at once."""
+    `create NAME` makes the IAM user NAME if there is none, and a key for it. Such a user may call what its IAM
+    policies (`aws iam attach-user-policy`, `put-user-policy`) and resource policies (AddPermission) allow;
+    nothing else. Works whether or not the server runs: a running server honours a new key at once, and refuses
+    a deleted one at once."""
 
 
 _DATABASE_URL = click.option(
@@ -239,14 +239,14 @@ def keys_create(name: str, data_dir: Path | None, database_url: str | None) -> N
 @_DATA_DIR
 @_DATABASE_URL
 def keys_list(data_dir: Path | None, database_url: str | None) -> None:
-    """Print each user's name, access key id and creation time (never the secret)."""
+    """Print each key's user name, access key id, status and creation time (never the secret)."""
     import time
 
     from lambdad.auth.keys import list_keys
 
     for key in _with_store(_settings(data_dir, database_url), list_keys):
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.created))
-        click.echo(f"{key.name}\t{key.access_key_id}\t{created}")
+        click.echo(f"{key.name}\t{key.access_key_id}\t{key.status}\t{created}")
 
 
 @keys.command("delete")
@@ -254,7 +254,7 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
 @_DATA_DIR
 @_DATABASE_URL
 def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> None:
-    """Delete user NAME's key: refused from then on, by a running server too."""
+    """Delete user NAME's keys: refused from then on, by a running server too."""
     from lambdad.auth.keys import AccessKeyError, delete_key
 
     try:
@@ -340,8 +340,8 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
         lock.release()
     rows = moved.rows
     click.echo(f"moved {rows['functions']} functions ({rows['versions']} versions with $LATEST), "
-               f"{rows['aliases']} aliases, {rows['layer_versions']} layer versions, {rows['access_keys']} access "
-               f"keys, {rows['async_events']} queued async events and {rows['log_events']} log events"
+               f"{rows['aliases']} aliases, {rows['layer_versions']} layer versions, {rows['iam_entities']} IAM "
+               f"entities, {rows['iam_access_keys']} access keys, {rows['async_events']} queued async events and {rows['log_events']} log events"
                + (", and the root credentials" if moved.root_credentials else ""))
     if blobs is not None:
         click.echo(f"copied {blobs} code zips into the cluster's object store")

@@ -55,6 +55,8 @@ class Settings:
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
     cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
     advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
+    # refuse a function's role that is not an IAM role Lambda may assume (as AWS does); off: any role ARN is taken
+    iam_refuse_unknown_roles: bool = False
 
     @property
     def store_url(self) -> str:
@@ -139,9 +141,9 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb"):
         return float(raw)
-    if name == "cpu_proportional":
+    if name in ("cpu_proportional", "iam_refuse_unknown_roles"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"LAMBDAD_CPU_PROPORTIONAL must be true or false, not {raw!r}")
+            raise ValueError(f"LAMBDAD_{name.upper()} must be true or false, not {raw!r}")
         return raw.lower() in ("1", "true", "yes", "on")
     if name == "async_retry_delays":
         return _parse_delays(raw)

@@ -158,8 +158,9 @@ def make_zip(files: Mapping[str, str | bytes], modes: Mapping[str, int] | None =
 
 def create_python_function(client, name: str, code: str, *, runtime: str = "python3.11", handler: str = "app.handler",
                            **kwargs):
+    kwargs.setdefault("Role", ROLE)
     return client.create_function(
-        FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+        FunctionName=name, Runtime=runtime, Handler=handler,
         Code={"ZipFile": make_zip({"app.py": code})}, **kwargs,
     )
 

@@ -131,4 +131,4 @@ def test_user_key_invokes_only_where_allowed(server, lam, fname):
         user.get_function(FunctionName=fname)
     assert error_of(e)[:2] == ("UnrecognizedClientException", 403)
     again = keys(server, "delete", fname[:40])
-    assert again.returncode == 1 and "no key named" in again.stderr
+    assert again.returncode == 1 and "no key of a user named" in again.stderr

@@ -1,79 +1,107 @@
-"""Who may call what: the rule for every principal but root, applied to a request once it is routed and before
-its body is parsed.
+"""Who may call which Lambda operation: each request, once routed and parsed, is put to the authorizer
+(``iam/authorize.py``) with the action and resource AWS's service authorization reference gives the operation,
+the resource policy of what it names, and Lambda's condition keys.
 
-Default deny. Root may do everything. Any other principal (a function's own credentials, a ``lambdad keys`` user)
-may call an operation only where a resource policy grants it, as on Lambda without identity-based policies:
+- an operation on a function (its path names one, or its ``Resource`` is a function's ARN; CreateFunction names
+  one in its body): the function's ARN, qualified when the request is (``:qualifier`` or ``Qualifier``), and the
+  resource policy of what it names — the version's or alias's when qualified, the function's when not or
+  ``$LATEST`` (a function's policy does not cover its versions and aliases, as on Lambda);
+- layer operations: the layer's ARN (PublishLayerVersion) or the layer version's, with its policy
+  (AddLayerVersionPermission's statements) for GetLayerVersion and GetLayerVersionByArn;
+- operations on no resource (ListFunctions, ListLayers, ListLayerVersions, GetAccountSettings, ...): ``*``.
 
-- an operation on a function (every operation whose path names a function, or whose ``Resource`` is a function
-  ARN) needs a statement allowing its action in the policy of what it names: the version's or alias's when the
-  name is qualified (by ``:qualifier`` or a ``Qualifier`` parameter), the function's when it is not or names
-  ``$LATEST`` (a function's policy does not cover its versions and aliases). AddPermission writes such statements:
-  ``lambda:InvokeFunction``, ``lambda:GetFunction``, ``lambda:*`` … (``auth/statements.py`` matches them);
-- GetLayerVersion and GetLayerVersionByArn need a statement allowing ``lambda:GetLayerVersion`` in the layer
-  version's policy (AddLayerVersionPermission);
-- every other operation (create, list, account settings, the rest of the layer operations) has no resource
-  policy that could grant it, and is refused.
+Actions are ``lambda:<Operation>`` but for Invoke (``lambda:InvokeFunction``) and GetLayerVersionByArn
+(``lambda:GetLayerVersion``). Condition keys: ``lambda:FunctionArn`` (operations on a function),
+``lambda:Layer`` (the layer version ARNs of CreateFunction and UpdateFunctionConfiguration),
+``lambda:Principal`` and ``lambda:FunctionUrlAuthType`` (AddPermission). Creating or updating a function with a
+role also needs ``iam:PassRole`` on the role (context ``iam:PassedToService = lambda.amazonaws.com``), as on AWS;
+whether the role must exist in IAM is the app's setting (``LAMBDAD_IAM_REFUSE_UNKNOWN_ROLES``, ``app.py``).
 
 A function that does not exist is ResourceNotFoundException, as it is for root; a refusal is 403
-AccessDeniedException, worded as Lambda words it. The identity-based half (IAM policies) arrives with the IAM
-issue and will be weighed here beside the resource policies.
+AccessDeniedException, worded as Lambda words it.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 from lambdad.arn import LATEST, function_arn, parse_function_arn, parse_function_name
 from lambdad.auth.principals import Principal, action_of
-from lambdad.auth.statements import allows
-from lambdad.errors import AccessDeniedException, LambdaError
+from lambdad.errors import LambdaError
 from lambdad.functions.layers import LayerService, layer_arn
 from lambdad.functions.service import FunctionService
+from lambdad.iam.authorize import Authorizer
 
 __all__ = ["AccessControl"]
 
-_LAYER_READS = ("GetLayerVersion", "GetLayerVersionByArn")
+_LAYER_VERSION_OPS = ("GetLayerVersion", "DeleteLayerVersion", "GetLayerVersionPolicy", "AddLayerVersionPermission",
+                      "RemoveLayerVersionPermission")
 
 
 class AccessControl:
-    def __init__(self, functions: FunctionService, layers: LayerService, region: str, account_id: str) -> None:
+    def __init__(self, functions: FunctionService, layers: LayerService, authorizer: Authorizer, region: str,
+                 account_id: str) -> None:
         self._functions = functions
         self._layers = layers
+        self._authorizer = authorizer
         self._region = region
         self._account_id = account_id
 
     def check(self, principal: Principal, operation: str, labels: Mapping[str, str],
-              query: Mapping[str, list[str]]) -> None:
+              query: Mapping[str, list[str]], params: Mapping[str, Any], source_ip: str | None) -> None:
         """Return if ``principal`` may call ``operation`` on what the request names; raise otherwise."""
         if principal.root:
             return
         action = action_of(operation)
-        if "FunctionName" in labels or "Resource" in labels:
-            self._check_function(principal, action, labels, query)
-        elif operation in _LAYER_READS:
-            self._check_layer(principal, action, operation, labels, query)
+        check = self._authorizer.check
+        if operation == "CreateFunction":
+            arn = function_arn(self._region, self._account_id, str(params.get("FunctionName", "")), None)
+            self._pass_role(principal, params, source_ip)
+            check(principal, action, arn, source_ip=source_ip, context=self._layers_of(params))
+        elif "FunctionName" in labels or "Resource" in labels:
+            self._check_function(principal, action, operation, labels, query, params, source_ip)
+        elif operation in _LAYER_VERSION_OPS or operation == "GetLayerVersionByArn":
+            self._check_layer_version(principal, action, operation, labels, query, source_ip)
+        elif operation == "PublishLayerVersion":
+            name = labels.get("LayerName", "")
+            arn = name if name.startswith("arn:") else f"arn:aws:lambda:{self._region}:{self._account_id}:layer:{name}"
+            check(principal, action, arn, source_ip=source_ip)
         else:
-            raise _denied(principal, action, f"arn:aws:lambda:{self._region}:{self._account_id}:*")
+            check(principal, action, "*", source_ip=source_ip,
+                  shown_resource=f"arn:aws:lambda:{self._region}:{self._account_id}:*")
 
-    def _check_function(self, principal: Principal, action: str, labels: Mapping[str, str],
-                        query: Mapping[str, list[str]]) -> None:
+    def _check_function(self, principal: Principal, action: str, operation: str, labels: Mapping[str, str],
+                        query: Mapping[str, list[str]], params: Mapping[str, Any], source_ip: str | None) -> None:
         if "FunctionName" in labels:
             qualifier = query.get("Qualifier", [None])[0]
             ref = parse_function_name(labels["FunctionName"], region=self._region, account_id=self._account_id,
                                       qualifier=qualifier or None)
         else:
             found = parse_function_arn(labels["Resource"], region=self._region, account_id=self._account_id)
-            if found is None:  # not a function's ARN: nothing a resource policy could grant
-                raise _denied(principal, action, labels["Resource"])
+            if found is None:  # not a function's ARN (tags of another kind of resource)
+                self._authorizer.check(principal, action, labels["Resource"], source_ip=source_ip)
+                return
             ref = found
         function = self._functions.function(ref.name)  # ResourceNotFoundException first, as for root
         key = LATEST if ref.qualifier in (None, LATEST) else ref.qualifier
-        if allows(function.policies.get(key, ()), principal, action):
-            return
-        raise _denied(principal, action, function_arn(self._region, self._account_id, ref.name, ref.qualifier))
+        arn = function_arn(self._region, self._account_id, ref.name, ref.qualifier)
+        context: dict[str, object] = {"lambda:FunctionArn": function_arn(self._region, self._account_id, ref.name,
+                                                                          None)}
+        if operation == "AddPermission":
+            if "Principal" in params:
+                context["lambda:Principal"] = str(params["Principal"])
+            if "FunctionUrlAuthType" in params:
+                context["lambda:FunctionUrlAuthType"] = str(params["FunctionUrlAuthType"])
+        if operation == "UpdateFunctionConfiguration":
+            if params.get("Role"):
+                self._pass_role(principal, params, source_ip)
+            context.update(self._layers_of(params))
+        self._authorizer.check(principal, action, arn, source_ip=source_ip, context=context,
+                               resource_policy=function.policies.get(key, ()))
 
-    def _check_layer(self, principal: Principal, action: str, operation: str, labels: Mapping[str, str],
-                     query: Mapping[str, list[str]]) -> None:
+    def _check_layer_version(self, principal: Principal, action: str, operation: str, labels: Mapping[str, str],
+                             query: Mapping[str, list[str]], source_ip: str | None) -> None:
+        statements: tuple[Mapping[str, Any], ...] = ()
         try:
             if operation == "GetLayerVersionByArn":
                 arn = query.get("Arn", [""])[0]
@@ -83,19 +111,21 @@ class AccessControl:
                 name = name.rsplit(":", 1)[1] if name.startswith("arn:") else name
                 record = self._layers.get(name, int(labels.get("VersionNumber", "")))
                 arn = layer_arn(self._region, self._account_id, record.name, record.version)
-        except (LambdaError, ValueError):
-            record = None
+            statements = tuple(record.statements)
+        except (LambdaError, ValueError):  # not there: the handler says so, if the caller may ask
             arn = labels.get("LayerName") or query.get("Arn", [""])[0]
-        # a layer version the caller may not see is refused whether or not it exists
-        if record is None or not allows(record.statements, principal, action):
-            raise _denied(principal, action, arn)
+            if labels.get("VersionNumber") and not arn.startswith("arn:"):
+                arn = f"arn:aws:lambda:{self._region}:{self._account_id}:layer:{arn}:{labels['VersionNumber']}"
+        self._authorizer.check(principal, action, arn, source_ip=source_ip,
+                               resource_policy=statements if action == "lambda:GetLayerVersion" else ())
 
+    def _pass_role(self, principal: Principal, params: Mapping[str, Any], source_ip: str | None) -> None:
+        role = str(params.get("Role", ""))
+        if role:
+            self._authorizer.check(principal, "iam:PassRole", role, source_ip=source_ip,
+                                   context={"iam:PassedToService": "lambda.amazonaws.com"})
 
-def _denied(principal: Principal, action: str, resource: str) -> AccessDeniedException:
-    # Lambda's wording: an invoke is refused for want of a resource-based policy (what grants it to other
-    # principals), any other action for want of an identity-based one (what would normally grant it)
-    kind = "resource" if action == "lambda:InvokeFunction" else "identity"
-    return AccessDeniedException(
-        f"User: {principal.caller_arn} is not authorized to perform: {action} on resource: {resource} "
-        f"because no {kind}-based policy allows the {action} action"
-    )
+    @staticmethod
+    def _layers_of(params: Mapping[str, Any]) -> dict[str, object]:
+        layers = params.get("Layers")
+        return {"lambda:Layer": [str(arn) for arn in layers]} if isinstance(layers, list) and layers else {}

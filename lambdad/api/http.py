@@ -1,17 +1,19 @@
-"""The HTTP front of the Lambda API: authenticate, route, parse, call the operation, render.
+"""The HTTP front of the endpoint: authenticate, route, parse, authorize, call the operation, render.
 
 Every request gets a request id (``x-amzn-RequestId``). Unsigned or wrongly signed requests are refused before
-routing; the signing key's principal is carried in the ``RequestContext``, and an operation that principal may
-not call is refused before its body is parsed (``api/access.py``). Operations are looked up by name in the handler
-table the app passes in; a modelled operation that lambdad does not implement yet answers 501
-NotImplementedException, saying so.
+routing. The service is told by the SigV4 credential scope: Lambda's requests are served here; those of the other
+services on this endpoint (IAM and STS, on the query protocol) go to their own front (``api/query_api.py``), in
+their own error format. The signing key's principal is carried in the ``RequestContext``, and an operation that
+principal may not call is refused once its parameters are parsed (``api/access.py``), before it runs. Operations
+are looked up by name in the handler table the app passes in; a modelled operation that lambdad does not
+implement yet answers 501 NotImplementedException, saying so.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from urllib.parse import parse_qsl
 
@@ -83,13 +85,28 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[Mapping[str, Any]]]
-# may the principal call the operation on what its path labels and query name? (raises when not)
-Authorize = Callable[[Principal, str, Mapping[str, str], Mapping[str, list[str]]], None]
+# may the principal call the operation (its name, path labels, query, parsed parameters, the client's address)?
+# (raises when not)
+Authorize = Callable[[Principal, str, Mapping[str, str], Mapping[str, list[str]], Mapping[str, Any], str | None],
+                     None]
+
+
+class OtherService(Protocol):
+    """A service beside Lambda's on this endpoint (``api/query_api.py``)."""
+
+    regions: tuple[str, ...]  # the regions its requests may be signed for
+
+    async def handle(self, request: HttpRequest, principal: Principal, access_key: str, rid: str) -> HttpResponse:
+        ...
+
+    def error(self, exc: LambdaError, rid: str) -> HttpResponse: ...
 
 
 class LambdaApi:
     def __init__(self, model: ServiceModel, handlers: Mapping[str, Handler],
-                 lookup: Callable[[str], Awaitable[Identity | None]], authorize: Authorize, region: str) -> None:
+                 lookup: Callable[[str], Awaitable[Identity | None]], authorize: Authorize, region: str,
+                 services: Mapping[str, OtherService] | None = None) -> None:
+        self._services = dict(services or {})
         self._router = Router(model)
         self._routes: dict[tuple[str, str], tuple[OperationModel, dict[str, str]]] = {}
         self._handlers = handlers
@@ -104,6 +121,11 @@ class LambdaApi:
             path, _, raw_query = target.partition("?")
             claim = read_claim(SignedRequest(method, path, raw_query, headers, b""))
             known = await self._lookup(claim.access_key) is not None
+            service = self._services.get(claim.auth.scope[2])
+            if service is not None:  # a large body for another service: its region and name
+                region = claim.auth.scope[1] if claim.auth.scope[1] in service.regions else self._region
+                check_preamble(claim, known, region=region, service=claim.auth.scope[2])
+                return None
             check_preamble(claim, known, region=self._region)
         except LambdaError as exc:
             status, out_headers, out_body = serialize_error(exc)
@@ -115,17 +137,23 @@ class LambdaApi:
         rid = request_id()
         CURRENT_REQUEST_ID.set(rid)  # this request's task: its log lines (and its tasks') carry the id
         op_name = "Unknown"
+        service: OtherService | None = None
         try:
             path, _, raw_query = request.target.partition("?")
             claim = read_claim(SignedRequest(request.method, path, raw_query, request.headers, request.body))
             claimed_key = claim.access_key
+            scope_region, scope_service = claim.auth.scope[1], claim.auth.scope[2]
+            service = self._services.get(scope_service)
             identity = await self._lookup(claimed_key)
             access_key = check_claim(
                 claim,
                 lambda key: identity.secret if identity is not None and key == claimed_key else None,
-                region=self._region,
+                region=scope_region if service is not None and scope_region in service.regions else self._region,
+                service=scope_service if service is not None else "lambda",
             )
             assert identity is not None  # check_claim refuses an unknown key
+            if service is not None:
+                return await service.handle(request, identity.principal, access_key, rid)
             query: dict[str, list[str]] = {}
             if raw_query:
                 for key, value in parse_qsl(raw_query, keep_blank_values=True):
@@ -135,14 +163,16 @@ class LambdaApi:
             handler = self._handlers.get(op.name)
             if handler is None:
                 raise NotImplementedException(f"The operation {op.name} is not supported by this lambdad server yet.")
-            if not identity.principal.root:
-                self._authorize(identity.principal, op.name, uri_params, query)
             headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
             params = parse_request(op, uri_params, query, headers, request.body)
+            if not identity.principal.root:
+                self._authorize(identity.principal, op.name, uri_params, query, params, request.peer or None)
             ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal)
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
         except LambdaError as exc:
+            if service is not None:
+                return service.error(exc, rid)
             status, out_headers, out_body = serialize_error(exc)
         except Exception as exc:  # the boundary: nothing escapes as a raw 500
             log.exception("%s failed", op_name)

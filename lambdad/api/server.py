@@ -68,6 +68,7 @@ class HttpRequest:
     body: bytes
     keep_alive: bool
     host: str  # the Host header ("" if none)
+    peer: str = ""  # the client's address (IPv4 or IPv6), "" when it has none (a Unix socket)
 
 
 @dataclass(slots=True)
@@ -151,6 +152,7 @@ class _Connection(HttpConnection):
         self._admitting: asyncio.Task[None] | None = None  # the last precheck in progress (reading paused)
         self._held_requests: list[HttpRequest] = []  # complete while a precheck ran: served once all passed
         self._chunked = False
+        self._peer = ""
 
     # -- asyncio.Protocol -------------------------------------------------------------------------------------
 
@@ -161,6 +163,8 @@ class _Connection(HttpConnection):
             self._fail(503, "Too many connections.")
             return
         server._connections.add(self)
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if isinstance(peer, tuple) and peer else ""
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -308,7 +312,8 @@ class _Connection(HttpConnection):
         if self._refused:
             return
         request = HttpRequest(self._parser.get_method().decode("latin-1"), self._url.decode("latin-1"),
-                              self._headers, b"".join(self._body), self._parser.should_keep_alive(), self._host)
+                              self._headers, b"".join(self._body), self._parser.should_keep_alive(), self._host,
+                              self._peer)
         self._body = []
         if self._admitting is not None:
             self._held_requests.append(request)  # served once the precheck passes

@@ -19,7 +19,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdad.store.interfaces import KeyStore
+from lambdad.store.interfaces import IamStore
 
 __all__ = ["RootCredentials", "load_root_credentials", "shared_root_credentials", "PROFILE"]
 
@@ -54,7 +54,7 @@ def load_root_credentials(data_dir: Path, access_key_id: str | None, secret_acce
     return RootCredentials(key, secret, path)
 
 
-async def shared_root_credentials(store: KeyStore, data_dir: Path, access_key_id: str | None,
+async def shared_root_credentials(store: IamStore, data_dir: Path, access_key_id: str | None,
                                   secret_access_key: str | None, region: str) -> RootCredentials:
     """Cluster mode: the root credentials of the shared database (see the module's docstring)."""
     given = access_key_id is not None and secret_access_key is not None

@@ -45,7 +45,7 @@ async def migrate_metadata(data_dir: Path, target_url: str) -> Moved:
                 sa.select(table))] for table in tables})
 
             def copy(conn: sa.Connection) -> dict[str, int]:
-                for table in (t.functions, t.layer_versions, t.access_keys, t.async_events):
+                for table in (t.functions, t.layer_versions, t.iam_entities, t.iam_access_keys, t.async_events):
                     if conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one():
                         raise MigrationRefused(f"the target database already holds {table.name}: lambdad migrate "
                                                "moves a data dir into an empty cluster only")

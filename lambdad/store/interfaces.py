@@ -9,7 +9,7 @@ interface it uses, so a replacement (a shared database, an object store) has a s
 - ``LayerStore``: layer versions;
 - ``AsyncEventStore``: the durable queue of accepted asynchronous invocations (``invoke/async_queue.py``);
 - ``LogStore``: functions' log events and their retention (``logs/``);
-- ``KeyStore``: the access keys of ``lambdad keys`` users;
+- ``IamStore``: IAM users, groups, roles, policies and sessions, users' access keys, root's key (``iam/``);
 - ``BlobStore``: code packages, content-addressed.
 
 The store knows records only as JSON text and the few keys it indexes them by: it does not import the services'
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
-           "KeyStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+           "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -163,19 +163,32 @@ class LogStore(Protocol):
     async def list_log_streams(self, log_group: str) -> list[str]: ...
 
 
-class KeyStore(Protocol):
-    async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None: ...
+class IamStore(Protocol):
+    """IAM entities as JSON records with a generation each (``lambdad/iam/``), users' access keys, root's key."""
 
-    async def put_access_key(self, access_key_id: str, name: str, secret: str, created: float) -> None: ...
+    async def load_iam(self) -> list[tuple[str, str, str, int]]: ...
 
-    async def list_access_keys(self) -> list[tuple[str, str, str, float]]: ...
+    async def get_iam(self, kind: str, name: str) -> tuple[str, int] | None: ...
 
-    async def delete_access_key(self, name: str) -> bool: ...
+    async def put_iam(self, kind: str, name: str, record: str, expect: int | None) -> int: ...
+
+    async def delete_iam(self, kind: str, name: str, expect: int | None = None) -> bool: ...
+
+    async def get_access_key(self, access_key_id: str) -> tuple[str, str, str] | None: ...
+
+    async def put_access_key(self, access_key_id: str, user: str, secret: str, created: float,
+                             most: int = 2) -> None: ...
+
+    async def list_access_keys(self, user: str | None = None) -> list[tuple[str, str, str, str, float]]: ...
+
+    async def update_access_key(self, access_key_id: str, user: str, status: str) -> bool: ...
+
+    async def delete_access_key(self, access_key_id: str, user: str) -> bool: ...
 
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, KeyStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

@@ -19,7 +19,8 @@ from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "async_events", "log_streams",
-           "log_events", "log_group_bytes", "access_keys", "root_credentials", "concurrency_grants", "octet_length"]
+           "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
+           "octet_length"]
 
 metadata = sa.MetaData()
 
@@ -125,11 +126,21 @@ log_group_bytes = sa.Table(
     sa.Column("log_group", sa.Text, primary_key=True),
     sa.Column("bytes", sa.BigInteger, nullable=False),
 )
-access_keys = sa.Table(  # written by ``lambdad keys`` (auth/keys.py), read by the server on each use of a key
-    "access_keys", metadata,
+iam_entities = sa.Table(  # IAM users, groups, roles, managed policies and STS sessions (lambdad/iam/)
+    "iam_entities", metadata,
+    sa.Column("kind", sa.Text, nullable=False),  # "user", "group", "role", "policy", "session"
+    sa.Column("name", sa.Text, nullable=False),  # the entity's name (a session: its access key id)
+    sa.Column("record", sa.Text, nullable=False),  # JSON, owned by lambdad/iam/
+    sa.Column("generation", sa.Integer, nullable=False),  # the count of its writes: each write names the last
+    sa.PrimaryKeyConstraint("kind", "name"),
+)
+
+iam_access_keys = sa.Table(  # the long-term access keys of IAM users (CreateAccessKey, ``lambdad keys``)
+    "iam_access_keys", metadata,
     sa.Column("access_key_id", sa.Text, primary_key=True),
-    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("user_name", sa.Text, nullable=False, index=True),
     sa.Column("secret_access_key", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # "Active" or "Inactive"
     sa.Column("created", sa.Float, nullable=False),
 )
 

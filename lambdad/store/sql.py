@@ -359,34 +359,99 @@ class SqlStore:
         return [AsyncEvent(*row) for row in await self._read(sa.select(t.async_events)
                                                              .order_by(t.async_events.c.received))]
 
-    # -- access keys (made by ``lambdad keys``) --------------------------------------------------------------
+    # -- IAM (lambdad/iam/) -----------------------------------------------------------------------------------
 
-    async def get_access_key(self, access_key_id: str) -> tuple[str, str] | None:
-        """(user name, secret) of an access key made by ``lambdad keys create``; read on every use, so that a key
-        made or deleted while the server runs counts at once."""
-        keys = t.access_keys
-        rows = await self._read(sa.select(keys.c.name, keys.c.secret_access_key)
-                                .where(keys.c.access_key_id == access_key_id))
+    async def load_iam(self) -> list[tuple[str, str, str, int]]:
+        """(kind, name, record, generation) of every IAM entity."""
+        e = t.iam_entities
+        return [(k, n, r, g) for k, n, r, g in await self._read(sa.select(e.c.kind, e.c.name, e.c.record,
+                                                                          e.c.generation))]
+
+    async def get_iam(self, kind: str, name: str) -> tuple[str, int] | None:
+        """(record, generation) of one IAM entity, or None."""
+        e = t.iam_entities
+        rows = await self._read(sa.select(e.c.record, e.c.generation).where(e.c.kind == kind, e.c.name == name))
         return (rows[0][0], rows[0][1]) if rows else None
 
-    async def put_access_key(self, access_key_id: str, name: str, secret: str, created: float) -> None:
-        """Store a new key; a key of that name already stored is a ``StoreConflict``."""
-        try:
-            await self._transaction([sa.insert(t.access_keys).values(
-                access_key_id=access_key_id, name=name, secret_access_key=secret, created=created)])
-        except sa.exc.IntegrityError as exc:
-            raise StoreConflict(name) from exc
+    async def put_iam(self, kind: str, name: str, record: str, expect: int | None) -> int:
+        """Write an IAM entity and return its new generation: a new one when ``expect`` is None (one of that kind
+        and name already stored is a ``StoreConflict``), else one stored at generation ``expect`` (another
+        generation, or none, is a ``StoreConflict``: another node wrote it meanwhile)."""
+        e = t.iam_entities
 
-    async def list_access_keys(self) -> list[tuple[str, str, str, float]]:
-        """(name, access key id, secret, created) of every key, oldest first."""
-        keys = t.access_keys
-        rows = await self._read(sa.select(keys.c.name, keys.c.access_key_id, keys.c.secret_access_key,
-                                          keys.c.created).order_by(keys.c.created))
-        return [(n, k, s, c) for n, k, s, c in rows]
+        def put(conn: sa.Connection) -> int:
+            if expect is None:
+                try:
+                    conn.execute(sa.insert(e).values(kind=kind, name=name, record=record, generation=1))
+                except sa.exc.IntegrityError as exc:
+                    raise StoreConflict(f"{kind} {name}") from exc
+                return 1
+            done = conn.execute(sa.update(e).where(e.c.kind == kind, e.c.name == name, e.c.generation == expect)
+                                .values(record=record, generation=expect + 1)).rowcount
+            if not done:
+                raise StoreConflict(f"{kind} {name}")
+            return expect + 1
 
-    async def delete_access_key(self, name: str) -> bool:
-        """Delete the key of user ``name``; whether there was one."""
-        statement = sa.delete(t.access_keys).where(t.access_keys.c.name == name)
+        generation = await self._run(put, write=True)
+        self._wrote("iam", f"{kind}:{name}")
+        return generation
+
+    async def delete_iam(self, kind: str, name: str, expect: int | None = None) -> bool:
+        """Delete an IAM entity (only at generation ``expect`` when given); whether one was deleted."""
+        e = t.iam_entities
+        statement = sa.delete(e).where(e.c.kind == kind, e.c.name == name)
+        if expect is not None:
+            statement = statement.where(e.c.generation == expect)
+        deleted = bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+        if deleted:
+            self._wrote("iam", f"{kind}:{name}")
+        return deleted
+
+    async def get_access_key(self, access_key_id: str) -> tuple[str, str, str] | None:
+        """(user name, secret, status) of an IAM user's access key; read on every use, so that a key made,
+        deactivated or deleted on another node or by ``lambdad keys`` counts at once."""
+        keys = t.iam_access_keys
+        rows = await self._read(sa.select(keys.c.user_name, keys.c.secret_access_key, keys.c.status)
+                                .where(keys.c.access_key_id == access_key_id))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def put_access_key(self, access_key_id: str, user: str, secret: str, created: float,
+                             most: int = 2) -> None:
+        """Store a new Active key of ``user``; a user who has ``most`` keys already is a ``StoreConflict``
+        (decided in the transaction that stores it)."""
+        keys = t.iam_access_keys
+
+        def put(conn: sa.Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('iam_access_keys'))"))
+            held = conn.execute(sa.select(sa.func.count()).select_from(keys)
+                                .where(keys.c.user_name == user)).scalar_one()
+            if held >= most:
+                raise StoreConflict(user)
+            conn.execute(sa.insert(keys).values(access_key_id=access_key_id, user_name=user,
+                                                secret_access_key=secret, status="Active", created=created))
+
+        await self._run(put, write=True)
+
+    async def list_access_keys(self, user: str | None = None) -> list[tuple[str, str, str, str, float]]:
+        """(user name, access key id, secret, status, created) of every key (of ``user``), oldest first."""
+        keys = t.iam_access_keys
+        query = sa.select(keys.c.user_name, keys.c.access_key_id, keys.c.secret_access_key, keys.c.status,
+                          keys.c.created).order_by(keys.c.created)
+        if user is not None:
+            query = query.where(keys.c.user_name == user)
+        return [(u, k, s, st, c) for u, k, s, st, c in await self._read(query)]
+
+    async def update_access_key(self, access_key_id: str, user: str, status: str) -> bool:
+        keys = t.iam_access_keys
+        statement = (sa.update(keys).where(keys.c.access_key_id == access_key_id, keys.c.user_name == user)
+                     .values(status=status))
+        return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+
+    async def delete_access_key(self, access_key_id: str, user: str) -> bool:
+        """Delete ``user``'s key; whether there was one."""
+        keys = t.iam_access_keys
+        statement = sa.delete(keys).where(keys.c.access_key_id == access_key_id, keys.c.user_name == user)
         return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
 
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]:

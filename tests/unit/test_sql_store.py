@@ -72,6 +72,8 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
         await store.reschedule_async_event("e1", 1, 9.5)
         await store.append_logs([LogEvent("/aws/lambda/f", "s1", 5, "one"), LogEvent("/aws/lambda/f", "s1", 4, "two")])
         await store.put_access_key("AKIAEXAMPLE", "alice", "secret", 3.0)
+        assert await store.put_iam("user", "alice", '{"UserName": "alice"}', None) == 1
+        assert await store.put_iam("user", "alice", '{"UserName": "alice", "Path": "/"}', 1) == 2
 
     run(store_url, write)  # and read in a new process-like open: nothing lives only in memory
 
@@ -87,6 +89,7 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
             "streams": await store.list_log_streams("/aws/lambda/f"),
             "key": await store.get_access_key("AKIAEXAMPLE"),
             "keys": await store.list_access_keys(),
+            "iam": await store.load_iam(),
         }
 
     got = run(store_url, read)
@@ -100,12 +103,15 @@ def test_what_is_written_is_read_back(store_url: str) -> None:
     assert got["layers"] == (['{"v": 1}'], {"lib": 1})
     assert got["events"] == [AsyncEvent("e1", "f", "live", b"\x00{}", None, 1, 9.5, 1.0)]
     assert got["logs"] == ["one", "two"] and got["streams"] == ["s1"]  # in the order written
-    assert got["key"] == ("alice", "secret") and got["keys"] == [("alice", "AKIAEXAMPLE", "secret", 3.0)]
+    assert got["key"] == ("alice", "secret", "Active")
+    assert got["keys"] == [("alice", "AKIAEXAMPLE", "secret", "Active", 3.0)]
+    assert got["iam"] == [("user", "alice", '{"UserName": "alice", "Path": "/"}', 2)]
 
     async def delete(store: SqlStore) -> tuple[Any, ...]:
         await store.delete_async_event("e1")
         await store.delete_function("f", expect=4)
-        deleted = await store.delete_access_key("alice"), await store.delete_access_key("alice")
+        deleted = (await store.delete_access_key("AKIAEXAMPLE", "alice"),
+                   await store.delete_access_key("AKIAEXAMPLE", "alice"))
         return (await store.load_functions(), await store.load_reserved_concurrency(),
                 await store.load_provisioned_concurrency(), await store.load_async_events(), deleted)
 
@@ -118,8 +124,14 @@ def test_a_second_create_of_one_name_is_a_conflict(store_url: str) -> None:
         with pytest.raises(StoreConflict):
             await store.create_function(Version("f", "$LATEST", "second"), {})
         await store.put_access_key("AKIA1", "bob", "s", 1.0)
+        await store.put_access_key("AKIA2", "bob", "s", 2.0)
+        with pytest.raises(StoreConflict):  # IAM's limit: two keys per user
+            await store.put_access_key("AKIA3", "bob", "s", 3.0)
+        await store.put_iam("role", "r", "{}", None)
         with pytest.raises(StoreConflict):
-            await store.put_access_key("AKIA2", "bob", "s", 2.0)
+            await store.put_iam("role", "r", "{}", None)
+        with pytest.raises(StoreConflict):  # based on a generation that is not the stored one
+            await store.put_iam("role", "r", "{}", 5)
         (function,) = await store.load_functions()
         assert json.loads(function.latest)["body"] == "first"  # the loser wrote nothing
 
