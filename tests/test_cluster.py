@@ -547,3 +547,51 @@ def test_provisioned_configs_put_at_once_on_two_nodes_stay_within_the_reservatio
                                       ["ProvisionedConcurrencyConfigs"] for c in clients), timeout=5)
     for client in clients:
         client.close()
+
+
+def test_iam_holds_on_every_node(cluster, fname) -> None:
+    """A user made and given a policy on one node is known with its policy on the others (its key too), a change
+    reaches them, and an AssumeRole session made on one node is accepted by another."""
+    import boto3
+    from botocore.config import Config
+
+    nodes = cluster(3).nodes
+    iams = [n.client("iam") for n in nodes]
+    iams[0].create_user(UserName="carol")
+    iams[0].attach_user_policy(UserName="carol", PolicyArn="arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess")
+    key = iams[1].create_access_key(UserName="carol")["AccessKey"]
+
+    def as_carol(node, service="lambda", token=None, creds=key):
+        client = boto3.client(service, endpoint_url=node.endpoint, region_name="us-east-1",
+                              aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                              aws_session_token=token, config=Config(retries={"max_attempts": 0}))
+        node._clients.append(client)
+        return client
+
+    def can_list(node) -> bool:
+        try:
+            as_carol(node).list_functions()
+            return True
+        except ClientError:
+            return False
+
+    assert wait_until(lambda: all(can_list(n) for n in nodes), timeout=5)
+    iams[2].detach_user_policy(UserName="carol", PolicyArn="arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess")
+    assert wait_until(lambda: not any(can_list(n) for n in nodes), timeout=5)  # the change reached every node
+    iams[0].create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"AWS": "arn:aws:iam::000000000000:user/carol"}}]}))
+    iams[0].attach_role_policy(RoleName="reader", PolicyArn="arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess")
+    assert wait_until(lambda: all(_role_known(i, "reader") for i in iams), timeout=5)
+    session = as_carol(nodes[1], "sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/reader",
+                                                   RoleSessionName="s1")["Credentials"]
+    on_other = as_carol(nodes[2], "sts", token=session["SessionToken"], creds=session)
+    assert on_other.get_caller_identity()["Arn"] == "arn:aws:sts::000000000000:assumed-role/reader/s1"
+    as_carol(nodes[0], token=session["SessionToken"], creds=session).list_functions()
+
+
+def _role_known(iam, name: str) -> bool:
+    try:
+        return bool(iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"])
+    except ClientError:
+        return False

@@ -319,3 +319,26 @@ def test_iam_survives_a_restart(fresh_server, fname) -> None:
     user_lam.list_functions()
     assert server.client("iam").list_attached_user_policies(UserName="kept")["AttachedPolicies"][0][
         "PolicyArn"] == READ_ONLY
+
+
+def test_a_lambdad_keys_user_is_an_iam_user(server, iam, fname) -> None:
+    """`lambdad keys create NAME` (another process, the server running) makes the IAM user: the API finds it and
+    attaches policies to it, and its key then holds them."""
+    name = f"{fname[:50]}-k"
+    out = subprocess.run([sys.executable, "-m", "lambdad", "keys", "create", name, "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    fields = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
+    key = {"AccessKeyId": fields["aws_access_key_id"], "SecretAccessKey": fields["aws_secret_access_key"]}
+    (user_lam,) = clients_of(server, key, "lambda")
+    with pytest.raises(ClientError):
+        user_lam.list_functions()
+    assert name in [u["UserName"] for u in iam.list_users()["Users"]]
+    iam.attach_user_policy(UserName=name, PolicyArn=READ_ONLY)
+    user_lam.list_functions()
+    listed = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in listed] == [key["AccessKeyId"]] and listed[0]["Status"] == "Active"
+    iam.update_access_key(UserName=name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    with pytest.raises(ClientError) as e:
+        user_lam.list_functions()
+    assert error_of(e)[:2] == ("UnrecognizedClientException", 403)

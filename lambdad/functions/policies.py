@@ -6,7 +6,7 @@ policy's revision id is the revision id of what it belongs to ($LATEST, the vers
 change to a policy gives that owner a new revision id, as on Lambda.
 
 Enforced by ``api/access.py`` for every caller other than root: a statement grants its action to its principal
-on what the policy belongs to (``auth/statements.py`` matches them).
+on what the policy belongs to (``iam/policy.py`` evaluates them).
 """
 
 from __future__ import annotations

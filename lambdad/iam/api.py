@@ -43,6 +43,10 @@ def iam_handlers(iam: IamService, authorizer: Authorizer) -> dict[str, QueryHand
     def handler(operation: str, resource: Callable[[QueryContext, dict[str, Any]], str], call: Call,
                 context: Callable[[dict[str, Any]], Mapping[str, object]] | None = None) -> QueryHandler:
         async def handle(ctx: QueryContext, params: dict[str, Any]) -> Mapping[str, Any]:
+            if operation.startswith("List"):
+                await iam.load()  # users ``lambdad keys`` made meanwhile, from another process
+            else:
+                await iam.ensure(params)
             allow(ctx, operation, resource(ctx, params), context(params) if context else None)
             result = call(ctx, params)
             if isinstance(result, Awaitable):

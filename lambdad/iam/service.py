@@ -24,7 +24,7 @@ import secrets
 import string
 import time
 import urllib.parse
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from lambdad.errors import LambdaError
 from lambdad.iam.errors import (
@@ -95,6 +95,14 @@ class IamService:
         self._entities = {(kind, name): (json.loads(record), gen)
                           for kind, name, record, gen in await self._store.load_iam() if kind in _KINDS}
         self.generation += 1
+
+    async def ensure(self, params: Mapping[str, Any]) -> None:
+        """Read the entities ``params`` names from the store when this node does not know them: ``lambdad keys``
+        (another process) may have made a user since."""
+        for kind, field in (("user", "UserName"), ("group", "GroupName"), ("role", "RoleName")):
+            name = params.get(field)
+            if isinstance(name, str) and (kind, name) not in self._entities:
+                await self.reload(f"{kind}:{name}")
 
     async def reload(self, key: str) -> None:
         """Another node changed ``kind:name`` (cluster change notices)."""

@@ -1,16 +1,23 @@
-"""Which resource-policy statements grant an action to a principal other than root (auth/statements.py), and the
-principals themselves (auth/principals.py)."""
+"""Which resource-policy statements (AddPermission's) grant an action to a principal other than root, through the
+evaluator every API asks (iam/authorize.py, iam/policy.py), and the principals themselves (auth/principals.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lambdad.auth.principals import action_of, function_principal, user_principal
-from lambdad.auth.statements import allows
+from lambdad.iam.policy import Caller, Decision, Request, evaluate
 
 ROLE = "arn:aws:iam::111122223333:role/service-role/caller"
 FN = function_principal(ROLE, "fn")
 USER = user_principal("111122223333", "alice")
+
+
+def allows(statements, principal, action) -> bool:
+    arns = (principal.caller_arn, principal.arn) if principal.kind == "role" else (principal.arn,)
+    caller = Caller(principal.caller_arn, principal.account, arns)
+    policy = {"Version": "2012-10-17", "Statement": statements} if statements else None
+    return evaluate([], policy, Request(caller, action, "r")).decision is Decision.ALLOW
 
 
 def stmt(principal, action="lambda:InvokeFunction", **extra):

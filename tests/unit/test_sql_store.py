@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic import command
 from alembic.migration import MigrationContext
 
 from lambdad.store.interfaces import AsyncEvent, LogEvent, StoreConflict
+from lambdad.store.migrations import alembic_config
 from lambdad.store.schema import metadata
 from lambdad.store.sql import SqlStore, database_url
 
@@ -257,3 +260,23 @@ def test_provisioned_concurrency_is_checked_against_every_stored_limit(store_url
         assert stored == [("f", "1", 5), ("g", "1", 895)]
 
     run(store_url, check)
+
+
+def test_keys_made_before_iam_move_to_their_users(tmp_path: Path) -> None:
+    """A data dir whose ``lambdad keys`` keys predate IAM (migration 0005): each key keeps working, now an IAM
+    user's, and the user is created."""
+    url = database_url(None, tmp_path)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0004")
+        conn.execute(sa.text("INSERT INTO access_keys VALUES ('AKIAOLD', 'alice', 'secret', 5.0)"))
+    engine.dispose()
+
+    async def read(store: SqlStore) -> tuple[Any, ...]:
+        return await store.get_access_key("AKIAOLD"), await store.load_iam()
+
+    key, entities = run(url, read)
+    assert key == ("alice", "secret", "Active")
+    ((kind, name, record, generation),) = entities
+    assert (kind, name, generation) == ("user", "alice", 1)
+    assert json.loads(record)["UserId"].startswith("AIDA")
