@@ -302,6 +302,10 @@ def render(r: dict[str, Any]) -> str:
         f"{tp['echo']['cpu_us_main_sys']:.0f}  ({tp['envs']} environments)",
         f"memory detail: {mem['envs']} environments measured",
         *(f"WARNING: {w}" for w in r["warnings"]),
+        f"warm latency of an IAM user with a policy (evaluated, its decision cached): p50 "
+        f"{r['latency_iam_user']['user_p50_ms']:.3f} ms against root's {r['latency_iam_user']['root_p50_ms']:.3f} ms "
+        f"in the same minutes = {r['latency_iam_user']['user_p50_ms'] / r['latency_iam_user']['root_p50_ms']:.2f}x "
+        "(root is never evaluated)\n"
         f"warm latency at the default MemorySize 128 (CPU quota: 7 % of a core): p50 "
         f"{r['latency_128mb']['p50_ms']:.3f} ms, p99 {r['latency_128mb']['p99_ms']:.3f} ms "
         f"(the figures above use MemorySize {WARM_MEMORY_MB}, one vCPU)",
@@ -317,6 +321,24 @@ def runtime_python() -> str:
         found = shutil.which(RUNTIME) or sys.executable
         return subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
                               check=True).stdout.strip()
+
+
+def iam_user_latency(server: Server, port: int, n: int) -> dict[str, float]:
+    """Warm p50 of an IAM user whose policy allows the invoke, beside root's in the same minutes (root, user,
+    root, user: drift hits both): what an evaluated caller pays over root, who is never evaluated."""
+    iam = server.client("iam")
+    iam.create_user(UserName="bench-user")
+    iam.put_user_policy(UserName="bench-user", PolicyName="invoke", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                                "Resource": "arn:aws:lambda:*:*:function:bench-echo"}]}))
+    key = iam.create_access_key(UserName="bench-user")["AccessKey"]
+    user = (key["AccessKeyId"], key["SecretAccessKey"])
+    root_ms: list[float] = []
+    user_ms: list[float] = []
+    for _ in range(2):
+        root_ms += sequential(port, "bench-echo", n // 2)
+        user_ms += sequential(port, "bench-echo", n // 2, credentials=user)
+    return {"n": n, "root_p50_ms": pct(root_ms, 50), "user_p50_ms": pct(user_ms, 50)}
 
 
 def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: Path | None) -> dict[str, Any]:
@@ -347,6 +369,7 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
             }
             small = sequential(port, "bench-echo-128", max(200, plan.latency_n // 4))
             result["latency_128mb"] = {"n": len(small), "p50_ms": pct(small, 50), "p99_ms": pct(small, 99)}
+            result["latency_iam_user"] = iam_user_latency(server, port, max(300, plan.latency_n // 2))
             say(f"throughput: {plan.tput_procs} processes x {plan.tput_conns} connections, "
                 f"{plan.tput_warmup:.0f} s warm-up + {plan.tput_seconds:.0f} s, lambdad then echo")
             srv_pid = server.proc.pid  # type: ignore[union-attr]

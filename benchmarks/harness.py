@@ -124,12 +124,13 @@ def header(head: bytes, name: str) -> str | None:
     return m.group(1).decode() if m else None
 
 
-def signed_invoke(port: int, function: str, payload: bytes = PAYLOAD, headers: dict[str, str] | None = None) -> bytes:
-    """The bytes of one SigV4-signed Invoke request, as boto3 would sign it."""
+def signed_invoke(port: int, function: str, payload: bytes = PAYLOAD, headers: dict[str, str] | None = None,
+                  credentials: tuple[str, str] | None = None) -> bytes:
+    """The bytes of one SigV4-signed Invoke request, as boto3 would sign it (root's key unless ``credentials``)."""
     path = f"/2015-03-31/functions/{function}/invocations"
     request = AWSRequest("POST", f"http://127.0.0.1:{port}{path}", data=payload,
                          headers={"Content-Type": "application/json", **(headers or {})})
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "lambda", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials(*(credentials or (ACCESS_KEY, SECRET_KEY))), "lambda", "us-east-1").add_auth(request)
     lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(payload)}"]
     lines += [f"{k}: {v}" for k, v in request.headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
@@ -237,10 +238,11 @@ def latency(lambdad_port: int, echo_port: int, function: str, n: int) -> dict[st
     return out
 
 
-def sequential(port: int, function: str, n: int) -> list[float]:
-    """Sequential invokes of ``function`` alone (after 50 unmeasured ones). Milliseconds."""
-    say(f"warm latency of {function}: {n} sequential invokes")
-    reqs = [signed_invoke(port, function) for _ in range(n + 50)]
+def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | None = None) -> list[float]:
+    """Sequential invokes of ``function`` alone (after 50 unmeasured ones), signed by root or ``credentials``.
+    Milliseconds."""
+    say(f"warm latency of {function}: {n} sequential invokes" + (" by an IAM user" if credentials else ""))
+    reqs = [signed_invoke(port, function, credentials=credentials) for _ in range(n + 50)]
     conn = Connection(port)
     out = []
     for i, r in enumerate(reqs):

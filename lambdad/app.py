@@ -54,6 +54,7 @@ from lambdad.cluster.placement import SpreadPlacement
 from lambdad.errors import InvalidParameterValueException
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
+from lambdad.iam.keycache import KeyCache
 from lambdad.iam.policy import validate_policy
 from lambdad.iam.service import IamService
 from lambdad.iam.sts import Sessions, sts_handlers
@@ -209,6 +210,8 @@ class LambdadApp:
         await self.iam.load()
         self.authorizer = Authorizer(self.iam, s.region)
         self.sessions = Sessions(self.store)
+        self.keys = KeyCache(s.data_dir)  # users' keys and STS sessions between requests
+        self.iam.key_changed = self.keys.forget
         self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
         self.blobs: BlobStore = FileBlobStore(s.data_dir / "code")
         if self.link.clustered:  # the node's files become its cache of the cluster's object store
@@ -389,14 +392,22 @@ class LambdadApp:
         issued = self.issuer.lookup(access_key_id)
         if issued is not None:
             return issued
+        cached = self.keys.get(access_key_id)
+        if cached is not None:
+            return cached
         if access_key_id.startswith("ASIA"):
-            return await self.sessions.lookup(access_key_id)
+            found = await self.sessions.lookup(access_key_id)
+            if found is not None:
+                self.keys.put(access_key_id, found[0], expires=found[1])
+            return found[0] if found is not None else None
         stored = await self.store.get_access_key(access_key_id)
         if stored is None or stored[2] != "Active":
             return None
         name, secret, _status = stored
-        return Identity(Secret(secret), user_principal(self.settings.account_id, name,
-                                                       self.iam.path_of("user", name)))
+        identity = Identity(Secret(secret), user_principal(self.settings.account_id, name,
+                                                           self.iam.path_of("user", name)))
+        self.keys.put(access_key_id, identity)
+        return identity
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of every operation this server implements, by operation name."""

@@ -224,11 +224,14 @@ def keys_create(name: str, data_dir: Path | None, database_url: str | None) -> N
     from lambdad.auth.keys import AccessKeyError, create_key
     from lambdad.auth.principals import user_principal
 
+    from lambdad.iam.keycache import touch_marker
+
     settings = _settings(data_dir, database_url)
     try:
         key = _with_store(settings, lambda store: create_key(store, name))
     except AccessKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+    touch_marker(settings.data_dir)  # a server on this data dir reads keys afresh
     click.echo(f"user: {user_principal(settings.account_id, key.name).arn}")
     click.echo(f"aws_access_key_id: {key.access_key_id}")
     click.echo(f"aws_secret_access_key: {key.secret_access_key}")
@@ -257,10 +260,14 @@ def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> N
     """Delete user NAME's keys: refused from then on, by a running server too."""
     from lambdad.auth.keys import AccessKeyError, delete_key
 
+    from lambdad.iam.keycache import touch_marker
+
+    settings = _settings(data_dir, database_url)
     try:
-        _with_store(_settings(data_dir, database_url), lambda store: delete_key(store, name))
+        _with_store(settings, lambda store: delete_key(store, name))
     except AccessKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+    touch_marker(settings.data_dir)  # a server on this data dir drops the key it kept
 
 
 @main.group()

@@ -90,6 +90,10 @@ class Authorizer:
         """Return if ``principal`` may take ``action`` on ``resource``; raise ``denied`` naming what is missing."""
         if principal.root:
             return
+        if self._cached_at == self._iam.generation and not resource_policy:  # the warm path: no context needed
+            cached = self._cache.get((principal.caller_arn, action, resource))
+            if cached is Decision.ALLOW:
+                return
         request = Request(self.caller(principal), action, resource, self.context(principal, source_ip, context))
         identity = self._identity_decision(principal, request)
         by_resource = Decision.IMPLICIT_DENY

@@ -88,6 +88,7 @@ class IamService:
         self._validate = validate  # (document, resource_based=) -> None, or MalformedPolicyDocument's message
         self._entities: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.generation = 0  # counts every change seen: what caches of decisions are keyed on
+        self.key_changed: Callable[[str], None] = lambda _key_id: None  # an access key changed (caches drop it)
 
     # -- loading ---------------------------------------------------------------------------------------------
 
@@ -107,6 +108,9 @@ class IamService:
     async def reload(self, key: str) -> None:
         """Another node changed ``kind:name`` (cluster change notices)."""
         kind, _, name = key.partition(":")
+        if kind == "key":
+            self.key_changed(name)
+            return
         if kind not in _KINDS:
             return
         stored = await self._store.get_iam(kind, name)
@@ -340,13 +344,17 @@ class IamService:
 
     async def update_access_key(self, UserName: str, AccessKeyId: str, Status: str) -> dict[str, Any]:
         self._get("user", UserName)
-        if not await self._store.update_access_key(AccessKeyId, UserName, Status):
+        done = await self._store.update_access_key(AccessKeyId, UserName, Status)
+        self.key_changed(AccessKeyId)  # after the write: a lookup meanwhile may have kept the old state
+        if not done:
             raise NoSuchEntity(f"The Access Key with id {AccessKeyId} cannot be found.")
         return {}
 
     async def delete_access_key(self, UserName: str, AccessKeyId: str) -> dict[str, Any]:
         self._get("user", UserName)
-        if not await self._store.delete_access_key(AccessKeyId, UserName):
+        done = await self._store.delete_access_key(AccessKeyId, UserName)
+        self.key_changed(AccessKeyId)
+        if not done:
             raise NoSuchEntity(f"The Access Key with id {AccessKeyId} cannot be found.")
         return {}
 

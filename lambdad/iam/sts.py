@@ -48,7 +48,8 @@ class Sessions:
         return {"AccessKeyId": key_id, "SecretAccessKey": secret, "SessionToken": token,
                 "Expiration": dt.datetime.fromtimestamp(expires, dt.timezone.utc)}
 
-    async def lookup(self, access_key_id: str) -> Identity | None:
+    async def lookup(self, access_key_id: str) -> tuple[Identity, float] | None:
+        """The session's identity and when it expires (epoch seconds), or None."""
         stored = await self._store.get_iam("session", access_key_id)
         if stored is None:
             return None
@@ -56,8 +57,8 @@ class Sessions:
         if record["Expires"] < time.time():
             await self._store.delete_iam("session", access_key_id)
             return None
-        return Identity(Secret(record["Secret"], record["Token"]),
-                        session_principal(record["RoleArn"], record["SessionName"]))
+        return (Identity(Secret(record["Secret"], record["Token"]),
+                         session_principal(record["RoleArn"], record["SessionName"])), float(record["Expires"]))
 
 
 def sts_handlers(iam: IamService, authorizer: Authorizer, sessions: Sessions) -> dict[str, QueryHandler]:

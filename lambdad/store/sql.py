@@ -446,13 +446,17 @@ class SqlStore:
         keys = t.iam_access_keys
         statement = (sa.update(keys).where(keys.c.access_key_id == access_key_id, keys.c.user_name == user)
                      .values(status=status))
-        return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+        done = bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+        self._wrote("iam", f"key:{access_key_id}")
+        return done
 
     async def delete_access_key(self, access_key_id: str, user: str) -> bool:
         """Delete ``user``'s key; whether there was one."""
         keys = t.iam_access_keys
         statement = sa.delete(keys).where(keys.c.access_key_id == access_key_id, keys.c.user_name == user)
-        return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+        done = bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+        self._wrote("iam", f"key:{access_key_id}")
+        return done
 
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]:
         """The cluster's root (access key id, secret): ``proposed`` when ``replace`` (set by the operator) or when
