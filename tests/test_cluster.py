@@ -588,6 +588,19 @@ def test_iam_holds_on_every_node(cluster, fname) -> None:
     on_other = as_carol(nodes[2], "sts", token=session["SessionToken"], creds=session)
     assert on_other.get_caller_identity()["Arn"] == "arn:aws:sts::000000000000:assumed-role/reader/s1"
     as_carol(nodes[0], token=session["SessionToken"], creds=session).list_functions()
+    # a key deactivated on one node is refused by the others (they kept it in memory: the notice drops it)
+    for node in nodes:
+        as_carol(node, "sts").get_caller_identity()
+    iams[0].update_access_key(UserName="carol", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+
+    def refused(node) -> bool:
+        try:
+            as_carol(node, "sts").get_caller_identity()
+            return False
+        except ClientError as exc:
+            return exc.response["Error"]["Code"] == "InvalidClientTokenId"
+
+    assert wait_until(lambda: all(refused(n) for n in nodes), timeout=3)
 
 
 def _role_known(iam, name: str) -> bool:
