@@ -84,3 +84,36 @@ def test_an_idle_environment_is_reused_and_counted_once(inproc, lam, fname) -> N
         assert wait_until(lambda: pool.has_idle(fname, "$LATEST", revision), timeout=5)
         lam.invoke(FunctionName=fname, Payload=b"{}")["Payload"].read()
     assert mine() == 1  # warm: no new environment
+
+
+def test_a_cold_start_cancelled_half_way_leaves_no_environment(inproc, lam, fname) -> None:
+    """The caller of a cold start goes away (its task is cancelled) while the environment starts, at several
+    moments: the pool counts nothing, and the half-started environment is closed — its process and cgroups gone —
+    rather than left running outside the pool's books."""
+    import asyncio
+
+    from lambdad.arn import FunctionRef
+
+    app = inproc.app
+    if app.cgroups is None:
+        pytest.skip("the in-process app runs without cgroups here: an environment's cgroup is what shows it lives")
+    create_python_function(lam, fname, CODE)
+    groups = app.cgroups.dirs["freezer"]
+
+    async def cancel_after(delay: float) -> None:
+        spec = await app.invoker._spec(app.functions.resolve(FunctionRef(fname, None)))
+        task = asyncio.get_running_loop().create_task(app.pool.acquire(spec))
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            env, _cold = await task
+        except asyncio.CancelledError:
+            return
+        app.pool.release(env)  # it started before the cancel came: an ordinary idle environment now
+        app.pool.retire(fname)
+
+    for delay in (0.0, 0.002, 0.005, 0.01, 0.02):
+        inproc._run(cancel_after(delay))
+        assert wait_until(lambda: _settled(app.pool, fname), timeout=5)
+        assert wait_until(lambda: not [d for d in groups.iterdir() if d.is_dir()], timeout=10), \
+            (delay, [d.name for d in groups.iterdir()])

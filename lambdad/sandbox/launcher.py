@@ -255,6 +255,7 @@ class Launcher:
         self._fork_servers: dict[tuple[str, str], ForkServerClient] = {}  # (interpreter, mode) -> its fork server
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
+        self._cleanups: set[asyncio.Task[None]] = set()  # removals of what a cancelled start made
         # pre-started slots for Node.js and custom runtimes: only where they are exactly as contained as any
         # environment (jail, cgroups) and the mount API lets the fork server give them their code afterwards
         self._slot_dir = slot_dir
@@ -306,8 +307,18 @@ class Launcher:
     async def _start(self, request: LaunchRequest, entry: Entrypoint) -> LaunchedProcess:
         cgroup = None
         if self._cgroups is not None:
-            cgroup = await asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb)
-        scratch = await self._scratch_for(request.tmp_mb)
+            making = asyncio.ensure_future(asyncio.to_thread(self._cgroups.create, request.env_id, request.memory_mb))
+            try:
+                cgroup = await asyncio.shield(making)
+            except asyncio.CancelledError:  # the caller went away: the groups are made all the same, and go
+                making.add_done_callback(self._remove_made_cgroup)
+                raise
+        try:
+            scratch = await self._scratch_for(request.tmp_mb)
+        except BaseException:
+            if cgroup is not None:
+                await asyncio.shield(asyncio.to_thread(cgroup.remove))
+            raise
         net = None
         with _ChildFds() as passed:
             try:
@@ -347,6 +358,14 @@ class Launcher:
         return LaunchedProcess(pid=pid, output_fd=read_fd, cgroup=cgroup, exited=self._exit_future(pid),
                                listener_channel=channel, exec_status_fd=status_r, runtime_api_socket=api_socket,
                                scratch_fd=scratch.fd if scratch is not None else -1, network=net)
+
+    def _remove_made_cgroup(self, making: "asyncio.Future[EnvCgroup]") -> None:
+        """Remove the groups a cancelled start made (``_start``), once made."""
+        if making.cancelled() or making.exception() is not None:
+            return
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(making.result().remove))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def _scratch_for(self, tmp_mb: int) -> Scratch | None:
         """A disk-backed /tmp for a jailed environment or slot, where this machine can make one."""

@@ -158,6 +158,7 @@ class EnvironmentPool:
         except BaseException:
             self._uncount(env)
             self._all.discard(env)
+            self._close_soon(env)  # failed or cancelled half-way: whatever it started goes (its process, cgroups)
             raise
         return env, True
 
