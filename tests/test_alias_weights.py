@@ -3,7 +3,9 @@ a weighted alias gets, its edges (weight 0 and 1) and the draw being made per in
 
 from __future__ import annotations
 
+import json
 import math
+import urllib.error
 
 import pytest
 from botocore.exceptions import ClientError
@@ -79,3 +81,30 @@ def test_a_weight_out_of_range_is_refused(inproc, lam, fname) -> None:
                          RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}})
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "Member must have value less than or equal to 1" in str(refused.value)  # a map value: AWS lists all
+
+
+def test_a_weight_that_is_not_a_number_is_refused(inproc, lam, fname) -> None:
+    """NaN and Infinity are not JSON, but Python's parser takes them, and NaN passes every range check (each
+    comparison with it is false): sent raw, such a weight is refused as AWS refuses the body."""
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from tests.server import ACCESS_KEY, SECRET_KEY
+
+    _two_versions(lam, fname)
+    for token in ("NaN", "Infinity", "-Infinity"):
+        body = ('{"Name": "live", "FunctionVersion": "1", "RoutingConfig": {"AdditionalVersionWeights": {"2": '
+                + token + "}}}").encode()
+        url = f"{inproc.endpoint}/2015-03-31/functions/{fname}/aliases"
+        request = AWSRequest("POST", url, data=body, headers={"Content-Type": "application/json"})
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "lambda", "us-east-1").add_auth(request)
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, body, dict(request.headers), method="POST"))
+            raise AssertionError(f"a weight of {token} was taken")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and exc.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
+            assert token in json.loads(exc.read())["Message"]
+    assert lam.list_aliases(FunctionName=fname)["Aliases"] == []

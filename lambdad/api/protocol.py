@@ -219,11 +219,17 @@ def parse_request(
     return params
 
 
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity are not JSON: Python's parser takes them, AWS's refuses them (a weight of NaN would
+    pass every range check)."""
+    raise ValueError(f"Non-standard token '{constant}'")
+
+
 def _load_json(body: bytes) -> Any:
     if not body or body.isspace():
         return {}
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_not_json)
     except ValueError as exc:  # also UnicodeDecodeError
         raise InvalidRequestContentException(f"{_UNPARSABLE}{exc}") from exc
     except RecursionError as exc:  # nested deeper than the parser goes
