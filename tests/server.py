@@ -165,7 +165,18 @@ def create_python_function(client, name: str, code: str, *, runtime: str = "pyth
     )
 
 
-CGROUP_ROOT = Path("/sys/fs/cgroup/freezer/lambdad")
+def _cgroup_root() -> Path:
+    """Where a server's environment groups live, as lambdad chooses (sandbox/cgroups.py): under the v1 freezer
+    controller where it is mounted (hybrid hosts such as these machines), else in the v2 hierarchy — one group
+    per environment either way, ``<root>/<server pid>-<id>/<environment id>``."""
+    v1 = Path("/sys/fs/cgroup/freezer")
+    if (v1 / "cgroup.procs").exists() or not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return v1 / "lambdad"
+    return Path("/sys/fs/cgroup/lambdad")
+
+
+CGROUP_ROOT = _cgroup_root()
+GROUPS_RENAMED = CGROUP_ROOT.parent.name == "freezer"  # v1 renames a taken slot's groups; v2 cannot (EPERM)
 
 
 def env_id(log_stream: str) -> str:

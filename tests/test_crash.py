@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import create_python_function, make_zip, wait_until
+from tests.server import CGROUP_ROOT, GROUPS_RENAMED, create_python_function, make_zip, wait_until
 
-FREEZER = Path("/sys/fs/cgroup/freezer/lambdad")
+FREEZER = CGROUP_ROOT  # v1's freezer groups, or v2's groups (tests/server.py)
 
 
 def server_cgroups(pid: int) -> list[Path]:
@@ -77,7 +77,8 @@ def test_environments_from_pre_started_slots_die_with_their_server(fresh_server,
     for name in ("second", "third"):
         create(name)
         lam.invoke(FunctionName=name)
-    assert len(waiting - slots()) >= 1, "no slot was taken"  # taken: renamed after its environment
+    if GROUPS_RENAMED:  # v2 keeps a taken slot's group name
+        assert len(waiting - slots()) >= 1, "no slot was taken"  # taken: renamed after its environment
     time.sleep(0.3)  # idle, so frozen
     dirs = server_cgroups(srv.proc.pid)
     srv.stop(signal.SIGKILL)

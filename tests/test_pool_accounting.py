@@ -98,7 +98,7 @@ def test_a_cold_start_cancelled_half_way_leaves_no_environment(inproc, lam, fnam
     if app.cgroups is None:
         pytest.skip("the in-process app runs without cgroups here: an environment's cgroup is what shows it lives")
     create_python_function(lam, fname, CODE)
-    groups = app.cgroups.dirs["freezer"]
+    groups = app.cgroups.dirs.get("freezer") or app.cgroups.dirs["unified"]  # v1, or v2
 
     async def cancel_after(delay: float) -> None:
         spec = await app.invoker._spec(app.functions.resolve(FunctionRef(fname, None)))

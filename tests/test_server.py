@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from tests.server import (ACCESS_KEY, CGROUP_ROOT, SECRET_KEY, Server, _Recordings, create_python_function, env_running,
                           make_zip, wait_until)
 
-needs_cgroups = pytest.mark.skipif(not CGROUP_ROOT.parent.exists(), reason="needs cgroup v1 (root on Linux)")
+needs_cgroups = pytest.mark.skipif(not CGROUP_ROOT.parent.exists(), reason="needs cgroups, v1 or v2 (root on Linux)")
 STREAM = "import os\ndef handler(e, c):\n    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"
 
 

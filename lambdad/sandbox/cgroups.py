@@ -1,12 +1,23 @@
-"""Control groups for execution environments (cgroup v1 controllers, as on these machines).
+"""Control groups for execution environments: cgroup v1 controllers (as on these machines), or cgroup v2.
 
-Each environment gets one group per controller under ``<mount>/<controller>/lambdad/<server id>/<env id>``:
+**v1** (chosen where the memory, pids and freezer controllers are mounted, hybrid hosts included). Each
+environment gets one group per controller under ``<mount>/<controller>/lambdad/<server id>/<env id>``:
 - memory: ``memory.limit_in_bytes`` = the function's MemorySize; the kernel OOM-kills past it; its peak is REPORT's
   Max Memory Used (the environment's peak so far, as on Lambda);
 - pids: a cap on processes and threads (Lambda allows 1,024);
 - freezer: stops every task of the group at once: an idle environment is frozen between invocations (it gets
   no CPU), and a kill cannot race a fork;
 - cpu (optional): a CFS quota proportional to MemorySize (1,769 MB = one vCPU), as Lambda allocates CPU.
+
+**v2** (chosen on a unified-only host whose root offers the memory and pids controllers): one group per
+environment, ``<mount>/lambdad/<server id>/<env id>``, with the controllers enabled down the tree
+(``cgroup.subtree_control``; the groups above the environments hold no process, as v2 requires):
+``memory.max`` (and ``memory.swap.max`` 0, so the limit is memory alone, as v1's memory+swap limit makes it),
+``pids.max``, ``cpu.max`` (where the cpu controller is offered), ``cgroup.freeze`` for freezing, ``cgroup.kill``
+(kernel 5.14+; before, freeze, SIGKILL each task, thaw), ``memory.peak`` for Max Memory Used (kernel 5.19+; 0
+before), and ``memory.events``'s ``oom_kill`` count. v2 does not rename groups: a pre-started slot's group keeps
+its ``slot-…`` name when an environment takes it. Without root, a v2 host needs the subtree delegated to the
+server's user (systemd's ``Delegate=yes``); lambdad does not ask for it.
 
 Where the controllers are missing or not writable (not root, no cgroupfs), ``CgroupRoot.probe`` returns None and the
 caller runs without them, saying so. The owner of an ``EnvCgroup`` calls ``remove()``; it kills what is left.
@@ -21,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["CgroupRoot", "EnvCgroup", "PIDS_MAX"]
+__all__ = ["CgroupRoot", "EnvCgroup", "CgroupV2Root", "EnvCgroupV2", "PIDS_MAX"]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +60,11 @@ class CgroupRoot:
         self.dirs = dirs
 
     @classmethod
-    def probe(cls, server_id: str, mount: Path = Path("/sys/fs/cgroup")) -> "CgroupRoot | None":
+    def probe(cls, server_id: str, mount: Path = Path("/sys/fs/cgroup")) -> "CgroupRoot | CgroupV2Root | None":
         """Create this server's subtree, named ``<pid>-<server id>``, after sweeping away the subtrees of servers
         that died without cleaning up (kill -9): their environments are killed and their groups removed."""
         sweep_stale(mount)
+        sweep_stale_v2(mount / "lambdad")
         server_id = f"{os.getpid()}-{server_id}"
         dirs: dict[str, Path] = {}
         try:
@@ -61,7 +73,7 @@ class CgroupRoot:
                 if not (base / "cgroup.procs").exists():
                     log.info("cgroup v1 controller %s is not mounted at %s", controller, base)
                     _remove_dirs(dirs.values())
-                    return None
+                    return CgroupV2Root.probe(server_id, mount)
                 path = base / "lambdad" / server_id
                 path.mkdir(parents=True, exist_ok=True)
                 dirs[controller] = path
@@ -282,3 +294,166 @@ class EnvCgroup:
                 pass
             except OSError as exc:
                 log.warning("could not remove cgroup %s: %s", p, exc)
+
+
+# -- cgroup v2 -----------------------------------------------------------------------------------------------
+
+_V2_REQUIRED = ("memory", "pids")
+
+
+class CgroupV2Root:
+    """The server's own subtree of a cgroup v2 hierarchy, ``<base>/<pid>-<server id>``."""
+
+    def __init__(self, path: Path, controllers: frozenset[str]) -> None:
+        self.path = path
+        self.controllers = controllers  # those enabled for the environments' groups
+        self.dirs = {"unified": path}
+
+    @classmethod
+    def probe(cls, server_id: str, mount: Path = Path("/sys/fs/cgroup")) -> "CgroupV2Root | None":
+        offered = set(_read_or_empty(mount / "cgroup.controllers").split())
+        if not (mount / "cgroup.controllers").exists():
+            return None
+        missing = [c for c in _V2_REQUIRED if c not in offered]
+        if missing:
+            log.info("cgroup v2 at %s does not offer the %s controller(s)", mount, ", ".join(missing))
+            return None
+        try:
+            return cls.make(mount / "lambdad", server_id, frozenset(offered & {"memory", "pids", "cpu"}))
+        except OSError as exc:
+            log.info("cgroup v2 is not available to this process: %s", exc)
+            return None
+
+    @classmethod
+    def make(cls, base: Path, server_id: str, controllers: frozenset[str]) -> "CgroupV2Root":
+        """Make ``base/<pid>-<server id>`` with ``controllers`` enabled down to the environments' groups."""
+        sweep_stale_v2(base)
+        path = base / f"{os.getpid()}-{server_id}"
+        enable = " ".join(f"+{c}" for c in sorted(controllers))
+        if enable:
+            _write(base.parent / "cgroup.subtree_control", enable)
+        base.mkdir(exist_ok=True)
+        if enable:
+            _write(base / "cgroup.subtree_control", enable)
+        path.mkdir(exist_ok=True)
+        if enable:
+            _write(path / "cgroup.subtree_control", enable)
+        return cls(path, controllers)
+
+    def create(self, env_id: str, memory_mb: int) -> "EnvCgroupV2":
+        path = self.path / env_id
+        path.mkdir(exist_ok=True)
+        group = EnvCgroupV2({"unified": path}, self.controllers)
+        group.limit_memory(memory_mb)
+        if "pids" in self.controllers:
+            _write(path / "pids.max", str(PIDS_MAX))
+        return group
+
+    def remove(self) -> None:
+        for child in self.path.iterdir() if self.path.exists() else ():
+            if child.is_dir():
+                EnvCgroupV2({"unified": child}, self.controllers).remove()
+        _remove_dirs([self.path])
+
+
+class EnvCgroupV2(EnvCgroup):
+    """One environment's group in a v2 hierarchy: the same face as the v1 groups (``EnvCgroup``)."""
+
+    def __init__(self, paths: dict[str, Path], controllers: frozenset[str] = frozenset()) -> None:
+        super().__init__(paths)
+        self.controllers = controllers
+
+    @property
+    def _path(self) -> Path:
+        return self.paths["unified"]
+
+    def limit_memory(self, memory_mb: int) -> None:
+        if "memory" not in self.controllers:
+            return
+        _write(self._path / "memory.max", str(memory_mb * 1024 * 1024))
+        if (self._path / "memory.swap.max").exists():
+            _write(self._path / "memory.swap.max", "0")
+
+    def limit_cpu(self, memory_mb: int) -> bool:
+        if "cpu" not in self.controllers:
+            return False
+        quota = max(1000, CFS_PERIOD_US * memory_mb // MB_PER_VCPU)
+        _write(self._path / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+        return True
+
+    def peak_memory_bytes(self) -> int:
+        try:
+            fd = self._fd("unified", "memory.peak", os.O_RDONLY)
+            return int(os.pread(fd, 64, 0)) if fd is not None else 0
+        except (OSError, ValueError):
+            return 0
+
+    def oom_killed(self) -> bool:
+        try:
+            for line in _read(self._path / "memory.events").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+        except (OSError, ValueError):
+            pass
+        return False
+
+    def freeze(self) -> None:
+        fd = self._fd("unified", "cgroup.freeze", os.O_WRONLY)
+        if fd is not None:
+            os.pwrite(fd, b"1", 0)
+
+    def thaw(self) -> None:
+        fd = self._fd("unified", "cgroup.freeze", os.O_WRONLY)
+        if fd is not None:
+            os.pwrite(fd, b"0", 0)
+
+    def rename(self, name: str) -> None:
+        """v2 refuses to rename a group (EPERM: it is not a migration): a pre-started slot's group keeps its
+        name when its environment takes it; only its limits change."""
+
+    def frozen(self) -> bool:
+        """Whether every task of the group is frozen now (``cgroup.events``)."""
+        return "frozen 1" in _read_or_empty(self._path / "cgroup.events")
+
+    def kill_all(self) -> None:
+        """SIGKILL every task: ``cgroup.kill`` where the kernel has it (one write, no race with a fork), else as
+        v1 does (frozen first)."""
+        kill = self._path / "cgroup.kill"
+        if kill.exists():
+            try:
+                _write(kill, "1")
+                return
+            except OSError:
+                pass
+        super().kill_all()
+
+
+def sweep_stale_v2(base: Path) -> None:
+    """Remove the groups of lambdad servers under ``base`` that died without cleaning up, killing what they hold."""
+    if not base.is_dir():
+        return
+    for server_dir in base.iterdir():
+        pid = server_dir.name.split("-", 1)[0]
+        if not server_dir.is_dir() or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        log.warning("removing the cgroups of a lambdad server that is gone: %s", server_dir.name)
+        groups = [EnvCgroupV2({"unified": child}) for child in server_dir.iterdir() if child.is_dir()]
+        for group in groups:
+            group.kill_all()
+        deadline = time.monotonic() + _SWEEP_WAIT_SECONDS
+        while time.monotonic() < deadline and any(group.pids() for group in groups):
+            time.sleep(0.02)
+        for group in groups:
+            if not group.pids():
+                group.remove()
+            else:
+                group._close_fds()
+        _remove_dirs([server_dir])
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return _read(path)
+    except OSError:
+        return ""

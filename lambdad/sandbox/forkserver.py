@@ -246,13 +246,14 @@ def _kill_children(children: set[int], cgroups_of: dict[int, list[str]]) -> None
             pass
     for pid in children:
         for procs in cgroups_of.get(pid, ()):
-            state = os.path.join(os.path.dirname(procs), "freezer.state")
-            if os.path.exists(state):
-                try:
-                    with open(state, "w") as f:
-                        f.write("THAWED")
-                except OSError:
-                    pass
+            for state, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):  # v1, v2
+                path = os.path.join(os.path.dirname(procs), state)
+                if os.path.exists(path):
+                    try:
+                        with open(path, "w") as f:
+                            f.write(thawed)
+                    except OSError:
+                        pass
 
 
 def _reap(ctrl: socket.socket, children: set[int]) -> None:

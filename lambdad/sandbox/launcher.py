@@ -39,7 +39,7 @@ from typing import Mapping
 
 from lambdad.runtimes.registry import RUNTIME_DIR, TASK_ROOT, Entrypoint, RuntimeSpec
 from lambdad.runtimes.sdk import PythonSdk
-from lambdad.sandbox.cgroups import CgroupRoot, EnvCgroup
+from lambdad.sandbox.cgroups import CgroupRoot, CgroupV2Root, EnvCgroup
 from lambdad.sandbox.forkserver import SDK_DIR
 from lambdad.sandbox.jail import DEFAULT_RO_BINDS, JailSpec
 from lambdad.sandbox.scratch import Scratch, ScratchPool
@@ -70,7 +70,7 @@ class Containment:
         rows = [
             ("clean environment (no server variables), closed fds, own session", True, "always"),
             ("cgroups: memory limit = MemorySize, pids cap, freezer, CPU share", self.cgroups,
-             "needs root and the cgroup v1 memory, pids, freezer and cpu controllers"),
+             "needs root and the cgroup v1 memory, pids and freezer controllers, or cgroup v2 with memory and pids"),
         ]
         for name, what in JAIL_PROTECTIONS.items():
             ok = bool(self.jail.get(name))
@@ -232,7 +232,7 @@ class _ChildFds:
 
 
 class Launcher:
-    def __init__(self, cgroup_root: CgroupRoot | None, containment: Containment, *, jailed: bool = False,
+    def __init__(self, cgroup_root: CgroupRoot | CgroupV2Root | None, containment: Containment, *, jailed: bool = False,
                  cpu_proportional: bool = True, python_sdk: PythonSdk | None = None,
                  private_network: bool = False, etc_files: Mapping[str, str] | None = None, prewarm_size: int = 0,
                  slot_dir: str | None = None, idle_timeout: float = 600.0, scratch_dir: str | None = None,
