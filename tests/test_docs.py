@@ -25,6 +25,24 @@ def test_every_implemented_operation_is_documented(inproc):
         assert f"| {op} |" in text, op
 
 
+def test_every_iam_and_sts_operation_is_documented(inproc):
+    """docs/iam.md's table names every IAM and STS operation the server has a handler for (``Put/Get/Delete/List
+    of User, Group and Role policies`` standing for their twelve)."""
+    from lambdad.iam.api import iam_handlers
+    from lambdad.iam.sts import sts_handlers
+
+    app = inproc.app
+    text = (DOCS / "iam.md").read_text()
+    for op in [*iam_handlers(app.iam, app.authorizer), *sts_handlers(app.iam, app.authorizer, app.sessions)]:
+        words = re.fullmatch(r"(Put|Get|Delete|List|Attach|Detach|ListAttached)(User|Group|Role)(Policy|Policies)", op)
+        if words and words.group(1) in ("Attach", "Detach", "ListAttached"):
+            assert "Attach/Detach and ListAttached of User, Group and Role policies" in text, op
+        elif words:
+            assert "Put/Get/Delete/List of User, Group and Role policies" in text, op
+        else:
+            assert op in text, op
+
+
 def test_readme_links_resolve():
     readme = (DOCS.parent / "README.md").read_text()
     for part in readme.split("](docs/")[1:]:
