@@ -45,7 +45,9 @@ from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
 from lambdad.auth.principals import ROOT, Identity, function_principal, user_principal
 from lambdad.auth.sigv4 import Secret
 from lambdad.cluster.async_queue import JetStreamQueue
+from lambdad.cluster.blob_sweep import BlobSweep
 from lambdad.cluster.blobs import SharedBlobStore
+from lambdad.cluster.s3_blobs import S3BlobStore
 from lambdad.cluster.leases import Leases
 from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
@@ -214,8 +216,14 @@ class LambdadApp:
         self.iam.key_changed = self.keys.forget
         self.link = await Link.open(s.nats_url, s.cluster_name, node_id=self.server_id)
         self.blobs: BlobStore = FileBlobStore(s.data_dir / "code")
-        if self.link.clustered:  # the node's files become its cache of the cluster's object store
-            self.blobs = await SharedBlobStore.open(FileBlobStore(s.data_dir / "code"), self.link)
+        self.shared_blobs: SharedBlobStore | S3BlobStore | None = None
+        if s.blob_url:  # the node's files become its cache of the cluster's bucket
+            self.shared_blobs = await asyncio.to_thread(S3BlobStore.open, FileBlobStore(s.data_dir / "code"),
+                                                        s.blob_url, s.region)
+        elif self.link.clustered:  # ... or of the cluster's object store
+            self.shared_blobs = await SharedBlobStore.open(FileBlobStore(s.data_dir / "code"), self.link)
+        if self.shared_blobs is not None:
+            self.blobs = self.shared_blobs
         self.trees = CodeTrees(s.data_dir / "tasks")
         self.runtimes = RuntimeRegistry()
         self.layers = LayerService(self.store, self.blobs, CodeTrees(s.data_dir / "opt"), region=s.region,
@@ -298,6 +306,10 @@ class LambdadApp:
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
                                        guard=self.blobs.guard)
+        # the shared copies of code nothing references: collected by one node (the lease's holder)
+        self.blob_sweep = (BlobSweep(self.shared_blobs, self.collector.referenced_blobs,
+                                     self.leases.lease("blob-sweep"), interval=s.blob_sweep_seconds,
+                                     grace=s.blob_grace_seconds) if self.shared_blobs is not None else None)
         self.functions.on_change(self._function_changed)
         self.notices = ChangeNotices(self.link, {"function": self._reload_function,
                                                  "concurrency": lambda _name: self.concurrency.load(),
@@ -472,6 +484,12 @@ class LambdadApp:
         assert self._http is not None
         return await self._http.serve_socket(listener)
 
+    async def _close_blob_sweep(self) -> None:
+        if self.blob_sweep is not None:
+            await self.blob_sweep.aclose()
+        if isinstance(self.shared_blobs, S3BlobStore):
+            self.shared_blobs.close()
+
     async def _close_http(self) -> None:
         if self._http is not None:
             await self._http.aclose(timeout=5.0)  # requests still being answered get 5 s
@@ -494,6 +512,8 @@ class LambdadApp:
         await self.async_queue.start()
         await self.provisioned.start()
         self.collector.start()
+        if self.blob_sweep is not None:
+            self.blob_sweep.start()
         # What start-up built (botocore's service model, the routes, the loaded functions) lives as long as the
         # server: moved out of the collector's generations, so that a full collection does not walk it again
         gc.collect()
@@ -510,6 +530,7 @@ class LambdadApp:
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
             ("code collector", self.collector.aclose),
+            ("blob sweep", self._close_blob_sweep),
             ("provisioned concurrency", self.provisioned.aclose),
             ("environments", self.pool.aclose),
             ("concurrency shares", self._close_permits),

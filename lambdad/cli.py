@@ -54,6 +54,9 @@ def main() -> None:
 @click.option("--cluster-name", default=None,
               help="Prefix of the cluster's NATS subjects, streams and buckets [LAMBDAD_CLUSTER_NAME; default "
                    "lambdad].")
+@click.option("--blob-url", default=None,
+              help="s3://BUCKET[/PREFIX] for the cluster's code blobs, through the AWS SDK's configuration "
+                   "[LAMBDAD_BLOB_URL; default: JetStream's object store].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:
@@ -66,9 +69,11 @@ def serve(**flags: object) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())
+    from lambdad.cluster.s3_blobs import BlobUrlError
+
     try:
         _run(_serve(settings))
-    except DataDirLocked as exc:
+    except (DataDirLocked, BlobUrlError) as exc:
         click.echo(f"lambdad: {exc}", err=True)
         sys.exit(1)
 

@@ -54,6 +54,9 @@ class Settings:
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
     cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
+    blob_url: str | None = None  # s3://bucket/prefix for the cluster's code blobs; none: JetStream's object store
+    blob_sweep_seconds: float = 600.0  # cluster mode: how often the shared blobs nothing references are collected
+    blob_grace_seconds: float = 3600.0  # cluster mode: a shared blob younger than this is never collected
     advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
     # refuse a function's role that is not an IAM role Lambda may assume (as AWS does); off: any role ARN is taken
     iam_refuse_unknown_roles: bool = False
@@ -122,6 +125,18 @@ class Settings:
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
         if self.nats_url and not self.database_url:
             raise ValueError("LAMBDAD_NATS_URL needs LAMBDAD_DATABASE_URL: the nodes of a cluster share one database")
+        if self.blob_url is not None:
+            from lambdad.cluster.s3_blobs import BlobUrlError, parse_blob_url
+
+            if not self.database_url:
+                raise ValueError("LAMBDAD_BLOB_URL needs LAMBDAD_DATABASE_URL: shared code is for the nodes of a "
+                                 "cluster")
+            try:
+                parse_blob_url(self.blob_url)
+            except BlobUrlError as exc:
+                raise ValueError(str(exc)) from exc
+        if self.blob_sweep_seconds <= 0 or self.blob_grace_seconds < 0:
+            raise ValueError("the blob sweep interval must be positive and its grace period not negative")
         from lambdad.cluster.link import CLUSTER_NAME
 
         if CLUSTER_NAME.fullmatch(self.cluster_name) is None:
@@ -139,7 +154,8 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb"):
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
-                "log_retention_days", "log_function_max_mb", "log_max_mb"):
+                "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
+                "blob_grace_seconds"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

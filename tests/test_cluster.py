@@ -608,3 +608,116 @@ def _role_known(iam, name: str) -> bool:
         return bool(iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"])
     except ClientError:
         return False
+
+
+@pytest.fixture
+def s3():
+    """A bucket on a moto_server: (endpoint, bucket). Skipped where moto is not installed."""
+    from tests.services import moto_s3
+
+    try:
+        with moto_s3() as found:
+            yield found
+    except FileNotFoundError:
+        pytest.skip("needs moto_server (pip install 'moto[server]'; the test extra has it)")
+
+
+def _s3_keys(endpoint: str, bucket: str) -> set[str]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    try:
+        return {o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", ())}
+    finally:
+        client.close()
+
+
+def _object_store_keys(cluster_name: str) -> set[str]:
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def read() -> set[str]:
+        client = await nats.connect(NATS, connect_timeout=2)
+        try:
+            store = await client.jetstream().object_store(f"{cluster_name}_code")
+            try:
+                return {i.name for i in await store.list() if not i.deleted}
+            except NotFoundError:
+                return set()
+        finally:
+            await client.close()
+
+    return asyncio.run(read())
+
+
+def test_code_blobs_in_an_s3_bucket_serve_every_node(cluster, s3, fname) -> None:
+    """--blob-url s3://…: code uploaded on one node is stored in the bucket (through botocore and
+    AWS_ENDPOINT_URL_S3), and another node with a data dir of its own fetches it from there to run it."""
+    from tests.services import MOTO_ENV
+
+    endpoint, bucket = s3
+    nodes = cluster(2, {**MOTO_ENV, "AWS_ENDPOINT_URL_S3": endpoint, "LAMBDAD_BLOB_URL": f"s3://{bucket}/code"}).nodes
+    clients = [n.client() for n in nodes]
+    config = create_python_function(clients[0], fname, ECHO)
+    keys = _s3_keys(endpoint, bucket)
+    digest = base64.b64decode(config["CodeSha256"]).hex()
+    assert keys == {f"code/{digest}.zip"}
+    assert wait_until(lambda: _knows(clients[1], fname), timeout=5)
+    out = clients[1].invoke(FunctionName=fname, Payload=b'{"from": 1}')
+    assert json.loads(out["Payload"].read())["echo"] == {"from": 1}
+
+
+def test_a_bad_blob_url_stops_the_start_with_the_reason(postgres_url, s3, tmp_path) -> None:
+    """A blob URL that is not s3://BUCKET[/PREFIX] is a usage error; a bucket that cannot be reached stops the
+    start with the reason, before anything is served."""
+    import os
+
+    from tests.services import MOTO_ENV
+
+    endpoint, _bucket = s3
+    env = {**os.environ, **MOTO_ENV, "AWS_ENDPOINT_URL_S3": endpoint, "LAMBDAD_DATABASE_URL": postgres_url}
+    run = [sys.executable, "-m", "lambdad", "serve", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    bad = subprocess.run([*run, "--blob-url", "https://bucket/x"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "blob url must be s3://BUCKET[/PREFIX]" in bad.stderr
+    missing = subprocess.run([*run, "--blob-url", "s3://no-such-bucket/code"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 1 and "the blob bucket 'no-such-bucket' cannot be reached" in missing.stderr
+
+
+@pytest.mark.parametrize("where", ["object-store", "s3"])
+def test_shared_code_nothing_references_is_swept_after_its_grace(cluster, request, where, fname) -> None:
+    """Three functions, two of them on the same code. The one with code of its own is deleted: its shared blob
+    stays while younger than the grace period (a node may be storing a function on it), then the node holding the
+    lease blob-sweep deletes it; the blob the two others share stays."""
+    from tests.services import MOTO_ENV
+
+    env = {"LAMBDAD_BLOB_SWEEP_SECONDS": "0.5", "LAMBDAD_BLOB_GRACE_SECONDS": "4"}
+    if where == "s3":
+        endpoint, bucket = request.getfixturevalue("s3")
+        env.update(MOTO_ENV, AWS_ENDPOINT_URL_S3=endpoint, LAMBDAD_BLOB_URL=f"s3://{bucket}")
+        listed = lambda: {k.removesuffix(".zip") for k in _s3_keys(endpoint, bucket)}  # noqa: E731
+    nodes = cluster(2, env).nodes
+    if where == "object-store":
+        name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+        listed = lambda: _object_store_keys(name)  # noqa: E731
+    client = nodes[0].client()
+    shared = ECHO
+    own = ECHO + "\n# code of its own\n"
+
+    def digest(config) -> str:
+        return base64.b64decode(config["CodeSha256"]).hex()
+
+    kept = digest(create_python_function(client, f"{fname}-a", shared))
+    create_python_function(client, f"{fname}-b", shared)
+    doomed = digest(create_python_function(client, f"{fname}-c", own))
+    assert listed() == {kept, doomed}
+    client.delete_function(FunctionName=f"{fname}-c")
+    time.sleep(1.0)  # a few rounds of the sweep: within the grace period the blob stays
+    assert doomed in listed()
+    assert wait_until(lambda: doomed not in listed(), timeout=10)
+    assert listed() == {kept}
+    nodes[1].client().invoke(FunctionName=f"{fname}-b")  # the kept code still runs, on the other node too

@@ -10,14 +10,15 @@ the upload fetch the object into its cache first. The methods block (they are ca
 blob store's contract says) and hand the object store's coroutines to the event loop; calling one on the event
 loop's own thread would wait for itself, and raises instead.
 
-Deletion: ``delete`` removes the node's cached copy only. The shared copy is left: another node may be storing a
-function that uses the same code at this very moment (its record not yet committed), and a node cannot tell. ⬜
-Collecting shared copies that no function or layer of the database references is not built.
+Deletion: ``delete`` removes the node's cached copy only. The shared copies are collected by the sweep
+(``cluster/blob_sweep.py``): one node at a time, and never a copy younger than the grace period (another node may
+be storing a function that uses it at this very moment, its record not yet committed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from pathlib import Path
 from typing import Any, Coroutine, TypeVar
@@ -90,6 +91,25 @@ class SharedBlobStore:
         except ObjectNotFoundError:
             return False
         return True
+
+    # -- the shared copies, for the sweep ---------------------------------------------------------------------
+
+    def list_shared(self) -> list[tuple[str, float]]:
+        """(key, last modified in epoch seconds) of every blob in the object store."""
+        return self._call(self._list())
+
+    def delete_shared(self, key: str) -> None:
+        self._call(self._objects.delete(key))
+
+    async def _list(self) -> list[tuple[str, float]]:
+        from nats.js.errors import NotFoundError
+
+        try:
+            infos = await self._objects.list()
+        except NotFoundError:  # an empty store
+            return []
+        return [(info.name, dt.datetime.fromisoformat(info.mtime.replace("Z", "+00:00")).timestamp())
+                for info in infos if not info.deleted and info.mtime]
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:

@@ -73,6 +73,11 @@ class CodeCollector:
                 opt.add(name)
         return blobs, tasks, opt
 
+    def referenced_blobs(self) -> set[str] | None:
+        """The blob keys some function or layer version references; None while a write is in progress."""
+        found = self._referenced()
+        return found[0] if found is not None else None
+
     async def collect(self) -> int | None:
         """One round; returns how many blobs and trees it removed, or None when it had to wait for a write."""
         async with self._guard:
