@@ -323,16 +323,20 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
 @click.option("--nats-url", default=None,
               help="The cluster's NATS: the code zips go to its object store too [LAMBDAD_NATS_URL].")
 @click.option("--cluster-name", default=None, help="The cluster's name [LAMBDAD_CLUSTER_NAME; default lambdad].")
-def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | None, cluster_name: str | None) -> None:
+@click.option("--blob-url", default=None,
+              help="The cluster's S3 bucket for code: the code zips go there instead [LAMBDAD_BLOB_URL].")
+def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | None, cluster_name: str | None,
+            blob_url: str | None) -> None:
     """Move an embedded data dir's functions, versions, aliases, policies, concurrency settings, layers, access
     keys, queued async events, logs and root credentials into a cluster's empty database.
 
     The data dir must not be in use (stop its server first); it is left unchanged."""
     from lambdad.cluster.migrate import MigrationRefused, migrate_blobs, migrate_metadata
+    from lambdad.cluster.s3_blobs import BlobUrlError
 
     try:
         settings = Settings.load({"data_dir": data_dir, "database_url": database_url, "nats_url": nats_url,
-                                  "cluster_name": cluster_name})
+                                  "cluster_name": cluster_name, "blob_url": blob_url})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if not settings.database_url:
@@ -344,9 +348,10 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
         raise click.ClickException(f"{exc}: stop its server first") from exc
     try:
         moved = asyncio.run(migrate_metadata(settings.data_dir, settings.database_url))
-        blobs = (asyncio.run(migrate_blobs(settings.data_dir, settings.nats_url, settings.cluster_name))
-                 if settings.nats_url else None)
-    except MigrationRefused as exc:
+        blobs = (asyncio.run(migrate_blobs(settings.data_dir, settings.nats_url, settings.cluster_name,
+                                           settings.blob_url, settings.region))
+                 if settings.nats_url or settings.blob_url else None)
+    except (MigrationRefused, BlobUrlError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         lock.release()
@@ -356,9 +361,10 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
                f"entities, {rows['iam_access_keys']} access keys, {rows['async_events']} queued async events and {rows['log_events']} log events"
                + (", and the root credentials" if moved.root_credentials else ""))
     if blobs is not None:
-        click.echo(f"copied {blobs} code zips into the cluster's object store")
+        click.echo(f"copied {blobs} code zips into the cluster's " + ("bucket" if settings.blob_url else "object store"))
     else:
-        click.echo("no --nats-url: the code zips stay in the data dir (a node started on it serves them)", err=True)
+        click.echo("no --nats-url or --blob-url: the code zips stay in the data dir (a node started on it serves "
+                   "them)", err=True)
 
 
 @main.command()

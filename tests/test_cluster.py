@@ -721,3 +721,30 @@ def test_shared_code_nothing_references_is_swept_after_its_grace(cluster, reques
     assert wait_until(lambda: doomed not in listed(), timeout=10)
     assert listed() == {kept}
     nodes[1].client().invoke(FunctionName=f"{fname}-b")  # the kept code still runs, on the other node too
+
+
+def test_migrate_moves_code_into_an_s3_bucket(fresh_server, postgres_url, s3, tmp_path, fname) -> None:
+    """lambdad migrate --blob-url: the code zips go to the cluster's bucket, and a node with a data dir of its own
+    runs the function from there."""
+    from tests.services import MOTO_ENV
+
+    endpoint, bucket = s3
+    embedded = fresh_server(data_dir=tmp_path / "data", credentials=False)
+    config = configparser.ConfigParser()
+    config.read(embedded.data_dir / "credentials")
+    root = config["lambdad"]["aws_access_key_id"], config["lambdad"]["aws_secret_access_key"]
+    create_python_function(embedded.client(access_key=root[0], secret_key=root[1]), fname, ECHO)
+    embedded.stop()
+    import os
+
+    env = {**os.environ, **MOTO_ENV, "AWS_ENDPOINT_URL_S3": endpoint}
+    moved = subprocess.run([sys.executable, "-m", "lambdad", "migrate", "--data-dir", str(embedded.data_dir),
+                            "--database-url", postgres_url, "--blob-url", f"s3://{bucket}/code"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert moved.returncode == 0, moved.stderr
+    assert "copied 1 code zips into the cluster's bucket" in moved.stdout
+    node = fresh_server(data_dir=tmp_path / "node", credentials=False, env={
+        **MOTO_ENV, "AWS_ENDPOINT_URL_S3": endpoint, "LAMBDAD_DATABASE_URL": postgres_url,
+        "LAMBDAD_BLOB_URL": f"s3://{bucket}/code"})
+    out = node.client(access_key=root[0], secret_key=root[1]).invoke(FunctionName=fname, Payload=b'{"s3": 1}')
+    assert json.loads(out["Payload"].read())["echo"] == {"s3": 1}

@@ -77,18 +77,33 @@ def _root_credentials(data_dir: Path) -> tuple[str, str] | None:
     return parser[PROFILE]["aws_access_key_id"], parser[PROFILE]["aws_secret_access_key"]
 
 
-async def migrate_blobs(data_dir: Path, nats_url: str, cluster_name: str) -> int:
-    """Copy every code and layer zip of the data dir into the cluster's object store; returns how many."""
+async def migrate_blobs(data_dir: Path, nats_url: str | None, cluster_name: str, blob_url: str | None = None,
+                        region: str = "us-east-1") -> int:
+    """Copy every code and layer zip of the data dir into the cluster's shared store — its S3 bucket when
+    ``blob_url`` names one, else its object store; returns how many."""
     import asyncio
 
     from lambdad.cluster.blobs import SharedBlobStore
     from lambdad.cluster.link import Link
+    from lambdad.cluster.s3_blobs import S3BlobStore
     from lambdad.store.blobs import FileBlobStore
 
+    zips = sorted((data_dir / "code").glob("*.zip"))
+    if blob_url:
+        bucket = await asyncio.to_thread(S3BlobStore.open, FileBlobStore(data_dir / "code"), blob_url, region)
+        def copy(path: Path) -> None:
+            bucket.put(path.read_bytes(), path.stem)
+
+        try:
+            for path in zips:
+                await asyncio.to_thread(copy, path)
+        finally:
+            bucket.close()
+        return len(zips)
+    assert nats_url is not None
     link = await Link.open(nats_url, cluster_name)
     try:
         shared = await SharedBlobStore.open(FileBlobStore(data_dir / "code"), link)
-        zips = sorted((data_dir / "code").glob("*.zip"))
         for path in zips:
             data = await asyncio.to_thread(path.read_bytes)
             await asyncio.to_thread(shared.put, data, path.stem)  # blocking: off the loop the store bridges to
