@@ -79,3 +79,54 @@ def test_a_weight_out_of_range_is_refused(inproc, lam, fname) -> None:
                          RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}})
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "Member must have value less than or equal to 1" in str(refused.value)  # a map value: AWS lists all
+
+
+# A weight outside 0.0–1.0, NaN among them, is refused as AWS's front end refuses it. botocore checks only the
+# minimum (and sends NaN and the infinities as the strings "NaN", "Infinity"), so the client here does not check;
+# a JSON body can also carry them as bare tokens, which Python's JSON reader takes.
+_BARE = {101.25: "NaN", 102.25: "Infinity", 103.25: "-Infinity"}  # weights sent as these bare JSON tokens
+_OUT_OF_RANGE = [
+    (1.5, "1.5"), (-0.5, "-0.5"), (1.0000001, "1.0000001"),
+    (math.nan, "NaN"), (math.inf, "Infinity"), (-math.inf, "-Infinity"),  # sent as the strings "NaN", ...
+    *((marker, token) for marker, token in _BARE.items()),
+]
+
+
+def _refusal(shown: str) -> str:
+    return ("1 validation error detected: Value '{2=" + shown + "}' at 'routingConfig.additionalVersionWeights' "
+            "failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or "
+            "equal to 1.0, Member must have value greater than or equal to 0.0]")
+
+
+@pytest.fixture
+def unchecked(inproc):
+    """A client that leaves validation to the server; a weight of ``_BARE`` is sent as its bare JSON token."""
+    client = inproc.client(parameter_validation=False)
+
+    def bare_tokens(request, **_) -> None:
+        for marker, token in _BARE.items():
+            request.data = request.data.replace(repr(marker).encode(), token.encode())
+
+    client.meta.events.register("before-sign.lambda.CreateAlias", bare_tokens)
+    client.meta.events.register("before-sign.lambda.UpdateAlias", bare_tokens)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("weight, shown", _OUT_OF_RANGE, ids=[f"bare {s}" if w in _BARE else repr(w)
+                                                              for w, s in _OUT_OF_RANGE])
+def test_a_weight_outside_zero_to_one_is_refused_with_aws_message(lam, unchecked, fname, weight, shown) -> None:
+    _two_versions(lam, fname)
+    routing = {"AdditionalVersionWeights": {"2": weight}}
+    with pytest.raises(ClientError) as created:
+        unchecked.create_alias(FunctionName=fname, Name="live", FunctionVersion="1", RoutingConfig=routing)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.25}})
+    with pytest.raises(ClientError) as updated:
+        unchecked.update_alias(FunctionName=fname, Name="live", RoutingConfig=routing)
+    for refused in (created.value, updated.value):
+        assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert refused.response["Error"]["Code"] == "ValidationException"
+        assert refused.response["Error"]["Message"] == _refusal(shown)
+    aliases = lam.list_aliases(FunctionName=fname)["Aliases"]
+    assert [(a["Name"], a["RoutingConfig"]) for a in aliases] == [("live", {"AdditionalVersionWeights": {"2": 0.25}})]
