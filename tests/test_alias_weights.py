@@ -108,3 +108,53 @@ def test_a_weight_that_is_not_a_number_is_refused(inproc, lam, fname) -> None:
             assert exc.code == 400 and exc.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
             assert token in json.loads(exc.read())["Message"]
     assert lam.list_aliases(FunctionName=fname)["Aliases"] == []
+
+
+# A weight outside 0.0–1.0, NaN among them, is refused as AWS's front end refuses it. botocore checks only the
+# minimum (and sends NaN and the infinities as the strings "NaN", "Infinity"), so the client here does not check.
+# (As bare JSON tokens they are not JSON at all: refused with the body, test_a_weight_that_is_not_a_number...)
+_BARE: dict[float, str] = {}
+_OUT_OF_RANGE = [
+    (1.5, "1.5"), (-0.5, "-0.5"), (1.0000001, "1.0000001"),
+    (math.nan, "NaN"), (math.inf, "Infinity"), (-math.inf, "-Infinity"),  # sent as the strings "NaN", ...
+]
+
+
+def _refusal(shown: str) -> str:
+    return ("1 validation error detected: Value '{2=" + shown + "}' at 'routingConfig.additionalVersionWeights' "
+            "failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or "
+            "equal to 1.0, Member must have value greater than or equal to 0.0]")
+
+
+@pytest.fixture
+def unchecked(inproc):
+    """A client that leaves validation to the server; a weight of ``_BARE`` is sent as its bare JSON token."""
+    client = inproc.client(parameter_validation=False)
+
+    def bare_tokens(request, **_) -> None:
+        for marker, token in _BARE.items():
+            request.data = request.data.replace(repr(marker).encode(), token.encode())
+
+    client.meta.events.register("before-sign.lambda.CreateAlias", bare_tokens)
+    client.meta.events.register("before-sign.lambda.UpdateAlias", bare_tokens)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("weight, shown", _OUT_OF_RANGE, ids=[f"bare {s}" if w in _BARE else repr(w)
+                                                              for w, s in _OUT_OF_RANGE])
+def test_a_weight_outside_zero_to_one_is_refused_with_aws_message(lam, unchecked, fname, weight, shown) -> None:
+    _two_versions(lam, fname)
+    routing = {"AdditionalVersionWeights": {"2": weight}}
+    with pytest.raises(ClientError) as created:
+        unchecked.create_alias(FunctionName=fname, Name="live", FunctionVersion="1", RoutingConfig=routing)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"2": 0.25}})
+    with pytest.raises(ClientError) as updated:
+        unchecked.update_alias(FunctionName=fname, Name="live", RoutingConfig=routing)
+    for refused in (created.value, updated.value):
+        assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert refused.response["Error"]["Code"] == "ValidationException"
+        assert refused.response["Error"]["Message"] == _refusal(shown)
+    aliases = lam.list_aliases(FunctionName=fname)["Aliases"]
+    assert [(a["Name"], a["RoutingConfig"]) for a in aliases] == [("live", {"AdditionalVersionWeights": {"2": 0.25}})]

@@ -53,6 +53,8 @@ def _java_str(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double(value)
     if isinstance(value, (bytes, bytearray)):
         return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
     if isinstance(value, list):
@@ -62,6 +64,15 @@ def _java_str(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def _java_double(value: float) -> str:
+    """A double as Java prints it: ``1.0``, ``NaN``, ``Infinity`` (not Python's ``1``, ``nan``, ``inf``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
 
 
 def _violation(path: str, value: Any, sensitive: bool, constraint: str) -> str:
@@ -79,7 +90,7 @@ def _join(path: str, name: str) -> str:
 
 
 def _bound(noun: str, relation: str, bound: int | float) -> str:
-    shown = int(bound) if float(bound).is_integer() else bound
+    shown = _java_double(bound) if isinstance(bound, float) else bound  # a double shape's bound reads 1.0
     return f"Member must have {noun} {relation} than or equal to {shown}"
 
 
@@ -180,11 +191,22 @@ class _FloatCodec(_Codec):
 
     def decode(self, value: Any, path: str, errors: list[str]) -> Any:
         if isinstance(value, str) and value in self._SPECIAL:
-            return self._SPECIAL[value]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            number = self._SPECIAL[value]  # as botocore sends them; checked against the range like any other
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _BadJson(path, "java.lang.Double", value)
-        self._check(value, value, path, errors)
-        return float(value)
+        else:
+            number = float(value)  # a bare NaN or Infinity token too (Python's JSON reader takes them)
+        self._check(number, value, path, errors)
+        return number
+
+    def _check(self, size: int | float, value: Any, path: str, errors: list[str]) -> None:
+        if math.isnan(size):  # NaN compares false with everything: it is within no range
+            if self.min is not None:
+                errors.append(_violation(path, value, self.sensitive, _bound(self.noun, "greater", self.min)))
+            if self.max is not None:
+                errors.append(_violation(path, value, self.sensitive, _bound(self.noun, "less", self.max)))
+            return
+        super()._check(size, value, path, errors)
 
     def parse_text(self, text: str, path: str, errors: list[str]) -> Any:
         try:

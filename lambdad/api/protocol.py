@@ -19,8 +19,9 @@ The contract, in the order a request meets it:
 3. **Validation**, as AWS's front end does it before an operation runs, all errors collected into one
    ``ValidationException``: ``N validation error(s) detected: Value '<v>' at '<path>' failed to satisfy
    constraint: <c>; ...``. Checked: required (``Value null ... Member must not be null``), string/blob/list/map
-   length, number range. *Not* checked: ``pattern`` and ``enum``, which Lambda's operations check themselves
-   with their own messages (``member_pattern`` looks a pattern up for them). Paths are the member names in
+   length, number range (NaN, sent as ``"NaN"`` or a bare token, is within no range). *Not* checked: ``pattern``
+   and ``enum``, which Lambda's operations check themselves with their own messages (``member_pattern`` looks a
+   pattern up for them). Paths are the member names in
    lowerCamelCase joined by ``.`` (``code.s3Bucket``); a sensitive member's value is left out (``Value at``).
    A failing element of a scalar list is reported at the list, AWS-style:
    ``Member must satisfy constraint: [<every constraint of the element>]`` (maps: ``Map keys``/``Map value``).

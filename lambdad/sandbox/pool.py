@@ -6,7 +6,9 @@ Contract:
   unreserved pool (the account limit minus every reservation). Beyond either it raises TooManyRequestsException
   (Reason ``ReservedFunctionConcurrentInvocationLimitExceeded`` or ``ConcurrentInvocationLimitExceeded``). An
   invocation is counted where it was admitted until its release, even if the reservation changes meanwhile.
-- The caller runs one invocation and then calls ``release(env)`` exactly once, whatever happened.
+- The caller runs one invocation and then calls ``release(env)`` exactly once, whatever happened. A cold start
+  that fails or whose caller is cancelled is not the caller's to release: ``acquire`` gives its count back and
+  closes the environment itself.
 - Environments are keyed by (function name, version, revision id): a change to $LATEST gives a new key, so old
   environments are never reused; ``retire(name, version)`` closes the idle ones of that version (of every version
   when ``version`` is None) at once and the busy ones on release.
@@ -155,10 +157,10 @@ class EnvironmentPool:
         self._all.add(env)
         try:
             await env.start()
-        except BaseException:
+        except BaseException:  # it failed, or the caller was cancelled (its client went away) meanwhile
             self._uncount(env)
             self._all.discard(env)
-            self._close_soon(env)  # failed or cancelled half-way: whatever it started goes (its process, cgroups)
+            self._close_soon(env)  # whatever it launched, or launches yet, ends (``Environment.start``)
             raise
         return env, True
 
