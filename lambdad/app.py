@@ -30,6 +30,7 @@ from lambdad.api.access import AccessControl
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
+from lambdad.api.event_invoke import event_invoke_handlers
 from lambdad.api.functions import function_handlers
 from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, RequestContext, body_limit, request_too_busy,
                               request_too_large)
@@ -73,6 +74,7 @@ from lambdad.functions.model import FunctionConfig
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.retention import LogRetention
@@ -297,11 +299,18 @@ class LambdadApp:
             self.functions, self.aliases, self.concurrency, self.invoker, self.pool, self.store,
             SpreadPlacement(self.link.node_id, self.membership.live) if self.link.clustered else None)
         await self.provisioned.load()
+        # asynchronous invocation settings per function, version or alias; the queues ask them for each event
+        self.event_configs = EventInvokeConfigs(self.functions, self.aliases, self.store, region=s.region,
+                                                account_id=s.account_id, default_max_age=s.max_event_age_seconds)
+        await self.event_configs.load()
+
+        def rules(event: AsyncEvent) -> AsyncRules:
+            return self.event_configs.rules(event.function_name, event.qualifier)
+
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
-                           max_event_age=s.max_event_age_seconds) if self.link.clustered else
-            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays,
-                       max_event_age=s.max_event_age_seconds))
+                           rules=rules) if self.link.clustered else
+            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays, rules=rules))
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -315,7 +324,8 @@ class LambdadApp:
                                                  "concurrency": lambda _name: self.concurrency.load(),
                                                  "layer": lambda _name: self.layers.load(),
                                                  "provisioned": self.provisioned.reload,
-                                                 "iam": self.iam.reload}, self._reload_all)
+                                                 "iam": self.iam.reload,
+                                                 "eventinvoke": self.event_configs.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -374,6 +384,7 @@ class LambdadApp:
         """Change notices may have been missed (NATS was away): read everything kept in memory again."""
         await self.iam.load()
         await self.layers.load()
+        await self.event_configs.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -431,6 +442,7 @@ class LambdadApp:
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
+            **event_invoke_handlers(self.event_configs, s.region, s.account_id),
             **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }

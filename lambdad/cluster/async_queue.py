@@ -9,7 +9,7 @@ to another node: at-least-once, as on Lambda.
 
 The rules are the embedded queue's (``invoke/async_queue.py``): a function error is retried after each of
 ``retry_delays`` and then dropped with a log line; a throttle or platform error backs off (``THROTTLE_BACKOFF``)
-without counting as an attempt, until the event is older than ``max_event_age``; an event whose function is gone
+without counting as an attempt, until the event is older than its rules allow (``rules``); an event whose function is gone
 is dropped. A retry is a new message carrying the attempt count and the time before which it must not run,
 published before the old one is acknowledged; a node that receives a message early gives it back with that delay
 (``nak``), which is how JetStream delays a message.
@@ -32,7 +32,7 @@ from typing import Any
 from lambdad.cluster.link import Link
 from lambdad.errors import LambdaError, ResourceNotFoundException, ServiceException
 from lambdad.ids import CURRENT_REQUEST_ID
-from lambdad.invoke.async_queue import MAX_PARALLEL, THROTTLE_BACKOFF, Deliver
+from lambdad.invoke.async_queue import MAX_PARALLEL, THROTTLE_BACKOFF, Deliver, Rules, too_old
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
 
@@ -49,12 +49,12 @@ _ENVELOPE = 8 * 1024  # the headers of an event's message, at most
 
 class JetStreamQueue:
     def __init__(self, link: Link, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...],
-                 max_event_age: float) -> None:
+                 rules: Rules) -> None:
         self._link = link
         self._store = store
         self._deliver = deliver
         self._retry_delays = retry_delays
-        self._max_age = max_event_age
+        self._rules = rules
         self._stream = link.names.bucket("async")
         self._subject = link.names.subject("async", "events")
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
@@ -158,6 +158,10 @@ class JetStreamQueue:
             self._slots.release()
 
     async def _run_event(self, msg: Any, event: AsyncEvent) -> None:
+        rules = self._rules(event)
+        if too_old(event, rules):
+            await msg.ack()
+            return
         progress = asyncio.get_running_loop().create_task(self._in_progress(msg))
         try:
             try:
@@ -180,16 +184,16 @@ class JetStreamQueue:
             await msg.ack()
             return
         attempts = event.attempts + 1
-        if attempts > len(self._retry_delays):
-            log.warning("async event %s for %s dropped after %d attempts", event.id, event.function_name, attempts)
+        if attempts > min(rules.retries, len(self._retry_delays)):
+            log.warning("async event %s for %s dropped after %d attempts (RetriesExhausted)", event.id,
+                        event.function_name, attempts)
             await msg.ack()
             return
         await self._publish(replace(event, attempts=attempts, not_before=time.time() + self._retry_delays[attempts - 1]))
         await msg.ack()
 
     async def _retry_later(self, msg: Any, event: AsyncEvent) -> None:
-        if time.time() - event.received > self._max_age:
-            log.warning("async event %s dropped: older than %ss", event.id, self._max_age)
+        if too_old(event, self._rules(event)):
             await msg.ack()
             return
         delivered = msg.metadata.num_delivered if msg.metadata is not None else 1

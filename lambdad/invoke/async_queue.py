@@ -3,9 +3,11 @@
 - ``submit`` writes the event to the store and only then returns (the API answers 202 after that), so an accepted
   event survives a crash; on start every stored event is scheduled again (an event in flight at a crash is
   delivered again, as on Lambda).
-- A function error is retried after each delay in ``retry_delays`` (Lambda: 2 retries, ~1 min then ~2 min), then
-  dropped with a log line. Throttles and platform errors do not count as attempts: they are retried with backoff
-  until the event is older than ``max_event_age`` seconds.
+- A function error is retried after each delay in ``retry_delays`` (Lambda: ~1 min then ~2 min), as many times
+  as the event's rules allow (``rules(event)``: the function's event invoke config, ``invoke/event_config.py``;
+  2 by default), then dropped with a log line (RetriesExhausted). Throttles and platform errors do not count as
+  attempts: they are retried with backoff. An event older than its rules' maximum age is dropped before its next
+  attempt (EventAgeExceeded).
 - The event is deleted from the store once it is delivered or given up on.
 """
 
@@ -20,16 +22,18 @@ import uuid
 from typing import Awaitable, Callable, Protocol
 
 from lambdad.ids import CURRENT_REQUEST_ID
+from lambdad.invoke.event_config import AsyncRules
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
 
-__all__ = ["AsyncQueue"]
+__all__ = ["AsyncQueue", "too_old", "Rules"]
 
 log = logging.getLogger(__name__)
 
 # Returns True when the function ran without error, False on a function error; raises LambdaError for platform faults.
 Deliver = Callable[[AsyncEvent], Awaitable[bool]]
+Rules = Callable[[AsyncEvent], AsyncRules]  # the retries and maximum age that apply to an event
 
 MAX_PARALLEL = 64
 THROTTLE_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -44,11 +48,12 @@ class EventQueue(Protocol):
 
 
 class AsyncQueue:
-    def __init__(self, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...], max_event_age: float) -> None:
+    def __init__(self, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...],
+                 rules: Rules) -> None:
         self._store = store
         self._deliver = deliver
         self._retry_delays = retry_delays
-        self._max_age = max_event_age
+        self._rules = rules
         self._heap: list[tuple[float, str]] = []
         self._events: dict[str, AsyncEvent] = {}
         self._throttles: dict[str, int] = {}
@@ -104,6 +109,10 @@ class AsyncQueue:
     async def _attempt(self, event: AsyncEvent) -> None:
         CURRENT_REQUEST_ID.set(event.id)  # the invocation's request id, in this attempt's task
         try:
+            rules = self._rules(event)
+            if too_old(event, rules):
+                await self._finish(event)
+                return
             try:
                 ok = await self._deliver(event)
             except ResourceNotFoundException as exc:
@@ -121,8 +130,9 @@ class AsyncQueue:
                 await self._finish(event)
                 return
             attempts = event.attempts + 1
-            if attempts > len(self._retry_delays):
-                log.warning("async event %s for %s dropped after %d attempts", event.id, event.function_name, attempts)
+            if attempts > min(rules.retries, len(self._retry_delays)):
+                log.warning("async event %s for %s dropped after %d attempts (RetriesExhausted)", event.id,
+                            event.function_name, attempts)
                 await self._finish(event)
                 return
             not_before = time.time() + self._retry_delays[attempts - 1]
@@ -132,8 +142,7 @@ class AsyncQueue:
             self._slots.release()
 
     async def _retry_later(self, event: AsyncEvent, exc: LambdaError | None) -> None:
-        if time.time() - event.received > self._max_age:
-            log.warning("async event %s dropped: older than %ss", event.id, self._max_age)
+        if too_old(event, self._rules(event)):
             await self._finish(event)
             return
         n = self._throttles.get(event.id, 0)
@@ -153,3 +162,12 @@ class AsyncQueue:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
+
+
+def too_old(event: AsyncEvent, rules: AsyncRules) -> bool:
+    """Whether ``event`` has waited longer than its rules allow (then it is dropped, and said so)."""
+    if time.time() - event.received <= rules.max_age:
+        return False
+    log.warning("async event %s for %s dropped: older than %.0f s (EventAgeExceeded)", event.id, event.function_name,
+                rules.max_age)
+    return True

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
-           "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -137,6 +137,14 @@ class ConcurrencyStore(Protocol):
     async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None: ...
 
 
+class EventInvokeConfigStore(Protocol):
+    async def load_event_invoke_configs(self) -> list[tuple[str, str, str, float]]: ...
+
+    async def put_event_invoke_config(self, name: str, qualifier: str, config: str, last_modified: float) -> None: ...
+
+    async def delete_event_invoke_config(self, name: str, qualifier: str) -> None: ...
+
+
 class LayerStore(Protocol):
     async def load_layers(self) -> tuple[list[str], dict[str, int]]: ...
 
@@ -188,7 +196,7 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

@@ -207,8 +207,8 @@ class SqlStore:
     async def delete_function(self, name: str, *, expect: int) -> None:
         await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
-            for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.aliases,
-                          t.version_counters, t.versions, t.functions)
+            for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.event_invoke_configs,
+                          t.aliases, t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
@@ -322,6 +322,22 @@ class SqlStore:
         table = t.provisioned_concurrency
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
         self._wrote("provisioned", name)
+
+    # -- event invoke configs -------------------------------------------------------------------------------
+
+    async def load_event_invoke_configs(self) -> list[tuple[str, str, str, float]]:
+        """(function name, qualifier, config JSON, last modified) of every event invoke config."""
+        return [(n, q, c, m) for n, q, c, m in await self._read(sa.select(t.event_invoke_configs))]
+
+    async def put_event_invoke_config(self, name: str, qualifier: str, config: str, last_modified: float) -> None:
+        await self._transaction([self._upsert(t.event_invoke_configs, ("name", "qualifier"), name=name,
+                                              qualifier=qualifier, config=config, last_modified=last_modified)])
+        self._wrote("eventinvoke", name)
+
+    async def delete_event_invoke_config(self, name: str, qualifier: str) -> None:
+        table = t.event_invoke_configs
+        await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
+        self._wrote("eventinvoke", name)
 
     # -- layers ----------------------------------------------------------------------------------------------
 
