@@ -74,6 +74,7 @@ from lambdad.functions.model import FunctionConfig
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
@@ -307,10 +308,13 @@ class LambdadApp:
         def rules(event: AsyncEvent) -> AsyncRules:
             return self.event_configs.rules(event.function_name, event.qualifier)
 
+        self.destinations = Destinations(self.event_configs.destination, region=s.region, account_id=s.account_id)
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
-                           rules=rules) if self.link.clustered else
-            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays, rules=rules))
+                           rules=rules, destinations=self.destinations) if self.link.clustered else
+            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays, rules=rules,
+                       destinations=self.destinations))
+        self.destinations.submit = self.async_queue.submit  # a function destination is invoked asynchronously
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -397,14 +401,17 @@ class LambdadApp:
                                    self._serve_inside) if self.port else None)
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
-    async def _deliver_async(self, event: AsyncEvent) -> bool:
+    async def _deliver_async(self, event: AsyncEvent) -> DeliveryResult:
         ref = FunctionRef(event.function_name, event.qualifier or None)
         config = self.runs.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
         outcome = await self.runs.invoke(
             config, event.payload, request_id=event.id, client_context=event.client_context,
             invoked_arn=self.runs.invoked_arn(ref),
         )
-        return outcome.result.function_error is None
+        result = outcome.result
+        return DeliveryResult(ok=result.function_error is None, payload=result.payload,
+                              function_error=result.function_error, executed_version=outcome.executed_version,
+                              status=200)  # the Invoke status: the function ran (an error of its own included)
 
     async def _lookup_identity(self, access_key_id: str) -> Identity | None:
         """Root, then a function environment's credentials (memory), then an STS session's or an IAM user's key
@@ -496,6 +503,9 @@ class LambdadApp:
         assert self._http is not None
         return await self._http.serve_socket(listener)
 
+    async def _close_destinations(self) -> None:
+        self.destinations.close()
+
     async def _close_blob_sweep(self) -> None:
         if self.blob_sweep is not None:
             await self.blob_sweep.aclose()
@@ -541,6 +551,7 @@ class LambdadApp:
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
+            ("destination clients", self._close_destinations),
             ("code collector", self.collector.aclose),
             ("blob sweep", self._close_blob_sweep),
             ("provisioned concurrency", self.provisioned.aclose),

@@ -72,10 +72,10 @@ def test_bad_settings_are_refused_as_lambda_refuses_them(server, lam, fname) -> 
     with pytest.raises(ClientError) as e:
         lam.put_function_event_invoke_config(FunctionName=f"{fname}-missing", MaximumRetryAttempts=1)
     assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
-    with pytest.raises(ClientError) as e:  # destinations are not built yet: refused, not stored and ignored
+    with pytest.raises(ClientError) as e:  # a destination of a kind lambdad cannot send to
         lam.put_function_event_invoke_config(FunctionName=fname, DestinationConfig={
-            "OnFailure": {"Destination": f"{ARN}:{fname}"}})
-    assert error_of(e)[:2] == ("NotImplementedException", 501)
+            "OnFailure": {"Destination": "arn:aws:s3:::bucket"}})
+    assert error_of(e)[:2] == ("InvalidParameterValueException", 400)
 
 
 def _attempts(server, name: str) -> int:

@@ -22,6 +22,7 @@ import uuid
 from typing import Awaitable, Callable, Protocol
 
 from lambdad.ids import CURRENT_REQUEST_ID
+from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.invoke.event_config import AsyncRules
 from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyRequestsException
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
@@ -31,8 +32,8 @@ __all__ = ["AsyncQueue", "too_old", "Rules"]
 
 log = logging.getLogger(__name__)
 
-# Returns True when the function ran without error, False on a function error; raises LambdaError for platform faults.
-Deliver = Callable[[AsyncEvent], Awaitable[bool]]
+# One attempt: what the function gave (ok: no function error); raises LambdaError for platform faults.
+Deliver = Callable[[AsyncEvent], Awaitable[DeliveryResult]]
 Rules = Callable[[AsyncEvent], AsyncRules]  # the retries and maximum age that apply to an event
 
 MAX_PARALLEL = 64
@@ -44,12 +45,13 @@ class EventQueue(Protocol):
     every node delivers from."""
 
     async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
-                     request_id: str | None = None) -> str: ...
+                     request_id: str | None = None, hops: int = 0) -> str: ...
 
 
 class AsyncQueue:
     def __init__(self, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...],
-                 rules: Rules) -> None:
+                 rules: Rules, destinations: Destinations | None = None) -> None:
+        self._destinations = destinations
         self._store = store
         self._deliver = deliver
         self._retry_delays = retry_delays
@@ -72,11 +74,11 @@ class AsyncQueue:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="async-queue")
 
     async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
-                     request_id: str | None = None) -> str:
+                     request_id: str | None = None, hops: int = 0) -> str:
         now = time.time()
         event = AsyncEvent(
             id=request_id or str(uuid.uuid4()), function_name=function_name, qualifier=qualifier, payload=payload,
-            client_context=client_context, attempts=0, not_before=now, received=now,
+            client_context=client_context, attempts=0, not_before=now, received=now, hops=hops,
         )
         await self._store.put_async_event(event)
         self._schedule(event)
@@ -109,12 +111,15 @@ class AsyncQueue:
     async def _attempt(self, event: AsyncEvent) -> None:
         CURRENT_REQUEST_ID.set(event.id)  # the invocation's request id, in this attempt's task
         try:
+            if event.outcome is not None:  # the function part is over: its record is still to be sent
+                await self._send(event)
+                return
             rules = self._rules(event)
             if too_old(event, rules):
-                await self._finish(event)
+                await self._conclude(event, None, "EventAgeExceeded")
                 return
             try:
-                ok = await self._deliver(event)
+                result = await self._deliver(event)
             except ResourceNotFoundException as exc:
                 log.warning("async event %s dropped: %s", event.id, exc.message)
                 await self._finish(event)
@@ -126,14 +131,14 @@ class AsyncQueue:
                 log.exception("async event %s: delivery failed", event.id)
                 await self._retry_later(event, None)
                 return
-            if ok:
-                await self._finish(event)
+            if result.ok:
+                await self._conclude(event, result, "Success")
                 return
             attempts = event.attempts + 1
             if attempts > min(rules.retries, len(self._retry_delays)):
                 log.warning("async event %s for %s dropped after %d attempts (RetriesExhausted)", event.id,
                             event.function_name, attempts)
-                await self._finish(event)
+                await self._conclude(event, result, "RetriesExhausted")
                 return
             not_before = time.time() + self._retry_delays[attempts - 1]
             await self._store.reschedule_async_event(event.id, attempts, not_before)
@@ -141,9 +146,36 @@ class AsyncQueue:
         finally:
             self._slots.release()
 
+    async def _conclude(self, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> None:
+        """The event is over: its record goes to its destination, if it has one, before the event is deleted."""
+        outcome = self._destinations.outcome(event, result, condition) if self._destinations else None
+        if outcome is None:
+            await self._finish(event)
+            return
+        event = replace(event, outcome=outcome, attempts=event.attempts + (result is not None))
+        # stored first: a crash from here on sends the record again, and never runs the function again
+        await self._store.reschedule_async_event(event.id, event.attempts, event.not_before, outcome)
+        await self._send(event)
+
+    async def _send(self, event: AsyncEvent) -> None:
+        assert self._destinations is not None and event.outcome is not None
+        try:
+            await self._destinations.send(event.outcome)
+        except Exception as exc:
+            n = self._throttles.get(event.id, 0)
+            self._throttles[event.id] = n + 1
+            delay = THROTTLE_BACKOFF[min(n, len(THROTTLE_BACKOFF) - 1)]
+            log.warning("async event %s: its record could not be sent to its destination (try %d: %s); kept, "
+                        "sent again in %.1f s", event.id, n + 1, exc, delay)
+            not_before = time.time() + delay
+            await self._store.reschedule_async_event(event.id, event.attempts, not_before, event.outcome)
+            self._schedule(replace(event, not_before=not_before))
+            return
+        await self._finish(event)
+
     async def _retry_later(self, event: AsyncEvent, exc: LambdaError | None) -> None:
         if too_old(event, self._rules(event)):
-            await self._finish(event)
+            await self._conclude(event, None, "EventAgeExceeded")
             return
         n = self._throttles.get(event.id, 0)
         self._throttles[event.id] = n + 1

@@ -8,10 +8,11 @@ takes its default), ``Update`` changes only what it names. Deleting the function
 deletes its config. Configs are stored before the call returns, and in a cluster every node hears of a change
 (``eventinvoke`` change notices).
 
-The queues (``invoke/async_queue.py``, ``cluster/async_queue.py``) ask ``rules(name, qualifier)`` for each event.
+``DestinationConfig`` names where an event's outcome goes (``OnSuccess``, ``OnFailure``): a function, an SQS queue,
+an SNS topic or an EventBridge bus (``invoke/destinations.py``); another ARN is refused.
 
-Not done yet: ``DestinationConfig`` (OnSuccess, OnFailure): a config naming a destination is refused
-(NotImplementedException) rather than stored and never delivered.
+The queues (``invoke/async_queue.py``, ``cluster/async_queue.py``) ask ``rules(name, qualifier)`` for each event,
+and ``destination(name, qualifier, success)`` when one ends.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from lambdad.arn import LATEST, FunctionRef
-from lambdad.errors import NotImplementedException, ResourceNotFoundException
+from lambdad.errors import InvalidParameterValueException, ResourceNotFoundException
 from lambdad.functions.aliases import AliasService
 from lambdad.functions.service import FunctionService
+from lambdad.invoke.destinations import destination_kind
 from lambdad.store.interfaces import EventInvokeConfigStore
 
 __all__ = ["EventInvokeConfigs", "AsyncRules", "DEFAULT_RETRIES"]
@@ -68,6 +70,14 @@ class EventInvokeConfigs:
         return AsyncRules(retries=int(config.get("MaximumRetryAttempts", DEFAULT_RETRIES)),
                           max_age=float(config.get("MaximumEventAgeInSeconds", self._default_max_age)))
 
+    def destination(self, name: str, qualifier: str | None, success: bool) -> str | None:
+        """The OnSuccess (or OnFailure) destination ARN of what an event invoked, or None."""
+        found = self._configs.get((name, qualifier or LATEST))
+        if found is None:
+            return None
+        where = (found[0].get("DestinationConfig") or {}).get("OnSuccess" if success else "OnFailure") or {}
+        return where.get("Destination") or None
+
     # -- the API ---------------------------------------------------------------------------------------------
 
     async def put(self, name: str, qualifier: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,15 +113,25 @@ class EventInvokeConfigs:
         return out
 
     async def _write(self, name: str, qualifier: str | None, params: Mapping[str, Any], *, merge: bool) -> dict[str, Any]:
-        if params.get("DestinationConfig"):
-            raise NotImplementedException("Destinations (DestinationConfig OnSuccess / OnFailure) are not supported "
-                                          "by this lambdad server yet.")
+        destinations = params.get("DestinationConfig")
+        for when in ("OnSuccess", "OnFailure"):
+            arn = ((destinations or {}).get(when) or {}).get("Destination")
+            if arn and destination_kind(arn) is None:
+                raise InvalidParameterValueException(
+                    f"The destination ARN {arn} of {when} is not a Lambda function, an SQS queue, an SNS topic or an "
+                    "EventBridge event bus.")
         async with self._functions.lock(name):
             key = self._target(name, qualifier)
             current = dict(self._configs[key][0]) if merge and key in self._configs else {}
             for field in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
                 if params.get(field) is not None:
                     current[field] = int(params[field])
+            if destinations is not None:
+                merged = dict(current.get("DestinationConfig") or {}) if merge else {}
+                for when in ("OnSuccess", "OnFailure"):
+                    if when in destinations:
+                        merged[when] = {k: v for k, v in (destinations[when] or {}).items() if k == "Destination"}
+                current["DestinationConfig"] = merged
             now = time.time()
             await self._store.put_event_invoke_config(*key, json.dumps(current), now)
             self._configs[key] = (current, now)
@@ -128,7 +148,8 @@ class EventInvokeConfigs:
                                "MaximumRetryAttempts": int(config.get("MaximumRetryAttempts", DEFAULT_RETRIES)),
                                "MaximumEventAgeInSeconds": int(config.get("MaximumEventAgeInSeconds",
                                                                           self._default_max_age)),
-                               "DestinationConfig": {"OnSuccess": {}, "OnFailure": {}}}
+                               "DestinationConfig": {"OnSuccess": {}, "OnFailure": {},
+                                                     **(config.get("DestinationConfig") or {})}}
         return out
 
     def _arn(self, name: str, qualifier: str) -> str:

@@ -83,6 +83,8 @@ class AsyncEvent:
     attempts: int
     not_before: float
     received: float
+    outcome: str | None = None  # the function part is over: what is still to be sent to destinations (JSON)
+    hops: int = 0  # how many events, each sent by the one before's destination, led to this one
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more to build, and one is built per log line
@@ -154,7 +156,8 @@ class LayerStore(Protocol):
 class AsyncEventStore(Protocol):
     async def put_async_event(self, event: AsyncEvent) -> None: ...
 
-    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None: ...
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float,
+                                     outcome: str | None = None) -> None: ...
 
     async def delete_async_event(self, event_id: str) -> None: ...
 

@@ -109,6 +109,9 @@ async_events = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("received", sa.Float, nullable=False),
+    # the function part is over: the destination record still to send (invoke/destinations.py), JSON
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("hops", sa.Integer, nullable=False, server_default="0"),  # events chained by destinations before it
 )
 log_streams = sa.Table(
     "log_streams", metadata,

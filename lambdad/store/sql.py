@@ -362,11 +362,12 @@ class SqlStore:
         await self._transaction([sa.insert(t.async_events).values(
             id=event.id, function_name=event.function_name, qualifier=event.qualifier, payload=event.payload,
             client_context=event.client_context, attempts=event.attempts, not_before=event.not_before,
-            received=event.received)])
+            received=event.received, outcome=event.outcome, hops=event.hops)])
 
-    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None:
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float,
+                                     outcome: str | None = None) -> None:
         await self._transaction([sa.update(t.async_events).where(t.async_events.c.id == event_id)
-                                 .values(attempts=attempts, not_before=not_before)])
+                                 .values(attempts=attempts, not_before=not_before, outcome=outcome)])
 
     async def delete_async_event(self, event_id: str) -> None:
         await self._transaction([sa.delete(t.async_events).where(t.async_events.c.id == event_id)])
