@@ -54,7 +54,7 @@ from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
-from lambdad.errors import InvalidParameterValueException
+from lambdad.errors import InvalidParameterValueException, LambdaError
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
 from lambdad.iam.keycache import KeyCache
@@ -308,7 +308,8 @@ class LambdadApp:
         def rules(event: AsyncEvent) -> AsyncRules:
             return self.event_configs.rules(event.function_name, event.qualifier)
 
-        self.destinations = Destinations(self.event_configs.destination, region=s.region, account_id=s.account_id)
+        self.destinations = Destinations(self.event_configs.destination, self._dead_letter_of, region=s.region,
+                                         account_id=s.account_id)
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
                            rules=rules, destinations=self.destinations) if self.link.clustered else
@@ -400,6 +401,13 @@ class LambdadApp:
         platform = (PlatformAccess(self._issue_credentials, self.issuer.revoke, f"http://{host}:{self.port}",
                                    self._serve_inside) if self.port else None)
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
+
+    def _dead_letter_of(self, name: str, qualifier: str | None) -> str | None:
+        """The dead-letter queue of the version an event ran (DeadLetterConfig.TargetArn), or None."""
+        try:
+            return self.functions.resolve(FunctionRef(name, qualifier)).dead_letter_target or None
+        except LambdaError:
+            return None
 
     async def _deliver_async(self, event: AsyncEvent) -> DeliveryResult:
         ref = FunctionRef(event.function_name, event.qualifier or None)

@@ -145,3 +145,65 @@ def test_a_recursive_loop_is_stopped_after_16_invocations(server, lam, fname) ->
     time.sleep(2)
     assert starts(server, fname) == 16
     assert any("recursive loop detected" in line for line in server.output)
+
+
+def test_a_dead_letter_queue_gets_the_failed_event(server, moto, lam, fname) -> None:
+    """DeadLetterConfig.TargetArn (SQS): the original event as the message, with RequestID, ErrorCode and
+    ErrorMessage attributes, as Lambda sends it; a target that is not SQS or SNS is refused."""
+    sqs = aws(moto, "sqs")
+    queue = sqs.create_queue(QueueName=f"{fname[:60]}-dlq")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with pytest.raises(Exception) as refused:
+        create_python_function(lam, fname, FAILING, DeadLetterConfig={"TargetArn": "arn:aws:s3:::bucket"})
+    assert "InvalidParameterValueException" in str(refused.value)
+    config = create_python_function(lam, fname, FAILING, DeadLetterConfig={"TargetArn": queue_arn})
+    assert config["DeadLetterConfig"] == {"TargetArn": queue_arn}
+    lam.put_function_event_invoke_config(FunctionName=fname, MaximumRetryAttempts=1)
+    sent = lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b'{"n": 42}')
+    got: list = []
+    assert wait_until(lambda: got.extend(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1,
+                                                             MessageAttributeNames=["All"]).get("Messages", []))
+                      or got, timeout=20)
+    message = got[0]
+    assert json.loads(message["Body"]) == {"n": 42}
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes == {"RequestID": sent["ResponseMetadata"]["RequestId"], "ErrorCode": "200",
+                          "ErrorMessage": "always 42"}
+    assert starts(server, fname) == 2  # one retry, then the dead-letter queue
+    lam.update_function_configuration(FunctionName=fname, DeadLetterConfig={"TargetArn": ""})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=fname)
+    assert "DeadLetterConfig" not in lam.get_function_configuration(FunctionName=fname)
+    sqs.close()
+
+
+def test_a_kill_during_retries_loses_nothing(moto, tmp_path, fname) -> None:
+    """kill -9 between the attempts of a failing event: the restarted server goes on with its retries, and its
+    OnFailure record arrives, once, counting every attempt."""
+    import signal
+
+    sqs = aws(moto, "sqs")
+    queue = sqs.create_queue(QueueName=f"{fname[:60]}-k")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    srv = Server(tmp_path / "data", env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto,
+                                         "LAMBDAD_ASYNC_RETRY_DELAYS": "2,2"}).start()
+    try:
+        lam = srv.client()
+        create_python_function(lam, fname, FAILING)
+        lam.put_function_event_invoke_config(FunctionName=fname, DestinationConfig={
+            "OnFailure": {"Destination": queue_arn}})
+        lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b'{"n": 9}')
+        assert wait_until(lambda: starts(srv, fname) >= 1, timeout=15)
+        srv.stop(signal.SIGKILL)
+        srv.start()
+        got: list = []
+        assert wait_until(lambda: got.extend(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)
+                                             .get("Messages", [])) or got, timeout=30)
+        record = json.loads(got[0]["Body"])
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestPayload"] == {"n": 9}
+        assert record["requestContext"]["approximateInvokeCount"] >= 3  # the attempt cut short may run again
+        time.sleep(1)
+        assert not sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages")  # sent once
+    finally:
+        srv.stop()
+        sqs.close()

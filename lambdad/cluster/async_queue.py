@@ -213,15 +213,12 @@ class JetStreamQueue:
 
     async def _send(self, msg: Any, event: AsyncEvent) -> None:
         assert self._destinations is not None and event.outcome is not None
-        try:
-            await self._destinations.send(event.outcome)
-        except Exception as exc:
+        left = await self._destinations.send(event.outcome)
+        if left is not None:  # what could not be sent is kept (published again), and tried again later
             delivered = msg.metadata.num_delivered if msg.metadata is not None else 1
             delay = THROTTLE_BACKOFF[min(delivered - 1, len(THROTTLE_BACKOFF) - 1)]
-            log.warning("async event %s: its record could not be sent to its destination (%s); kept, sent again "
-                        "in %.1f s", event.id, exc, delay)
-            await msg.nak(delay=delay)
-            return
+            log.warning("async event %s: kept, its destinations tried again in %.1f s", event.id, delay)
+            await self._publish(replace(event, outcome=left, not_before=time.time() + delay))
         await msg.ack()
 
     async def _retry_later(self, msg: Any, event: AsyncEvent) -> None:

@@ -159,19 +159,17 @@ class AsyncQueue:
 
     async def _send(self, event: AsyncEvent) -> None:
         assert self._destinations is not None and event.outcome is not None
-        try:
-            await self._destinations.send(event.outcome)
-        except Exception as exc:
-            n = self._throttles.get(event.id, 0)
-            self._throttles[event.id] = n + 1
-            delay = THROTTLE_BACKOFF[min(n, len(THROTTLE_BACKOFF) - 1)]
-            log.warning("async event %s: its record could not be sent to its destination (try %d: %s); kept, "
-                        "sent again in %.1f s", event.id, n + 1, exc, delay)
-            not_before = time.time() + delay
-            await self._store.reschedule_async_event(event.id, event.attempts, not_before, event.outcome)
-            self._schedule(replace(event, not_before=not_before))
+        left = await self._destinations.send(event.outcome)
+        if left is None:
+            await self._finish(event)
             return
-        await self._finish(event)
+        n = self._throttles.get(event.id, 0)  # what could not be sent is kept, and tried again later
+        self._throttles[event.id] = n + 1
+        delay = THROTTLE_BACKOFF[min(n, len(THROTTLE_BACKOFF) - 1)]
+        log.warning("async event %s: kept, its destinations tried again in %.1f s (try %d)", event.id, delay, n + 1)
+        not_before = time.time() + delay
+        await self._store.reschedule_async_event(event.id, event.attempts, not_before, left)
+        self._schedule(replace(event, not_before=not_before, outcome=left))
 
     async def _retry_later(self, event: AsyncEvent, exc: LambdaError | None) -> None:
         if too_old(event, self._rules(event)):

@@ -12,6 +12,12 @@ The record (``version`` "1.0", ``timestamp``, ``requestContext`` {requestId, fun
   ``AWS_ENDPOINT_URL_SNS``, ``AWS_ENDPOINT_URL_EVENTS`` or ``AWS_ENDPOINT_URL`` for another endpoint (LocalStack,
   ElasticMQ, moto) — so the same lambdad works with real AWS.
 
+**Dead-letter queues**: an event that failed (RetriesExhausted, EventAgeExceeded) also goes to its function's
+``DeadLetterConfig.TargetArn`` (SQS or SNS) when it has one, as Lambda sends it: the original event as the message,
+with the attributes ``RequestID``, ``ErrorCode`` (the Invoke's status, 200 when the function ran and failed;
+absent when it never ran) and ``ErrorMessage`` (the first kilobyte of the function's error message, or why the
+event was dropped).
+
 Durability: the queues (``invoke/async_queue.py``, ``cluster/async_queue.py``) keep an event until its record is
 sent: when a send fails, the record is stored with the event (``AsyncEvent.outcome``: the function is not run
 again) and sent again later, with a growing delay, each failure logged — never dropped in silence.
@@ -77,18 +83,34 @@ def _json_or_text(data: bytes) -> Any:
 
 
 class Destinations:
-    def __init__(self, destination_of: Callable[[str, str | None, bool], str | None], *, region: str,
-                 account_id: str) -> None:
+    def __init__(self, destination_of: Callable[[str, str | None, bool], str | None],
+                 dead_letter_of: Callable[[str, str | None], str | None], *, region: str, account_id: str) -> None:
         self._destination_of = destination_of  # (function, qualifier, success) -> destination ARN or None
+        self._dead_letter_of = dead_letter_of  # (function, qualifier) -> its DeadLetterConfig.TargetArn or None
         self._region, self._account_id = region, account_id
         self.submit: Submit | None = None  # the async queue's, set once it exists
         self._clients: dict[str, Any] = {}
 
     def outcome(self, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> str | None:
-        """The record to send for ``event``'s end, with where (JSON), or None when no destination is set."""
+        """What to send for ``event``'s end — its record to its destination, its payload to its dead-letter queue —
+        as JSON, or None when there is nowhere to send anything."""
+        sends: list[dict[str, Any]] = []
+        dead_letter = None if condition == "Success" else self._dead_letter_of(event.function_name,
+                                                                                event.qualifier or None)
+        if dead_letter:
+            attributes = {"RequestID": event.id}
+            if result is not None:
+                attributes["ErrorCode"] = str(result.status)
+                error = _json_or_text(result.payload)
+                message = error.get("errorMessage") if isinstance(error, dict) else None
+                attributes["ErrorMessage"] = str(message if message is not None else error)[:1024] or condition
+            else:
+                attributes["ErrorMessage"] = f"{condition}: the event was older than its maximum age before it ran"
+            sends.append({"destination": dead_letter, "dead_letter": True, "attributes": attributes,
+                          "body": event.payload.decode("utf-8", "replace")})
         destination = self._destination_of(event.function_name, event.qualifier or None, condition == "Success")
         if destination is None:
-            return None
+            return json.dumps({"sends": sends, "hops": event.hops}) if sends else None
         qualifier = event.qualifier or "$LATEST"
         record: dict[str, Any] = {
             "version": "1.0",
@@ -108,14 +130,28 @@ class Destinations:
                 context["functionError"] = result.function_error
             record["responseContext"] = context
             record["responsePayload"] = _json_or_text(result.payload)
-        return json.dumps({"destination": destination, "condition": condition, "hops": event.hops,
-                           "record": record})
+        sends.append({"destination": destination, "condition": condition, "body": json.dumps(record)})
+        return json.dumps({"sends": sends, "hops": event.hops})
 
-    async def send(self, outcome: str) -> None:
-        """Send a record made by ``outcome``; raises when it could not be sent (the caller keeps it)."""
+    async def send(self, outcome: str) -> str | None:
+        """Send what ``outcome`` holds; None when all of it went, else what is left to send (the caller keeps it
+        and tries again later). Each failure is logged."""
         found = json.loads(outcome)
-        destination, record, hops = found["destination"], found["record"], int(found.get("hops", 0))
-        body = json.dumps(record)
+        left = []
+        for item in found["sends"]:
+            try:
+                await self._send_one(item, int(found.get("hops", 0)))
+            except Exception as exc:
+                log.warning("async destination %s: could not send (%s: %s); kept for a later try",
+                            item["destination"], type(exc).__name__, exc)
+                left.append(item)
+        return json.dumps({**found, "sends": left}) if left else None
+
+    async def _send_one(self, item: dict[str, Any], hops: int) -> None:
+        destination, body = item["destination"], item["body"]
+        if item.get("dead_letter"):
+            await asyncio.to_thread(self._send_dead_letter, destination, body, item["attributes"])
+            return
         kind = destination_kind(destination)
         if kind == "lambda":
             if hops + 1 >= MAX_HOPS:
@@ -131,7 +167,20 @@ class Destinations:
                 return
             await self.submit(ref.name, ref.qualifier or "", body.encode(), None, hops=hops + 1)
             return
-        await asyncio.to_thread(self._send_aws, kind, destination, body, found["condition"])
+        await asyncio.to_thread(self._send_aws, kind, destination, body, item["condition"])
+
+    def _send_dead_letter(self, arn: str, body: str, attributes: dict[str, str]) -> None:
+        region = arn.split(":")[3] or self._region
+        if arn.split(":")[2] == "sqs":
+            sqs = self._client("sqs", region)
+            url = sqs.get_queue_url(QueueName=arn.split(":")[5], QueueOwnerAWSAccountId=arn.split(":")[4])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
+                k: {"DataType": "Number" if k == "ErrorCode" else "String", "StringValue": v}
+                for k, v in attributes.items()})
+        else:
+            self._client("sns", region).publish(TopicArn=arn, Message=body, MessageAttributes={
+                k: {"DataType": "Number" if k == "ErrorCode" else "String", "StringValue": v}
+                for k, v in attributes.items()})
 
     def _send_aws(self, kind: str | None, arn: str, body: str, condition: str) -> None:
         region = arn.split(":")[3] or self._region
