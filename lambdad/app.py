@@ -30,6 +30,7 @@ from lambdad.api.access import AccessControl
 from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
+from lambdad.api.event_invoke import event_invoke_handlers
 from lambdad.api.functions import function_handlers
 from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, RequestContext, body_limit, request_too_busy,
                               request_too_large)
@@ -53,7 +54,7 @@ from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
-from lambdad.errors import InvalidParameterValueException
+from lambdad.errors import InvalidParameterValueException, LambdaError
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
 from lambdad.iam.keycache import KeyCache
@@ -73,6 +74,8 @@ from lambdad.functions.model import FunctionConfig
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
 from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.destinations import DeliveryResult, Destinations
+from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.retention import LogRetention
@@ -297,11 +300,22 @@ class LambdadApp:
             self.functions, self.aliases, self.concurrency, self.invoker, self.pool, self.store,
             SpreadPlacement(self.link.node_id, self.membership.live) if self.link.clustered else None)
         await self.provisioned.load()
+        # asynchronous invocation settings per function, version or alias; the queues ask them for each event
+        self.event_configs = EventInvokeConfigs(self.functions, self.aliases, self.store, region=s.region,
+                                                account_id=s.account_id, default_max_age=s.max_event_age_seconds)
+        await self.event_configs.load()
+
+        def rules(event: AsyncEvent) -> AsyncRules:
+            return self.event_configs.rules(event.function_name, event.qualifier)
+
+        self.destinations = Destinations(self.event_configs.destination, self._dead_letter_of, region=s.region,
+                                         account_id=s.account_id)
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
-                           max_event_age=s.max_event_age_seconds) if self.link.clustered else
-            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays,
-                       max_event_age=s.max_event_age_seconds))
+                           rules=rules, destinations=self.destinations) if self.link.clustered else
+            AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays, rules=rules,
+                       destinations=self.destinations))
+        self.destinations.submit = self.async_queue.submit  # a function destination is invoked asynchronously
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -315,7 +329,8 @@ class LambdadApp:
                                                  "concurrency": lambda _name: self.concurrency.load(),
                                                  "layer": lambda _name: self.layers.load(),
                                                  "provisioned": self.provisioned.reload,
-                                                 "iam": self.iam.reload}, self._reload_all)
+                                                 "iam": self.iam.reload,
+                                                 "eventinvoke": self.event_configs.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -374,6 +389,7 @@ class LambdadApp:
         """Change notices may have been missed (NATS was away): read everything kept in memory again."""
         await self.iam.load()
         await self.layers.load()
+        await self.event_configs.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -386,14 +402,24 @@ class LambdadApp:
                                    self._serve_inside) if self.port else None)
         return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
 
-    async def _deliver_async(self, event: AsyncEvent) -> bool:
+    def _dead_letter_of(self, name: str, qualifier: str | None) -> str | None:
+        """The dead-letter queue of the version an event ran (DeadLetterConfig.TargetArn), or None."""
+        try:
+            return self.functions.resolve(FunctionRef(name, qualifier)).dead_letter_target or None
+        except LambdaError:
+            return None
+
+    async def _deliver_async(self, event: AsyncEvent) -> DeliveryResult:
         ref = FunctionRef(event.function_name, event.qualifier or None)
         config = self.runs.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
         outcome = await self.runs.invoke(
             config, event.payload, request_id=event.id, client_context=event.client_context,
             invoked_arn=self.runs.invoked_arn(ref),
         )
-        return outcome.result.function_error is None
+        result = outcome.result
+        return DeliveryResult(ok=result.function_error is None, payload=result.payload,
+                              function_error=result.function_error, executed_version=outcome.executed_version,
+                              status=200)  # the Invoke status: the function ran (an error of its own included)
 
     async def _lookup_identity(self, access_key_id: str) -> Identity | None:
         """Root, then a function environment's credentials (memory), then an STS session's or an IAM user's key
@@ -431,6 +457,7 @@ class LambdadApp:
             **tag_handlers(self.functions),
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
+            **event_invoke_handlers(self.event_configs, s.region, s.account_id),
             **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
@@ -484,6 +511,9 @@ class LambdadApp:
         assert self._http is not None
         return await self._http.serve_socket(listener)
 
+    async def _close_destinations(self) -> None:
+        self.destinations.close()
+
     async def _close_blob_sweep(self) -> None:
         if self.blob_sweep is not None:
             await self.blob_sweep.aclose()
@@ -529,6 +559,7 @@ class LambdadApp:
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
+            ("destination clients", self._close_destinations),
             ("code collector", self.collector.aclose),
             ("blob sweep", self._close_blob_sweep),
             ("provisioned concurrency", self.provisioned.aclose),

@@ -109,3 +109,29 @@ def moto_s3() -> Iterator[tuple[str, str]]:
 
 
 MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto_server on a free port (every AWS service it emulates on one endpoint): its URL. The caller skips
+    where moto is not installed (FileNotFoundError)."""
+    import shutil
+    import subprocess
+    import time
+
+    server = shutil.which("moto_server")
+    if server is None:
+        raise FileNotFoundError("moto_server")
+    port = free_port()
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not answers("127.0.0.1", port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -748,3 +748,29 @@ def test_migrate_moves_code_into_an_s3_bucket(fresh_server, postgres_url, s3, tm
         "LAMBDAD_BLOB_URL": f"s3://{bucket}/code"})
     out = node.client(access_key=root[0], secret_key=root[1]).invoke(FunctionName=fname, Payload=b'{"s3": 1}')
     assert json.loads(out["Payload"].read())["echo"] == {"s3": 1}
+
+
+def test_event_invoke_configs_hold_on_every_node(cluster, fname) -> None:
+    """A config put on one node decides how often an event accepted by another runs (the JetStream queue asks the
+    same rules as the embedded one)."""
+    nodes = cluster(2, {"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"}).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, "def handler(event, context):\n    raise ValueError('always')\n")
+    clients[0].put_function_event_invoke_config(FunctionName=fname, MaximumRetryAttempts=1)
+    assert wait_until(lambda: _event_config(clients[1], fname) == 1, timeout=5)
+    clients[1].invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")
+    url = nodes[0].extra_env["LAMBDAD_DATABASE_URL"]
+
+    def runs() -> int:
+        return lambdad("logs", fname, "--database-url", url).stdout.count("START RequestId")
+
+    assert wait_until(lambda: runs() >= 2, timeout=20)
+    time.sleep(2.0)  # a third run (the default of two retries) would have come by now
+    assert runs() == 2
+
+
+def _event_config(client, name: str) -> int | None:
+    try:
+        return client.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"]
+    except ClientError:
+        return None

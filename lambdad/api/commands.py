@@ -38,6 +38,8 @@ def _config(params: Mapping[str, Any]) -> ConfigChanges:
         architectures=_tuple(params.get("Architectures")),
         layers=_tuple(params.get("Layers")),
         tracing_mode=(params.get("TracingConfig") or {}).get("Mode") or None,
+        dead_letter_target=((params["DeadLetterConfig"] or {}).get("TargetArn") or "") if "DeadLetterConfig" in params
+        else None,
         log_format=logging_config.get("LogFormat") or None,
         log_group=logging_config.get("LogGroup") or None,
     )

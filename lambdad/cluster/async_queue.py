@@ -9,7 +9,7 @@ to another node: at-least-once, as on Lambda.
 
 The rules are the embedded queue's (``invoke/async_queue.py``): a function error is retried after each of
 ``retry_delays`` and then dropped with a log line; a throttle or platform error backs off (``THROTTLE_BACKOFF``)
-without counting as an attempt, until the event is older than ``max_event_age``; an event whose function is gone
+without counting as an attempt, until the event is older than its rules allow (``rules``); an event whose function is gone
 is dropped. A retry is a new message carrying the attempt count and the time before which it must not run,
 published before the old one is acknowledged; a node that receives a message early gives it back with that delay
 (``nak``), which is how JetStream delays a message.
@@ -32,7 +32,8 @@ from typing import Any
 from lambdad.cluster.link import Link
 from lambdad.errors import LambdaError, ResourceNotFoundException, ServiceException
 from lambdad.ids import CURRENT_REQUEST_ID
-from lambdad.invoke.async_queue import MAX_PARALLEL, THROTTLE_BACKOFF, Deliver
+from lambdad.invoke.async_queue import MAX_PARALLEL, THROTTLE_BACKOFF, Deliver, Rules, too_old
+from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
 
@@ -49,12 +50,13 @@ _ENVELOPE = 8 * 1024  # the headers of an event's message, at most
 
 class JetStreamQueue:
     def __init__(self, link: Link, store: AsyncEventStore, deliver: Deliver, *, retry_delays: tuple[float, ...],
-                 max_event_age: float) -> None:
+                 rules: Rules, destinations: Destinations | None = None) -> None:
+        self._destinations = destinations
         self._link = link
         self._store = store
         self._deliver = deliver
         self._retry_delays = retry_delays
-        self._max_age = max_event_age
+        self._rules = rules
         self._stream = link.names.bucket("async")
         self._subject = link.names.subject("async", "events")
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
@@ -86,22 +88,26 @@ class JetStreamQueue:
             await self._store.delete_async_event(event.id)
 
     async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
-                     request_id: str | None = None) -> str:
+                     request_id: str | None = None, hops: int = 0) -> str:
         now = time.time()
         event = AsyncEvent(id=request_id or str(uuid.uuid4()), function_name=function_name, qualifier=qualifier,
-                           payload=payload, client_context=client_context, attempts=0, not_before=now, received=now)
+                           payload=payload, client_context=client_context, attempts=0, not_before=now, received=now,
+                           hops=hops)
         await self._publish(event)
         return event.id
 
     async def _publish(self, event: AsyncEvent) -> None:
         meta = {"id": event.id, "function_name": event.function_name, "qualifier": event.qualifier,
                 "client_context": event.client_context, "attempts": event.attempts, "not_before": event.not_before,
-                "received": event.received}
+                "received": event.received, "hops": event.hops, "outcome": event.outcome is not None}
         js = self._link.jetstream
         assert js is not None
-        # the message id makes a publish that is retried (or an adoption done twice) one message
-        headers = {_HEADER: json.dumps(meta), "Nats-Msg-Id": f"{event.id}:{event.attempts}"}
-        payload = event.payload
+        # the message id makes a publish that is retried (or an adoption done twice) one message; a record still to
+        # send is published again for each try (its time tells the tries apart)
+        step = f"o{event.not_before:.3f}" if event.outcome is not None else "r"
+        headers = {_HEADER: json.dumps(meta), "Nats-Msg-Id": f"{event.id}:{event.attempts}:{step}"}
+        # the record to send, once the function part is over (it holds the request payload), else the payload
+        payload = event.outcome.encode() if event.outcome is not None else event.payload
         if len(payload) + _ENVELOPE > self._link.nats.max_payload:  # an async payload may be 1 MiB: NATS's own cap
             payload = await asyncio.to_thread(zlib.compress, payload, 6)
             headers[_ENCODING] = "zlib"
@@ -141,7 +147,8 @@ class JetStreamQueue:
                 data = msg.data
                 if (msg.headers or {}).get(_ENCODING) == "zlib":
                     data = await asyncio.to_thread(zlib.decompress, data)
-                event = AsyncEvent(payload=data, **meta)
+                outcome = data.decode() if meta.pop("outcome", False) else None
+                event = AsyncEvent(payload=b"" if outcome is not None else data, outcome=outcome, **meta)
             except (KeyError, ValueError, TypeError, zlib.error):
                 log.warning("async queue: a message that is no event dropped")
                 await msg.term()
@@ -158,10 +165,17 @@ class JetStreamQueue:
             self._slots.release()
 
     async def _run_event(self, msg: Any, event: AsyncEvent) -> None:
+        if event.outcome is not None:  # the function part is over: its record is still to be sent
+            await self._send(msg, event)
+            return
+        rules = self._rules(event)
+        if too_old(event, rules):
+            await self._conclude(msg, event, None, "EventAgeExceeded")
+            return
         progress = asyncio.get_running_loop().create_task(self._in_progress(msg))
         try:
             try:
-                ok = await self._deliver(event)
+                result = await self._deliver(event)
             except asyncio.CancelledError:  # this node stops: another node takes the event at once
                 await asyncio.shield(msg.nak())
                 raise
@@ -176,21 +190,40 @@ class JetStreamQueue:
             return
         finally:
             await cancel_and_wait(progress)
-        if ok:
-            await msg.ack()
+        if result.ok:
+            await self._conclude(msg, event, result, "Success")
             return
         attempts = event.attempts + 1
-        if attempts > len(self._retry_delays):
-            log.warning("async event %s for %s dropped after %d attempts", event.id, event.function_name, attempts)
-            await msg.ack()
+        if attempts > min(rules.retries, len(self._retry_delays)):
+            log.warning("async event %s for %s dropped after %d attempts (RetriesExhausted)", event.id,
+                        event.function_name, attempts)
+            await self._conclude(msg, event, result, "RetriesExhausted")
             return
         await self._publish(replace(event, attempts=attempts, not_before=time.time() + self._retry_delays[attempts - 1]))
         await msg.ack()
 
+    async def _conclude(self, msg: Any, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> None:
+        """The event is over: with a destination, its record is published to the stream (durable: it is sent by
+        whichever node gets it next, and the function never runs again); without, it is acknowledged."""
+        outcome = self._destinations.outcome(event, result, condition) if self._destinations else None
+        if outcome is not None:
+            await self._publish(replace(event, outcome=outcome, payload=b"", not_before=time.time(),
+                                        attempts=event.attempts + (result is not None)))
+        await msg.ack()
+
+    async def _send(self, msg: Any, event: AsyncEvent) -> None:
+        assert self._destinations is not None and event.outcome is not None
+        left = await self._destinations.send(event.outcome)
+        if left is not None:  # what could not be sent is kept (published again), and tried again later
+            delivered = msg.metadata.num_delivered if msg.metadata is not None else 1
+            delay = THROTTLE_BACKOFF[min(delivered - 1, len(THROTTLE_BACKOFF) - 1)]
+            log.warning("async event %s: kept, its destinations tried again in %.1f s", event.id, delay)
+            await self._publish(replace(event, outcome=left, not_before=time.time() + delay))
+        await msg.ack()
+
     async def _retry_later(self, msg: Any, event: AsyncEvent) -> None:
-        if time.time() - event.received > self._max_age:
-            log.warning("async event %s dropped: older than %ss", event.id, self._max_age)
-            await msg.ack()
+        if too_old(event, self._rules(event)):
+            await self._conclude(msg, event, None, "EventAgeExceeded")
             return
         delivered = msg.metadata.num_delivered if msg.metadata is not None else 1
         await msg.nak(delay=THROTTLE_BACKOFF[min(delivered - 1, len(THROTTLE_BACKOFF) - 1)])

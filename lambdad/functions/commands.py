@@ -35,6 +35,7 @@ class ConfigChanges:
     architectures: tuple[str, ...] | None = None
     layers: tuple[str, ...] | None = None  # layer version ARNs, in order
     tracing_mode: str | None = None
+    dead_letter_target: str | None = None  # "" clears it
     log_format: str | None = None
     log_group: str | None = None
 

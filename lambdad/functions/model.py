@@ -47,6 +47,7 @@ class FunctionConfig:
     layer_hashes: tuple[str, ...] = ()  # each layer's content hash: what the merged /opt tree is built from
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
+    dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic ("" none)
     log_format: str = "Text"
     log_group: str = ""
     state: str = "Active"
@@ -99,6 +100,8 @@ class FunctionConfig:
         }
         if self.environment:
             out["Environment"] = {"Variables": dict(self.environment)}
+        if self.dead_letter_target:
+            out["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target}
         if self.layers:
             sizes = self.layer_sizes or (0,) * len(self.layers)
             out["Layers"] = [{"Arn": arn, "CodeSize": size} for arn, size in zip(self.layers, sizes)]

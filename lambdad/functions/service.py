@@ -492,6 +492,9 @@ class FunctionService:
             out["layer_hashes"] = tuple(r.code_hash for r in found)
         if changes.tracing_mode:
             out["tracing_mode"] = changes.tracing_mode
+        if changes.dead_letter_target is not None:
+            validation.check_dead_letter_target(changes.dead_letter_target)
+            out["dead_letter_target"] = changes.dead_letter_target
         if changes.log_format:
             out["log_format"] = changes.log_format
         if changes.log_group:

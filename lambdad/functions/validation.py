@@ -135,3 +135,11 @@ def check_architectures(architectures: list[str]) -> None:
             raise InvalidParameterValueException(
                 f"This lambdad server runs on {native} and cannot run {arch} functions."
             )
+
+
+def check_dead_letter_target(arn: str) -> None:
+    """DeadLetterConfig.TargetArn: an SQS queue's or an SNS topic's ARN ("" clears it)."""
+    parts = arn.split(":")
+    if arn and not (len(parts) == 6 and parts[0] == "arn" and parts[2] in ("sqs", "sns") and parts[5]):
+        raise InvalidParameterValueException(
+            f"The target ARN {arn} of the dead-letter queue is not an SQS queue or an SNS topic.")

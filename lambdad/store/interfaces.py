@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
-           "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -83,6 +83,8 @@ class AsyncEvent:
     attempts: int
     not_before: float
     received: float
+    outcome: str | None = None  # the function part is over: what is still to be sent to destinations (JSON)
+    hops: int = 0  # how many events, each sent by the one before's destination, led to this one
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more to build, and one is built per log line
@@ -137,6 +139,14 @@ class ConcurrencyStore(Protocol):
     async def delete_provisioned_concurrency(self, name: str, qualifier: str) -> None: ...
 
 
+class EventInvokeConfigStore(Protocol):
+    async def load_event_invoke_configs(self) -> list[tuple[str, str, str, float]]: ...
+
+    async def put_event_invoke_config(self, name: str, qualifier: str, config: str, last_modified: float) -> None: ...
+
+    async def delete_event_invoke_config(self, name: str, qualifier: str) -> None: ...
+
+
 class LayerStore(Protocol):
     async def load_layers(self) -> tuple[list[str], dict[str, int]]: ...
 
@@ -146,7 +156,8 @@ class LayerStore(Protocol):
 class AsyncEventStore(Protocol):
     async def put_async_event(self, event: AsyncEvent) -> None: ...
 
-    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None: ...
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float,
+                                     outcome: str | None = None) -> None: ...
 
     async def delete_async_event(self, event_id: str) -> None: ...
 
@@ -188,7 +199,7 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

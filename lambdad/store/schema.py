@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "async_events", "log_streams",
            "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "octet_length"]
 
@@ -91,6 +91,14 @@ provisioned_concurrency = sa.Table(
     sa.Column("last_modified", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("name", "qualifier"),
 )
+event_invoke_configs = sa.Table(  # asynchronous invocation settings per function, version or alias
+    "event_invoke_configs", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),  # "$LATEST" for the unqualified function
+    sa.Column("config", sa.Text, nullable=False),  # JSON: MaximumRetryAttempts, MaximumEventAgeInSeconds, ...
+    sa.Column("last_modified", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
+)
 async_events = sa.Table(
     "async_events", metadata,
     sa.Column("id", sa.Text, primary_key=True),
@@ -101,6 +109,9 @@ async_events = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("received", sa.Float, nullable=False),
+    # the function part is over: the destination record still to send (invoke/destinations.py), JSON
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("hops", sa.Integer, nullable=False, server_default="0"),  # events chained by destinations before it
 )
 log_streams = sa.Table(
     "log_streams", metadata,

@@ -207,8 +207,8 @@ class SqlStore:
     async def delete_function(self, name: str, *, expect: int) -> None:
         await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
-            for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.aliases,
-                          t.version_counters, t.versions, t.functions)
+            for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.event_invoke_configs,
+                          t.aliases, t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
@@ -323,6 +323,22 @@ class SqlStore:
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
         self._wrote("provisioned", name)
 
+    # -- event invoke configs -------------------------------------------------------------------------------
+
+    async def load_event_invoke_configs(self) -> list[tuple[str, str, str, float]]:
+        """(function name, qualifier, config JSON, last modified) of every event invoke config."""
+        return [(n, q, c, m) for n, q, c, m in await self._read(sa.select(t.event_invoke_configs))]
+
+    async def put_event_invoke_config(self, name: str, qualifier: str, config: str, last_modified: float) -> None:
+        await self._transaction([self._upsert(t.event_invoke_configs, ("name", "qualifier"), name=name,
+                                              qualifier=qualifier, config=config, last_modified=last_modified)])
+        self._wrote("eventinvoke", name)
+
+    async def delete_event_invoke_config(self, name: str, qualifier: str) -> None:
+        table = t.event_invoke_configs
+        await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
+        self._wrote("eventinvoke", name)
+
     # -- layers ----------------------------------------------------------------------------------------------
 
     async def load_layers(self) -> tuple[list[str], dict[str, int]]:
@@ -346,11 +362,12 @@ class SqlStore:
         await self._transaction([sa.insert(t.async_events).values(
             id=event.id, function_name=event.function_name, qualifier=event.qualifier, payload=event.payload,
             client_context=event.client_context, attempts=event.attempts, not_before=event.not_before,
-            received=event.received)])
+            received=event.received, outcome=event.outcome, hops=event.hops)])
 
-    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float) -> None:
+    async def reschedule_async_event(self, event_id: str, attempts: int, not_before: float,
+                                     outcome: str | None = None) -> None:
         await self._transaction([sa.update(t.async_events).where(t.async_events.c.id == event_id)
-                                 .values(attempts=attempts, not_before=not_before)])
+                                 .values(attempts=attempts, not_before=not_before, outcome=outcome)])
 
     async def delete_async_event(self, event_id: str) -> None:
         await self._transaction([sa.delete(t.async_events).where(t.async_events.c.id == event_id)])
