@@ -342,3 +342,36 @@ def test_a_lambdad_keys_user_is_an_iam_user(server, iam, fname) -> None:
     with pytest.raises(ClientError) as e:
         user_lam.list_functions()
     assert error_of(e)[:2] == ("UnrecognizedClientException", 403)
+
+
+def test_the_query_protocol_answers_bad_requests_as_iam_does(server) -> None:
+    """An unknown Action, a missing one and a modelled operation lambdad does not serve get IAM's error format:
+    InvalidAction and MissingAction (400), NotImplemented (501), parsed by botocore's own query parser."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.parsers import create_parser
+
+    def post(body: str) -> tuple[int, dict]:
+        request = AWSRequest("POST", server.endpoint + "/", data=body.encode(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "iam", REGION).add_auth(request)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(server.endpoint + "/", body.encode(),
+                                                               dict(request.headers), method="POST")) as answer:
+                status, data = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            status, data = exc.code, exc.read()
+        parsed = create_parser("query").parse({"body": data, "headers": {}, "status_code": status}, None)
+        return status, parsed.get("Error", {})
+
+    status, error = post("Action=BogusAction&Version=2010-05-08")
+    assert (status, error["Code"]) == (400, "InvalidAction")
+    assert error["Message"] == "Could not find operation BogusAction for version 2010-05-08"
+    status, error = post("Version=2010-05-08")
+    assert (status, error["Code"]) == (400, "MissingAction")
+    status, error = post("Action=CreateLoginProfile&Version=2010-05-08&UserName=nobody")
+    assert (status, error["Code"]) == (501, "NotImplemented") and "CreateLoginProfile" in error["Message"]
