@@ -76,36 +76,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def moto_s3() -> Iterator[tuple[str, str]]:
-    """A moto_server on a free port as an S3 endpoint, with a bucket: (endpoint URL, bucket). The caller skips
-    where moto is not installed."""
-    import shutil
-    import subprocess
-    import time
-
+    """A moto_server (``moto_server``) with an S3 bucket: (endpoint URL, bucket). The caller skips where moto is
+    not installed."""
     import boto3
 
-    server = shutil.which("moto_server")
-    if server is None:
-        raise FileNotFoundError("moto_server")
-    port = free_port()
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while not answers("127.0.0.1", port):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
+    with moto_server() as endpoint:
         bucket = f"code-{secrets.token_hex(4)}"
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                               aws_secret_access_key="testing")
         client.create_bucket(Bucket=bucket)
         client.close()
         yield endpoint, bucket
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
