@@ -392,3 +392,39 @@ def logs(function_name: str, data_dir: Path | None, stream: str | None, database
         click.echo(f"lambdad: no log for {group}{' stream ' + stream if stream else ''} in {place} (the function "
                    "has not run, or its log was deleted by retention)", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,
+              help="The server's data dir [LAMBDAD_DATA_DIR; default ./lambdad-data].")
+@_DATABASE_URL
+@click.option("--nats-url", default=None, help="A cluster's NATS: its queue is read there [LAMBDAD_NATS_URL].")
+@click.option("--cluster-name", default=None, help="The cluster's name [LAMBDAD_CLUSTER_NAME; default lambdad].")
+def queued(data_dir: Path | None, database_url: str | None, nats_url: str | None, cluster_name: str | None) -> None:
+    """Print the asynchronous events waiting, per function: how many, and how long the oldest has waited.
+
+    An event counts until it has run (and its destinations have what it sends): retries and throttled events
+    included. Reads the queue directly — the data dir's database, or a cluster's JetStream stream — so it works
+    whether or not a server runs."""
+    import time
+
+    try:
+        settings = Settings.load({"data_dir": data_dir, "database_url": database_url, "nats_url": nats_url,
+                                  "cluster_name": cluster_name})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.nats_url:
+        from lambdad.cluster.async_queue import read_queued
+
+        events = asyncio.run(read_queued(settings.nats_url, settings.cluster_name))
+    else:
+        if not settings.database_url and not (settings.data_dir / "lambdad.db").exists():
+            raise click.UsageError(f"no lambdad data in {settings.data_dir}: name its data dir with --data-dir")
+        events = [(e.function_name, e.received) for e in _with_store(settings, lambda s: s.load_async_events())]
+    by_function: dict[str, list[float]] = {}
+    for name, received in events:
+        by_function.setdefault(name, []).append(received)
+    now = time.time()
+    click.echo("FUNCTION\tQUEUED\tOLDEST")
+    for name, times in sorted(by_function.items()):
+        click.echo(f"{name}\t{len(times)}\t{now - min(times):.0f} s")

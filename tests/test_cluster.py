@@ -774,3 +774,17 @@ def _event_config(client, name: str) -> int | None:
         return client.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"]
     except ClientError:
         return None
+
+
+def test_lambdad_queued_reads_a_clusters_stream(cluster, fname) -> None:
+    nodes = cluster(1).nodes
+    client = nodes[0].client()
+    create_python_function(client, fname, "def handler(e, c):\n    return 1\n")
+    client.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)
+    for _ in range(3):
+        client.invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    out = lambdad("queued", "--nats-url", NATS, "--cluster-name", name,
+                  "--database-url", nodes[0].extra_env["LAMBDAD_DATABASE_URL"])
+    assert out.returncode == 0, out.stderr
+    assert f"{fname}\t3\t" in out.stdout

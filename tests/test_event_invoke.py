@@ -94,3 +94,24 @@ def test_maximum_retry_attempts_decides_how_many_times_a_failing_event_runs(serv
     assert wait_until(lambda: _attempts(server, fname) >= runs, timeout=15)
     time.sleep(1.5)  # the retries' delay is 0.5 s: a further attempt would have come by now
     assert _attempts(server, fname) == runs
+
+
+def _queued(*args: str) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-m", "lambdad", "queued", *args], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.splitlines()[1:]]
+    return {name: int(count) for name, count, _oldest in rows}
+
+
+def test_lambdad_queued_shows_the_events_waiting_per_function(server, lam, fname) -> None:
+    """Events of a throttled function (reserved concurrency 0) wait in the queue: `lambdad queued` counts them,
+    with the oldest one's age; once the function may run, they run and the count goes."""
+    create_python_function(lam, fname, "def handler(e, c):\n    return 1\n")
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)
+    for _ in range(2):
+        assert lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
+    assert _queued("--data-dir", str(server.data_dir)).get(fname) == 2
+    lam.delete_function_concurrency(FunctionName=fname)
+    assert wait_until(lambda: fname not in _queued("--data-dir", str(server.data_dir)), timeout=60)
+    assert _attempts(server, fname) == 2

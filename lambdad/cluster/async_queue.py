@@ -247,3 +247,30 @@ class JetStreamQueue:
             task.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+async def read_queued(nats_url: str, cluster_name: str, most: int = 100_000) -> list[tuple[str, float]]:
+    """(function name, time received) of every event in a cluster's async stream (``lambdad queued``): its
+    messages are read one by one by sequence, so the nodes' consumer is left alone; at most ``most`` of them."""
+    from nats.js.errors import NotFoundError
+
+    link = await Link.open(nats_url, cluster_name)
+    try:
+        assert link.jetstream is not None
+        stream = link.names.bucket("async")
+        try:
+            state = (await link.jetstream.stream_info(stream)).state
+        except NotFoundError:
+            return []
+        found = []
+        for seq in range(state.first_seq, min(state.last_seq, state.first_seq + most - 1) + 1):
+            try:
+                msg = await link.jetstream.get_msg(stream, seq)
+            except NotFoundError:
+                continue  # acknowledged and removed (work-queue retention)
+            meta = json.loads((msg.headers or {}).get(_HEADER, "{}"))
+            if "function_name" in meta:
+                found.append((str(meta["function_name"]), float(meta["received"])))
+        return found
+    finally:
+        await link.aclose()
