@@ -414,7 +414,7 @@ class LambdadApp:
         config = self.runs.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
         outcome = await self.runs.invoke(
             config, event.payload, request_id=event.id, client_context=event.client_context,
-            invoked_arn=self.runs.invoked_arn(ref),
+            invoked_arn=self.runs.invoked_arn(ref), lineage=event.hops + 1,  # its place in a chain, from 1
         )
         result = outcome.result
         return DeliveryResult(ok=result.function_error is None, payload=result.payload,

@@ -44,6 +44,18 @@ def trace_header(epoch_seconds: float) -> str:
     return f"Root=1-{int(epoch_seconds):08x}-{h[:24]};Parent={h[24:]};Sampled=0"
 
 
+LINEAGE_HASH = "6c616d64"  # the hash part of the Lineage field lambdad writes ("lamd")
+
+
+def lineage_of(trace: str | None) -> int:
+    """How many invocations of a chain of asynchronous ones came before, as an X-Amzn-Trace-Id's ``Lineage=
+    <hash>:<count>`` field says (0 without one): Lambda's recursive loop detection reads the same field."""
+    if not trace or "Lineage=" not in trace:
+        return 0
+    count = trace.split("Lineage=", 1)[1].split(";", 1)[0].rpartition(":")[2]
+    return int(count) if count.isdigit() else 0
+
+
 def reseed() -> None:
     """A forked child must not share its parent's sequence."""
     _random.seed(os.urandom(32))

@@ -115,3 +115,26 @@ def test_lambdad_queued_shows_the_events_waiting_per_function(server, lam, fname
     lam.delete_function_concurrency(FunctionName=fname)
     assert wait_until(lambda: fname not in _queued("--data-dir", str(server.data_dir)), timeout=60)
     assert _attempts(server, fname) == 2
+
+
+SELF_INVOKING = """
+import os, boto3
+def handler(event, context):
+    boto3.client("lambda").invoke(FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"], InvocationType="Event",
+                                  Payload=b"{}")
+    return "again"
+"""
+
+
+def test_a_function_invoking_itself_asynchronously_is_stopped_after_16(server, lam, fname) -> None:
+    """A function that invokes itself with the SDK (InvocationType Event) on every run: the chain's count travels
+    in the trace header's Lineage field, which the SDK sends on, and the 17th invocation is not queued."""
+    from tests.server import ROLE
+
+    create_python_function(lam, fname, SELF_INVOKING, Timeout=30)
+    lam.add_permission(FunctionName=fname, StatementId="self", Action="lambda:InvokeFunction", Principal=ROLE)
+    lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")
+    assert wait_until(lambda: _attempts(server, fname) >= 16, timeout=90)
+    time.sleep(3)
+    assert _attempts(server, fname) == 16
+    assert any("recursive loop detected" in line and fname in line for line in server.output)

@@ -26,7 +26,7 @@ from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim
 from lambdad.errors import (LambdaError, NotImplementedException, RequestTooLargeException, ServiceException,
                             TooManyRequestsException)
-from lambdad.ids import CURRENT_REQUEST_ID, request_id
+from lambdad.ids import CURRENT_REQUEST_ID, lineage_of, request_id
 
 __all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_too_large", "request_too_busy",
            "body_limit"]
@@ -82,6 +82,7 @@ class RequestContext:
     operation: str
     base_url: str  # scheme://host[:port] the client used, for URLs we hand out
     principal: Principal  # who signed the request
+    lineage: int = 0  # the X-Amzn-Trace-Id's Lineage count: a function's call in a chain of async invocations
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[Mapping[str, Any]]]
@@ -167,7 +168,8 @@ class LambdaApi:
             params = parse_request(op, uri_params, query, headers, request.body)
             if not identity.principal.root:
                 self._authorize(identity.principal, op.name, uri_params, query, params, request.peer or None)
-            ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal)
+            ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal,
+                                 lineage_of(headers.get("x-amzn-trace-id")))
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
         except LambdaError as exc:

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 from typing import Any, Mapping
 
 from lambdad.api.http import MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, Handler, RequestContext
@@ -20,9 +21,12 @@ from lambdad.errors import (
     violation,
 )
 from lambdad.invoke.async_queue import EventQueue
+from lambdad.invoke.destinations import MAX_HOPS
 from lambdad.invoke.service import Invoker
 
 __all__ = ["invoke_handlers"]
+
+log = logging.getLogger(__name__)
 
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _LOG_TYPES = ("None", "Tail")
@@ -85,12 +89,17 @@ def invoke_handlers(service: Invoker, queue: EventQueue, region: str, account_id
         if invocation_type == "DryRun":
             return {"StatusCode": 204}
         if invocation_type == "Event":
+            if ctx.lineage >= MAX_HOPS:  # a function's call in a chain of 16 async invocations already: a loop
+                log.warning("Event invocation of %s not queued: %d asynchronous invocations in a chain (recursive "
+                            "loop detected; Lambda stops after %d)", config.name, ctx.lineage, MAX_HOPS)
+                return {"StatusCode": 202}
             # the qualifier as the caller gave it ("" for none): an alias is resolved again when the event is delivered
-            await queue.submit(config.name, ref.qualifier or "", payload, client_context, request_id=ctx.request_id)
+            await queue.submit(config.name, ref.qualifier or "", payload, client_context, request_id=ctx.request_id,
+                               hops=ctx.lineage)
             return {"StatusCode": 202}
         outcome = await service.invoke(
             config, payload, request_id=ctx.request_id, client_context=client_context,
-            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail",
+            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail", lineage=ctx.lineage,
         )
         result = outcome.result
         out: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload, "ExecutedVersion": outcome.executed_version}

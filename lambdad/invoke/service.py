@@ -47,7 +47,7 @@ class Invoker(Protocol):
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False) -> InvokeOutcome: ...
+                     want_log: bool = False, lineage: int = 0) -> InvokeOutcome: ...
 
 
 class InvokeService:
@@ -80,6 +80,7 @@ class InvokeService:
         client_context: str | None = None,
         invoked_arn: str | None = None,
         want_log: bool = False,
+        lineage: int = 0,
     ) -> InvokeOutcome:
         """Run ``config`` once with ``payload``. Raises TooManyRequestsException when no environment can be had.
 
@@ -93,6 +94,7 @@ class InvokeService:
             invoked_arn=invoked_arn or config.arn(self._functions.region, self._functions.account_id, qualified=False),
             client_context=client_context,
             want_log=want_log,
+            lineage=lineage,
         )
         for _ in range(_MAX_ENVIRONMENTS_LOST):
             env, _cold = await self._pool.acquire(spec)

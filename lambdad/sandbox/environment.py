@@ -43,7 +43,7 @@ import time
 import uuid
 from typing import Callable
 
-from lambdad.ids import trace_header
+from lambdad.ids import LINEAGE_HASH, trace_header
 from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS
@@ -328,6 +328,8 @@ class Environment:
         invocation.started = time.monotonic()
         deadline_ms = int((now_wall + timeout) * 1000)
         trace = trace_header(now_wall)
+        if invocation.lineage:  # the SDK sends it on with the function's own calls (loops are counted)
+            trace = f"{trace};Lineage={LINEAGE_HASH}:{invocation.lineage}"
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms),

@@ -122,6 +122,7 @@ class Invocation:
     answered: bool = False  # the runtime posted its response or error
     completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
     want_log: bool = False  # the caller wants its log lines (LogType=Tail): kept, and written before the answer
+    lineage: int = 0  # its place in a chain of asynchronous invocations (1 for the first; 0: none), in its trace id
 
 
 @dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
