@@ -788,3 +788,30 @@ def test_lambdad_queued_reads_a_clusters_stream(cluster, fname) -> None:
                   "--database-url", nodes[0].extra_env["LAMBDAD_DATABASE_URL"])
     assert out.returncode == 0, out.stderr
     assert f"{fname}\t3\t" in out.stdout
+
+
+def test_destinations_work_across_a_cluster(cluster, fname) -> None:
+    """An event accepted by one node, failing, ends on whichever node: its OnFailure record (published to the
+    stream first, then sent) reaches the destination function, once, with Lambda's record."""
+    nodes = cluster(2, {"LAMBDAD_ASYNC_RETRY_DELAYS": "0.3,0.3"}).nodes
+    clients = [n.client() for n in nodes]
+    arn = "arn:aws:lambda:us-east-1:000000000000:function"
+    create_python_function(clients[0], fname, "def handler(event, context):\n    raise ValueError('no')\n")
+    create_python_function(clients[0], f"{fname}-dest",
+                           "import json\ndef handler(event, context):\n    print('RECORD ' + json.dumps(event))\n")
+    clients[0].put_function_event_invoke_config(FunctionName=fname, MaximumRetryAttempts=1, DestinationConfig={
+        "OnFailure": {"Destination": f"{arn}:{fname}-dest"}})
+    assert wait_until(lambda: _event_config(clients[1], fname) == 1, timeout=5)
+    sent = clients[1].invoke(FunctionName=fname, InvocationType="Event", Payload=b'{"x": 1}')
+    url = nodes[0].extra_env["LAMBDAD_DATABASE_URL"]
+
+    def records() -> list:
+        out = lambdad("logs", f"{fname}-dest", "--database-url", url).stdout
+        return [json.loads(line.split("RECORD ", 1)[1]) for line in out.splitlines() if "RECORD " in line]
+
+    assert wait_until(lambda: records(), timeout=30)
+    time.sleep(1.5)
+    (record,) = records()
+    assert record["requestContext"]["requestId"] == sent["ResponseMetadata"]["RequestId"]
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2 and record["requestPayload"] == {"x": 1}

@@ -138,3 +138,28 @@ def test_a_function_invoking_itself_asynchronously_is_stopped_after_16(server, l
     time.sleep(3)
     assert _attempts(server, fname) == 16
     assert any("recursive loop detected" in line and fname in line for line in server.output)
+
+
+def test_the_aws_cli_puts_and_reads_a_config(server, fname, tmp_path) -> None:
+    import json
+    import os
+
+    from tests.server import ACCESS_KEY, SECRET_KEY
+
+    create_python_function(server.client(), fname, "def handler(e, c):\n    return 1\n")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint, "HOME": str(tmp_path)}
+
+    def aws(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "awscli", "lambda", *args, "--output", "json"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    put = aws("put-function-event-invoke-config", "--function-name", fname, "--maximum-retry-attempts", "1",
+              "--destination-config", json.dumps({"OnFailure": {"Destination": f"{ARN}:{fname}"}}))
+    assert put["MaximumRetryAttempts"] == 1
+    got = aws("get-function-event-invoke-config", "--function-name", fname)
+    assert got["DestinationConfig"]["OnFailure"] == {"Destination": f"{ARN}:{fname}"}
+    listed = aws("list-function-event-invoke-configs", "--function-name", fname)["FunctionEventInvokeConfigs"]
+    assert [c["FunctionArn"] for c in listed] == [f"{ARN}:{fname}:$LATEST"]
