@@ -364,7 +364,8 @@ def test_the_query_protocol_answers_bad_requests_as_iam_does(server) -> None:
                                                                dict(request.headers), method="POST")) as answer:
                 status, data = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
-            status, data = exc.code, exc.read()
+            with exc:  # closed here, not by the garbage collector in the middle of a later test
+                status, data = exc.code, exc.read()
         parsed = create_parser("query").parse({"body": data, "headers": {}, "status_code": status}, None)
         return status, parsed.get("Error", {})
 

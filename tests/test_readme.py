@@ -1,6 +1,8 @@
 """The README's commands, exactly as a newcomer types them: in a fresh copy of the project, with default flags and
 relative paths — `pip install . && lambdad serve`, the `export` it prints, the boto3 example, the aws CLI invoke,
-`lambdad logs hello`. Nothing here is adapted to the test: the commands are read out of README.md.
+`lambdad logs hello`. Nothing here is adapted to the test: the commands are read out of README.md. They run in a
+virtualenv of their own, as a newcomer's would, so that `pip install .` does not replace the lambdad the rest of
+the suite runs meanwhile.
 
 `lambdad serve` with no flags listens on 127.0.0.1:9001; the test fails, saying so, when that port is taken."""
 
@@ -14,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +51,11 @@ def test_readme_commands_as_written(tmp_path: Path) -> None:
     (run_block,) = [text.strip() for lang, text in _blocks("Run") if lang == "sh" and "lambdad serve" in text]
     (export_line,) = [text.strip() for lang, text in _blocks("Run") if lang == "sh" and text.startswith("export")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDAD_"))}
+    # a newcomer's own virtualenv (seeing the machine's packages, so nothing is downloaded): `pip install .` then
+    # installs there, not over the lambdad every other test of the suite runs at the same time
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    env.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     server = subprocess.Popen(["bash", "-c", run_block], cwd=project, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
