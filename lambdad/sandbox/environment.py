@@ -125,6 +125,7 @@ class Environment:
         self._init_error: tuple[str, bytes] | None = None
         self._init_fault: str | None = None  # a platform-detected init failure (bad entrypoint), worded per request
         self._closing: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[bool] | None = None  # ``_start``: what ``_release`` waits for first
         self._exit_status: int | None = None
         self._frozen = False
         self._deferred: tuple[Invocation, bytes, str | None, str] | None = None  # an answer held for extensions
@@ -134,10 +135,25 @@ class Environment:
     # -- start -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the endpoint and launch the runtime. The work runs as a task of its own, which neither a cancelled
+        caller nor a close interrupts (a process half-launched would be nobody's): a close meanwhile is carried
+        out once it is over (``_release`` waits for it), ending what it launched. Raises RuntimeError when the
+        runtime could not be launched or the environment was closed before it was."""
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self._start(), name=f"start-{self.id}")
+        if await asyncio.shield(self._starting):
+            raise RuntimeError(f"environment {self.id} was closed while it started")
+
+    async def _start(self) -> bool:
+        """``start``'s work; returns whether the environment was closed meanwhile."""
         loop = asyncio.get_running_loop()
+        if self._closing is not None:
+            return True  # closed before it started: nothing to launch
         private_network = self._launcher.private_network
         own_network = private_network or self._launcher.network is not None
         address = PRIVATE_RUNTIME_API if own_network else await self._endpoint.start()
+        if self._closing is not None:
+            return True  # closed meanwhile: ``_release`` closes the endpoint once this returns
         jailed = self._launcher.jailed
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
@@ -164,6 +180,9 @@ class Environment:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._life.become(EnvState.DEAD)
             raise RuntimeError(f"could not start the runtime: {exc}") from exc
+        # closed while launching (nothing else ends it before its process is wired below): the process is wired
+        # all the same, and ``_release``, which waits for this, ends it and everything that came with it
+        closed = self._closing is not None
         self._log.attach(self._proc)
         await self._endpoint.serve(self._proc)
         self._log.read_output()
@@ -172,6 +191,7 @@ class Environment:
         self._proc.exited.add_done_callback(self._on_exit)
         if self._proc.listener_channel is not None:
             self._endpoint.receive_listener(self._proc.listener_channel)
+        return closed
 
     def _environment(self, runtime_api: str, jailed: bool) -> dict[str, str]:
         endpoint = None
@@ -581,6 +601,8 @@ class Environment:
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            await asyncio.wait([self._starting])  # closed while starting: what the launch brings up is ended below
         if (self._current is None and not self._killed and self._exit_status is None
                 and self._extensions.want_shutdown()):
             self._set_frozen(False)
