@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["InvocationLog"]
 
 
+_EARLY_LINES = 256  # init output kept for the first invocation's tail (a tail is the last 4 KB anyway)
+
+
 class InvocationLog:
     """The log stream ``group``/``stream`` of one environment. ``current`` returns the invocation the function's
     output belongs to now (its lines go to that invocation's tail)."""
@@ -47,6 +50,9 @@ class InvocationLog:
         self._proc: LaunchedProcess | None = None
         self._output: OutputReader | None = None  # the function's stdout+stderr, read into log lines
         self.telemetry: TelemetryHub | None = None  # Telemetry API subscriptions; None until the first one
+        # what the function printed before its first invocation began (its init): that invocation's tail gets it,
+        # as Lambda's first invoke's LogResult does, however the output and the invocation's start interleave
+        self._early: list[str] | None = []
 
     def attach(self, proc: LaunchedProcess) -> None:
         """The environment's process is launched: its memory and network are what REPORT and telemetry use."""
@@ -89,6 +95,7 @@ class InvocationLog:
     def start(self, inv: Invocation) -> None:
         """The runtime has taken ``inv``: its START line and telemetry's platform.start."""
         self.line(inv, f"START RequestId: {inv.request_id} Version: {self._version}")
+        self._take_early(inv)
         if self.telemetry is not None:
             self.telemetry.publish("platform", "platform.start",
                                    {"requestId": inv.request_id, "version": self._version})
@@ -99,11 +106,20 @@ class InvocationLog:
         if not inv.started:
             inv.started = time.monotonic()
             self.line(inv, f"START RequestId: {inv.request_id} Version: {self._version}")
+            self._take_early(inv)
+
+    def _take_early(self, inv: Invocation) -> None:
+        """The first invocation's tail gets what the init printed (already in the stream)."""
+        early, self._early = self._early, None
+        if early and inv.want_log:
+            inv.log_lines.extend(early)
 
     def _function_line(self, line: str) -> None:
         inv = self._current()
         if inv is not None and inv.want_log:
             inv.log_lines.append(line)
+        elif inv is None and self._early is not None and len(self._early) < _EARLY_LINES:
+            self._early.append(line)
         self._sink.emit(self.group, self.stream, line)
         if self.telemetry is not None:
             self.telemetry.publish("function", "function", line)

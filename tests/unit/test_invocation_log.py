@@ -77,3 +77,21 @@ def test_the_tail_is_kept_when_asked_for_and_an_unrun_invocation_starts_once() -
     assert inv.log_lines == ["START RequestId: r1 Version: 3",
                              "RequestId: r1 Error: Runtime exited with error: signal: killed"]
     assert len(sink.lines) == 3
+
+
+def test_what_the_init_printed_is_in_the_first_invocations_tail() -> None:
+    """Output read before the first invocation began (a runtime that prints and exits at init, its output read
+    before the invocation is handed over) goes to the stream at once and into that invocation's tail; later
+    invocations do not get it again."""
+    sink = Sink()
+    current: list[Invocation] = []
+    log = InvocationLog(sink, "e1", CONFIG, lambda: current[0] if current else None, report_init=True)
+    log._function_line("loading config")
+    log._function_line("giving up")
+    assert messages(sink) == ["loading config", "giving up"]
+    first = Invocation("r1", b"{}", "arn", want_log=True)
+    log.start_unrun(first)
+    assert first.log_lines == ["START RequestId: r1 Version: 3", "loading config", "giving up"]
+    second = Invocation("r2", b"{}", "arn", want_log=True)
+    log.start(second)
+    assert second.log_lines == ["START RequestId: r2 Version: 3"]
