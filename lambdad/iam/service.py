@@ -44,7 +44,6 @@ MAX_KEYS_PER_USER = 2
 MAX_POLICY_VERSIONS = 5
 _ID_ALPHABET = string.ascii_uppercase + "234567"
 _KINDS = ("user", "group", "role", "policy")
-_NOUN = {"user": "user", "group": "group", "role": "role", "policy": "policy"}
 
 
 class ConcurrentModification(LambdaError):
@@ -173,7 +172,7 @@ class IamService:
     def _get(self, kind: str, name: str) -> tuple[dict[str, Any], int]:
         found = self._entities.get((kind, name))
         if found is None:
-            raise NoSuchEntity(f"The {_NOUN[kind]} with name {name} cannot be found.")
+            raise NoSuchEntity(f"The {kind} with name {name} cannot be found.")
         return found
 
     def _all(self, kind: str) -> list[dict[str, Any]]:
@@ -265,14 +264,14 @@ class IamService:
             await self.reload(f"{kind}:{name}")
             if expect is None:
                 raise EntityAlreadyExists(self._exists_message(kind, name)) from exc
-            raise ConcurrentModification(f"The {_NOUN[kind]} {name} was changed meanwhile; retry.") from exc
+            raise ConcurrentModification(f"The {kind} {name} was changed meanwhile; retry.") from exc
         self._entities[(kind, name)] = (record, generation)
         self.generation += 1
 
     async def _delete(self, kind: str, name: str, expect: int) -> None:
         if not await self._store.delete_iam(kind, name, expect):
             await self.reload(f"{kind}:{name}")
-            raise ConcurrentModification(f"The {_NOUN[kind]} {name} was changed meanwhile; retry.")
+            raise ConcurrentModification(f"The {kind} {name} was changed meanwhile; retry.")
         self._entities.pop((kind, name), None)
         self.generation += 1
 
@@ -287,7 +286,7 @@ class IamService:
     def _exists_message(kind: str, name: str) -> str:
         if kind == "policy":
             return f"A policy called {name} already exists. Duplicate names are not allowed."
-        return f"{_NOUN[kind].capitalize()} with name {name} already exists."
+        return f"{kind.capitalize()} with name {name} already exists."
 
     def _document(self, document: str, resource_based: bool = False) -> str:
         problem = self._validate(document, resource_based=resource_based)
@@ -451,7 +450,7 @@ class IamService:
         record = self._get(kind, name)[0]
         document = record["InlinePolicies"].get(PolicyName)
         if document is None:
-            raise NoSuchEntity(f"The {_NOUN[kind]} policy with name {PolicyName} cannot be found.")
+            raise NoSuchEntity(f"The {kind} policy with name {PolicyName} cannot be found.")
         return {f"{kind.capitalize()}Name": name, "PolicyName": PolicyName, "PolicyDocument": _encoded(document)}
 
     def list_inline(self, kind: str, name: str, **paging: Any) -> dict[str, Any]:
@@ -459,7 +458,7 @@ class IamService:
 
     async def delete_inline(self, kind: str, name: str, PolicyName: str) -> dict[str, Any]:
         if PolicyName not in self._get(kind, name)[0]["InlinePolicies"]:
-            raise NoSuchEntity(f"The {_NOUN[kind]} policy with name {PolicyName} cannot be found.")
+            raise NoSuchEntity(f"The {kind} policy with name {PolicyName} cannot be found.")
         await self._change(kind, name, lambda r: r["InlinePolicies"].pop(PolicyName))
         return {}
 

@@ -150,7 +150,8 @@ class Destinations:
     async def _send_one(self, item: dict[str, Any], hops: int) -> None:
         destination, body = item["destination"], item["body"]
         if item.get("dead_letter"):
-            await asyncio.to_thread(self._send_dead_letter, destination, body, item["attributes"])
+            await asyncio.to_thread(self._send_aws, destination_kind(destination), destination, body, "",
+                                    item["attributes"])
             return
         kind = destination_kind(destination)
         if kind == "lambda":
@@ -169,28 +170,22 @@ class Destinations:
             return
         await asyncio.to_thread(self._send_aws, kind, destination, body, item["condition"])
 
-    def _send_dead_letter(self, arn: str, body: str, attributes: dict[str, str]) -> None:
+    def _send_aws(self, kind: str | None, arn: str, body: str, condition: str,
+                  attributes: dict[str, str] | None = None) -> None:
+        """Send ``body`` to the SQS queue, SNS topic or EventBridge bus ``arn`` (with message ``attributes``: a
+        dead-letter message)."""
         region = arn.split(":")[3] or self._region
-        if arn.split(":")[2] == "sqs":
-            sqs = self._client("sqs", region)
-            url = sqs.get_queue_url(QueueName=arn.split(":")[5], QueueOwnerAWSAccountId=arn.split(":")[4])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
-                k: {"DataType": "Number" if k == "ErrorCode" else "String", "StringValue": v}
-                for k, v in attributes.items()})
-        else:
-            self._client("sns", region).publish(TopicArn=arn, Message=body, MessageAttributes={
-                k: {"DataType": "Number" if k == "ErrorCode" else "String", "StringValue": v}
-                for k, v in attributes.items()})
-
-    def _send_aws(self, kind: str | None, arn: str, body: str, condition: str) -> None:
-        region = arn.split(":")[3] or self._region
+        extra: dict[str, Any] = {}
+        if attributes:
+            extra["MessageAttributes"] = {k: {"DataType": "Number" if k == "ErrorCode" else "String",
+                                              "StringValue": v} for k, v in attributes.items()}
         if kind == "sqs":
             account, name = arn.split(":")[4], arn.split(":")[5]
             sqs = self._client("sqs", region)
             url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=body)
+            sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
         elif kind == "sns":
-            self._client("sns", region).publish(TopicArn=arn, Message=body)
+            self._client("sns", region).publish(TopicArn=arn, Message=body, **extra)
         elif kind == "events":
             detail = "Success" if condition == "Success" else "Failure"
             out = self._client("events", region).put_events(Entries=[{
