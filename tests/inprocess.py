@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from lambdad.app import LambdadApp
 from lambdad.config import Settings
-from tests.server import ACCESS_KEY, SECRET_KEY
+from tests.server import ACCESS_KEY, SECRET_KEY, buffered
 
 
 class InProcessApp:
@@ -47,7 +47,7 @@ class InProcessApp:
                               aws_secret_access_key=kwargs.pop("secret_key", SECRET_KEY),
                               config=Config(retries={"max_attempts": 0}, **kwargs))
         self._clients.append(client)
-        return client
+        return buffered(client)
 
     def stop(self) -> None:
         for client in self._clients:

@@ -142,7 +142,24 @@ class Server:
             config=Config(read_timeout=read_timeout, retries={"max_attempts": 0}, **kwargs),
         )
         self._clients.append(client)
-        return client
+        return buffered(client)
+
+
+def buffered(client):
+    """``client`` with Invoke's payload read as the call returns. botocore hands the payload over as a stream that
+    holds its connection until it is read to the end, and ``close()`` cannot reach a connection held that way: a
+    test that never reads a payload (an Event invocation's empty one, say) left its socket to the garbage
+    collector, whose ResourceWarning then failed whichever test was running when it came."""
+    from botocore.response import StreamingBody
+
+    def read_payload(http_response, parsed, **_):
+        body = parsed.get("Payload")
+        if body is not None and not isinstance(body, (bytes, str)):
+            data = body.read()
+            parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+
+    client.meta.events.register("after-call.lambda.Invoke", read_payload)
+    return client
 
 
 def make_zip(files: Mapping[str, str | bytes], modes: Mapping[str, int] | None = None) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.server import ROLE, create_python_function
+from tests.server import ROLE, buffered, create_python_function
 
 ACCOUNT = "000000000000"
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function"
@@ -38,7 +38,8 @@ def user_client(server, name: str):
                           aws_access_key_id=fields["aws_access_key_id"],
                           aws_secret_access_key=fields["aws_secret_access_key"],
                           config=Config(retries={"max_attempts": 0}))
-    return client, fields["user"]
+    server._clients.append(client)  # closed with the server's own
+    return buffered(client), fields["user"]
 
 
 def denied_invoke(user: str, resource: str) -> str:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import create_python_function, wait_until
+from tests.server import buffered, create_python_function, wait_until
 from tests.services import NATS, answers, nats_cluster_name
 
 ECHO = """
@@ -566,7 +566,7 @@ def test_iam_holds_on_every_node(cluster, fname) -> None:
                               aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                               aws_session_token=token, config=Config(retries={"max_attempts": 0}))
         node._clients.append(client)
-        return client
+        return buffered(client)
 
     def can_list(node) -> bool:
         try:

@@ -44,9 +44,21 @@ def lam(server):
     return server.client()
 
 
-def aws(moto, service: str):
-    return boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+@pytest.fixture
+def aws(moto):
+    """A maker of SDK clients for moto, each closed when the test ends (one left to the garbage collector warns,
+    and the warning fails whichever test happens to be running then)."""
+    made = []
+
+    def make(service: str):
+        client = boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 def records(server, name: str) -> list[dict]:
@@ -80,8 +92,8 @@ def test_on_failure_to_a_function_gets_lambdas_record(server, lam, fname) -> Non
     assert record["responsePayload"]["errorMessage"] == "always 7"
 
 
-def test_on_success_to_sqs_and_no_retries_to_sns(server, moto, lam, fname) -> None:
-    sqs, sns = aws(moto, "sqs"), aws(moto, "sns")
+def test_on_success_to_sqs_and_no_retries_to_sns(server, aws, lam, fname) -> None:
+    sqs, sns = aws("sqs"), aws("sns")
     queue = sqs.create_queue(QueueName=f"{fname[:60]}-q")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     create_python_function(lam, f"{fname}-ok", ECHO)
@@ -147,10 +159,10 @@ def test_a_recursive_loop_is_stopped_after_16_invocations(server, lam, fname) ->
     assert any("recursive loop detected" in line for line in server.output)
 
 
-def test_a_dead_letter_queue_gets_the_failed_event(server, moto, lam, fname) -> None:
+def test_a_dead_letter_queue_gets_the_failed_event(server, aws, lam, fname) -> None:
     """DeadLetterConfig.TargetArn (SQS): the original event as the message, with RequestID, ErrorCode and
     ErrorMessage attributes, as Lambda sends it; a target that is not SQS or SNS is refused."""
-    sqs = aws(moto, "sqs")
+    sqs = aws("sqs")
     queue = sqs.create_queue(QueueName=f"{fname[:60]}-dlq")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     with pytest.raises(Exception) as refused:
@@ -176,12 +188,12 @@ def test_a_dead_letter_queue_gets_the_failed_event(server, moto, lam, fname) -> 
     sqs.close()
 
 
-def test_a_kill_during_retries_loses_nothing(moto, tmp_path, fname) -> None:
+def test_a_kill_during_retries_loses_nothing(moto, aws, tmp_path, fname) -> None:
     """kill -9 between the attempts of a failing event: the restarted server goes on with its retries, and its
     OnFailure record arrives, once, counting every attempt."""
     import signal
 
-    sqs = aws(moto, "sqs")
+    sqs = aws("sqs")
     queue = sqs.create_queue(QueueName=f"{fname[:60]}-k")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     srv = Server(tmp_path / "data", env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto,
