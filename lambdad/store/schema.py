@@ -19,7 +19,7 @@ from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "async_events", "log_streams",
-           "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
+           "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "octet_length"]
 
 metadata = sa.MetaData()
@@ -118,8 +118,16 @@ log_streams = sa.Table(
     sa.Column("log_group", sa.Text, nullable=False),
     sa.Column("log_stream", sa.Text, nullable=False),
     sa.Column("created", sa.BigInteger, nullable=False),
-    sa.Column("last_event", sa.BigInteger, nullable=False),
+    sa.Column("last_event", sa.BigInteger, nullable=False),  # 0 while the stream has had no event
+    sa.Column("first_event", sa.BigInteger, nullable=True),
+    sa.Column("last_ingestion", sa.BigInteger, nullable=True),
     sa.PrimaryKeyConstraint("log_group", "log_stream"),
+)
+log_groups = sa.Table(  # the CloudWatch Logs API's groups (logs/api.py); a function's is made by its first line
+    "log_groups", metadata,
+    sa.Column("log_group", sa.Text, primary_key=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("retention_days", sa.Integer, nullable=True),
 )
 log_events = sa.Table(
     "log_events", metadata,

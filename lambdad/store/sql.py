@@ -541,23 +541,30 @@ class SqlStore:
     async def append_logs(self, events: Sequence[LogEvent]) -> None:
         if not events:
             return
+        now = int(time.time() * 1000)
         streams: dict[tuple[str, str], tuple[int, int]] = {}
         sizes: dict[str, int] = {}
         for e in events:
             first, last = streams.get((e.log_group, e.log_stream), (e.timestamp, e.timestamp))
             streams[(e.log_group, e.log_stream)] = (min(first, e.timestamp), max(last, e.timestamp))
             sizes[e.log_group] = sizes.get(e.log_group, 0) + len(e.message.encode("utf-8", "surrogatepass"))
-        stream_rows = self._insert(t.log_streams)
+        ls = t.log_streams
+        stream_rows = self._insert(ls)
         stream_rows = stream_rows.on_conflict_do_update(
             index_elements=["log_group", "log_stream"],
-            set_={"last_event": greatest(t.log_streams.c.last_event, stream_rows.excluded.last_event)})
+            set_={"last_event": greatest(ls.c.last_event, stream_rows.excluded.last_event),
+                  "first_event": sa.func.coalesce(ls.c.first_event, stream_rows.excluded.first_event),
+                  "last_ingestion": stream_rows.excluded.last_ingestion})
         group_rows = self._insert(t.log_group_bytes)
         group_rows = group_rows.on_conflict_do_update(
             index_elements=["log_group"], set_={"bytes": t.log_group_bytes.c.bytes + group_rows.excluded.bytes})
+        new_groups = self._insert(t.log_groups).on_conflict_do_nothing(index_elements=["log_group"])
 
         def write(conn: sa.Connection) -> None:
-            conn.execute(stream_rows, [{"log_group": g, "log_stream": s, "created": first, "last_event": last}
-                                             for (g, s), (first, last) in streams.items()])
+            conn.execute(new_groups, [{"log_group": g, "created": now} for g in sizes])
+            conn.execute(stream_rows, [{"log_group": g, "log_stream": s, "created": first, "last_event": last,
+                                        "first_event": first, "last_ingestion": now}
+                                       for (g, s), (first, last) in streams.items()])
             conn.execute(sa.insert(t.log_events), [
                 {"log_group": e.log_group, "log_stream": e.log_stream, "timestamp": e.timestamp,
                  "message": e.message} for e in events])
