@@ -32,7 +32,7 @@ from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.event_invoke import event_invoke_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, RequestContext, body_limit, request_too_busy,
+from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, RequestContext, body_limit, request_too_busy,
                               request_too_large)
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
@@ -61,6 +61,7 @@ from lambdad.iam.keycache import KeyCache
 from lambdad.iam.policy import validate_policy
 from lambdad.iam.service import IamService
 from lambdad.iam.sts import Sessions, sts_handlers
+from lambdad.api.json_api import JsonApi
 from lambdad.api.query_api import QueryApi
 from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.routing import InvokeRouter
@@ -78,6 +79,7 @@ from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
+from lambdad.logs.api import logs_handlers
 from lambdad.logs.retention import LogRetention
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
@@ -474,10 +476,14 @@ class LambdadApp:
         access = AccessControl(self.functions, self.layers, self.authorizer, s.region, s.account_id)
         session = botocore.session.get_session()
         regions = (s.region, "us-east-1")  # IAM is global: SDKs sign its requests for us-east-1
-        services = {
+        services: dict[str, OtherService] = {
             "iam": QueryApi(session.get_service_model("iam"), iam_handlers(self.iam, self.authorizer), regions),
             "sts": QueryApi(session.get_service_model("sts"),
                             sts_handlers(self.iam, self.authorizer, self.sessions), regions),
+            "logs": JsonApi(session.get_service_model("logs"),
+                            logs_handlers(self.store, self.authorizer, s.region, s.account_id,
+                                          self.log_retention.wake), (s.region,),
+                            validation_error="InvalidParameterException"),
         }
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)

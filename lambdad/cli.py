@@ -369,14 +369,44 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
 
 @main.command()
 @click.argument("function_name")
-@click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,
-              help="The server's data dir [LAMBDAD_DATA_DIR; default ./lambdad-data].")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come (Ctrl-C to stop).")
+@click.option("--since", default=None, help="Only events this recent: 30s, 10m, 2h, 1d.")
+@click.option("--filter-pattern", default=None, help="Only events that match this CloudWatch Logs filter pattern.")
 @click.option("--stream", default=None, help="Only this log stream.")
-@_DATABASE_URL
-def logs(function_name: str, data_dir: Path | None, stream: str | None, database_url: str | None) -> None:
-    """Print a function's stored log (group /aws/lambda/FUNCTION_NAME), oldest first.
+@click.option("--endpoint-url", default=None,
+              help="The server [AWS_ENDPOINT_URL_LOGS, AWS_ENDPOINT_URL; default http://127.0.0.1:9001].")
+@click.option("--data-dir", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Read this data dir's store directly instead of the API (the server need not run).")
+@click.option("--database-url", default=None, help="Read this cluster database directly instead of the API.")
+def logs(function_name: str, follow: bool, since: str | None, filter_pattern: str | None, stream: str | None,
+         endpoint_url: str | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Print a function's log (its group: /aws/lambda/FUNCTION_NAME or its LoggingConfig's), oldest first.
 
-    Reads the store directly, so it works whether or not the server runs."""
+    Reads through the server's CloudWatch Logs API (FilterLogEvents), as `aws logs` does, with the credentials the
+    AWS SDKs find (or, where there are none, the ones `lambdad serve` wrote to ./lambdad-data/credentials).
+    A FUNCTION_NAME that starts with / is a log group's name. --data-dir or --database-url read the store
+    directly instead, whether or not the server runs."""
+    if data_dir is not None or database_url is not None:
+        if follow or since or filter_pattern:
+            raise click.UsageError("--follow, --since and --filter-pattern read through the API: drop --data-dir")
+        _logs_from_store(function_name, data_dir, stream, database_url)
+        return
+    from lambdad.logs.reader import LogReader, ReaderError
+
+    try:
+        reader = LogReader.connect(endpoint_url, _settings(None, None))
+        group = reader.group_of(function_name)
+        start = reader.since(since) if since else None
+        for message in reader.events(group, stream, start, filter_pattern, follow=follow):
+            click.echo(message)
+    except ReaderError as exc:
+        click.echo(f"lambdad: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _logs_from_store(function_name: str, data_dir: Path | None, stream: str | None, database_url: str | None) -> None:
     settings = _settings(data_dir, database_url)
     where = settings.data_dir / "lambdad.db"
     if not settings.database_url and not where.exists():

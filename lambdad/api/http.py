@@ -34,6 +34,7 @@ __all__ = ["RequestContext", "Handler", "LambdaApi", "MAX_BODY_BYTES", "request_
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON body
+MAX_JSON_SERVICE_BODY = 4 * 1024 * 1024
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # Invoke, RequestResponse and DryRun
 MAX_ASYNC_PAYLOAD = 1024 * 1024  # Invoke, Event
 MAX_CONTROL_BODY = 1024 * 1024  # every operation that carries no code and no payload
@@ -42,7 +43,8 @@ _INVOKE_LIMITS = (MAX_SYNC_PAYLOAD, MAX_ASYNC_PAYLOAD)
 
 def body_limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
     """The largest body a request may carry, told from its method and path before the body is read: an Invoke's
-    payload limit; a code upload's (CreateFunction, UpdateFunctionCode, PublishLayerVersion); else 1 MB."""
+    payload limit; a code upload's (CreateFunction, UpdateFunctionCode, PublishLayerVersion); a JSON-protocol
+    service's (X-Amz-Target: CloudWatch Logs) 4 MB; else 1 MB."""
     path = target.partition("?")[0]
     if method == "POST" and path.endswith("/invocations") and path.startswith("/2015-03-31/functions/"):
         for name, value in headers:
@@ -53,7 +55,12 @@ def body_limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
             or (method == "PUT" and path.startswith("/2015-03-31/functions/") and path.endswith("/code")) \
             or (method == "POST" and path.startswith("/2018-10-31/layers/") and path.endswith("/versions")):
         return MAX_BODY_BYTES
+    if method == "POST" and path == "/" and any(len(name) == 12 and name.lower() == "x-amz-target"
+                                                for name, _ in headers):
+        return MAX_JSON_SERVICE_BODY  # a JSON-protocol service's (PutLogEvents: 1 MB of events, JSON-escaped)
     return MAX_CONTROL_BODY
+
+
 _ROUTES_REMEMBERED = 4096
 
 

@@ -34,6 +34,11 @@ class LogRetention:
     def start(self) -> None:
         self._job.start()
 
+    def wake(self) -> None:
+        """Trim now (a group's retention changed): on this node if it holds the lease, else at the holder's next
+        turn."""
+        self._job.wake()
+
     def written(self, n: int) -> None:
         """The log sink wrote ``n`` bytes of messages."""
         self._written += n

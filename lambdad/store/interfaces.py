@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
-           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogStore", "MetadataStore", "StoredFunction", "VersionRecord"]
+           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo", "StoredLogEvent", "MetadataStore", "StoredFunction", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -93,6 +93,32 @@ class LogEvent:
     log_stream: str
     timestamp: int  # epoch milliseconds
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogGroupInfo:
+    name: str
+    created: int  # epoch ms
+    retention_days: int | None
+    stored_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogStreamInfo:
+    name: str
+    created: int  # epoch ms
+    first_event: int | None
+    last_event: int | None
+    last_ingestion: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLogEvent:
+    id: int
+    log_stream: str
+    timestamp: int
+    message: str
+    ingested: int | None
 
 
 class FunctionStore(Protocol):
@@ -172,6 +198,25 @@ class LogStore(Protocol):
     async def read_logs(self, log_group: str, log_stream: str | None = None) -> list[LogEvent]: ...
 
     async def list_log_streams(self, log_group: str) -> list[str]: ...
+
+    # the CloudWatch Logs API (logs/api.py)
+    async def create_log_group(self, name: str, created: int) -> bool: ...
+
+    async def log_groups(self, name: str | None = None) -> list[LogGroupInfo]: ...
+
+    async def delete_log_group(self, name: str) -> bool: ...
+
+    async def set_log_retention(self, name: str, days: int | None) -> bool: ...
+
+    async def create_log_stream(self, group: str, stream: str, created: int) -> bool: ...
+
+    async def log_stream_infos(self, group: str, stream: str | None = None) -> list[LogStreamInfo]: ...
+
+    async def delete_log_stream(self, group: str, stream: str) -> bool: ...
+
+    async def log_events_page(self, group: str, streams: Sequence[str] | None, start: int | None, end: int | None,
+                              after: tuple[int, int] | None, before: tuple[int, int] | None, limit: int,
+                              newest_first: bool) -> list[StoredLogEvent]: ...
 
 
 class IamStore(Protocol):

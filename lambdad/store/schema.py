@@ -136,8 +136,9 @@ log_events = sa.Table(
     sa.Column("log_stream", sa.Text, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
+    sa.Column("ingested", sa.BigInteger, nullable=True),  # epoch ms; none for events older than migration 0008
     sa.Index("log_events_by_stream", "log_group", "log_stream", "timestamp"),
-    sa.Index("log_events_by_group", "log_group"),
+    sa.Index("log_events_by_group_time", "log_group", "timestamp"),
     sa.Index("log_events_by_time", "timestamp"),
 )
 log_group_bytes = sa.Table(
