@@ -815,3 +815,43 @@ def test_destinations_work_across_a_cluster(cluster, fname) -> None:
     assert record["requestContext"]["requestId"] == sent["ResponseMetadata"]["RequestId"]
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 2 and record["requestPayload"] == {"x": 1}
+
+
+def test_the_logs_api_reads_what_any_node_wrote(cluster, fname) -> None:
+    """CloudWatch Logs on a cluster: a function's lines written by one node, events put through another, read
+    and filtered through a third; a retention policy set on one node deletes on whichever holds the lease."""
+    nodes = cluster(2).nodes
+    lam = nodes[0].client()
+    create_python_function(lam, fname, "def handler(e, c):\n    print('ERROR from node a')\n")
+    lam.invoke(FunctionName=fname)
+    la, lb = nodes[0].client("logs"), nodes[1].client("logs")
+    group = f"/aws/lambda/{fname}"
+    assert wait_until(lambda: any(e["message"] == "ERROR from node a" for e in lb.filter_log_events(
+        logGroupName=group, filterPattern="ERROR")["events"]), timeout=15)
+    lb.create_log_stream(logGroupName=group, logStreamName="mine")
+    now = int(time.time() * 1000)
+    lb.put_log_events(logGroupName=group, logStreamName="mine", logEvents=[
+        {"timestamp": now - 3 * 86_400_000, "message": "old"}, {"timestamp": now - 3 * 86_400_000 + 1,
+                                                                 "message": "old too"}])
+    lb.put_log_events(logGroupName=group, logStreamName="mine", logEvents=[{"timestamp": now, "message": "new"}])
+    got = la.get_log_events(logGroupName=group, logStreamName="mine", startFromHead=True)["events"]
+    assert [e["message"] for e in got] == ["old", "old too", "new"]
+    la.put_retention_policy(logGroupName=group, retentionInDays=1)
+    assert wait_until(lambda: [e["message"] for e in lb.get_log_events(
+        logGroupName=group, logStreamName="mine", startFromHead=True)["events"]] == ["new"], timeout=90)
+
+
+def test_a_function_is_invoked_the_moment_it_is_made(cluster, fname) -> None:
+    """An invocation forwarded to its home node before that node heard of the new function: the home reads it
+    from the store instead of answering ResourceNotFoundException (half of these names have their home on the
+    other node)."""
+    nodes = cluster(2).nodes
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    assert wait_until(lambda: sum(n.endpoint in lambdad("cluster", "status", "--nats-url", NATS, "--cluster-name",
+                                                         name).stdout for n in nodes) == 2, timeout=10)
+    time.sleep(2.5)  # a heartbeat more: the first node has seen the second too
+    lam = nodes[0].client()
+    for i in range(6):
+        create_python_function(lam, f"{fname}-{i}", ECHO)
+        out = lam.invoke(FunctionName=f"{fname}-{i}", Payload=b'{"i": 1}')
+        assert json.loads(out["Payload"].read())["echo"] == {"i": 1}

@@ -36,7 +36,8 @@ from typing import Any, Awaitable, Callable, Sequence
 from lambdad.arn import FunctionRef
 from lambdad.cluster.link import Link
 from lambdad.cluster.membership import NodeInfo
-from lambdad.errors import LambdaError, ResourceConflictException, ServiceException, rebuild
+from lambdad.errors import (LambdaError, ResourceConflictException, ResourceNotFoundException, ServiceException,
+                            rebuild)
 from lambdad.functions.model import FunctionConfig
 from lambdad.invoke.service import InvokeOutcome, InvokeService
 from lambdad.sandbox.spec import InvocationResult
@@ -210,9 +211,12 @@ class InvokeRouter:
 
     async def _config(self, name: str, version: str, revision: str) -> FunctionConfig:
         """The version the forwarding node resolved, as this node knows it; read again when this node's copy is
-        older (a change notice still on its way)."""
-        config = self._invoker.route(FunctionRef(name, version))
-        if config.revision_id != revision:
+        older or it has none yet (a change notice still on its way)."""
+        try:
+            config: FunctionConfig | None = self._invoker.route(FunctionRef(name, version))
+        except ResourceNotFoundException:  # made a moment ago on the forwarding node: its notice is on its way
+            config = None
+        if config is None or config.revision_id != revision:
             await self._reload(name)
             config = self._invoker.route(FunctionRef(name, version))
             if config.revision_id != revision:
