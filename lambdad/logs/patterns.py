@@ -187,8 +187,8 @@ def _compile_regex(body: str) -> re.Pattern[str]:
         if c not in _REGEX_PLAIN and c not in _REGEX_OPERATORS:
             raise InvalidFilterPattern(f"Invalid character(s) in term '%{body}%'")
         i += 1
-    try:
-        return re.compile(body, re.ASCII)
+    try:  # the page writes the bounds "{m, n}"; Python reads "{3, 5}" as text
+        return re.compile(re.sub(r"(?<!\\)\{(\d*) *, *(\d*)\}", r"{\1,\2}", body), re.ASCII)
     except re.error as exc:
         raise InvalidFilterPattern(f"Invalid regex '%{body}%': {exc}") from exc
 
@@ -451,14 +451,41 @@ _FIELD = re.compile(r'"([^"]*)"|\[([^\]]*)\]|(\S+)')
 
 
 def _fields(message: str) -> list[str]:
-    return [next(g for g in found.groups() if g is not None) for found in _FIELD.finditer(message)]
+    """The message's fields: blank-separated, a ``"..."`` or ``[...]`` run one field without its quotes or brackets."""
+    return [found.group(found.lastindex or 0) for found in _FIELD.finditer(message)]
 
 
-_Slot = Union[None, ValueTest]  # None: "..."; a test on the field's text (a named field with no condition: True)
+def _fields_rest_to_last(message: str, count: int) -> list[str]:
+    """Up to ``count`` fields, the last one taking the rest of the line (as it stands, if it holds several)."""
+    fields: list[str] = []
+    for found in _FIELD.finditer(message):
+        if len(fields) == count - 1:
+            rest = message[found.start():].rstrip()
+            fields.append(found.group(found.lastindex or 0) if found.end() >= found.start() + len(rest) else rest)
+            break
+        fields.append(found.group(found.lastindex or 0))
+    return fields
+
+
+_Slot = Union[None, ValueTest]  # None: "..."; else a test on the field's text (True for a field without condition)
 
 
 def _any_value(text: object) -> bool:
     return True
+
+
+def _match_slots(slots: tuple[_Slot, ...], fields: list[str], i: int, j: int) -> bool:
+    """Whether ``fields[j:]`` match ``slots[i:]``; an ellipsis takes any number of fields (backtracking)."""
+    while i < len(slots):
+        slot = slots[i]
+        if slot is None:
+            if i == len(slots) - 1:
+                return True
+            return any(_match_slots(slots, fields, i + 1, k) for k in range(j, len(fields) + 1))
+        if j >= len(fields) or not slot(fields[j]):
+            return False
+        i, j = i + 1, j + 1
+    return j == len(fields)
 
 
 class _DelimitedParser(_Parser):
@@ -479,15 +506,14 @@ class _DelimitedParser(_Parser):
                 break
             self.take("COMMA")
         pattern = tuple(slots)
-        rest_to_last = None not in pattern
+        if None in pattern:
+            return lambda message: _match_slots(pattern, _fields(message), 0, 0)
+        tests, count = tuple(t for t in pattern if t is not None), len(pattern)
 
         def match(message: str) -> bool:
-            fields = _fields(message)
-            if rest_to_last and len(fields) > len(pattern):
-                # no ellipsis: the last field takes the rest of the line
-                head = len(pattern) - 1
-                fields = fields[:head] + [_rest_after(message, head)]
-            return _match_slots(pattern, fields, 0, 0)
+            # no ellipsis: exactly these fields, the last taking the rest of the line
+            fields = _fields_rest_to_last(message, count)
+            return len(fields) == count and all(test(field) for test, field in zip(tests, fields))
         return match
 
     def slot(self) -> ValueTest:
@@ -507,28 +533,3 @@ class _DelimitedParser(_Parser):
                 "Each condition in a space-delimited field must name that field: " + ", ".join(sorted(names)))
         return test
 
-
-def _rest_after(message: str, count: int) -> str:
-    """The message after its first ``count`` fields, without the blanks before it (quotes/brackets stripped if the
-    rest is exactly one such field)."""
-    pos = 0
-    for _ in range(count):
-        found = _FIELD.search(message, pos)
-        assert found is not None
-        pos = found.end()
-    rest = message[pos:].strip()
-    single = _FIELD.fullmatch(rest)
-    return _fields(rest)[0] if single is not None else rest
-
-
-def _match_slots(slots: tuple[_Slot, ...], fields: list[str], i: int, j: int) -> bool:
-    while i < len(slots):
-        slot = slots[i]
-        if slot is None:
-            if i == len(slots) - 1:
-                return True
-            return any(_match_slots(slots, fields, i + 1, k) for k in range(j, len(fields) + 1))
-        if j >= len(fields) or not slot(fields[j]):
-            return False
-        i, j = i + 1, j + 1
-    return j == len(fields)
