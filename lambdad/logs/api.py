@@ -13,7 +13,8 @@ Paging, as the CLI and SDKs page:
   events come (oldest of them first) unless startFromHead.
 - FilterLogEvents: events of all the group's streams (or those named) interleaved by time; a page holds up to
   ``limit`` matches (10,000) and 1 MB, and scans at most ``SCAN_LIMIT`` events, so a rare match in a large group
-  may come after pages with no events but a nextToken, as AWS's do.
+  may come after pages with no events but a nextToken, as AWS's do. The plain terms of a pattern are looked for
+  by the store itself (SQL LIKE), so only events that may match are read into Python.
 - DescribeLogGroups / DescribeLogStreams: up to 50 a page.
 
 Reads go through the store a bounded page at a time, never holding the store for long, and never touch the
@@ -29,7 +30,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from lambdad.api.json_api import JsonContext, JsonError, JsonHandler
 from lambdad.iam.authorize import Authorizer
-from lambdad.logs.patterns import InvalidFilterPattern, compile_pattern
+from lambdad.logs.patterns import InvalidFilterPattern, compile_pattern, required_substrings
 from lambdad.store.interfaces import LogEvent, LogGroupInfo, LogStore, StoredLogEvent
 
 __all__ = ["logs_handlers", "RETENTION_DAYS", "SCAN_LIMIT"]
@@ -308,10 +309,12 @@ def logs_handlers(store: LogStore, authorizer: Authorizer, region: str, account:
         names, prefix = params.get("logStreamNames"), params.get("logStreamNamePrefix")
         if names and prefix:
             raise _invalid("logStreamNames and logStreamNamePrefix are mutually exclusive parameters.")
+        pattern = str(params.get("filterPattern") or "")
         try:
-            matches = compile_pattern(str(params.get("filterPattern") or ""))
+            matches = compile_pattern(pattern)
         except InvalidFilterPattern as exc:
             raise _invalid(str(exc)) from None
+        containing = required_substrings(pattern)  # the store reads only the events that may match
         await existing_group(group)
         streams: list[str] | None = None
         if prefix:
@@ -332,7 +335,7 @@ def logs_handlers(store: LogStore, authorizer: Authorizer, region: str, account:
         size, scanned, more = 0, 0, False
         while streams != []:
             rows = await store.log_events_page(group, streams, start, end, after=after, before=None,
-                                               limit=_PAGE, newest_first=False)
+                                               limit=_PAGE, newest_first=False, containing=containing)
             for row in rows:
                 scanned += 1
                 after = (row.timestamp, row.id)

@@ -74,7 +74,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
-__all__ = ["InvalidFilterPattern", "compile_pattern"]
+__all__ = ["InvalidFilterPattern", "compile_pattern", "required_substrings"]
 
 Matcher = Callable[[str], bool]
 JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
@@ -124,7 +124,30 @@ def _everything(message: str) -> bool:
 _TERM = re.compile(r'([?-]?)(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))(?=\s|$)')
 
 
+def required_substrings(text: str) -> tuple[str, ...]:
+    """Substrings every message that ``text`` matches contains (the plain terms of an unstructured pattern; none
+    for other kinds): what the store can look for itself, so that FilterLogEvents reads only the events that may
+    match (the predicate still decides). ``text`` has compiled."""
+    stripped = text.strip()
+    if not stripped or stripped[0] in "{[" or (len(stripped) >= 2 and stripped[0] == stripped[-1] == "%"):
+        return ()
+    return tuple(_parse_terms(stripped)[0])
+
+
 def _compile_terms(text: str) -> Matcher:
+    required, excluded, optional = _parse_terms(text)
+    if required or excluded:
+        # "?" terms beside plain or "-" terms are ignored (the page's ?ERROR ?ARGUMENTS REQUEST)
+        must, never = tuple(required), tuple(excluded)
+        return lambda message: all(t in message for t in must) and not any(t in message for t in never)
+    if optional:
+        either = tuple(optional)
+        return lambda message: any(t in message for t in either)
+    return _everything
+
+
+def _parse_terms(text: str) -> tuple[list[str], list[str], list[str]]:
+    """The plain, "-" and "?" terms of an unstructured pattern."""
     required: list[str] = []
     excluded: list[str] = []
     optional: list[str] = []
@@ -149,14 +172,7 @@ def _compile_terms(text: str) -> Matcher:
         if not term.strip():
             continue  # " " matches everything
         {"": required, "-": excluded, "?": optional}[prefix].append(term)
-    if required or excluded:
-        # "?" terms beside plain or "-" terms are ignored (the page's ?ERROR ?ARGUMENTS REQUEST)
-        must, never = tuple(required), tuple(excluded)
-        return lambda message: all(t in message for t in must) and not any(t in message for t in never)
-    if optional:
-        either = tuple(optional)
-        return lambda message: any(t in message for t in either)
-    return _everything
+    return required, excluded, optional
 
 
 # --- regular expressions -----------------------------------------------------------------------------------------

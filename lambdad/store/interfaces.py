@@ -216,7 +216,7 @@ class LogStore(Protocol):
 
     async def log_events_page(self, group: str, streams: Sequence[str] | None, start: int | None, end: int | None,
                               after: tuple[int, int] | None, before: tuple[int, int] | None, limit: int,
-                              newest_first: bool) -> list[StoredLogEvent]: ...
+                              newest_first: bool, containing: Sequence[str] = ()) -> list[StoredLogEvent]: ...
 
 
 class IamStore(Protocol):

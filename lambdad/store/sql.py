@@ -714,9 +714,11 @@ class SqlStore:
 
     async def log_events_page(self, group: str, streams: Sequence[str] | None, start: int | None, end: int | None,
                               after: tuple[int, int] | None, before: tuple[int, int] | None, limit: int,
-                              newest_first: bool) -> list[StoredLogEvent]:
+                              newest_first: bool, containing: Sequence[str] = ()) -> list[StoredLogEvent]:
         """Up to ``limit`` events of ``group`` (of ``streams`` only, if given) with ``start <= timestamp < end``,
-        strictly after ``after`` / before ``before`` in (timestamp, id) order; oldest first, or newest first."""
+        strictly after ``after`` / before ``before`` in (timestamp, id) order; oldest first, or newest first.
+        ``containing``: only events whose message may contain each of these (SQL LIKE, which SQLite compares
+        without regard to ASCII case: a superset, for the caller to match exactly)."""
         events = t.log_events
         position = sa.tuple_(events.c.timestamp, events.c.id)
         where: list[ColumnElement[bool]] = [events.c.log_group == group]
@@ -731,6 +733,7 @@ class SqlStore:
             where.append(position > sa.tuple_(*after))
         if before is not None:
             where.append(position < sa.tuple_(*before))
+        where.extend(events.c.message.contains(text, autoescape=True) for text in containing)
         order = (events.c.timestamp.desc(), events.c.id.desc()) if newest_first else (events.c.timestamp, events.c.id)
         query = (sa.select(events.c.id, events.c.log_stream, events.c.timestamp, events.c.message, events.c.ingested)
                  .where(*where).order_by(*order).limit(limit))
