@@ -302,3 +302,15 @@ def test_a_compiled_pattern_is_reused() -> None:
     match = compile_pattern('{ $.level = "ERROR" && $.latency > 100 }')
     events = [json.dumps({"level": level, "latency": n}) for n in range(0, 300, 50) for level in ("ERROR", "INFO")]
     assert [json.loads(e)["latency"] for e in events if match(e)] == [150, 200, 250]
+
+
+def test_the_store_is_given_only_the_substrings_every_match_contains() -> None:
+    from lambdad.logs.patterns import required_substrings
+
+    assert required_substrings("ERROR -Exiting ?WARN") == ("ERROR",)
+    assert required_substrings('"took 100%" user_1') == ("took 100%", "user_1")
+    assert required_substrings("?ERROR ?WARN") == ()  # any of them: nothing every match contains
+    assert required_substrings('{ $.level = "ERROR" }') == ()
+    assert required_substrings("[ip, user, status = 404]") == ()
+    assert required_substrings("%ERR.R%") == ()
+    assert required_substrings("   ") == ()
