@@ -124,6 +124,14 @@ def test_filter_log_events_interleaves_streams_and_pages(logs, fname) -> None:
     assert len(pages) >= 5 and [e["message"] for p in pages for e in p["events"]] == [
         e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
     assert error_of(logs.filter_log_events, logGroupName=f"/test/{fname}-none")[0] == "ResourceNotFoundException"
+    # the store's LIKE prefilter neither takes % and _ for wildcards nor lets case decide
+    logs.create_log_stream(logGroupName=group, logStreamName="c")
+    put(logs, group, "c", ["took 100% cpu", "took 1000 cpu", "error lower", "user_1 in", "userX1 in"])
+    assert [e["message"] for e in logs.filter_log_events(logGroupName=group, logStreamNames=["c"],
+                                                         filterPattern='"100%"')["events"]] == ["took 100% cpu"]
+    assert [e["message"] for e in logs.filter_log_events(logGroupName=group, logStreamNames=["c"],
+                                                         filterPattern="user_1")["events"]] == ["user_1 in"]
+    assert logs.filter_log_events(logGroupName=group, logStreamNames=["c"], filterPattern="ERROR")["events"] == []
 
 
 def test_put_log_events_checks_as_cloudwatch_does(logs, fname) -> None:
