@@ -14,7 +14,7 @@ import os
 import random
 from contextvars import ContextVar
 
-__all__ = ["CURRENT_REQUEST_ID", "RequestIdFilter", "new_trace_root", "random_hex", "request_id", "trace_header"]
+__all__ = ["CURRENT_REQUEST_ID", "RequestIdFilter", "new_trace_root", "random_bits", "random_hex", "request_id", "trace_header"]
 
 # The request (or asynchronous invocation) being served: set where one starts (api/http.py per API request,
 # invoke/async_queue.py per delivery attempt); every task started under it inherits it. Server log lines carry it.
@@ -47,6 +47,11 @@ def trace_header(epoch_seconds: float) -> str:
 def new_trace_root(epoch_seconds: float) -> str:
     """A new X-Ray trace id (a header's Root): ``1-<time, 8 hex digits>-<96 bits>``."""
     return f"1-{int(epoch_seconds):08x}-{_getrandbits(96):024x}"
+
+
+def random_bits(bits: int) -> int:
+    """A random number of ``bits`` bits (a span id: 64), never 0 (an invalid id)."""
+    return _getrandbits(bits) or 1
 
 
 def random_hex(digits: int) -> str:

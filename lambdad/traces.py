@@ -10,18 +10,19 @@ The header an invocation's runtime is given (``Lambda-Runtime-Trace-Id``, which 
 
 Either way a ``Lineage`` field (async chains, ids.py) is appended by the environment.
 
-Spans (``spans.py``, imported only when an endpoint is set): with an OTLP endpoint set (``LAMBDAD_OTLP_ENDPOINT``) each sampled invocation of an Active function is
-exported as an invocation span (kind SERVER, named after the function, FaaS attributes) whose trace id is the
-X-Ray Root without its dashes (``1-5759e988-bd862e3fe1be46a994272793`` ↔ ``5759e988bd862e3fe1be46a994272793``)
-and whose span id is the header's Parent, with the children X-Ray's Lambda segment has:
+Spans (``spans.py``, imported only when ``LAMBDAD_OTLP_ENDPOINT`` is set): each traced invocation (a sampled one
+of an Active function) is exported as an invocation span (kind SERVER, named after the function, FaaS
+attributes) whose trace id is the X-Ray Root without its version and dashes (``1-5759e988-bd862e3fe1be46a994272793``
+↔ ``5759e988bd862e3fe1be46a994272793``) and whose span id is the header's Parent, with the children X-Ray's
+Lambda segment has:
 
     Init      a cold start's init phase (``faas.init_duration_ms``)
     Invoke    from the runtime taking the event to its response or error
     Overhead  from that answer until the runtime asks for the next event (the environment is ready again)
 
-The invocation span is begun when the invocation is (its id goes into the header) and ended, with its children
-built from the times the environment reports (``InvocationSpans.ended``), when the environment is ready again —
-or gone. Export is the SDK's BatchSpanProcessor's, on its own thread; ``aclose`` flushes it.
+The invocation's ids and start are fixed when it begins (its span id goes into the header); its spans are built
+from the times the environment reports (``InvocationSpans.ended``) when the environment is ready again — or
+gone — and exported by the SDK's BatchSpanProcessor on its own thread; ``Traces.aclose`` flushes it.
 """
 
 from __future__ import annotations
