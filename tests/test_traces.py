@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTrac
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from lambdad.traces import continue_trace, parse_trace_header
-from tests.server import Server, create_python_function, wait_until
+from tests.server import ROLE, Server, create_python_function, make_zip, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 ECHO_TRACE = "import os\n\ndef handler(event, context):\n    return os.environ['_X_AMZN_TRACE_ID']\n"
@@ -227,6 +228,24 @@ def test_the_callers_trace_is_continued(traced: Server, receiver: Receiver) -> N
     sentinel, _ = invoke(lam, "traced-continued")  # exported after the one before would have been
     assert wait_until(lambda: "Overhead" in receiver.trace(trace_id_of(sentinel)), timeout=10)
     assert receiver.trace(unsampled_root[2:10] + unsampled_root[11:]) == {}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node on PATH")
+def test_node_functions_see_the_header_in_their_environment(traced: Server, receiver: Receiver) -> None:
+    lam = traced.client()
+    code = "exports.handler = async () => process.env._X_AMZN_TRACE_ID;\n"
+    lam.create_function(FunctionName="traced-node", Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+                        Code={"ZipFile": make_zip({"index.js": code})}, TracingConfig={"Mode": "Active"})
+    lam.get_waiter("function_active_v2").wait(FunctionName="traced-node")
+    seen, request_id = invoke(lam, "traced-node", f"Root={CALLER_ROOT};Parent={CALLER_PARENT};Sampled=1")
+    m = HEADER.fullmatch(seen)
+    assert m is not None and seen.startswith(f"Root={CALLER_ROOT};") and m.group(4) == "1", seen
+    again, _ = invoke(lam, "traced-node")
+    assert HEADER.fullmatch(again) is not None and trace_id_of(again) != trace_id_of(seen)  # per invocation
+    assert wait_until(lambda: "Overhead" in receiver.trace(trace_id_of(again)), timeout=10)
+    spans = [span for span, _ in receiver.spans if span.name == "traced-node"
+             and attributes(span.attributes)["faas.invocation_id"] == request_id]
+    assert len(spans) == 1 and spans[0].span_id.hex() == m.group(3)
 
 
 def test_pass_through_and_untraced_functions_export_nothing(traced: Server, receiver: Receiver) -> None:
