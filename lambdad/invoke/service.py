@@ -128,8 +128,8 @@ class InvokeService:
 
     def _trace(self, invocation: Invocation, config: FunctionConfig, caller: str | None, begun: int,
                cold: bool) -> None:
-        """A traced invocation's header gets its Parent: its span's id (opened now, dated ``begun``) when spans
-        are exported, else a random one."""
+        """A traced invocation's header gets its Parent: the id of its span (which starts at ``begun``; spans.py)
+        when spans are exported, else a random one."""
         if invocation.spans is not None:  # a second environment, the first having ended before it took it
             cast("InvocationSpans", invocation.spans).cold_start(cold)
             return
