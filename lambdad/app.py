@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import botocore.session
 
@@ -95,6 +95,9 @@ from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
 from lambdad.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from lambdad.spans import Traces
 
 __all__ = ["LambdadApp"]
 
@@ -290,7 +293,14 @@ class LambdadApp:
         if self.permits is not None:
             self.permits.start()
         self.pool.start()
-        self.invoker = InvokeService(self.functions, self.pool, self.runtimes)
+        # spans of Active functions' sampled invocations, over OTLP/HTTP (traces.py); None: nothing is exported
+        self.traces: Traces | None = None
+        if s.otlp_endpoint:
+            from lambdad.spans import Traces
+
+            self.traces = Traces(s.otlp_endpoint)
+            log.info("traces: spans of Active functions' sampled invocations go to %s", self.traces.endpoint)
+        self.invoker = InvokeService(self.functions, self.pool, self.runtimes, self.traces)
         self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count),
                                      lambda: self.provisioned.report())
         self.router = InvokeRouter(self.link, self.invoker, self.membership.live, self._reload_function,
@@ -526,6 +536,10 @@ class LambdadApp:
         if isinstance(self.shared_blobs, S3BlobStore):
             self.shared_blobs.close()
 
+    async def _close_traces(self) -> None:
+        if self.traces is not None:
+            await self.traces.aclose()
+
     async def _close_http(self) -> None:
         if self._http is not None:
             await self._http.aclose(timeout=5.0)  # requests still being answered get 5 s
@@ -570,6 +584,7 @@ class LambdadApp:
             ("blob sweep", self._close_blob_sweep),
             ("provisioned concurrency", self.provisioned.aclose),
             ("environments", self.pool.aclose),
+            ("trace exporter", self._close_traces),  # after the environments: their last spans are ended
             ("concurrency shares", self._close_permits),
             ("fork servers", self.launcher.aclose),
             ("function network", self._close_network),

@@ -57,6 +57,9 @@ def main() -> None:
 @click.option("--blob-url", default=None,
               help="s3://BUCKET[/PREFIX] for the cluster's code blobs, through the AWS SDK's configuration "
                    "[LAMBDAD_BLOB_URL; default: JetStream's object store].")
+@click.option("--otlp-endpoint", default=None,
+              help="OTLP/HTTP endpoint, e.g. http://localhost:4318, that receives the spans of Active functions' "
+                   "sampled invocations [LAMBDAD_OTLP_ENDPOINT; default: none, no spans].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

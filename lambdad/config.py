@@ -60,6 +60,8 @@ class Settings:
     advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
     # refuse a function's role that is not an IAM role Lambda may assume (as AWS does); off: any role ARN is taken
     iam_refuse_unknown_roles: bool = False
+    # http(s)://host:4318: sampled invocations of Active functions are exported there as OTLP/HTTP spans
+    otlp_endpoint: str | None = None
 
     @property
     def store_url(self) -> str:
@@ -141,6 +143,9 @@ class Settings:
 
         if CLUSTER_NAME.fullmatch(self.cluster_name) is None:
             raise ValueError(f"cluster name must be 1 to 32 letters, digits, _ and -, not {self.cluster_name!r}")
+        if self.otlp_endpoint is not None and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"OTLP endpoint must be http://HOST:PORT or https://HOST:PORT (OTLP over HTTP), "
+                             f"not {self.otlp_endpoint!r}")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both LAMBDAD_ACCESS_KEY_ID and LAMBDAD_SECRET_ACCESS_KEY, or neither")
 

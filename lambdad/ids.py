@@ -14,7 +14,7 @@ import os
 import random
 from contextvars import ContextVar
 
-__all__ = ["CURRENT_REQUEST_ID", "RequestIdFilter", "request_id", "trace_header"]
+__all__ = ["CURRENT_REQUEST_ID", "RequestIdFilter", "new_trace_root", "random_bits", "random_hex", "request_id", "trace_header"]
 
 # The request (or asynchronous invocation) being served: set where one starts (api/http.py per API request,
 # invoke/async_queue.py per delivery attempt); every task started under it inherits it. Server log lines carry it.
@@ -42,6 +42,21 @@ def trace_header(epoch_seconds: float) -> str:
     """An X-Ray trace header for a new, unsampled trace: ``Root=1-<time>-<96 bits>;Parent=<64 bits>;Sampled=0``."""
     h = f"{_getrandbits(160):040x}"
     return f"Root=1-{int(epoch_seconds):08x}-{h[:24]};Parent={h[24:]};Sampled=0"
+
+
+def new_trace_root(epoch_seconds: float) -> str:
+    """A new X-Ray trace id (a header's Root): ``1-<time, 8 hex digits>-<96 bits>``."""
+    return f"1-{int(epoch_seconds):08x}-{_getrandbits(96):024x}"
+
+
+def random_bits(bits: int) -> int:
+    """A random number of ``bits`` bits (a span id: 64), never 0 (an invalid id)."""
+    return _getrandbits(bits) or 1
+
+
+def random_hex(digits: int) -> str:
+    """``digits`` random hex digits (an X-Ray Parent: 16)."""
+    return f"{_getrandbits(digits * 4):0{digits}x}"
 
 
 LINEAGE_HASH = "6c616d64"  # the hash part of the Lineage field lambdad writes ("lamd")

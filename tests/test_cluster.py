@@ -254,6 +254,25 @@ def test_any_node_serves_an_invoke_at_the_function_home(cluster, fname) -> None:
         assert json.loads(out["Payload"].read())["event"] == {"after": "kill"}
 
 
+def test_a_forwarded_invocation_keeps_the_callers_trace(cluster, fname) -> None:
+    """An Active function invoked through each node runs at its home; the caller's X-Amzn-Trace-Id goes with the
+    invocation, and the function's header continues it (docs/observability.md#traces)."""
+    nodes = cluster(2).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, "import os\n\ndef handler(event, context):\n"
+                           "    return os.environ['_X_AMZN_TRACE_ID']\n", TracingConfig={"Mode": "Active"})
+    assert wait_until(lambda: all(_knows(c, fname) for c in clients), timeout=5)
+    root = "1-5759e988-bd862e3fe1be46a994272793"
+    for client in clients:
+        def add_header(request, **_) -> None:
+            request.headers["X-Amzn-Trace-Id"] = f"Root={root};Parent=53995c3f42cd8ad8;Sampled=1"
+
+        client.meta.events.register("before-sign.lambda.Invoke", add_header)
+        seen = json.loads(client.invoke(FunctionName=fname, Payload=b"{}")["Payload"].read())
+        assert seen.startswith(f"Root={root};Parent=") and seen.endswith(";Sampled=1"), seen
+        assert "53995c3f42cd8ad8" not in seen  # its Parent is the invocation's own
+
+
 def test_a_lease_owned_job_moves_when_its_node_dies(cluster) -> None:
     nodes = cluster(3).nodes
     name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]

@@ -90,6 +90,7 @@ class RequestContext:
     base_url: str  # scheme://host[:port] the client used, for URLs we hand out
     principal: Principal  # who signed the request
     lineage: int = 0  # the X-Amzn-Trace-Id's Lineage count: a function's call in a chain of async invocations
+    trace: str | None = None  # the caller's X-Amzn-Trace-Id: an invocation continues its trace (traces.py)
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[Mapping[str, Any]]]
@@ -175,8 +176,9 @@ class LambdaApi:
             params = parse_request(op, uri_params, query, headers, request.body)
             if not identity.principal.root:
                 self._authorize(identity.principal, op.name, uri_params, query, params, request.peer or None)
+            trace = headers.get("x-amzn-trace-id")
             ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal,
-                                 lineage_of(headers.get("x-amzn-trace-id")))
+                                 lineage_of(trace), trace)
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
         except LambdaError as exc:

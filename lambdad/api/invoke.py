@@ -99,7 +99,7 @@ def invoke_handlers(service: Invoker, queue: EventQueue, region: str, account_id
             return {"StatusCode": 202}
         outcome = await service.invoke(
             config, payload, request_id=ctx.request_id, client_context=client_context,
-            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail", lineage=ctx.lineage,
+            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail", lineage=ctx.lineage, trace=ctx.trace,
         )
         result = outcome.result
         out: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload, "ExecutedVersion": outcome.executed_version}

@@ -110,17 +110,18 @@ class InvokeRouter:
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False, lineage: int = 0) -> InvokeOutcome:
+                     want_log: bool = False, lineage: int = 0, trace: str | None = None) -> InvokeOutcome:
         home = self._home(config, payload)
         if home is None:
             return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
-                                              invoked_arn=invoked_arn, want_log=want_log, lineage=lineage)
+                                              invoked_arn=invoked_arn, want_log=want_log, lineage=lineage,
+                                              trace=trace)
         from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
         request_id = request_id or str(uuid.uuid4())
         asked = {"name": config.name, "version": config.version, "revision": config.revision_id,
                  "request_id": request_id, "invoked_arn": invoked_arn, "want_log": want_log,
-                 "client_context": client_context, "lineage": lineage}
+                 "client_context": client_context, "lineage": lineage, "trace": trace}
         key = (config.name, config.version)
         self._at_home[key] = self._at_home.get(key, 0) + 1
         try:
@@ -128,7 +129,8 @@ class InvokeRouter:
         except NoRespondersError:
             log.info("cluster: node %s, home of %s:%s, is gone; running it here", home, config.name, config.version)
             return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
-                                              invoked_arn=invoked_arn, want_log=want_log, lineage=lineage)
+                                              invoked_arn=invoked_arn, want_log=want_log, lineage=lineage,
+                                              trace=trace)
         except NatsTimeout as exc:
             raise ServiceException(f"The node running the invocation ({home}) did not answer within "
                                    f"{config.timeout + _ANSWER_MARGIN:.0f} s.") from exc
@@ -196,7 +198,8 @@ class InvokeRouter:
             config = await self._config(asked["name"], asked["version"], asked["revision"])
             outcome = await self._invoker.invoke(
                 config, msg.data, request_id=asked["request_id"], client_context=asked["client_context"],
-                invoked_arn=asked["invoked_arn"], want_log=asked["want_log"], lineage=int(asked.get("lineage", 0)))
+                invoked_arn=asked["invoked_arn"], want_log=asked["want_log"], lineage=int(asked.get("lineage", 0)),
+                trace=asked.get("trace"))
             result = outcome.result
             answer = {"status": result.status, "executed_version": outcome.executed_version,
                       "function_error": result.function_error, "log": result.log_text if asked["want_log"] else ""}

@@ -491,6 +491,7 @@ class FunctionService:
             out["layer_sizes"] = tuple(r.code_size for r in found)
             out["layer_hashes"] = tuple(r.code_hash for r in found)
         if changes.tracing_mode:
+            validation.check_tracing_mode(changes.tracing_mode)
             out["tracing_mode"] = changes.tracing_mode
         if changes.dead_letter_target is not None:
             validation.check_dead_letter_target(changes.dead_letter_target)

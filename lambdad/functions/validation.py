@@ -23,6 +23,7 @@ __all__ = [
     "check_layers",
     "check_role",
     "check_architectures",
+    "check_tracing_mode",
 ]
 
 RESERVED_ENV_KEYS = frozenset(
@@ -135,6 +136,12 @@ def check_architectures(architectures: list[str]) -> None:
             raise InvalidParameterValueException(
                 f"This lambdad server runs on {native} and cannot run {arch} functions."
             )
+
+
+def check_tracing_mode(mode: str) -> None:
+    """TracingConfig's Mode: Active or PassThrough (docs/observability.md#traces)."""
+    if mode not in ("Active", "PassThrough"):
+        raise _constraint(mode, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]")
 
 
 def check_dead_letter_target(arn: str) -> None:

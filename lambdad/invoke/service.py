@@ -11,17 +11,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from lambdad.arn import FunctionRef, function_arn
 from lambdad.errors import InvalidRuntimeException, ServiceException
 from lambdad.functions.model import FunctionConfig
 from lambdad.functions.service import FunctionService
+from lambdad.ids import random_hex
 from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.traces import ACTIVE, continue_trace
+
+if TYPE_CHECKING:
+    from lambdad.spans import InvocationSpans, Traces
 
 __all__ = ["InvokeService", "InvokeOutcome", "Invoker"]
 
@@ -47,12 +53,14 @@ class Invoker(Protocol):
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False, lineage: int = 0) -> InvokeOutcome: ...
+                     want_log: bool = False, lineage: int = 0, trace: str | None = None) -> InvokeOutcome: ...
 
 
 class InvokeService:
-    def __init__(self, functions: FunctionService, pool: EnvironmentPool, runtimes: RuntimeRegistry) -> None:
+    def __init__(self, functions: FunctionService, pool: EnvironmentPool, runtimes: RuntimeRegistry,
+                 traces: Traces | None = None) -> None:
         self._functions = functions
+        self._traces = traces  # the OTLP exporter (LAMBDAD_OTLP_ENDPOINT), or None
         self._pool = pool
         self._runtimes = runtimes
         self._specs: dict[tuple[str, str, str], EnvironmentSpec] = {}
@@ -81,11 +89,13 @@ class InvokeService:
         invoked_arn: str | None = None,
         want_log: bool = False,
         lineage: int = 0,
+        trace: str | None = None,
     ) -> InvokeOutcome:
         """Run ``config`` once with ``payload``. Raises TooManyRequestsException when no environment can be had.
 
         ``invoked_arn`` is the ARN the caller used (default: the unqualified function ARN); with ``want_log`` the
-        result carries the invocation's log lines (for LogType=Tail)."""
+        result carries the invocation's log lines (for LogType=Tail); ``trace`` is the caller's X-Amzn-Trace-Id,
+        continued as the function's TracingConfig says (traces.py)."""
         spec = await self._spec(config)
         request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(
@@ -96,8 +106,14 @@ class InvokeService:
             want_log=want_log,
             lineage=lineage,
         )
+        traced = False
+        if trace is not None or config.tracing_mode == ACTIVE:  # else the environment makes a new unsampled one
+            invocation.trace_header, traced = continue_trace(config.tracing_mode, trace)
+        begun = time.time_ns() if traced else 0
         for _ in range(_MAX_ENVIRONMENTS_LOST):
-            env, _cold = await self._pool.acquire(spec)
+            env, cold = await self._pool.acquire(spec)
+            if traced:
+                self._trace(invocation, config, trace, begun, cold)
             try:
                 result = await env.invoke(invocation)
                 break
@@ -109,6 +125,25 @@ class InvokeService:
             raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
                                    "could take the invocation")
         return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+
+    def _trace(self, invocation: Invocation, config: FunctionConfig, caller: str | None, begun: int,
+               cold: bool) -> None:
+        """A traced invocation's header gets its Parent: the id of its span (which starts at ``begun``; spans.py)
+        when spans are exported, else a random one."""
+        if invocation.spans is not None:  # a second environment, the first having ended before it took it
+            cast("InvocationSpans", invocation.spans).cold_start(cold)
+            return
+        assert invocation.trace_header is not None
+        if self._traces is None:
+            invocation.trace_header = f"{invocation.trace_header};Parent={random_hex(16)};Sampled=1"
+            return
+        spans = self._traces.begin(
+            invocation.trace_header, caller, request_id=invocation.request_id, start_ns=begun,
+            function_arn=config.arn(self._functions.region, self._functions.account_id, qualified=True),
+            name=config.name, version=config.version)
+        spans.cold_start(cold)
+        invocation.spans = spans
+        invocation.trace_header = spans.header
 
     async def provisioned_spec(self, config: FunctionConfig) -> EnvironmentSpec:
         """The spec of an environment initialised ahead of time for provisioned concurrency."""

@@ -131,6 +131,7 @@ class Environment:
         self._deferred: tuple[Invocation, bytes, str | None, str] | None = None  # an answer held for extensions
         self._runtime_parked = False
         self._killed = False
+        self._traced: tuple[Invocation, float] | None = None  # answered, its spans open until the runtime is ready
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -279,6 +280,8 @@ class Environment:
         """The runtime's ``GET /next``: ``deliver`` gets the next invocation — now if one is waiting, else from
         ``invoke`` the moment one comes, in the same call (no queue, task or loop iteration in between) — or a
         RuntimeApiError. ``cancel_next`` withdraws it (the runtime's connection closed)."""
+        if self._traced is not None:  # the runtime is ready again after a sampled invocation
+            self._end_spans(time.monotonic())
         if not self._init_reported and self._extensions.wait_init(lambda: self._after_extensions_init(deliver)):
             self._parked = deliver  # the init phase ends when the runtime and every extension have called next
             return
@@ -327,7 +330,7 @@ class Environment:
         now_wall = time.time()
         invocation.started = time.monotonic()
         deadline_ms = int((now_wall + timeout) * 1000)
-        trace = trace_header(now_wall)
+        trace = invocation.trace_header or trace_header(now_wall)
         if invocation.lineage:  # the SDK sends it on with the function's own calls (loops are counted)
             trace = f"{trace};Lineage={LINEAGE_HASH}:{invocation.lineage}"
         headers = {
@@ -399,6 +402,8 @@ class Environment:
         """No extension is busy any more: the runtime's answer held for them goes out."""
         if self._deferred is not None:
             self._flush_deferred()
+            if self._runtime_parked and self._traced is not None:  # it asked for the next event meanwhile
+                self._end_spans(time.monotonic())
             proc = self._proc
             if (self._runtime_parked and not self._queued and proc is not None and proc.cgroup is not None
                     and self._life.state is not EnvState.DEAD):
@@ -510,11 +515,25 @@ class Environment:
         self._current = None
         self._life.settle()
         inv.completed = True
+        if inv.spans is not None:
+            if self._traced is not None:
+                self._end_spans(None)
+            self._traced = (inv, time.monotonic())
         if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
             inv.future.set_result(InvocationResult(payload, function_error, log_text, status))
         if later:  # queued after the caller's wake-up, which set_result has just queued
             asyncio.get_running_loop().call_soon(self._log.report, inv, duration, status, report_error)
+
+    def _end_spans(self, ready: float | None) -> None:
+        """End the spans of the sampled invocation last answered: the runtime is ready again (at ``ready``), or
+        the environment ended (None)."""
+        assert self._traced is not None
+        inv, answered = self._traced
+        self._traced = None
+        assert inv.spans is not None
+        init = (self._spawned_at, self.init_duration_ms) if self.init_duration_ms is not None else None
+        inv.spans.ended(inv.started, answered, ready, init)
 
     def _on_timeout(self, inv: Invocation, seconds: float) -> None:
         if inv.future is None or inv.completed:
@@ -620,6 +639,8 @@ class Environment:
             if not inv.started:
                 inv.started = time.monotonic()
             self._complete(inv, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
+        if self._traced is not None:
+            self._end_spans(None)
         proc = self._proc
         if proc is not None:
             # the process was killed above; wait (without blocking the loop) until the fork server reaps it

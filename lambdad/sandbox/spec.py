@@ -22,7 +22,7 @@ from lambdad.sandbox.network import FunctionNetwork
 TAIL_BYTES = 4096  # the log tail an Invoke with LogType=Tail returns
 
 __all__ = ["Credentials", "EnvironmentLauncher", "EnvironmentLost", "EnvironmentSpec", "FunctionVersion",
-           "Invocation", "InvocationResult", "LogWriter", "PlatformAccess"]
+           "Invocation", "InvocationResult", "InvocationTrace", "LogWriter", "PlatformAccess"]
 
 
 class FunctionVersion(Protocol):
@@ -105,6 +105,15 @@ class PlatformAccess:
     serve: Callable[[socket.socket], Awaitable[asyncio.AbstractServer]] | None = None
 
 
+class InvocationTrace(Protocol):
+    """A sampled invocation's spans (``traces.py``'s InvocationSpans), told once what the environment saw, in
+    monotonic seconds: the runtime took the event at ``started`` (0: never), answered at ``answered``, asked for
+    the next event at ``ready`` (None: the environment ended instead); ``init``: its init phase (start, ms)."""
+
+    def ended(self, started: float, answered: float, ready: float | None,
+              init: tuple[float, float] | None) -> None: ...
+
+
 class EnvironmentLost(LambdadError):
     """The runtime of a warm environment ended before it took the invocation (e.g. a Node runtime exiting after
     reporting an uncaught exception): nothing of the invocation ran, so it can run in another environment."""
@@ -123,6 +132,8 @@ class Invocation:
     completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
     want_log: bool = False  # the caller wants its log lines (LogType=Tail): kept, and written before the answer
     lineage: int = 0  # its place in a chain of asynchronous invocations (1 for the first; 0: none), in its trace id
+    trace_header: str | None = None  # its X-Ray header (without Lineage), when not a new unsampled trace's
+    spans: InvocationTrace | None = None  # sampled, with an OTLP endpoint: its spans, ended by the environment
 
 
 @dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
