@@ -845,8 +845,9 @@ def test_the_logs_api_reads_what_any_node_wrote(cluster, fname) -> None:
     lam.invoke(FunctionName=fname)
     la, lb = nodes[0].client("logs"), nodes[1].client("logs")
     group = f"/aws/lambda/{fname}"
-    assert wait_until(lambda: any(e["message"] == "ERROR from node a" for e in lb.filter_log_events(
-        logGroupName=group, filterPattern="ERROR")["events"]), timeout=15)
+    from tests.test_logs_api import events_of
+
+    assert wait_until(lambda: any(e["message"] == "ERROR from node a" for e in events_of(lb, group)), timeout=15)
     lb.create_log_stream(logGroupName=group, logStreamName="mine")
     now = int(time.time() * 1000)
     lb.put_log_events(logGroupName=group, logStreamName="mine", logEvents=[
