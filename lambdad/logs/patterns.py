@@ -80,8 +80,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
-import re2  # google-re2: linear-time matching, so no pattern can hold the event loop (see "Regex engine")
-
 __all__ = ["InvalidFilterPattern", "compile_pattern"]
 
 Matcher = Callable[[str], bool]
@@ -174,8 +172,6 @@ _REGEX_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _REGEX_OPERATORS = frozenset("^$?[]{}|\\*+.")
 _REGEX_CLASS_ESCAPES = frozenset("dDsSwW")
 _BOUNDS = re.compile(r"(?<!\\)\{(\d*) *, *(\d*)\}")
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a refused pattern is the client's error, not a line on the server's stderr
 
 
 def _compile_regex(body: str) -> Callable[[str], bool]:
@@ -203,8 +199,12 @@ def _compile_regex(body: str) -> Callable[[str], bool]:
         return lambda text: body in text
     # the page writes bounds "{m, n}" and lets m go: RE2 reads "{3, 5}" and "{,5}" as text
     translated = _BOUNDS.sub(lambda m: "{%s,%s}" % (m.group(1) or "0", m.group(2)), body)
+    import re2  # google-re2: linear-time matching, so no pattern can hold the event loop (see "Regex engine")
+
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the client's error, not a line on the server's stderr
     try:
-        compiled = re2.compile(translated, options=_RE2_OPTIONS)
+        compiled = re2.compile(translated, options=options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise InvalidFilterPattern(f"Invalid regex '%{body}%': {reason}") from exc

@@ -312,6 +312,12 @@ def test_a_regex_takes_linear_time() -> None:
     assert time.monotonic() - started < 2
 
 
+def test_a_refused_regex_leaves_the_servers_stderr_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(InvalidFilterPattern):
+        compile_pattern("%a{1001}%")  # Python's re takes it, RE2 refuses it (and would log it unless told not to)
+    assert capfd.readouterr().err == ""
+
+
 def test_a_compiled_pattern_is_reused() -> None:
     match = compile_pattern('{ $.level = "ERROR" && $.latency > 100 }')
     events = [json.dumps({"level": level, "latency": n}) for n in range(0, 300, 50) for level in ("ERROR", "INFO")]
