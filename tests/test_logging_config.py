@@ -190,6 +190,24 @@ def test_a_timeout_in_json(lam, fname) -> None:
     assert report["status"] == "timeout" and report["metrics"]["durationMs"] >= 1000
 
 
+def test_errors_in_json(lam, fname) -> None:
+    code = ("import os\ndef handler(event, context):\n    if event.get('exit'):\n        os._exit(3)\n"
+            "    raise KeyError('missing')\n")
+    create_python_function(lam, fname, code, LoggingConfig={"LogFormat": "JSON"})
+    resp, body, tail = invoke(lam, fname)
+    rid = resp["ResponseMetadata"]["RequestId"]
+    assert body["errorType"] == "KeyError"
+    error = [r for r in records(tail) if r.get("level") == "ERROR"][0]  # the runtime's error record, in JSON
+    assert error["errorType"] == "KeyError" and error["requestId"] == rid and error["stackTrace"]
+    assert platform(tail, "platform.report")[0]["status"] == "error"
+    resp = lam.invoke(FunctionName=fname, Payload=b'{"exit": true}', LogType="Tail")
+    assert json.loads(resp["Payload"].read())["errorType"] == "Runtime.ExitError"
+    tail = base64.b64decode(resp["LogResult"]).decode().splitlines()
+    assert not any("Runtime exited" in line for line in tail)
+    report = platform(tail, "platform.report")[0]
+    assert (report["status"], report["errorType"]) == ("failure", "Runtime.ExitError")
+
+
 def test_levels_need_the_json_format(lam, fname) -> None:
     message = ('LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request or '
                'change the LogFormat to "JSON" and try again.')
