@@ -4,6 +4,7 @@ The environment drives its parts, each a module of its own:
 
     lifecycle.py       its state and ``warm``: the transition table, and the one method that makes a transition
     invocation_log.py  what it writes: START/END/REPORT, the function's output, the caller's tail, telemetry
+    json_log.py        the same in Lambda's JSON format (LoggingConfig LogFormat JSON), filtered by level
     extensions.py      its external extensions and the Extensions API they call
     endpoint.py        the Runtime API's listeners (and those in its network namespace), and who may connect
     variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
