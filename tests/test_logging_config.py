@@ -245,3 +245,7 @@ def test_a_custom_log_group(server, lam, fname) -> None:
     assert stored(server, group)[1] == stored(server, fname)[1]
     code, lines = stored(server, f"/aws/lambda/{fname}")
     assert code == 1 and lines == []  # nothing went to the default group
+    logs = server.client("logs")  # the CloudWatch Logs API sees the same group
+    events = logs.filter_log_events(logGroupName=group)["events"]
+    assert any(e["message"].startswith(f"REPORT RequestId: {rid}") for e in events)
+    logs.close()
