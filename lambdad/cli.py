@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lambdad.app import LambdadApp
     from lambdad.sandbox.launcher import Containment
     from lambdad.store.sql import SqlStore
+    from lambdad.store.interfaces import LogEvent
 
 __all__ = ["main"]
 
@@ -416,8 +417,18 @@ def _logs_from_store(function_name: str, data_dir: Path | None, stream: str | No
         raise click.UsageError(
             f"no lambdad data in {settings.data_dir}: run this where the server was started, or name its data dir "
             "with --data-dir or LAMBDAD_DATA_DIR")
-    group = function_name if function_name.startswith("/") else f"/aws/lambda/{function_name}"
-    events = _with_store(settings, lambda store: store.read_logs(group, stream))
+
+    async def read(store: SqlStore) -> tuple[str, list[LogEvent]]:
+        group = function_name
+        if not function_name.startswith("/"):  # the group $LATEST's LoggingConfig names (a deleted one: the default)
+            from lambdad.functions.model import FunctionConfig
+
+            found = await store.load_functions(function_name)
+            group = (FunctionConfig.from_json(found[0].latest).log_group_name if found
+                     else f"/aws/lambda/{function_name}")
+        return group, await store.read_logs(group, stream)
+
+    group, events = _with_store(settings, read)
     for event in events:
         click.echo(event.message)
     if not events:

@@ -41,6 +41,8 @@ def _config(params: Mapping[str, Any]) -> ConfigChanges:
         dead_letter_target=((params["DeadLetterConfig"] or {}).get("TargetArn") or "") if "DeadLetterConfig" in params
         else None,
         log_format=logging_config.get("LogFormat") or None,
+        application_log_level=logging_config.get("ApplicationLogLevel") or None,
+        system_log_level=logging_config.get("SystemLogLevel") or None,
         log_group=logging_config.get("LogGroup") or None,
     )
 

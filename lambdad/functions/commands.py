@@ -36,8 +36,14 @@ class ConfigChanges:
     layers: tuple[str, ...] | None = None  # layer version ARNs, in order
     tracing_mode: str | None = None
     dead_letter_target: str | None = None  # "" clears it
-    log_format: str | None = None
+    log_format: str | None = None  # LoggingConfig's members (functions/logging_config.py)
+    application_log_level: str | None = None
+    system_log_level: str | None = None
     log_group: str | None = None
+
+    def names_logging(self) -> bool:
+        return not (self.log_format is None and self.application_log_level is None
+                    and self.system_log_level is None and self.log_group is None)
 
 
 @dataclass(frozen=True, slots=True)

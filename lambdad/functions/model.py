@@ -48,8 +48,10 @@ class FunctionConfig:
     package_type: str = "Zip"
     tracing_mode: str = "PassThrough"
     dead_letter_target: str = ""  # DeadLetterConfig.TargetArn: an SQS queue or SNS topic ("" none)
-    log_format: str = "Text"
-    log_group: str = ""
+    log_format: str = "Text"  # LoggingConfig (functions/logging_config.py): Text | JSON
+    log_group: str = ""  # "" is the default group, /aws/lambda/<name>
+    application_log_level: str = ""  # with JSON only: TRACE ... FATAL
+    system_log_level: str = ""  # with JSON only: DEBUG | INFO | WARN
     state: str = "Active"
     last_update_status: str = "Successful"
 
@@ -96,7 +98,7 @@ class FunctionConfig:
             "EphemeralStorage": {"Size": self.ephemeral_storage},
             "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
             "RuntimeVersionConfig": {"RuntimeVersionArn": f"arn:aws:lambda:{region}::runtime:lambdad-{self.runtime}"},
-            "LoggingConfig": {"LogFormat": self.log_format, "LogGroup": self.log_group_name},
+            "LoggingConfig": self._logging_config(),
         }
         if self.environment:
             out["Environment"] = {"Variables": dict(self.environment)}
@@ -105,6 +107,15 @@ class FunctionConfig:
         if self.layers:
             sizes = self.layer_sizes or (0,) * len(self.layers)
             out["Layers"] = [{"Arn": arn, "CodeSize": size} for arn, size in zip(self.layers, sizes)]
+        return out
+
+    def _logging_config(self) -> dict[str, str]:
+        out = {"LogFormat": self.log_format}
+        if self.application_log_level:
+            out["ApplicationLogLevel"] = self.application_log_level
+        if self.system_log_level:
+            out["SystemLogLevel"] = self.system_log_level
+        out["LogGroup"] = self.log_group_name
         return out
 
     def to_json(self) -> str:

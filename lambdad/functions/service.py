@@ -41,11 +41,12 @@ from lambdad.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lambdad.functions import paging, validation
+from lambdad.functions import logging_config, paging, validation
 from lambdad.functions.code import CodeTrees
 from lambdad.functions.code_storage import CodeStorage, zip_of
 from lambdad.functions.commands import ConfigChanges, CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration
 from lambdad.functions.layers import LayerService
+from lambdad.functions.logging_config import LoggingSettings
 from lambdad.functions.model import Alias, Function, FunctionConfig
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.store.interfaces import BlobStore, FunctionStore, StoreConflict, StoredFunction
@@ -277,6 +278,7 @@ class FunctionService:
         if len(tags) > MAX_TAGS:
             raise InvalidParameterValueException("Number of tags exceeds resource tag limit.")
         fields = self._config_fields(command.config)
+        fields.update(_logging_fields(None, command.config))
         async with self.lock(name):
             if name in self._functions:
                 raise ResourceConflictException(
@@ -347,6 +349,7 @@ class FunctionService:
         async with self.lock(name):
             function = self.function(name)
             self._check_revision(function.latest, command.revision_id)
+            changes.update(_logging_fields(function.latest, command.config))
             if "layers" in changes:
                 if changes["layers"]:
                     code_hash = function.latest.code_hash
@@ -496,10 +499,6 @@ class FunctionService:
         if changes.dead_letter_target is not None:
             validation.check_dead_letter_target(changes.dead_letter_target)
             out["dead_letter_target"] = changes.dead_letter_target
-        if changes.log_format:
-            out["log_format"] = changes.log_format
-        if changes.log_group:
-            out["log_group"] = changes.log_group
         return out
 
     async def _ensure_opt_tree(self, layer_hashes: tuple[str, ...]) -> None:
@@ -514,6 +513,18 @@ def _from_stored(stored: StoredFunction) -> Function:
         aliases={a: Alias.from_json(text) for a, text in stored.aliases.items()},
         policies=stored.policies, last_version=stored.last_version, published_from=stored.published_from,
         generation=stored.generation)
+
+
+def _logging_fields(current: FunctionConfig | None, changes: ConfigChanges) -> dict[str, Any]:
+    """FunctionConfig's logging fields after ``changes`` (nothing when they name no LoggingConfig member)."""
+    if not changes.names_logging():
+        return {}
+    now = LoggingSettings() if current is None else LoggingSettings(
+        current.log_format, current.application_log_level, current.system_log_level, current.log_group)
+    new = logging_config.resolve(now, changes.log_format, changes.application_log_level,
+                                 changes.system_log_level, changes.log_group)
+    return {"log_format": new.log_format, "application_log_level": new.application_log_level,
+            "system_log_level": new.system_log_level, "log_group": new.log_group}
 
 
 def _new_version(latest: FunctionConfig, number: int, description: str | None) -> FunctionConfig:

@@ -4,6 +4,7 @@ The environment drives its parts, each a module of its own:
 
     lifecycle.py       its state and ``warm``: the transition table, and the one method that makes a transition
     invocation_log.py  what it writes: START/END/REPORT, the function's output, the caller's tail, telemetry
+    json_log.py        the same in Lambda's JSON format (LoggingConfig LogFormat JSON), filtered by level
     extensions.py      its external extensions and the Extensions API they call
     endpoint.py        the Runtime API's listeners (and those in its network namespace), and who may connect
     variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
@@ -49,7 +50,7 @@ from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, Launc
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS
 from lambdad.sandbox.endpoint import Endpoint
 from lambdad.sandbox.extensions import Extensions
-from lambdad.sandbox.invocation_log import InvocationLog
+from lambdad.sandbox.json_log import invocation_log
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
 from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
@@ -116,8 +117,7 @@ class Environment:
         self.init_duration_ms: float | None = None
         self._init_reported = False
         # START/END/REPORT, the function's output, the tail, telemetry
-        self._log = InvocationLog(log_sink, self.id, spec.config, lambda: self._current,
-                                  report_init=spec.initialization_type != "provisioned-concurrency")
+        self._log = invocation_log(log_sink, self.id, spec, lambda: self._current)
         # external extensions (executables in /opt/extensions) and the Extensions API; idle without them
         self._extensions = Extensions(spec.opt_dir, spec.config, self._life, self._log,
                                       telemetry_reachable=not launcher.private_network,
@@ -159,8 +159,8 @@ class Environment:
         os.makedirs(self._run_dir, mode=0o700)
         if not jailed:
             os.makedirs(os.path.join(self._run_dir, "tmp"), mode=0o700)
-        self._log.emit(f"INIT_START Runtime Version: {self.spec.runtime_label}\t"
-                       f"Runtime Version ARN: arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
+        self._log.init_start(self.spec.runtime_label,
+                             f"arn:aws:lambda:{self.spec.region}::runtime:lambdad-{self.config.runtime}")
         self._spawned_at = time.monotonic()
         request = LaunchRequest(
             env_id=self.id,
@@ -175,8 +175,7 @@ class Environment:
         try:
             self._proc = await self._launcher.launch(request)
         except Exception as exc:
-            self._log.emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\t"
-                           "Error Type: Runtime.InvalidEntrypoint")
+            self._log.init_failed(0.0, "Runtime.InvalidEntrypoint")
             await self._endpoint.aclose()
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._life.become(EnvState.DEAD)
@@ -226,7 +225,7 @@ class Environment:
             status = self._exit_status if self._exit_status is not None else -9
             reason = f"signal: {_signal_name(-status)}" if status < 0 else f"exit status {status}"
             message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {reason}"
-            self._log.line(invocation, message)
+            self._log.system_line(invocation, message)
             self._complete(invocation, _error_payload("Runtime.ExitError", message), "Unhandled", "crash")
         else:
             if state is EnvState.STARTING:
@@ -424,8 +423,7 @@ class Environment:
         """The init phase failed: report it, answer the open invocation with the error, and end the environment."""
         self._init_error = (error_type, body)
         duration = (time.monotonic() - self._spawned_at) * 1000.0
-        self._log.emit(f"INIT_REPORT Init Duration: {duration:.2f} ms\tPhase: init\tStatus: error\t"
-                       f"Error Type: {error_type}")
+        self._log.init_failed(duration, error_type)
         inv = self._current
         if inv is not None and inv.future is not None and not inv.completed:
             self._finish_with_init_error(inv)
@@ -437,8 +435,8 @@ class Environment:
         error_type, body = self._init_error
         if self._init_fault is not None:  # Lambda words a platform-detected init failure with the request id
             message = f"RequestId: {inv.request_id} Error: {self._init_fault}"
-            self._log.line(inv, message)
-            self._log.line(inv, error_type)
+            self._log.system_line(inv, message)
+            self._log.system_line(inv, error_type)
             body = _error_payload(error_type, message)
             self._complete(inv, body, "Unhandled", "error", report_error=error_type)
             return
@@ -557,7 +555,7 @@ class Environment:
         message = f"RequestId: {inv.request_id} Error: Task timed out after {seconds:.2f} seconds"
         self._kill()
         self._log.drain()
-        self._log.line(inv, f"{iso_time()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
+        self._log.system_line(inv, f"{iso_time()} {inv.request_id} Task timed out after {seconds:.2f} seconds")
         self._complete(inv, _error_payload("Sandbox.Timedout", message), "Unhandled", "timeout")
         self._die()
 
@@ -589,7 +587,7 @@ class Environment:
                 message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
                 error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
                 self._log.start_unrun(inv)
-                self._log.line(inv, message)
+                self._log.system_line(inv, message)
                 self._complete(inv, _error_payload(error_type, message), "Unhandled", "crash")
         self._die()
 

@@ -11,7 +11,8 @@
   and report; without a subscription that costs one ``is None`` test per line.
 
 The environment decides what happens to an invocation; this class only writes it down. It owns the output reader
-and the telemetry subscriptions (``aclose``).
+and the telemetry subscriptions (``aclose``). This class writes the Text format (LogFormat Text, the default);
+``json_log.py``'s subclass writes the JSON format and filters by level, so that the Text path pays nothing for it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ class InvocationLog:
             self._init_ms = duration_ms
 
     # -- lines -----------------------------------------------------------------------------------------------
+
+    def init_start(self, runtime_version: str, runtime_version_arn: str) -> None:
+        """The init phase begins: INIT_START."""
+        self.emit(f"INIT_START Runtime Version: {runtime_version}\tRuntime Version ARN: {runtime_version_arn}")
+
+    def init_failed(self, duration_ms: float, error_type: str) -> None:
+        """The init phase failed after ``duration_ms``: INIT_REPORT with its error type."""
+        self.emit(f"INIT_REPORT Init Duration: {duration_ms:.2f} ms\tPhase: init\tStatus: error\t"
+                  f"Error Type: {error_type}")
+
+    def system_line(self, inv: Invocation, line: str) -> None:
+        """A line the platform writes about ``inv`` (a timeout, a runtime exit, an init failure)."""
+        self.line(inv, line)
 
     def emit(self, line: str) -> None:
         """A line of the environment's own (INIT_START, INIT_REPORT, EXTENSION): to the stream only."""

@@ -58,6 +58,15 @@ class FunctionVersion(Protocol):
     @property
     def log_group_name(self) -> str: ...
 
+    @property
+    def log_format(self) -> str: ...  # Text | JSON
+
+    @property
+    def application_log_level(self) -> str: ...  # "" with Text
+
+    @property
+    def system_log_level(self) -> str: ...  # "" with Text
+
 
 class EnvironmentLauncher(Protocol):
     """What starts an environment's process (``sandbox/launcher.py``'s Launcher: a fork server's child, jailed):

@@ -2,7 +2,9 @@
 of the environment's spec and where its endpoints are (no server variable ever leaks in).
 
 Order, later wins: the base (PATH, LANG, TZ, LD_LIBRARY_PATH; TMPDIR without a jail), the function's own
-credentials and this server's endpoint, the runtime's defaults, the function's variables, then Lambda's reserved
+credentials and this server's endpoint, the runtime's defaults, the log format and level of its LoggingConfig
+(``AWS_LAMBDA_LOG_FORMAT``: Text or JSON; ``AWS_LAMBDA_LOG_LEVEL``: the ApplicationLogLevel, with JSON only), which
+Lambda does not reserve, the function's variables, then Lambda's reserved
 ones (``_HANDLER``, ``AWS_REGION``, ``AWS_LAMBDA_*``, ``LAMBDA_TASK_ROOT``, ...), which a function cannot
 override. Without a jail there is no /opt: the layer paths Lambda defines point at the merged layer tree.
 """
@@ -46,6 +48,9 @@ def runtime_variables(spec: EnvironmentSpec, *, runtime_api: str, jailed: bool, 
                 env[key] = ":".join(opt + p[4:] if p == "/opt" or p.startswith("/opt/") else p
                                     for p in env[key].split(":"))
         env["LAMBDAD_OPT_DIR"] = opt  # the Python runtime's /opt/python paths
+    env["AWS_LAMBDA_LOG_FORMAT"] = c.log_format
+    if c.log_format == "JSON":
+        env["AWS_LAMBDA_LOG_LEVEL"] = c.application_log_level or "INFO"
     env.update(c.environment)
     env.update({
         "_HANDLER": c.handler,

@@ -689,7 +689,11 @@ def _json_formatter(logging: Any) -> Any:
 
     class JsonFormatter(logging.Formatter):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(datefmt="%Y-%m-%dT%H:%M:%SZ")
+            super().__init__(datefmt="%Y-%m-%dT%H:%M:%S")
+
+        def formatTime(self, record: Any, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+            # awslambdaric's: UTC, milliseconds, Z (2023-10-27T19:17:45.586Z)
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + ".%03dZ" % record.msecs
 
         def format(self, record: Any) -> str:
             record.levelno = min(50, max(0, record.levelno)) // 10 * 10
