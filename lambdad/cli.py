@@ -57,6 +57,10 @@ def main() -> None:
 @click.option("--blob-url", default=None,
               help="s3://BUCKET[/PREFIX] for the cluster's code blobs, through the AWS SDK's configuration "
                    "[LAMBDAD_BLOB_URL; default: JetStream's object store].")
+@click.option("--metrics", type=click.Choice(["on", "off"]), default=None,
+              help="Record Lambda's CloudWatch metrics and serve them [LAMBDAD_METRICS; default on].")
+@click.option("--metrics-token", default=None,
+              help="GET /metrics asks for this bearer token [LAMBDAD_METRICS_TOKEN; default none: open].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

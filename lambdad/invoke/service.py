@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
 from lambdad.arn import FunctionRef, function_arn
-from lambdad.errors import InvalidRuntimeException, ServiceException
+from lambdad.errors import InvalidRuntimeException, ServiceException, TooManyRequestsException
 from lambdad.functions.model import FunctionConfig
 from lambdad.functions.service import FunctionService
+from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
@@ -51,8 +53,10 @@ class Invoker(Protocol):
 
 
 class InvokeService:
-    def __init__(self, functions: FunctionService, pool: EnvironmentPool, runtimes: RuntimeRegistry) -> None:
+    def __init__(self, functions: FunctionService, pool: EnvironmentPool, runtimes: RuntimeRegistry,
+                 metrics: MetricsRecorder | None = None) -> None:
         self._functions = functions
+        self._metrics = metrics  # None: LAMBDAD_METRICS=off
         self._pool = pool
         self._runtimes = runtimes
         self._specs: dict[tuple[str, str, str], EnvironmentSpec] = {}
@@ -96,19 +100,49 @@ class InvokeService:
             want_log=want_log,
             lineage=lineage,
         )
+        metrics = self._metrics
+        if metrics is None:
+            result = await self._run(spec, invocation)
+        else:
+            # the qualifier the caller named (the Resource dimension): the 8th part of a qualified ARN
+            qualifier = invocation.invoked_arn.rsplit(":", 1)[1] if invocation.invoked_arn.count(":") == 7 else ""
+            metrics.started(config.name, qualifier)
+            try:
+                result = await self._run(spec, invocation, metrics, qualifier)
+            except BaseException:
+                metrics.abandoned(config.name, qualifier)
+                raise
+        return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+
+    async def _run(self, spec: EnvironmentSpec, invocation: Invocation, metrics: MetricsRecorder | None = None,
+                   qualifier: str = "") -> InvocationResult:
+        """Lease an environment, run ``invocation`` there, release it. With ``metrics``, the invocation (or its
+        throttle) is recorded before the environment is released."""
+        config = spec.config
         for _ in range(_MAX_ENVIRONMENTS_LOST):
-            env, _cold = await self._pool.acquire(spec)
+            try:
+                env, _cold = await self._pool.acquire(spec)
+            except TooManyRequestsException:
+                if metrics is not None:
+                    metrics.throttled(config.name, qualifier)
+                raise
             try:
                 result = await env.invoke(invocation)
-                break
+                if metrics is not None:
+                    pool = self._pool
+                    provisioned = (pool.provisioned_use(env)
+                                   if env.spec.initialization_type == "provisioned-concurrency" else None)
+                    metrics.finished(config.name, qualifier, config.version,
+                                     (time.monotonic() - invocation.started) * 1000.0,
+                                     result.function_error is not None, pool.unreserved_in_use, provisioned,
+                                     provisioned is None and pool.has_provisioned(config.name, config.version))
+                return result
             except EnvironmentLost:
                 continue  # a warm environment ended before it took the invocation: nothing ran, run it elsewhere
             finally:
                 self._pool.release(env)
-        else:
-            raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
-                                   "could take the invocation")
-        return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+        raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
+                               "could take the invocation")
 
     async def provisioned_spec(self, config: FunctionConfig) -> EnvironmentSpec:
         """The spec of an environment initialised ahead of time for provisioned concurrency."""
