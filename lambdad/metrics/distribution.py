@@ -51,6 +51,8 @@ def percentile(buckets: Mapping[int, float], p: float, minimum: float, maximum: 
     total = sum(buckets.values())
     if total <= 0:
         return minimum
+    if p >= 100:
+        return maximum
     rank = p / 100.0 * total
     seen = 0.0
     for bucket in sorted(buckets):
