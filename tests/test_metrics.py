@@ -394,3 +394,41 @@ def test_metrics_survive_a_restart(fresh_server, tmp_path, fname) -> None:
     again = fresh_server(data_dir=tmp_path / "kept")
     assert point(again.client("cloudwatch"), "Invocations", {"FunctionName": fname})["Sum"] == 3
 
+
+
+def test_a_cluster_sums_what_its_nodes_recorded(cluster, fname) -> None:
+    """Each node adds its own partial aggregates of a minute to the shared rows: invocations run on two nodes (each
+    function version runs at its home node) and PutMetricData sent to both are read back summed from either."""
+    nodes = cluster(2, env={"LAMBDAD_METRICS_FLUSH_SECONDS": "0.5"}).nodes
+    clients = [n.client() for n in nodes]
+    ran: dict[int, float] = {}
+    made = []
+    for i in range(12):  # until both nodes have run some (a version's home is drawn by rendezvous hashing)
+        name = f"{fname}-{i}"
+        create_python_function(clients[0], name, OK)
+        made.append(name)
+        assert wait_until(lambda: _known(clients[1], name), timeout=5)
+        for _ in range(3):
+            clients[i % 2].invoke(FunctionName=name, Payload=b"{}")
+        ran = {k: sum(sample(scrape(n), "lambdad_invocations", function_name=f) for f in made)
+               for k, n in enumerate(nodes)}
+        if all(ran.values()):
+            break
+    assert all(ran.values()) and sum(ran.values()) == 3 * len(made), ran
+    watchers = [n.client("cloudwatch") for n in nodes]
+    for cw in watchers:
+        cw.put_metric_data(Namespace="Cluster/Tests", MetricData=[{"MetricName": fname, "Value": 5}])
+
+    def summed(cw) -> bool:
+        total = sum(point(cw, "Invocations", {"FunctionName": f}).get("Sum", 0) for f in made)
+        return total == 3 * len(made) and point(cw, fname, {}, namespace="Cluster/Tests").get("Sum") == 10
+    assert all(wait_until(lambda: summed(cw), timeout=10) for cw in watchers)
+    assert point(watchers[0], fname, {}, namespace="Cluster/Tests")["SampleCount"] == 2
+
+
+def _known(client, name: str) -> bool:
+    try:
+        client.get_function(FunctionName=name)
+        return True
+    except ClientError:
+        return False
