@@ -97,24 +97,42 @@ class _Stat:
 
 
 class _Run:
-    """The invocations of one (minute, function, invoked qualifier, executed version)."""
+    """The invocations of one (minute, function, invoked qualifier, executed version): plain numbers, updated in
+    place on the invoke path (``MetricsRecorder.finished``) and made into statistics at the drain."""
 
-    __slots__ = ("invocations", "errors", "duration", "provisioned", "spillover", "concurrency", "resource_concurrency",
-                 "account_concurrency", "unreserved", "utilization", "provisioned_busy", "owner")
+    __slots__ = ("invocations", "errors", "provisioned", "spillover", "d_sum", "d_min", "d_max", "d_buckets",
+                 "c_sum", "c_min", "c_max", "r_sum", "r_min", "r_max", "a_sum", "a_min", "a_max",
+                 "u_sum", "u_min", "u_max", "utilization", "provisioned_busy", "owner")
 
     def __init__(self) -> None:
-        self.invocations = 0
-        self.errors = 0
-        self.provisioned = 0
-        self.spillover = 0
-        self.duration = _Stat("Milliseconds")
-        self.concurrency = _Stat("Count", False)  # the function's running invocations, sampled as each ends
-        self.resource_concurrency = _Stat("Count", False)  # the invoked version's or alias's
-        self.account_concurrency = _Stat("Count", False)
-        self.unreserved = _Stat("Count", False)
+        self.invocations = self.errors = self.provisioned = self.spillover = 0
+        self.d_sum = 0.0
+        self.d_min = float("inf")
+        self.d_max = float("-inf")
+        self.d_buckets: dict[int, float] = {}
+        # concurrency sampled as each invocation ends: the function's (c), the invoked resource's (r), the
+        # account's (a), the unreserved pool's (u)
+        self.c_sum = self.r_sum = self.a_sum = self.u_sum = 0
+        self.c_min = self.r_min = self.a_min = self.u_min = 1 << 62
+        self.c_max = self.r_max = self.a_max = self.u_max = -1
         self.utilization: _Stat | None = None  # provisioned concurrency in use / allocated, of ``owner``
         self.provisioned_busy: _Stat | None = None
         self.owner = ""  # the qualifier of the provisioned concurrency config that served it
+
+    @property
+    def duration(self) -> _Stat:
+        stat = _Stat("Milliseconds")
+        stat.count, stat.total, stat.minimum, stat.maximum = self.invocations, self.d_sum, self.d_min, self.d_max
+        stat.buckets = self.d_buckets
+        return stat
+
+    def gauge(self, which: str, samples: int) -> _Stat:
+        stat = _Stat("Count", False)
+        stat.count = samples
+        stat.total = getattr(self, which + "_sum")
+        stat.minimum = getattr(self, which + "_min")
+        stat.maximum = getattr(self, which + "_max")
+        return stat
 
 
 @dataclass
@@ -135,9 +153,9 @@ class Totals:
         for table, n in ((self.invocations, run.invocations), (self.errors, run.errors),
                          (self.provisioned, run.provisioned), (self.spillover, run.spillover)):
             table[key] = table.get(key, 0.0) + n
-        self.duration_sum[key] = self.duration_sum.get(key, 0.0) + run.duration.total
+        self.duration_sum[key] = self.duration_sum.get(key, 0.0) + run.d_sum
         buckets = self.duration_buckets.setdefault(key, {})
-        for b, count in (run.duration.buckets or {}).items():
+        for b, count in run.d_buckets.items():
             buckets[b] = buckets.get(b, 0.0) + count
 
     def copy(self) -> "Totals":
@@ -181,10 +199,21 @@ class MetricsRecorder:
         run.invocations += 1
         if error:
             run.errors += 1
-        run.duration.add(duration_ms)
+        run.d_sum += duration_ms
+        if duration_ms < run.d_min:
+            run.d_min = duration_ms
+        if duration_ms > run.d_max:
+            run.d_max = duration_ms
+        b = bucket_of(duration_ms)
+        buckets = run.d_buckets
+        buckets[b] = buckets.get(b, 0.0) + 1.0
         running = self._running
         n = running.get(function, 1)
-        run.concurrency.add(n)
+        run.c_sum += n
+        if n < run.c_min:
+            run.c_min = n
+        if n > run.c_max:
+            run.c_max = n
         if n > 1:
             running[function] = n - 1
         else:
@@ -192,14 +221,27 @@ class MetricsRecorder:
         if qualifier:
             resource = f"{function}:{qualifier}"
             n = running.get(resource, 1)
-            run.resource_concurrency.add(n)
+            run.r_sum += n
+            if n < run.r_min:
+                run.r_min = n
+            if n > run.r_max:
+                run.r_max = n
             if n > 1:
                 running[resource] = n - 1
             else:
                 running.pop(resource, None)
-        run.account_concurrency.add(self.running_total)
-        self.running_total -= 1
-        run.unreserved.add(unreserved)
+        n = self.running_total
+        self.running_total = n - 1
+        run.a_sum += n
+        if n < run.a_min:
+            run.a_min = n
+        if n > run.a_max:
+            run.a_max = n
+        run.u_sum += unreserved
+        if unreserved < run.u_min:
+            run.u_min = unreserved
+        if unreserved > run.u_max:
+            run.u_max = unreserved
         if provisioned is not None:
             run.provisioned += 1
             run.owner = provisioned[0]
@@ -318,15 +360,17 @@ def _expand_run(out: Aggregates, minute: int, function: str, qualifier: str, ver
         if _is_alias(qualifier):
             sets.append(dimensions_key([("FunctionName", function), ("Resource", f"{function}:{qualifier}"),
                                         ("ExecutedVersion", version)]))
+    duration = run.duration
     for dims in sets:
         _counted(_stat(out, "Invocations", dims, minute, "Count"), run.invocations, run.invocations)
         _counted(_stat(out, "Errors", dims, minute, "Count"), run.errors, run.invocations)
-        _stat(out, "Duration", dims, minute, "Milliseconds").merge(run.duration)
-    _stat(out, "ConcurrentExecutions", _NONE, minute, "Count").merge(run.account_concurrency)
-    _stat(out, "ConcurrentExecutions", by_function, minute, "Count").merge(run.concurrency)
+        _stat(out, "Duration", dims, minute, "Milliseconds").merge(duration)
+    n = run.invocations
+    _stat(out, "ConcurrentExecutions", _NONE, minute, "Count").merge(run.gauge("a", n))
+    _stat(out, "ConcurrentExecutions", by_function, minute, "Count").merge(run.gauge("c", n))
     if resource:
-        _stat(out, "ConcurrentExecutions", resource, minute, "Count").merge(run.resource_concurrency)
-    _stat(out, "UnreservedConcurrentExecutions", _NONE, minute, "Count").merge(run.unreserved)
+        _stat(out, "ConcurrentExecutions", resource, minute, "Count").merge(run.gauge("r", n))
+    _stat(out, "UnreservedConcurrentExecutions", _NONE, minute, "Count").merge(run.gauge("u", n))
     if run.provisioned or run.spillover:
         for dims in [by_function] + ([resource] if resource else []):
             _counted(_stat(out, "ProvisionedConcurrencyInvocations", dims, minute, "Count"), run.provisioned,
