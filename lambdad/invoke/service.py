@@ -132,8 +132,9 @@ class InvokeService:
                     pool = self._pool
                     provisioned = (pool.provisioned_use(env)
                                    if env.spec.initialization_type == "provisioned-concurrency" else None)
+                    started = invocation.started  # 0 when it never reached the runtime (an init failure)
                     metrics.finished(config.name, qualifier, config.version,
-                                     (time.monotonic() - invocation.started) * 1000.0,
+                                     (time.monotonic() - started) * 1000.0 if started else 0.0,
                                      result.function_error is not None, pool.unreserved_in_use, provisioned,
                                      provisioned is None and pool.has_provisioned(config.name, config.version))
                 return result
