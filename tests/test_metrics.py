@@ -432,3 +432,28 @@ def _known(client, name: str) -> bool:
         return True
     except ClientError:
         return False
+
+
+def test_provisioned_concurrency_invocations_and_spillover(server, cw, fname) -> None:
+    lam = server.client()
+    create_python_function(lam, fname, "import time\ndef handler(event, context):\n"
+                                       "    time.sleep(event.get('sleep', 0))\n    return 1\n", Publish=True)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1")
+    lam.put_provisioned_concurrency_config(FunctionName=fname, Qualifier="live", ProvisionedConcurrentExecutions=2)
+    assert wait_until(lambda: lam.get_provisioned_concurrency_config(FunctionName=fname, Qualifier="live")[
+        "Status"] == "READY", timeout=30)
+    for _ in range(3):
+        lam.invoke(FunctionName=fname, Qualifier="live", Payload=b"{}")
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:  # three at once: the third spills over to on-demand
+        list(pool.map(lambda _: server.client().invoke(FunctionName=fname, Qualifier="live",
+                                                       Payload=b'{"sleep": 1.5}'), range(3)))
+    resource = {"FunctionName": fname, "Resource": f"{fname}:live"}
+    assert point(cw, "Invocations", resource)["Sum"] == 6
+    assert point(cw, "ProvisionedConcurrencyInvocations", resource)["Sum"] == 5
+    assert point(cw, "ProvisionedConcurrencySpilloverInvocations", resource)["Sum"] == 1
+    utilization = point(cw, "ProvisionedConcurrencyUtilization", resource, Statistics=["Maximum", "Minimum"])
+    assert utilization["Maximum"] == 1.0 and utilization["Minimum"] == 0.5 and utilization["Unit"] == "None"
+    assert point(cw, "ProvisionedConcurrentExecutions", resource, Statistics=["Maximum"])["Maximum"] == 2
+    assert point(cw, "ConcurrentExecutions", resource, Statistics=["Maximum"])["Maximum"] == 3
