@@ -260,7 +260,8 @@ def test_embedded_metric_format_lines_become_metrics(server, cw, fname) -> None:
 
 def test_async_events_and_failed_destinations_are_counted(server, cw, fname) -> None:
     lam = server.client()
-    create_python_function(lam, fname, OK)
+    create_python_function(lam, fname, OK, DeadLetterConfig={
+        "TargetArn": "arn:aws:sqs:us-east-1:000000000000:dead-letters"})
     lam.put_function_event_invoke_config(
         FunctionName=fname, MaximumRetryAttempts=0,
         DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:nowhere"}})
@@ -268,6 +269,7 @@ def test_async_events_and_failed_destinations_are_counted(server, cw, fname) -> 
     lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b"{}")
     by_name = {"FunctionName": fname}
     assert wait_until(lambda: point(cw, "DestinationDeliveryFailures", by_name).get("Sum", 0) >= 1, timeout=15)
+    assert wait_until(lambda: point(cw, "DeadLetterErrors", by_name).get("Sum", 0) >= 1, timeout=15)
     assert point(cw, "AsyncEventsReceived", by_name)["Sum"] == 2
     assert point(cw, "AsyncEventsDropped", by_name)["Sum"] == 1  # the failing one, its one attempt made
     age = point(cw, "AsyncEventAge", by_name)
@@ -276,6 +278,7 @@ def test_async_events_and_failed_destinations_are_counted(server, cw, fname) -> 
     families = scrape(server)
     assert sample(families, "lambdad_async_events_received", function_name=fname, resource=fname) == 2
     assert sample(families, "lambdad_destination_delivery_failures", function_name=fname, resource=fname) >= 1
+    assert sample(families, "lambdad_dead_letter_errors", function_name=fname, resource=fname) >= 1
 
 
 def test_prometheus_exposition(server, fname) -> None:
