@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import functools
 import gc
 import logging
 import os
@@ -32,8 +33,8 @@ from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.event_invoke import event_invoke_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, RequestContext, body_limit, request_too_busy,
-                              request_too_large)
+from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, RequestContext, body_limit,
+                              request_too_busy, request_too_large)
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
@@ -74,13 +75,20 @@ from lambdad.functions.layers import LayerService
 from lambdad.functions.model import FunctionConfig
 from lambdad.functions.policies import PolicyService
 from lambdad.functions.service import FunctionService
-from lambdad.invoke.async_queue import AsyncQueue
+from lambdad.invoke.async_queue import AsyncQueue, CountedQueue, EventQueue
 from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.api import logs_handlers
 from lambdad.logs.retention import LogRetention
+from lambdad.api.rpc_api import RpcApi
+from lambdad.metrics.api import cloudwatch_handlers
+from lambdad.metrics.emf import maybe_emf, record_emf
+from lambdad.metrics.errors import SHAPES as CLOUDWATCH_ERROR_SHAPES
+from lambdad.metrics.prometheus import METRICS_PATH, PrometheusEndpoint
+from lambdad.metrics.recorder import MetricsRecorder
+from lambdad.metrics.service import MetricsService
 from lambdad.logs.sink import LogSink
 from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
@@ -279,9 +287,19 @@ class LambdadApp:
         self.log_retention = LogRetention(
             self.store, max_age_seconds=s.log_retention_days * 86400, group_bytes=int(s.log_function_max_mb * mb),
             total_bytes=int(s.log_max_mb * mb), lease=self.leases.lease("log-retention"))
+        # Lambda's CloudWatch metrics (LAMBDAD_METRICS=off: none recorded, nor served)
+        self.recorder = MetricsRecorder() if s.metrics == "on" else None
+        self.metrics = (MetricsService(self.store, self.recorder, flush_seconds=s.metrics_flush_seconds,
+                                       retention_days=s.metrics_retention_days,
+                                       lease=self.leases.lease("metrics-retention"))
+                        if self.recorder is not None else None)
         await self.leases.start()
         self.log_retention.start()
-        self.log_sink = LogSink(self.store, on_written=self.log_retention.written)
+        if self.metrics is not None:
+            self.metrics.start()
+        self.log_sink = LogSink(self.store, on_written=self.log_retention.written,
+                                structured=(maybe_emf, functools.partial(record_emf, self.recorder))
+                                if self.recorder is not None else None)
         self.log_sink.start()
         # in a cluster each node uses a share of each concurrency limit, granted through the database
         self.permits = (ClusterPermits(self.store, self.link.node_id, lambda: self.pool.usage())
@@ -300,7 +318,7 @@ class LambdadApp:
 
             self.traces = Traces(s.otlp_endpoint)
             log.info("traces: spans of Active functions' sampled invocations go to %s", self.traces.endpoint)
-        self.invoker = InvokeService(self.functions, self.pool, self.runtimes, self.traces)
+        self.invoker = InvokeService(self.functions, self.pool, self.runtimes, self.traces, self.recorder)
         self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count),
                                      lambda: self.provisioned.report())
         self.router = InvokeRouter(self.link, self.invoker, self.membership.live, self._reload_function,
@@ -321,13 +339,17 @@ class LambdadApp:
             return self.event_configs.rules(event.function_name, event.qualifier)
 
         self.destinations = Destinations(self.event_configs.destination, self._dead_letter_of, region=s.region,
-                                         account_id=s.account_id)
+                                         account_id=s.account_id, metrics=self.recorder)
         self.async_queue: AsyncQueue | JetStreamQueue = (
             JetStreamQueue(self.link, self.store, self._deliver_async, retry_delays=s.async_retry_delays,
                            rules=rules, destinations=self.destinations) if self.link.clustered else
             AsyncQueue(self.store, self._deliver_async, retry_delays=s.async_retry_delays, rules=rules,
                        destinations=self.destinations))
-        self.destinations.submit = self.async_queue.submit  # a function destination is invoked asynchronously
+        recorder = self.recorder
+        # what the API and the destinations submit to: counted (AsyncEventsReceived) when metrics are on
+        self.submissions: EventQueue = (CountedQueue(self.async_queue, lambda name, qualifier: recorder.function_event(
+            "AsyncEventsReceived", name, qualifier)) if recorder is not None else self.async_queue)
+        self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -422,6 +444,9 @@ class LambdadApp:
             return None
 
     async def _deliver_async(self, event: AsyncEvent) -> DeliveryResult:
+        if self.recorder is not None:  # how long it waited in the queue, each attempt
+            self.recorder.function_event("AsyncEventAge", event.function_name, event.qualifier,
+                                         max(0.0, (time.time() - event.received) * 1000.0), "Milliseconds")
         ref = FunctionRef(event.function_name, event.qualifier or None)
         config = self.runs.route(ref)  # an alias is resolved (and its weights drawn) per delivery attempt
         outcome = await self.runs.invoke(
@@ -470,7 +495,7 @@ class LambdadApp:
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
-            **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
+            **invoke_handlers(self.runs, self.submissions, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
 
@@ -495,12 +520,24 @@ class LambdadApp:
                                           self.log_retention.wake), (s.region,),
                             validation_error="InvalidParameterException"),
         }
+        metrics_endpoint = None
+        if self.metrics is not None:
+            assert self.recorder is not None
+            services["monitoring"] = RpcApi(session.get_service_model("cloudwatch"),
+                                            cloudwatch_handlers(self.metrics, self.authorizer), (s.region,),
+                                            CLOUDWATCH_ERROR_SHAPES)
+            pool = self.pool
+            metrics_endpoint = PrometheusEndpoint(
+                self.recorder, lambda: (pool.environment_count, pool.in_use, pool.unreserved_in_use),
+                s.metrics_token)
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
 
         async def app(request: HttpRequest) -> HttpResponse:
             if request.target.startswith(CODE_PATH):
                 return await download(request)
+            if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
+                return await metrics_endpoint.handle(request)
             return await api.handle(request)
 
         return app, api.precheck
@@ -526,6 +563,10 @@ class LambdadApp:
         """The API on a listener in an environment's network namespace (its AWS_ENDPOINT_URL_LAMBDA)."""
         assert self._http is not None
         return await self._http.serve_socket(listener)
+
+    async def _close_metrics(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.aclose()
 
     async def _close_destinations(self) -> None:
         self.destinations.close()
@@ -588,7 +629,8 @@ class LambdadApp:
             ("concurrency shares", self._close_permits),
             ("fork servers", self.launcher.aclose),
             ("function network", self._close_network),
-            ("log sink", self.log_sink.aclose),
+            ("log sink", self.log_sink.aclose),  # before metrics: its last lines may hold EMF metrics
+            ("metrics", self._close_metrics),
             ("log retention", self.log_retention.aclose),
             ("leases", self.leases.aclose),
             ("change notices", self.notices.aclose),

@@ -61,6 +61,10 @@ def main() -> None:
 @click.option("--otlp-endpoint", default=None,
               help="OTLP/HTTP endpoint, e.g. http://localhost:4318, that receives the spans of Active functions' "
                    "sampled invocations [LAMBDAD_OTLP_ENDPOINT; default: none, no spans].")
+@click.option("--metrics", type=click.Choice(["on", "off"]), default=None,
+              help="Record Lambda's CloudWatch metrics and serve them [LAMBDAD_METRICS; default on].")
+@click.option("--metrics-token", default=None,
+              help="GET /metrics asks for this bearer token [LAMBDAD_METRICS_TOKEN; default none: open].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

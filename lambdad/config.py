@@ -51,6 +51,10 @@ class Settings:
     log_retention_days: float = 30.0  # log events older than this are deleted
     log_function_max_mb: float = 100.0  # a function's (log group's) newest this many MB of log messages are kept
     log_max_mb: float = 1024.0  # the newest this many MB of log messages of all functions together are kept
+    metrics: str = "on"  # on: Lambda's CloudWatch metrics are recorded (metrics/); off: not, nor served
+    metrics_token: str | None = None  # GET /metrics asks for "Authorization: Bearer <token>" when set
+    metrics_retention_days: float = 15.0  # metric data older than this is deleted
+    metrics_flush_seconds: float = 5.0  # how often each node adds what it recorded to the store
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
     cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
@@ -122,6 +126,10 @@ class Settings:
             raise ValueError("http head timeout and minimum rate must be positive")
         if min(self.log_retention_days, self.log_function_max_mb, self.log_max_mb) <= 0:
             raise ValueError("log retention days and sizes must be positive")
+        if self.metrics not in ("on", "off"):
+            raise ValueError(f"metrics must be 'on' or 'off', not {self.metrics!r}")
+        if self.metrics_retention_days <= 0 or self.metrics_flush_seconds <= 0:
+            raise ValueError("metrics retention days and flush seconds must be positive")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
@@ -160,7 +168,7 @@ def _convert(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
-                "blob_grace_seconds"):
+                "blob_grace_seconds", "metrics_retention_days", "metrics_flush_seconds"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

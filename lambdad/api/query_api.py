@@ -24,12 +24,12 @@ from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.principals import Principal
 from lambdad.errors import LambdaError, ServiceException
 
-__all__ = ["QueryApi", "QueryContext", "QueryHandler"]
+__all__ = ["QueryApi", "QueryContext", "QueryHandler", "QUERY_CODES"]
 
 log = logging.getLogger(__name__)
 
 # the codes IAM and STS answer for what lambdad's signature check raises
-_CODES = {"InvalidSignatureException": "SignatureDoesNotMatch", "UnrecognizedClientException": "InvalidClientTokenId",
+QUERY_CODES = {"InvalidSignatureException": "SignatureDoesNotMatch", "UnrecognizedClientException": "InvalidClientTokenId",
           "IncompleteSignatureException": "IncompleteSignature",
           "MissingAuthenticationTokenException": "MissingAuthenticationToken", "AccessDeniedException": "AccessDenied",
           "ServiceException": "ServiceFailure", "NotImplementedException": "NotImplemented"}
@@ -83,7 +83,7 @@ class QueryApi:
             return self.error(ServiceException(f"Internal error: {type(exc).__name__}"), rid)
 
     def error(self, exc: LambdaError, rid: str) -> HttpResponse:
-        code = _CODES.get(exc.name, exc.name)
+        code = QUERY_CODES.get(exc.name, exc.name)
         sender = exc.status < 500
         body = encode_error(code, exc.message, exc.status, rid, sender_fault=sender, xmlns=self._xmlns)
         return HttpResponse(exc.status, body, (("Content-Type", "text/xml"), ("x-amzn-RequestId", rid)))

@@ -28,7 +28,7 @@ from lambdad.errors import LambdaError, ResourceNotFoundException, TooManyReques
 from lambdad.store.interfaces import AsyncEvent, AsyncEventStore
 from lambdad.tasks import cancel_and_wait
 
-__all__ = ["AsyncQueue", "too_old", "Rules"]
+__all__ = ["AsyncQueue", "CountedQueue", "too_old", "Rules"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,21 @@ class EventQueue(Protocol):
 
     async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
                      request_id: str | None = None, hops: int = 0) -> str: ...
+
+
+class CountedQueue:
+    """A queue's ``submit`` that counts each event it queued (AsyncEventsReceived) with ``count(function,
+    qualifier)``: what the API and the destinations submit to."""
+
+    def __init__(self, queue: EventQueue, count: Callable[[str, str], None]) -> None:
+        self._queue = queue
+        self._count = count
+
+    async def submit(self, function_name: str, qualifier: str, payload: bytes, client_context: str | None,
+                     request_id: str | None = None, hops: int = 0) -> str:
+        event_id = await self._queue.submit(function_name, qualifier, payload, client_context, request_id, hops)
+        self._count(function_name, qualifier)
+        return event_id
 
 
 class AsyncQueue:

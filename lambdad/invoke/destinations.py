@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from lambdad.arn import parse_function_arn
+from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.store.interfaces import AsyncEvent
 
 __all__ = ["Destinations", "DeliveryResult", "MAX_HOPS", "destination_kind"]
@@ -84,7 +85,9 @@ def _json_or_text(data: bytes) -> Any:
 
 class Destinations:
     def __init__(self, destination_of: Callable[[str, str | None, bool], str | None],
-                 dead_letter_of: Callable[[str, str | None], str | None], *, region: str, account_id: str) -> None:
+                 dead_letter_of: Callable[[str, str | None], str | None], *, region: str, account_id: str,
+                 metrics: MetricsRecorder | None = None) -> None:
+        self._metrics = metrics  # AsyncEventsDropped, DestinationDeliveryFailures, DeadLetterErrors
         self._destination_of = destination_of  # (function, qualifier, success) -> destination ARN or None
         self._dead_letter_of = dead_letter_of  # (function, qualifier) -> its DeadLetterConfig.TargetArn or None
         self._region, self._account_id = region, account_id
@@ -94,6 +97,8 @@ class Destinations:
     def outcome(self, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> str | None:
         """What to send for ``event``'s end — its record to its destination, its payload to its dead-letter queue —
         as JSON, or None when there is nowhere to send anything."""
+        if condition != "Success" and self._metrics is not None:  # dropped without a successful run
+            self._metrics.function_event("AsyncEventsDropped", event.function_name, event.qualifier)
         sends: list[dict[str, Any]] = []
         dead_letter = None if condition == "Success" else self._dead_letter_of(event.function_name,
                                                                                 event.qualifier or None)
@@ -110,7 +115,8 @@ class Destinations:
                           "body": event.payload.decode("utf-8", "replace")})
         destination = self._destination_of(event.function_name, event.qualifier or None, condition == "Success")
         if destination is None:
-            return json.dumps({"sends": sends, "hops": event.hops}) if sends else None
+            return json.dumps({"sends": sends, "hops": event.hops, "function": event.function_name,
+                               "qualifier": event.qualifier}) if sends else None
         qualifier = event.qualifier or "$LATEST"
         record: dict[str, Any] = {
             "version": "1.0",
@@ -131,7 +137,8 @@ class Destinations:
             record["responseContext"] = context
             record["responsePayload"] = _json_or_text(result.payload)
         sends.append({"destination": destination, "condition": condition, "body": json.dumps(record)})
-        return json.dumps({"sends": sends, "hops": event.hops})
+        return json.dumps({"sends": sends, "hops": event.hops, "function": event.function_name,
+                           "qualifier": event.qualifier})
 
     async def send(self, outcome: str) -> str | None:
         """Send what ``outcome`` holds; None when all of it went, else what is left to send (the caller keeps it
@@ -145,6 +152,10 @@ class Destinations:
                 log.warning("async destination %s: could not send (%s: %s); kept for a later try",
                             item["destination"], type(exc).__name__, exc)
                 left.append(item)
+                if self._metrics is not None and found.get("function"):
+                    self._metrics.function_event("DeadLetterErrors" if item.get("dead_letter") else
+                                                 "DestinationDeliveryFailures", found["function"],
+                                                 found.get("qualifier") or "")
         return json.dumps({**found, "sends": left}) if left else None
 
     async def _send_one(self, item: dict[str, Any], hops: int) -> None:

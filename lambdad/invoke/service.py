@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
 from lambdad.arn import FunctionRef, function_arn
-from lambdad.errors import InvalidRuntimeException, ServiceException
+from lambdad.errors import InvalidRuntimeException, ServiceException, TooManyRequestsException
 from lambdad.functions.model import FunctionConfig
 from lambdad.functions.service import FunctionService
 from lambdad.ids import random_hex
+from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
@@ -58,9 +59,10 @@ class Invoker(Protocol):
 
 class InvokeService:
     def __init__(self, functions: FunctionService, pool: EnvironmentPool, runtimes: RuntimeRegistry,
-                 traces: Traces | None = None) -> None:
+                 traces: Traces | None = None, metrics: MetricsRecorder | None = None) -> None:
         self._functions = functions
         self._traces = traces  # the OTLP exporter (LAMBDAD_OTLP_ENDPOINT), or None
+        self._metrics = metrics  # None: LAMBDAD_METRICS=off
         self._pool = pool
         self._runtimes = runtimes
         self._specs: dict[tuple[str, str, str], EnvironmentSpec] = {}
@@ -110,21 +112,53 @@ class InvokeService:
         if trace is not None or config.tracing_mode == ACTIVE:  # else the environment makes a new unsampled one
             invocation.trace_header, traced = continue_trace(config.tracing_mode, trace)
         begun = time.time_ns() if traced else 0
+        metrics = self._metrics
+        if metrics is None:
+            result = await self._run(spec, config, invocation, traced, trace, begun)
+        else:
+            # the qualifier the caller named (the Resource dimension): the 8th part of a qualified ARN
+            qualifier = invocation.invoked_arn.rsplit(":", 1)[1] if invocation.invoked_arn.count(":") == 7 else ""
+            metrics.started(config.name, qualifier)
+            try:
+                result = await self._run(spec, config, invocation, traced, trace, begun, metrics, qualifier)
+            except BaseException:
+                metrics.abandoned(config.name, qualifier)
+                raise
+        return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+
+    async def _run(self, spec: EnvironmentSpec, config: FunctionConfig, invocation: Invocation, traced: bool,
+                   trace: str | None, begun: int, metrics: MetricsRecorder | None = None,
+                   qualifier: str = "") -> InvocationResult:
+        """Lease an environment, run ``invocation`` there, release it. A ``traced`` invocation gets its span (from
+        ``begun``) once its environment is known; with ``metrics``, the invocation (or its throttle) is recorded
+        before the environment is released."""
         for _ in range(_MAX_ENVIRONMENTS_LOST):
-            env, cold = await self._pool.acquire(spec)
+            try:
+                env, cold = await self._pool.acquire(spec)
+            except TooManyRequestsException:
+                if metrics is not None:
+                    metrics.throttled(config.name, qualifier)
+                raise
             if traced:
                 self._trace(invocation, config, trace, begun, cold)
             try:
                 result = await env.invoke(invocation)
-                break
+                if metrics is not None:
+                    pool = self._pool
+                    provisioned = (pool.provisioned_use(env)
+                                   if env.spec.initialization_type == "provisioned-concurrency" else None)
+                    started = invocation.started  # 0 when it never reached the runtime (an init failure)
+                    metrics.finished(config.name, qualifier, config.version,
+                                     (time.monotonic() - started) * 1000.0 if started else 0.0,
+                                     result.function_error is not None, pool.unreserved_in_use, provisioned,
+                                     provisioned is None and pool.has_provisioned(config.name, config.version))
+                return result
             except EnvironmentLost:
                 continue  # a warm environment ended before it took the invocation: nothing ran, run it elsewhere
             finally:
                 self._pool.release(env)
-        else:
-            raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
-                                   "could take the invocation")
-        return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+        raise ServiceException(f"{_MAX_ENVIRONMENTS_LOST} environments of {config.name} ended before they "
+                               "could take the invocation")
 
     def _trace(self, invocation: Invocation, config: FunctionConfig, caller: str | None, begun: int,
                cold: bool) -> None:

@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 class LogSink:
     def __init__(self, store: LogStore, interval: float = 0.2, batch: int = 2000,
-                 on_written: Callable[[int], None] | None = None) -> None:
+                 on_written: Callable[[int], None] | None = None,
+                 structured: tuple[Callable[[str], bool], Callable[[str], None]] | None = None) -> None:
         self._store = store
+        # (a cheap test, what to do with a line that passes it): embedded metric format lines (metrics/emf.py)
+        self._structured = structured
         self._on_written = on_written  # told how many bytes of messages each batch wrote (log retention)
         self._interval = interval
         self._batch = batch
@@ -61,6 +64,14 @@ class LogSink:
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
         written, self._pending_bytes = self._pending_bytes, 0
+        if self._structured is not None and batch:
+            test, use = self._structured
+            for event in batch:
+                if test(event.message):
+                    try:
+                        use(event.message)
+                    except Exception:
+                        log.exception("a structured log line could not be read")
         if batch:
             try:
                 await self._store.append_logs(batch)

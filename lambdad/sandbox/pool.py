@@ -317,6 +317,21 @@ class EnvironmentPool:
         provision = self._provisions.get(owner)
         return provision.failure if provision is not None else None
 
+    def provisioned_use(self, env: Environment) -> tuple[str, int, float] | None:
+        """For a busy provisioned environment: its config's qualifier, how many of the config's environments are
+        busy, and that as a share of what the config sets aside (metrics; walks the config's environments)."""
+        owner = self._owner_of.get(env)
+        provision = self._provisions.get(owner) if owner is not None else None
+        if owner is None or provision is None:
+            return None
+        busy = sum(1 for e in provision.envs if e in self._provisioned_busy)
+        return owner[1], busy, busy / max(provision.requested, 1)
+
+    def has_provisioned(self, function_name: str, version: str) -> bool:
+        """Whether provisioned concurrency is configured for this version (an on-demand invocation spilled over)."""
+        return any(fn == function_name and p.spec.config.version == version
+                   for (fn, _), p in self._provisions.items()) if self._provisions else False
+
     def provisioned_requested(self, function_name: str) -> int:
         return sum(p.requested for (fn, _), p in self._provisions.items() if fn == function_name)
 

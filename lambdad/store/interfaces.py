@@ -9,6 +9,7 @@ interface it uses, so a replacement (a shared database, an object store) has a s
 - ``LayerStore``: layer versions;
 - ``AsyncEventStore``: the durable queue of accepted asynchronous invocations (``invoke/async_queue.py``);
 - ``LogStore``: functions' log events and their retention (``logs/``);
+- ``MetricStore``: CloudWatch metrics, per-minute aggregates and value distributions (``metrics/``);
 - ``IamStore``: IAM users, groups, roles, policies and sessions, users' access keys, root's key (``iam/``);
 - ``BlobStore``: code packages, content-addressed.
 
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
-           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo", "StoredLogEvent", "MetadataStore", "StoredFunction", "VersionRecord"]
+           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
+           "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -219,6 +221,41 @@ class LogStore(Protocol):
                               newest_first: bool, containing: Sequence[str] = ()) -> list[StoredLogEvent]: ...
 
 
+@dataclass(frozen=True)
+class MetricAggregate:
+    """One metric's statistics over one minute: for the dimensions (canonical JSON, ``metrics/model.py``), the
+    minute's start (epoch seconds) and the unit its values were given in."""
+
+    namespace: str
+    metric_name: str
+    dimensions: str
+    period: int
+    unit: str
+    sample_count: float
+    sum: float
+    minimum: float
+    maximum: float
+
+
+class MetricStore(Protocol):
+    """Per-minute metric aggregates. ``add_metrics`` adds to what is there (several nodes write partial aggregates
+    of the same minute): counts and sums add up, the minimum and maximum are kept, bucket counts add up."""
+
+    async def add_metrics(self, aggregates: Sequence[MetricAggregate],
+                          buckets: Sequence[tuple[str, str, str, int, int, float]]) -> None: ...
+
+    async def read_metrics(self, namespace: str, metric_name: str, dimensions: str, start: int,
+                           end: int) -> list[MetricAggregate]: ...
+
+    async def read_metric_buckets(self, namespace: str, metric_name: str, dimensions: str, start: int,
+                                  end: int) -> list[tuple[int, int, float]]: ...
+
+    async def list_metrics(self, namespace: str | None, metric_name: str | None,
+                           since: int) -> list[tuple[str, str, str]]: ...
+
+    async def trim_metrics(self, before: int) -> int: ...
+
+
 class IamStore(Protocol):
     """IAM entities as JSON records with a generation each (``lambdad/iam/``), users' access keys, root's key."""
 
@@ -244,7 +281,8 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore,
+                    Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

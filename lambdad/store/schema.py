@@ -20,7 +20,7 @@ from sqlalchemy.sql.functions import GenericFunction
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
-           "octet_length"]
+           "metric_data", "metric_buckets", "octet_length"]
 
 metadata = sa.MetaData()
 
@@ -180,6 +180,34 @@ concurrency_grants = sa.Table(  # cluster mode: each node's share of each concur
     sa.PrimaryKeyConstraint("scope", "node"),
 )
 
+
+# CloudWatch metrics (lambdad/metrics/): one row per (namespace, metric, dimensions, minute), added to by every
+# node's flush (upsert-add); ``dimensions`` is the canonical JSON list of [name, value] pairs, sorted by name
+metric_data = sa.Table(
+    "metric_data", metadata,
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("metric_name", sa.Text, nullable=False),
+    sa.Column("dimensions", sa.Text, nullable=False),
+    sa.Column("period", sa.BigInteger, nullable=False),  # the minute's start, epoch seconds
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("sample_count", sa.Float, nullable=False),
+    sa.Column("sum", sa.Float, nullable=False),
+    sa.Column("minimum", sa.Float, nullable=False),
+    sa.Column("maximum", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("namespace", "metric_name", "dimensions", "period"),
+    sa.Index("metric_data_by_period", "period"),
+)
+metric_buckets = sa.Table(  # the value distribution of a metric's minute (percentiles): counts per log-linear bucket
+    "metric_buckets", metadata,
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("metric_name", sa.Text, nullable=False),
+    sa.Column("dimensions", sa.Text, nullable=False),
+    sa.Column("period", sa.BigInteger, nullable=False),
+    sa.Column("bucket", sa.Integer, nullable=False),  # metrics/distribution.py
+    sa.Column("count", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("namespace", "metric_name", "dimensions", "period", "bucket"),
+    sa.Index("metric_buckets_by_period", "period"),
+)
 
 class octet_length(GenericFunction[int]):
     """The size of a text in UTF-8 bytes: ``octet_length`` on PostgreSQL; SQLite (before 3.43) has none, and

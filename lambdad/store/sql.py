@@ -38,8 +38,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from lambdad.store import schema as t
-from lambdad.store.interfaces import (AliasRecord, AsyncEvent, LogEvent, LogGroupInfo, LogStreamInfo, StoreConflict,
-                                     StoredFunction, StoredLogEvent, VersionRecord)
+from lambdad.store.interfaces import (AliasRecord, AsyncEvent, LogEvent, LogGroupInfo, LogStreamInfo,
+                                      MetricAggregate, StoreConflict, StoredFunction, StoredLogEvent,
+                                      VersionRecord)
 
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
@@ -738,6 +739,82 @@ class SqlStore:
         query = (sa.select(events.c.id, events.c.log_stream, events.c.timestamp, events.c.message, events.c.ingested)
                  .where(*where).order_by(*order).limit(limit))
         return [StoredLogEvent(*row) for row in await self._read(query)]
+
+    # -- metrics ---------------------------------------------------------------------------------------------
+
+    async def add_metrics(self, aggregates: Sequence[MetricAggregate],
+                          buckets: Sequence[tuple[str, str, str, int, int, float]]) -> None:
+        """Add partial aggregates (one transaction): counts and sums add up, the extremes are kept. Buckets are
+        (namespace, metric name, dimensions, minute, bucket, count)."""
+        if not aggregates and not buckets:
+            return
+        md, mb = t.metric_data, t.metric_buckets
+        rows = self._insert(md)
+        rows = rows.on_conflict_do_update(
+            index_elements=["namespace", "metric_name", "dimensions", "period"],
+            set_={"sample_count": md.c.sample_count + rows.excluded.sample_count,
+                  "sum": md.c.sum + rows.excluded.sum,
+                  "minimum": sa.case((rows.excluded.minimum < md.c.minimum, rows.excluded.minimum),
+                                     else_=md.c.minimum),
+                  "maximum": sa.case((rows.excluded.maximum > md.c.maximum, rows.excluded.maximum),
+                                     else_=md.c.maximum),
+                  "unit": rows.excluded.unit})
+        bucket_rows = self._insert(mb)
+        bucket_rows = bucket_rows.on_conflict_do_update(
+            index_elements=["namespace", "metric_name", "dimensions", "period", "bucket"],
+            set_={"count": mb.c.count + bucket_rows.excluded.count})
+
+        def write(conn: sa.Connection) -> None:
+            if aggregates:
+                conn.execute(rows, [{"namespace": a.namespace, "metric_name": a.metric_name,
+                                     "dimensions": a.dimensions, "period": a.period, "unit": a.unit,
+                                     "sample_count": a.sample_count, "sum": a.sum, "minimum": a.minimum,
+                                     "maximum": a.maximum} for a in aggregates])
+            if buckets:
+                conn.execute(bucket_rows, [{"namespace": ns, "metric_name": name, "dimensions": dims, "period": period,
+                                            "bucket": bucket, "count": count}
+                                           for ns, name, dims, period, bucket, count in buckets])
+
+        await self._run(write, write=True)
+
+    async def read_metrics(self, namespace: str, metric_name: str, dimensions: str, start: int,
+                           end: int) -> list[MetricAggregate]:
+        """The minutes of one metric (exactly these dimensions) from ``start`` (included) to ``end`` (excluded)."""
+        md = t.metric_data
+        query = (sa.select(md.c.namespace, md.c.metric_name, md.c.dimensions, md.c.period, md.c.unit,
+                           md.c.sample_count, md.c.sum, md.c.minimum, md.c.maximum)
+                 .where(md.c.namespace == namespace, md.c.metric_name == metric_name, md.c.dimensions == dimensions,
+                        md.c.period >= start, md.c.period < end).order_by(md.c.period))
+        return [MetricAggregate(*row) for row in await self._read(query)]
+
+    async def read_metric_buckets(self, namespace: str, metric_name: str, dimensions: str, start: int,
+                                  end: int) -> list[tuple[int, int, float]]:
+        """(minute, bucket, count) of one metric's value distribution over ``start`` to ``end``."""
+        mb = t.metric_buckets
+        query = (sa.select(mb.c.period, mb.c.bucket, mb.c.count)
+                 .where(mb.c.namespace == namespace, mb.c.metric_name == metric_name, mb.c.dimensions == dimensions,
+                        mb.c.period >= start, mb.c.period < end))
+        return [(int(p), int(b), float(c)) for p, b, c in await self._read(query)]
+
+    async def list_metrics(self, namespace: str | None, metric_name: str | None,
+                           since: int) -> list[tuple[str, str, str]]:
+        """(namespace, metric name, dimensions) of every metric with data since ``since``, sorted."""
+        md = t.metric_data
+        query = sa.select(md.c.namespace, md.c.metric_name, md.c.dimensions).where(md.c.period >= since).distinct()
+        if namespace is not None:
+            query = query.where(md.c.namespace == namespace)
+        if metric_name is not None:
+            query = query.where(md.c.metric_name == metric_name)
+        query = query.order_by(md.c.namespace, md.c.metric_name, md.c.dimensions)
+        return [(ns, name, dims) for ns, name, dims in await self._read(query)]
+
+    async def trim_metrics(self, before: int) -> int:
+        """Delete the minutes before ``before``; returns how many aggregates went."""
+        def trim(conn: sa.Connection) -> int:
+            conn.execute(sa.delete(t.metric_buckets).where(t.metric_buckets.c.period < before))
+            return int(conn.execute(sa.delete(t.metric_data).where(t.metric_data.c.period < before)).rowcount or 0)
+
+        return await self._run(trim, write=True)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -282,3 +282,32 @@ def test_keys_made_before_iam_move_to_their_users(tmp_path: Path) -> None:
     ((kind, name, record, generation),) = entities
     assert (kind, name, generation) == ("user", "alice", 1)
     assert json.loads(record)["UserId"].startswith("AIDA")
+
+
+def test_metric_aggregates_are_added_up_by_every_writer(store_url: str) -> None:
+    """Two nodes' partial aggregates of one minute: counts and sums add up, the extremes are kept, bucket counts add
+    up; other minutes and dimensions stay apart; a trim takes the old minutes only."""
+    from lambdad.store.interfaces import MetricAggregate
+
+    def agg(dims: str, period: int, n: float, total: float, low: float, high: float) -> MetricAggregate:
+        return MetricAggregate("AWS/Lambda", "Duration", dims, period, "Milliseconds", n, total, low, high)
+
+    async def work(store: SqlStore) -> Any:
+        f = '[["FunctionName","f"]]'
+        await store.add_metrics([agg(f, 600, 2, 10.0, 4.0, 6.0), agg("[]", 600, 2, 10.0, 4.0, 6.0)],
+                                [("AWS/Lambda", "Duration", f, 600, 7, 2.0)])
+        await store.add_metrics([agg(f, 600, 3, 6.0, 1.0, 3.0), agg(f, 660, 1, 9.0, 9.0, 9.0)],
+                                [("AWS/Lambda", "Duration", f, 600, 7, 1.0), ("AWS/Lambda", "Duration", f, 600, 9, 1.0)])
+        rows = await store.read_metrics("AWS/Lambda", "Duration", f, 0, 1000)
+        buckets = await store.read_metric_buckets("AWS/Lambda", "Duration", f, 600, 660)
+        listed = await store.list_metrics("AWS/Lambda", None, 0)
+        deleted = await store.trim_metrics(660)
+        left = await store.read_metrics("AWS/Lambda", "Duration", f, 0, 1000)
+        return rows, sorted(buckets), listed, deleted, left
+
+    rows, buckets, listed, deleted, left = run(store_url, work)
+    assert [(r.period, r.sample_count, r.sum, r.minimum, r.maximum) for r in rows] == [
+        (600, 5, 16.0, 1.0, 6.0), (660, 1, 9.0, 9.0, 9.0)]
+    assert buckets == [(600, 7, 3.0), (600, 9, 1.0)]
+    assert sorted(listed) == [("AWS/Lambda", "Duration", '[["FunctionName","f"]]'), ("AWS/Lambda", "Duration", "[]")]
+    assert deleted == 2 and [r.period for r in left] == [660]
