@@ -51,6 +51,7 @@ class Settings:
     log_retention_days: float = 30.0  # log events older than this are deleted
     log_function_max_mb: float = 100.0  # a function's (log group's) newest this many MB of log messages are kept
     log_max_mb: float = 1024.0  # the newest this many MB of log messages of all functions together are kept
+    usage_flush_seconds: float = 5.0  # metered use is added to the store this often (and at a clean stop)
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
     cluster_name: str = "lambdad"  # prefixes every NATS subject, stream and bucket of this cluster
@@ -120,6 +121,8 @@ class Settings:
             raise ValueError("http head timeout and minimum rate must be positive")
         if min(self.log_retention_days, self.log_function_max_mb, self.log_max_mb) <= 0:
             raise ValueError("log retention days and sizes must be positive")
+        if self.usage_flush_seconds <= 0:
+            raise ValueError("the usage flush interval must be positive")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
@@ -154,7 +157,7 @@ def _convert(name: str, raw: str) -> Any:
     if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb"):
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
-                "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
+                "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds", "usage_flush_seconds",
                 "blob_grace_seconds"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):

@@ -61,6 +61,7 @@ from lambdad.sandbox.spec import (
     Invocation,
     InvocationResult,
     LogWriter,
+    Meter,
     PlatformAccess,
 )
 from lambdad.sandbox.timers import _LazyTimer
@@ -91,6 +92,7 @@ class Environment:
         run_dir: str,
         on_dead: Callable[["Environment"], None],
         platform: PlatformAccess | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self._platform = platform
@@ -117,7 +119,7 @@ class Environment:
         self._init_reported = False
         # START/END/REPORT, the function's output, the tail, telemetry
         self._log = InvocationLog(log_sink, self.id, spec.config, lambda: self._current,
-                                  report_init=spec.initialization_type != "provisioned-concurrency")
+                                  report_init=spec.initialization_type != "provisioned-concurrency", meter=meter)
         # external extensions (executables in /opt/extensions) and the Extensions API; idle without them
         self._extensions = Extensions(spec.opt_dir, spec.config, self._life, self._log,
                                       telemetry_reachable=not launcher.private_network,
