@@ -470,10 +470,10 @@ def usage(data_dir: Path | None, database_url: str | None, function_name: str | 
         header.append("EST. COST USD")
 
     def cells(row: dict[str, Any], *first: str) -> list[str]:
-        out = [*first, str(row["requests"]), str(row["billed_ms"]), f"{row['gb_seconds']:.3f}",
-               f"{row['provisioned_gb_seconds']:.3f}", f"{row['ephemeral_gb_seconds']:.3f}"]
+        out = [*first, str(row["requests"]), str(row["billed_ms"]), f"{row['gb_seconds']:.6f}",
+               f"{row['provisioned_gb_seconds']:.6f}", f"{row['ephemeral_gb_seconds']:.6f}"]
         if prices is not None:
-            out.append(f"{row['estimated_cost_usd']:.6f}")
+            out.append(f"{row['estimated_cost_usd']:.8f}")
         return out
 
     table = [header] + [cells(r, r["function"], r["version"], r["hour"]) for r in rows]

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -202,3 +203,62 @@ def test_a_clean_stop_and_a_restart_keep_the_figures(tmp_path, fname) -> None:
     assert after["requests"] == 4 == len(lines)
     assert after["billed_ms"] == sum(b for b, _ in lines)
     assert after["gb_seconds"] == pytest.approx(after["billed_ms"] / 1000 * 384 / 1024)
+
+
+def test_every_node_of_a_cluster_adds_to_the_same_function_hour(cluster, fname) -> None:
+    """Two nodes, a provisioned environment on each, invocations on both: one row per function version and hour
+    in the cluster's database, whose figures are every node's REPORT lines and provisioned time together."""
+    nodes = cluster(2, {"LAMBDAD_USAGE_FLUSH_SECONDS": "0.5"}).nodes
+    url = nodes[0].extra_env["LAMBDAD_DATABASE_URL"]
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, SLEEPY, MemorySize=256)
+    clients[0].publish_version(FunctionName=fname)
+
+    def knows(client) -> bool:
+        try:
+            return client.get_function(FunctionName=fname, Qualifier="1") is not None
+        except Exception:
+            return False
+
+    assert wait_until(lambda: all(knows(c) for c in clients), timeout=10)
+    put_at = time.time()
+    clients[1].put_provisioned_concurrency_config(FunctionName=fname, Qualifier="1", ProvisionedConcurrentExecutions=2)
+    assert wait_until(lambda: all(c.get_provisioned_concurrency_config(FunctionName=fname, Qualifier="1")["Status"]
+                                  == "READY" for c in clients), timeout=30)
+    ready_at = time.time()
+    for client in clients * 2:  # each node runs them on its own provisioned environment
+        assert client.invoke(FunctionName=fname, Qualifier="1", Payload=b'{"s": 0.01}')["StatusCode"] == 200
+    time.sleep(max(0.0, 3.0 - (time.time() - ready_at)))
+    clients[0].delete_provisioned_concurrency_config(FunctionName=fname, Qualifier="1")
+    deleted_at = time.time()
+    for node in nodes:
+        assert node.stop() == 0  # each flushes what it counted
+    out = lambdad("usage", "--json", "--database-url", url, "--function", fname)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["rows"]
+    logs = lambdad("logs", fname, "--database-url", url)
+    lines = [int(m.group(1)) for m in map(BILLED.match, logs.stdout.splitlines()) if m]
+    assert len(lines) == 4
+    assert {r["version"] for r in rows} == {"1"}
+    assert sum(r["requests"] for r in rows) == 4
+    assert sum(r["billed_ms"] for r in rows) == sum(lines)
+    assert sum(r["provisioned_duration_gb_seconds"] for r in rows) == pytest.approx(sum(lines) / 1000 * 0.25)
+    held = sum(r["provisioned_gb_seconds"] for r in rows)
+    # two environments of 256 MB: from READY (less a flush interval) to the delete, never more than from the put
+    assert 0.5 * (deleted_at - ready_at - 1.0) <= held <= 0.5 * (deleted_at - put_at + 1.0)
+
+
+def test_a_kill_loses_at_most_the_last_flush_interval(tmp_path, fname) -> None:
+    """kill -9: what was counted up to the last flush is in the store; nothing counted is added twice."""
+    srv = Server(tmp_path, env={"LAMBDAD_USAGE_FLUSH_SECONDS": "0.5"}).start()
+    try:
+        lam = srv.client()
+        create_python_function(lam, fname, SLEEPY)
+        for _ in range(2):
+            lam.invoke(FunctionName=fname, Payload=b"{}")
+        time.sleep(1.5)  # flushes since the invocations
+    finally:
+        srv.stop(signal.SIGKILL)
+    got = totals(tmp_path, fname)
+    assert got["requests"] == 2
+    assert got["billed_ms"] == sum(b for b, _ in reports(tmp_path, fname))
