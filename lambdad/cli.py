@@ -480,7 +480,8 @@ def usage(data_dir: Path | None, database_url: str | None, function_name: str | 
     table.append(cells(totals, "TOTAL", "", ""))
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     for line in table:
-        click.echo("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip())
+        padded = (c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        click.echo("  ".join(padded).rstrip())
     if prices is not None:
         click.echo("estimated cost: no free tier, first pricing tier only, no Savings Plans, no data transfer",
                    err=True)

@@ -5,8 +5,9 @@
   asked for the log (LogType=Tail: ``Invocation.want_log``); the tail is written before the caller's answer.
 - The function's output is read from its pipe (``output.py``) and drained before END, so everything the function
   printed before answering is in that invocation's log.
-- REPORT carries the billed duration (counted by the usage meter, ``invoke/usage.py``, as written), the memory used (the cgroup's peak, or the process's VmHWM without
+- REPORT carries the billed duration, the memory used (the cgroup's peak, or the process's VmHWM without
   cgroups) and, on the first invocation of an environment that was not initialised ahead, the init duration.
+  The usage meter (``Meter``, ``invoke/usage.py``) counts the billed duration as REPORT says it: one call.
 - Telemetry API subscribers (``telemetry.py``) get the function's output lines and platform.start, runtimeDone
   and report; without a subscription that costs one ``is None`` test per line.
 

@@ -225,8 +225,8 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, IamStore,
-                    UsageStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore,
+                    IamStore, UsageStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...
