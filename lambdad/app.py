@@ -81,6 +81,7 @@ from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.api import logs_handlers
+from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
 from lambdad.api.rpc_api import RpcApi
 from lambdad.metrics.api import cloudwatch_handlers
@@ -301,6 +302,8 @@ class LambdadApp:
                                 structured=(maybe_emf, functools.partial(record_emf, self.recorder))
                                 if self.recorder is not None else None)
         self.log_sink.start()
+        # metered use (``lambdad usage``): counted as invocations end, added to the store every few seconds
+        self.usage = UsageMeter(self.store, lambda: self.provisioned.allocated(), s.usage_flush_seconds)
         # in a cluster each node uses a share of each concurrency limit, granted through the database
         self.permits = (ClusterPermits(self.store, self.link.node_id, lambda: self.pool.usage())
                         if self.link.clustered else None)
@@ -434,7 +437,7 @@ class LambdadApp:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         platform = (PlatformAccess(self._issue_credentials, self.issuer.revoke, f"http://{host}:{self.port}",
                                    self._serve_inside) if self.port else None)
-        return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform)
+        return Environment(spec, self.launcher, self.log_sink, str(self.run_dir), on_dead, platform, meter=self.usage)
 
     def _dead_letter_of(self, name: str, qualifier: str | None) -> str | None:
         """The dead-letter queue of the version an event ran (DeadLetterConfig.TargetArn), or None."""
@@ -602,6 +605,7 @@ class LambdadApp:
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
+        self.usage.start()
         self.collector.start()
         if self.blob_sweep is not None:
             self.blob_sweep.start()
@@ -631,6 +635,7 @@ class LambdadApp:
             ("function network", self._close_network),
             ("log sink", self.log_sink.aclose),  # before metrics: its last lines may hold EMF metrics
             ("metrics", self._close_metrics),
+            ("usage meter", self.usage.aclose),  # after the environments: their last invocations count
             ("log retention", self.log_retention.aclose),
             ("leases", self.leases.aclose),
             ("change notices", self.notices.aclose),

@@ -165,6 +165,20 @@ class ProvisionedConcurrency:
         return {f"{n}:{q}": [self._pool.provisioned_ready((n, q)), self._pool.provision_failure((n, q))]
                 for n, q in self._configs}
 
+    def allocated(self) -> list[tuple[str, str, int, int]]:
+        """(function, version, memory MB, initialised environments here) of every config: what the usage meter
+        (``invoke/usage.py``) counts as provisioned concurrency on this node."""
+        out = []
+        for owner, (version, _requested, _here) in self._applied.items():
+            ready = self._pool.provisioned_ready(owner)
+            if ready:
+                try:
+                    memory = self._functions.resolve(FunctionRef(owner[0], version)).memory_size
+                except ResourceNotFoundException:
+                    continue
+                out.append((owner[0], version, memory, ready))
+        return out
+
     @property
     def total(self) -> int:
         return sum(c.requested for c in self._configs.values())

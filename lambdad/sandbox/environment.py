@@ -62,6 +62,7 @@ from lambdad.sandbox.spec import (
     Invocation,
     InvocationResult,
     LogWriter,
+    Meter,
     PlatformAccess,
 )
 from lambdad.sandbox.timers import _LazyTimer
@@ -92,6 +93,7 @@ class Environment:
         run_dir: str,
         on_dead: Callable[["Environment"], None],
         platform: PlatformAccess | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self._platform = platform
@@ -117,7 +119,7 @@ class Environment:
         self.init_duration_ms: float | None = None
         self._init_reported = False
         # START/END/REPORT, the function's output, the tail, telemetry
-        self._log = invocation_log(log_sink, self.id, spec, lambda: self._current)
+        self._log = invocation_log(log_sink, self.id, spec, lambda: self._current, meter)
         # external extensions (executables in /opt/extensions) and the Extensions API; idle without them
         self._extensions = Extensions(spec.opt_dir, spec.config, self._life, self._log,
                                       telemetry_reachable=not launcher.private_network,

@@ -7,6 +7,7 @@
   printed before answering is in that invocation's log.
 - REPORT carries the billed duration, the memory used (the cgroup's peak, or the process's VmHWM without
   cgroups) and, on the first invocation of an environment that was not initialised ahead, the init duration.
+  The usage meter (``Meter``, ``invoke/usage.py``) counts the billed duration as REPORT says it: one call.
 - Telemetry API subscribers (``telemetry.py``) get the function's output lines and platform.start, runtimeDone
   and report; without a subscription that costs one ``is None`` test per line.
 
@@ -26,7 +27,7 @@ from lambdad.sandbox.telemetry import TelemetryHub
 
 if TYPE_CHECKING:
     from lambdad.sandbox.launcher import LaunchedProcess
-    from lambdad.sandbox.spec import FunctionVersion, Invocation, LogWriter
+    from lambdad.sandbox.spec import FunctionVersion, Invocation, LogWriter, Meter
 
 __all__ = ["InvocationLog"]
 
@@ -39,8 +40,10 @@ class InvocationLog:
     output belongs to now (its lines go to that invocation's tail)."""
 
     def __init__(self, sink: LogWriter, env_id: str, config: FunctionVersion,
-                 current: Callable[[], Invocation | None], *, report_init: bool) -> None:
+                 current: Callable[[], Invocation | None], *, report_init: bool, meter: Meter | None = None) -> None:
         self._sink = sink
+        self._config = config
+        self._meter = meter
         self.group = config.log_group_name
         self.stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{config.version}]{env_id}"
         self._version = config.version
@@ -142,9 +145,12 @@ class InvocationLog:
         """The invocation's last function output, its END and REPORT lines, and telemetry's platform events."""
         self.drain()
         self.line(inv, f"END RequestId: {inv.request_id}")
+        billed = max(1, math.ceil(duration))
+        if self._meter is not None:
+            self._meter.invoked(self._config, billed, not self._report_init)
         report = (
             f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {self._memory_size} MB\t"
+            f"Billed Duration: {billed} ms\tMemory Size: {self._memory_size} MB\t"
             f"Max Memory Used: {self._max_memory_mb()} MB"
         )
         init_ms = self._init_ms

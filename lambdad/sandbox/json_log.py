@@ -19,6 +19,7 @@ What changes from the Text format (``invocation_log.py``, which this extends):
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -27,27 +28,30 @@ from lambdad.sandbox.invocation_log import _EARLY_LINES, InvocationLog
 from lambdad.sandbox.telemetry import iso_time
 
 if TYPE_CHECKING:
-    from lambdad.sandbox.spec import EnvironmentSpec, FunctionVersion, Invocation, LogWriter
+    from lambdad.sandbox.spec import EnvironmentSpec, FunctionVersion, Invocation, LogWriter, Meter
 
 __all__ = ["JsonInvocationLog", "invocation_log"]
 
 _DEBUG, _INFO = records.LEVELS["DEBUG"], records.LEVELS["INFO"]
 
 
-def invocation_log(sink: LogWriter, env_id: str, spec: EnvironmentSpec,
-                   current: Callable[[], Invocation | None]) -> InvocationLog:
-    """The log of environment ``env_id`` of ``spec``: in the function version's format."""
+def invocation_log(sink: LogWriter, env_id: str, spec: EnvironmentSpec, current: Callable[[], Invocation | None],
+                   meter: Meter | None = None) -> InvocationLog:
+    """The log of environment ``env_id`` of ``spec``: in the function version's format; ``meter`` counts each
+    invocation's billed duration (``invoke/usage.py``)."""
     if spec.config.log_format == "JSON":
-        return JsonInvocationLog(sink, env_id, spec.config, current, initialization_type=spec.initialization_type)
+        return JsonInvocationLog(sink, env_id, spec.config, current, initialization_type=spec.initialization_type,
+                                 meter=meter)
     return InvocationLog(sink, env_id, spec.config, current,
-                         report_init=spec.initialization_type != "provisioned-concurrency")
+                         report_init=spec.initialization_type != "provisioned-concurrency", meter=meter)
 
 
 class JsonInvocationLog(InvocationLog):
     def __init__(self, sink: LogWriter, env_id: str, config: FunctionVersion,
-                 current: Callable[[], Invocation | None], *, initialization_type: str) -> None:
+                 current: Callable[[], Invocation | None], *, initialization_type: str,
+                 meter: Meter | None = None) -> None:
         super().__init__(sink, env_id, config, current,
-                         report_init=initialization_type != "provisioned-concurrency")
+                         report_init=initialization_type != "provisioned-concurrency", meter=meter)
         self._initialization_type = initialization_type
         self._function_name = config.name
         system = records.LEVELS[config.system_log_level or "INFO"]
@@ -104,6 +108,8 @@ class JsonInvocationLog(InvocationLog):
         init_ms = self._init_ms
         self._init_ms = None  # only the first invocation of an environment is a cold start
         done, error_type = records.status_of(status, report_error)
+        if self._meter is not None:  # as the Text log's REPORT counts it
+            self._meter.invoked(self._config, max(1, math.ceil(duration)), not self._report_init)
         if self._debug:
             self.line(inv, self._system("platform.runtimeDone",
                                         records.runtime_done_record(inv.request_id, duration, done, error_type)))

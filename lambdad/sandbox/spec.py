@@ -22,7 +22,7 @@ from lambdad.sandbox.network import FunctionNetwork
 TAIL_BYTES = 4096  # the log tail an Invoke with LogType=Tail returns
 
 __all__ = ["Credentials", "EnvironmentLauncher", "EnvironmentLost", "EnvironmentSpec", "FunctionVersion",
-           "Invocation", "InvocationResult", "InvocationTrace", "LogWriter", "PlatformAccess"]
+           "Invocation", "InvocationResult", "InvocationTrace", "LogWriter", "Meter", "PlatformAccess"]
 
 
 class FunctionVersion(Protocol):
@@ -99,6 +99,12 @@ class LogWriter(Protocol):
     def congested(self) -> bool: ...
 
     def when_drained(self, callback: Callable[[], None]) -> None: ...
+
+
+class Meter(Protocol):
+    """Where an invocation's billed use is counted (``invoke/usage.py``): taken without waiting, no I/O."""
+
+    def invoked(self, config: FunctionVersion, billed_ms: int, provisioned: bool) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ interface it uses, so a replacement (a shared database, an object store) has a s
 - ``LogStore``: functions' log events and their retention (``logs/``);
 - ``MetricStore``: CloudWatch metrics, per-minute aggregates and value distributions (``metrics/``);
 - ``IamStore``: IAM users, groups, roles, policies and sessions, users' access keys, root's key (``iam/``);
+- ``UsageStore``: metered use per function version and hour (``invoke/usage.py``, ``lambdad usage``);
 - ``BlobStore``: code packages, content-addressed.
 
 The store knows records only as JSON text and the few keys it indexes them by: it does not import the services'
@@ -27,7 +28,8 @@ from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
            "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
-           "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "VersionRecord"]
+           "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "UsageRecord",
+           "UsageStore", "VersionRecord"]
 
 
 class StoreConflict(Exception):
@@ -121,6 +123,22 @@ class StoredLogEvent:
     timestamp: int
     message: str
     ingested: int | None
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """Metered use of one function version in one hour (``hour``: epoch seconds of its start, UTC). The sums are
+    integers (MB-milliseconds), so that nodes adding to one row never round."""
+
+    function_name: str
+    version: str
+    hour: int
+    requests: int = 0
+    billed_ms: int = 0  # the REPORT lines' Billed Duration, summed
+    duration_mb_ms: int = 0  # billed ms × memory MB
+    provisioned_duration_mb_ms: int = 0  # the part of duration_mb_ms run in provisioned environments
+    provisioned_mb_ms: int = 0  # provisioned environments' allocated time × their memory MB
+    ephemeral_mb_ms: int = 0  # billed ms × ephemeral storage MB above 512
 
 
 class FunctionStore(Protocol):
@@ -281,8 +299,17 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore,
-                    Protocol):
+class UsageStore(Protocol):
+    async def add_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Add ``records`` to the stored sums of their (function, version, hour): several nodes may add to one."""
+
+    async def read_usage(self, function_name: str | None = None, since: int | None = None,
+                         until: int | None = None) -> list[UsageRecord]:
+        """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
+
+
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore,
+                    MetricStore, IamStore, UsageStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

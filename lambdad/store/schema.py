@@ -20,7 +20,7 @@ from sqlalchemy.sql.functions import GenericFunction
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
-           "metric_data", "metric_buckets", "octet_length"]
+           "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
 metadata = sa.MetaData()
 
@@ -208,6 +208,26 @@ metric_buckets = sa.Table(  # the value distribution of a metric's minute (perce
     sa.PrimaryKeyConstraint("namespace", "metric_name", "dimensions", "period", "bucket"),
     sa.Index("metric_buckets_by_period", "period"),
 )
+
+# what is summed per function version and hour in ``usage`` (lambdad/invoke/usage.py); MB-ms are exact integers,
+# GB-seconds follow from them (÷ 1024 ÷ 1000) when read
+USAGE_SUMS = ("requests", "billed_ms", "duration_mb_ms", "provisioned_duration_mb_ms", "provisioned_mb_ms",
+              "ephemeral_mb_ms")
+
+usage = sa.Table(  # metered use, as Lambda bills it (``lambdad usage``); kept after its function is deleted
+    "usage", metadata,
+    sa.Column("function_name", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("hour", sa.BigInteger, nullable=False),  # epoch seconds of the hour's start (UTC)
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("billed_ms", sa.BigInteger, nullable=False),  # the REPORT lines' Billed Duration, summed
+    sa.Column("duration_mb_ms", sa.BigInteger, nullable=False),  # billed ms × memory MB
+    sa.Column("provisioned_duration_mb_ms", sa.BigInteger, nullable=False),  # of which in provisioned environments
+    sa.Column("provisioned_mb_ms", sa.BigInteger, nullable=False),  # provisioned environments allocated × memory
+    sa.Column("ephemeral_mb_ms", sa.BigInteger, nullable=False),  # billed ms × ephemeral storage MB above 512
+    sa.PrimaryKeyConstraint("function_name", "version", "hour"),
+)
+
 
 class octet_length(GenericFunction[int]):
     """The size of a text in UTF-8 bytes: ``octet_length`` on PostgreSQL; SQLite (before 3.43) has none, and

@@ -25,6 +25,7 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from lambdad.store import schema as t
 from lambdad.store.interfaces import (AliasRecord, AsyncEvent, LogEvent, LogGroupInfo, LogStreamInfo,
                                       MetricAggregate, StoreConflict, StoredFunction, StoredLogEvent,
+                                      UsageRecord,
                                       VersionRecord)
 
 __all__ = ["SqlStore", "database_url", "open_engine"]
@@ -815,6 +817,34 @@ class SqlStore:
             return int(conn.execute(sa.delete(t.metric_data).where(t.metric_data.c.period < before)).rowcount or 0)
 
         return await self._run(trim, write=True)
+
+    # -- usage ---------------------------------------------------------------------------------------------
+
+    async def add_usage(self, records: Sequence[UsageRecord]) -> None:
+        """One transaction: each record's sums added to its row (INSERT ... ON CONFLICT DO UPDATE SET x = x +
+        excluded.x), so nodes adding to one function-hour at once all count."""
+        if not records:
+            return
+        u = t.usage
+        statement = self._insert(u)
+        statement = statement.on_conflict_do_update(
+            index_elements=["function_name", "version", "hour"],
+            set_={k: u.c[k] + statement.excluded[k] for k in t.USAGE_SUMS})
+        rows = [dataclasses.asdict(r) for r in records]
+        await self._run(lambda conn: conn.execute(statement, rows), write=True)
+
+    async def read_usage(self, function_name: str | None = None, since: int | None = None,
+                         until: int | None = None) -> list[UsageRecord]:
+        u = t.usage
+        query = sa.select(u.c.function_name, u.c.version, u.c.hour, *(u.c[k] for k in t.USAGE_SUMS))
+        if function_name is not None:
+            query = query.where(u.c.function_name == function_name)
+        if since is not None:
+            query = query.where(u.c.hour >= since)
+        if until is not None:
+            query = query.where(u.c.hour < until)
+        query = query.order_by(u.c.hour, u.c.function_name, u.c.version)
+        return [UsageRecord(*row) for row in await self._read(query)]
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
