@@ -262,3 +262,20 @@ def test_a_kill_loses_at_most_the_last_flush_interval(tmp_path, fname) -> None:
     got = totals(tmp_path, fname)
     assert got["requests"] == 2
     assert got["billed_ms"] == sum(b for b, _ in reports(tmp_path, fname))
+
+
+def test_a_json_format_function_is_metered_as_its_platform_report_says(server, fname) -> None:
+    """LoggingConfig LogFormat JSON writes platform.report records instead of REPORT lines: the meter counts
+    their billedDurationMs all the same."""
+    lam = server.client()
+    create_python_function(lam, fname, SLEEPY, MemorySize=256, LoggingConfig={"LogFormat": "JSON"})
+    for seconds in (0, 0.02):
+        lam.invoke(FunctionName=fname, Payload=json.dumps({"s": seconds}))
+
+    def billed() -> list[int]:
+        out = lambdad("logs", fname, "--data-dir", str(server.data_dir))
+        return [json.loads(line)["record"]["metrics"]["billedDurationMs"] for line in out.stdout.splitlines()
+                if line.startswith("{") and '"platform.report"' in line]
+
+    assert wait_until(lambda: len(billed()) == 2 and totals(server.data_dir, fname)["requests"] == 2, timeout=20)
+    assert totals(server.data_dir, fname)["billed_ms"] == sum(billed())
