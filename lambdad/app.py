@@ -31,8 +31,9 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.event_invoke import event_invoke_handlers
+from lambdad.api.function_urls import function_url_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, RequestContext, body_limit, request_too_busy,
+from lambdad.api.http import (MAX_BODY_BYTES, MAX_CONTROL_BODY, MAX_SYNC_PAYLOAD, Handler, LambdaApi, OtherService, RequestContext, body_limit, request_too_busy,
                               request_too_large)
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
@@ -95,6 +96,8 @@ from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
 from lambdad.store.sql import SqlStore
+from lambdad.urls.configs import FunctionUrls
+from lambdad.urls.front import UrlFront, url_bases
 
 __all__ = ["LambdadApp"]
 
@@ -306,6 +309,11 @@ class LambdadApp:
         self.event_configs = EventInvokeConfigs(self.functions, self.aliases, self.store, region=s.region,
                                                 account_id=s.account_id, default_max_age=s.max_event_age_seconds)
         await self.event_configs.load()
+        # function URLs of $LATEST or an alias; every node serves every one (urls/front.py)
+        self.function_urls = FunctionUrls(self.functions, self.aliases, self.store, region=s.region,
+                                          account_id=s.account_id, url_of=self.function_url)
+        await self.function_urls.load()
+        self.url_marks = tuple("." + base for base in url_bases(s.region, s.url_host))  # a URL's Host ends so
 
         def rules(event: AsyncEvent) -> AsyncRules:
             return self.event_configs.rules(event.function_name, event.qualifier)
@@ -332,7 +340,8 @@ class LambdadApp:
                                                  "layer": lambda _name: self.layers.load(),
                                                  "provisioned": self.provisioned.reload,
                                                  "iam": self.iam.reload,
-                                                 "eventinvoke": self.event_configs.reload}, self._reload_all)
+                                                 "eventinvoke": self.event_configs.reload,
+                                                 "functionurl": self.function_urls.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -392,6 +401,7 @@ class LambdadApp:
         await self.iam.load()
         await self.layers.load()
         await self.event_configs.load()
+        await self.function_urls.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -460,6 +470,7 @@ class LambdadApp:
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
+            **function_url_handlers(self.function_urls, s.region, s.account_id),
             **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
@@ -487,13 +498,47 @@ class LambdadApp:
         }
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
+        urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
+                        region=s.region, account_id=s.account_id)
+        marks = self.url_marks  # a function URL's Host ends with one (before its port)
 
         async def app(request: HttpRequest) -> HttpResponse:
+            if request.host.partition(":")[0].endswith(marks):  # before the API: a function URL
+                return await urls.handle(request)
             if request.target.startswith(CODE_PATH):
                 return await download(request)
             return await api.handle(request)
 
-        return app, api.precheck
+        async def precheck(method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
+            # a large body to a function URL is not signed for the API (NONE: not signed at all)
+            if self._addresses_url(headers, marks):
+                return None
+            return await api.precheck(method, target, headers)
+
+        return app, precheck
+
+    @staticmethod
+    def _addresses_url(headers: list[tuple[str, str]], marks: tuple[str, ...]) -> bool:
+        """Whether a request's Host (among its ``headers``) is a function URL's."""
+        for name, value in headers:
+            if len(name) == 4 and name.lower() == "host":
+                return value.partition(":")[0].endswith(marks)
+        return False
+
+    def function_url(self, url_id: str) -> str:
+        """The FunctionUrl shown for a URL id: under LAMBDAD_URL_HOST, else ``lambda-url.<region>.localhost`` and
+        this node's port."""
+        s = self.settings
+        if s.url_host:
+            return f"http://{url_id}.{s.url_host}/"
+        return f"http://{url_id}.lambda-url.{s.region}.localhost:{self.port}/"
+
+    def _body_limit(self, method: str, target: str, headers: list[tuple[str, str]]) -> int:
+        """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
+        limit = body_limit(method, target, headers)
+        if limit == MAX_CONTROL_BODY and self._addresses_url(headers, self.url_marks):
+            return MAX_SYNC_PAYLOAD
+        return limit
 
     def _known_role(self, handler: Handler) -> Handler:
         """``handler`` refusing a role Lambda could not assume: not an IAM role of this account, or one whose
@@ -538,7 +583,7 @@ class LambdadApp:
         limits = Limits(max_connections=s.http_max_connections, max_buffered=s.http_buffer_mb * 1024 * 1024,
                         head_timeout=s.http_head_timeout_seconds, min_rate=s.http_min_rate_kb * 1024)
         self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
-                                body_limit=body_limit, precheck=precheck, too_busy=request_too_busy)
+                                body_limit=self._body_limit, precheck=precheck, too_busy=request_too_busy)
         self.port = await self._http.start(self.settings.host, self.settings.port)
         host = s.host if s.host not in ("0.0.0.0", "::", "") else socket.gethostname()
         self.membership.endpoint = s.advertise_url or f"http://{host}:{self.port}"

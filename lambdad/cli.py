@@ -57,6 +57,10 @@ def main() -> None:
 @click.option("--blob-url", default=None,
               help="s3://BUCKET[/PREFIX] for the cluster's code blobs, through the AWS SDK's configuration "
                    "[LAMBDAD_BLOB_URL; default: JetStream's object store].")
+@click.option("--url-host", default=None,
+              help="Base host name of function URLs as clients reach them, e.g. lambda-url.example.com behind a "
+                   "reverse proxy: http://ID.lambda-url.example.com/ [LAMBDAD_URL_HOST; default: "
+                   "lambda-url.REGION.localhost:PORT].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

@@ -173,6 +173,15 @@ class EventInvokeConfigStore(Protocol):
     async def delete_event_invoke_config(self, name: str, qualifier: str) -> None: ...
 
 
+class FunctionUrlStore(Protocol):
+    async def load_function_urls(self) -> list[tuple[str, str, str, str, str, str]]: ...
+
+    async def put_function_url(self, name: str, qualifier: str, url_id: str, config: str, created: str,
+                               last_modified: str) -> None: ...
+
+    async def delete_function_url(self, name: str, qualifier: str) -> None: ...
+
+
 class LayerStore(Protocol):
     async def load_layers(self) -> tuple[list[str], dict[str, int]]: ...
 
@@ -244,7 +253,7 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, FunctionUrlStore, LayerStore, AsyncEventStore, LogStore, IamStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...
