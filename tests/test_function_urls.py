@@ -287,3 +287,28 @@ def test_the_aws_cli_and_a_restart(tmp_path: Path, fname) -> None:
         assert call(server.port, made["FunctionUrl"], path="/x")[0] == 403
     finally:
         server.stop()
+
+
+def test_a_url_made_on_one_node_is_served_by_another(cluster, fname) -> None:
+    a, b = cluster(2).nodes
+    la, lb = a.client(), b.client()
+    create_python_function(la, fname, ECHO)
+    url = la.create_function_url_config(FunctionName=fname, AuthType="NONE")["FunctionUrl"]
+    public(la, fname)
+    assert urlsplit(url).port == a.port
+    assert wait_until(lambda: call(b.port, url, path="/x")[0] == 200, timeout=10)
+    assert json.loads(call(b.port, url, path="/x")[2])["rawPath"] == "/x"
+    shown = lb.get_function_url_config(FunctionName=fname)["FunctionUrl"]  # the same id, b's own port
+    assert urlsplit(shown).hostname == urlsplit(url).hostname and urlsplit(shown).port == b.port
+    la.update_function_url_config(FunctionName=fname, AuthType="AWS_IAM")
+    assert wait_until(lambda: call(b.port, url, path="/x")[0] == 403, timeout=10)  # b heard of the change
+    la.delete_function(FunctionName=fname)
+
+    def gone() -> bool:
+        try:
+            lb.get_function_url_config(FunctionName=fname)
+        except ClientError:
+            return True
+        return False
+
+    assert wait_until(gone, timeout=10)
