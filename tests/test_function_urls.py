@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,13 @@ def test_bodies_cookies_plain_answers_and_errors(srv, lam, fname) -> None:
     assert header(headers, "Content-Type") == ["application/json"]
     status, _, body = call(srv.port, url, path="/fail")
     assert (status, body) == (502, b"Internal Server Error")
+    big = os.urandom(2 * 1024 * 1024)  # over the API's 1 MB control-body limit, under the URL's 6 MB
+    status, _, body = call(srv.port, url, "POST", "/big", body=big, headers={"Content-Type": "application/zip"})
+    assert status == 200 and base64.b64decode(json.loads(body)["body"]) == big
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:  # refused by its Content-Length
+        sock.sendall(f"POST /big HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\nContent-Type: application/zip\r\n"
+                     f"Content-Length: {6 * 1024 * 1024 + 1}\r\nExpect: 100-continue\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
 
 
 def test_aws_iam_needs_a_signature_and_the_permission(srv, lam, fname) -> None:
@@ -270,8 +278,11 @@ def test_the_aws_cli_and_a_restart(tmp_path: Path, fname) -> None:
         env.pop("AWS_PROFILE", None)
         cli = [sys.executable, "-m", "awscli", "lambda", "--endpoint-url", server.endpoint]
         made = json.loads(subprocess.run([*cli, "create-function-url-config", "--function-name", fname,
-                                          "--auth-type", "NONE"], env=env, check=True, capture_output=True,
-                                         text=True).stdout)
+                                          "--auth-type", "NONE", "--cors",
+                                          "AllowOrigins=https://app.example.com,AllowMethods=GET,POST,MaxAge=300"],
+                                         env=env, check=True, capture_output=True, text=True).stdout)
+        assert made["Cors"] == {"AllowOrigins": ["https://app.example.com"], "AllowMethods": ["GET", "POST"],
+                                "MaxAge": 300}
         assert made["FunctionUrl"].startswith("http://") and made["FunctionUrl"].endswith(".lambda-url.example.test/")
         subprocess.run([*cli, "add-permission", "--function-name", fname, "--statement-id", "public",
                         "--action", "lambda:InvokeFunctionUrl", "--principal", "*",
