@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from botocore.exceptions import ClientError
 from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
+FORBIDDEN = ("Forbidden. For troubleshooting Function URL authorization issues, see: "
+             "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
 ECHO = """
 import base64, json
 def handler(event, context):
@@ -36,6 +39,8 @@ def handler(event, context):
                 'body': 'made'}
     if event.get('rawPath') == '/plain':
         return 'Hello, world!'
+    if event.get('rawPath') == '/dict':
+        return {'hello': 'world', 'n': [1, True]}
     if event.get('rawPath') == '/fail':
         raise ValueError('boom')
     return {'statusCode': 200, 'headers': {'content-type': 'application/json'}, 'body': json.dumps(event)}
@@ -91,7 +96,7 @@ def test_configs_are_created_read_updated_listed_and_deleted(srv, lam, fname) ->
                                           Cors={"AllowOrigins": ["https://example.com"], "MaxAge": 300})
     assert made["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert made["FunctionArn"] == f"{ARN}:{fname}" and made["AuthType"] == "NONE"
-    assert made["InvokeMode"] == "BUFFERED" and "LastModifiedTime" not in made
+    assert "InvokeMode" not in made and "LastModifiedTime" not in made  # as Lambda's answer
     assert made["Cors"] == {"AllowOrigins": ["https://example.com"], "MaxAge": 300}
     url = made["FunctionUrl"]
     host = urlsplit(url).hostname or ""
@@ -105,7 +110,9 @@ def test_configs_are_created_read_updated_listed_and_deleted(srv, lam, fname) ->
                            "FunctionUrlConfig exists for this Lambda function")
     got = lam.get_function_url_config(FunctionName=fname)
     assert got["FunctionUrl"] == url and got["CreationTime"] == made["CreationTime"]
-    assert got["LastModifiedTime"]
+    assert got["InvokeMode"] == "BUFFERED" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z",
+                                                              got["LastModifiedTime"])
+    assert "InvokeMode" not in lam.update_function_url_config(FunctionName=fname, AuthType="NONE")
     updated = lam.update_function_url_config(FunctionName=fname, AuthType="AWS_IAM", InvokeMode="RESPONSE_STREAM")
     assert updated["AuthType"] == "AWS_IAM" and updated["InvokeMode"] == "RESPONSE_STREAM"
     assert updated["Cors"] == made["Cors"] and updated["FunctionUrl"] == url  # unnamed fields kept, same URL
@@ -122,7 +129,9 @@ def test_configs_are_created_read_updated_listed_and_deleted(srv, lam, fname) ->
     with pytest.raises(ClientError) as e:
         lam.delete_function_url_config(FunctionName=fname)
     assert error_of(e)[:2] == ("ResourceNotFoundException", 404)
-    assert call(srv.port, url)[0] == 403  # a deleted URL serves nothing
+    status, headers, body = call(srv.port, url)  # a deleted URL serves nothing, as one that never was
+    assert (status, body) == (403, b'{"Message":null}')
+    assert header(headers, "x-amzn-ErrorType") == ["AccessDeniedException"]
 
 
 def test_bad_requests_are_refused_as_lambda_refuses_them(lam, fname) -> None:
@@ -131,18 +140,31 @@ def test_bad_requests_are_refused_as_lambda_refuses_them(lam, fname) -> None:
         lam.create_function_url_config(FunctionName=fname, Qualifier="1", AuthType="NONE")
     assert error_of(e) == ("ValidationException", 400,
                            "1 validation error detected: Value '1' at 'qualifier' failed to satisfy constraint: Member "
-                           r"must satisfy regular expression pattern: (^\$LATEST$)|((?!^[0-9]+$)([a-zA-Z0-9-_]+))")
+                           r"must satisfy regular expression pattern: ((?!^\d+$)^[0-9a-zA-Z-_]+$)")
+    for bad in ("$LATEST", "2"):  # a version that does not exist, and $LATEST named, alike
+        with pytest.raises(ClientError) as e:
+            lam.get_function_url_config(FunctionName=fname, Qualifier=bad)
+        assert error_of(e)[:2] == ("ValidationException", 400) and f"Value '{bad}' at 'qualifier'" in error_of(e)[2]
+    with pytest.raises(ClientError) as e:  # validated before the function is looked for
+        lam.delete_function_url_config(FunctionName=f"{fname}-missing", Qualifier="1")
+    assert error_of(e)[:2] == ("ValidationException", 400)
     with pytest.raises(ClientError) as e:
         lam.create_function_url_config(FunctionName=f"{fname}:1", AuthType="NONE")
     assert error_of(e)[:2] == ("ValidationException", 400)
+    with pytest.raises(ClientError) as e:
+        lam.create_function_url_config(FunctionName=f"{fname}:live", Qualifier="other", AuthType="NONE")
+    assert error_of(e) == ("InvalidParameterValueException", 400,
+                           "The derived qualifier from the function name does not match the specified qualifier.")
     with pytest.raises(ClientError) as e:
         lam.create_function_url_config(FunctionName=fname, AuthType="OPEN")
     assert error_of(e) == ("ValidationException", 400,
                            "1 validation error detected: Value 'OPEN' at 'authType' failed to satisfy constraint: "
                            "Member must satisfy enum value set: [NONE, AWS_IAM]")
     with pytest.raises(ClientError) as e:
-        lam.create_function_url_config(FunctionName=fname, AuthType="NONE", InvokeMode="STREAM")
-    assert error_of(e)[:2] == ("ValidationException", 400)
+        lam.create_function_url_config(FunctionName=fname, AuthType="NONE", InvokeMode="UNKNOWN")
+    assert error_of(e) == ("ValidationException", 400,
+                           "1 validation error detected: Value 'UNKNOWN' at 'invokeMode' failed to satisfy constraint: "
+                           "Member must satisfy enum value set: [RESPONSE_STREAM, BUFFERED]")
     with pytest.raises(ClientError) as e:
         lam.create_function_url_config(FunctionName=fname, AuthType="NONE", Cors={"MaxAge": 86401})
     assert error_of(e)[:2] == ("ValidationException", 400)
@@ -161,7 +183,8 @@ def test_none_needs_the_public_permission_and_the_event_is_payload_2(srv, lam, f
     create_python_function(lam, fname, ECHO)
     url = lam.create_function_url_config(FunctionName=fname, AuthType="NONE")["FunctionUrl"]
     status, headers, body = call(srv.port, url)
-    assert (status, json.loads(body)) == (403, {"Message": "Forbidden"})
+    assert (status, json.loads(body)) == (403, {"Message": FORBIDDEN})
+    assert header(headers, "x-amzn-ErrorType") == ["AccessDeniedException"]
     public(lam, fname)
     status, headers, body = call(srv.port, url, "POST", "/a/b%20c?x=1&x=2&y=&z=3",
                                  body=b'{"k": "v"}', headers={"Content-Type": "application/json",
@@ -175,9 +198,11 @@ def test_none_needs_the_public_permission_and_the_event_is_payload_2(srv, lam, f
     assert event["queryStringParameters"] == {"x": "1,2", "y": "", "z": "3"}
     assert event["cookies"] == ["c1=v1", "c2=v2"] and "cookie" not in event["headers"]
     assert event["headers"]["x-multi"] == "one" and event["headers"]["content-type"] == "application/json"
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1" and event["headers"]["x-forwarded-proto"] == "http"
+    assert event["headers"]["x-forwarded-port"] == str(srv.port)
     assert event["body"] == '{"k": "v"}' and event["isBase64Encoded"] is False
     ctx = event["requestContext"]
-    assert ctx["accountId"] == "000000000000" and ctx["apiId"] == url_id and ctx["domainPrefix"] == url_id
+    assert ctx["accountId"] == "anonymous" and ctx["apiId"] == url_id and ctx["domainPrefix"] == url_id
     assert ctx["domainName"] == urlsplit(url).hostname
     assert ctx["http"] == {"method": "POST", "path": "/a/b%20c", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
                            "userAgent": "tester/1"}
@@ -201,9 +226,11 @@ def test_bodies_cookies_plain_answers_and_errors(srv, lam, fname) -> None:
     status, headers, body = call(srv.port, url, path="/cookies")
     assert status == 201 and body == b"made" and header(headers, "X-Custom") == ["yes"]
     assert header(headers, "Set-Cookie") == ["a=1; Max-Age=60", "b=2"]
-    status, headers, body = call(srv.port, url, path="/plain")
-    assert (status, body) == (200, b'"Hello, world!"')
+    status, headers, body = call(srv.port, url, path="/plain")  # a string is the body itself
+    assert (status, body) == (200, b"Hello, world!")
     assert header(headers, "Content-Type") == ["application/json"]
+    status, headers, body = call(srv.port, url, path="/dict")  # other JSON: compact
+    assert (status, body) == (200, b'{"hello":"world","n":[1,true]}')
     status, _, body = call(srv.port, url, path="/fail")
     assert (status, body) == (502, b"Internal Server Error")
     big = os.urandom(2 * 1024 * 1024)  # over the API's 1 MB control-body limit, under the URL's 6 MB
@@ -230,6 +257,7 @@ def test_aws_iam_needs_a_signature_and_the_permission(srv, lam, fname) -> None:
     event = json.loads(body)
     assert event["body"] == "hi" and event["requestContext"]["authorizer"]["iam"]["accessKey"] == ACCESS_KEY
     assert event["requestContext"]["authorizer"]["iam"]["userArn"] == "arn:aws:iam::000000000000:root"
+    assert event["requestContext"]["accountId"] == "000000000000"
     assert signed(ACCESS_KEY, "wrong" + SECRET_KEY)[0] == 403
     iam = srv.client("iam")
     user = f"u-{fname}"[:60]

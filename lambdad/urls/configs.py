@@ -4,7 +4,7 @@ A URL belongs to a function's ``$LATEST`` (the unqualified function) or to one o
 published version (refused with Lambda's validation error). Each has an id of 32 lowercase letters and digits,
 the first label of its host name (``<id>.lambda-url.<region>.localhost`` or ``<id>.<LAMBDAD_URL_HOST>``), made
 at creation and kept until the URL is deleted. ``AuthType`` (NONE or AWS_IAM) is required at creation;
-``InvokeMode`` is BUFFERED unless RESPONSE_STREAM is asked for; ``Cors`` is stored as given. Update changes what
+``InvokeMode`` is BUFFERED unless RESPONSE_STREAM is asked for (Create and Update show it once it was named); ``Cors`` is stored as given. Update changes what
 it names (``Cors`` replaced whole). Deleting the function or the alias deletes its URL (the store drops the row
 in the same transaction; the listeners here drop it from memory).
 
@@ -32,9 +32,8 @@ from lambdad.store.interfaces import FunctionUrlStore
 __all__ = ["FunctionUrls", "UrlConfig", "AUTH_TYPES", "INVOKE_MODES", "new_url_id"]
 
 AUTH_TYPES = ("NONE", "AWS_IAM")
-INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
-_QUALIFIER_PATTERN = r"(^\$LATEST$)|((?!^[0-9]+$)([a-zA-Z0-9-_]+))"
-_MODEL_QUALIFIER_PATTERN = r"((?!^\d+$)^[0-9a-zA-Z-_]+$)"
+INVOKE_MODES = ("RESPONSE_STREAM", "BUFFERED")  # in the order Lambda's enum message lists them
+_QUALIFIER_PATTERN = r"((?!^\d+$)^[0-9a-zA-Z-_]+$)"  # the model's FunctionUrlQualifier, as Lambda's message shows it
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PAGE = 50
 _NO_RESOURCE = "The resource you requested does not exist."
@@ -63,6 +62,7 @@ class UrlConfig:
     auth_type: str
     invoke_mode: str
     cors: Mapping[str, Any] | None
+    invoke_mode_named: bool  # InvokeMode was given (Create and Update show it only then)
     created: str
     last_modified: str
     # what the front works out once per config: lower-cased CORS lists (see cors.py)
@@ -73,7 +73,9 @@ class UrlConfig:
         return None if self.qualifier == LATEST else self.qualifier
 
     def document(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"AuthType": self.auth_type, "InvokeMode": self.invoke_mode}
+        out: dict[str, Any] = {"AuthType": self.auth_type}
+        if self.invoke_mode_named:
+            out["InvokeMode"] = self.invoke_mode
         if self.cors is not None:
             out["Cors"] = dict(self.cors)
         return out
@@ -82,7 +84,7 @@ class UrlConfig:
 def _config(name: str, qualifier: str, url_id: str, document: Mapping[str, Any], created: str,
             modified: str) -> UrlConfig:
     return UrlConfig(url_id, name, qualifier, str(document["AuthType"]), str(document.get("InvokeMode") or "BUFFERED"),
-                     document.get("Cors"), created, modified)
+                     document.get("Cors"), "InvokeMode" in document, created, modified)
 
 
 class FunctionUrls:
@@ -114,9 +116,9 @@ class FunctionUrls:
 
     async def create(self, name: str, qualifier: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
         key = self._check_qualifier(name, qualifier)
-        document: dict[str, Any] = {"AuthType": self._enum(params.get("AuthType"), "authType", AUTH_TYPES),
-                                    "InvokeMode": self._enum(params.get("InvokeMode") or "BUFFERED", "invokeMode",
-                                                             INVOKE_MODES)}
+        document: dict[str, Any] = {"AuthType": self._enum(params.get("AuthType"), "authType", AUTH_TYPES)}
+        if params.get("InvokeMode") is not None:
+            document["InvokeMode"] = self._enum(params["InvokeMode"], "invokeMode", INVOKE_MODES)
         if params.get("Cors") is not None:
             document["Cors"] = self._cors(params["Cors"])
         async with self._functions.lock(name):
@@ -132,7 +134,7 @@ class FunctionUrls:
             await self._store.put_function_url(*key, url_id, json.dumps(document), now, now)
             config = _config(*key, url_id, document, now, now)
             self._remember(config)
-        out = self._describe(config)
+        out = self._describe(config, answer=True)
         out.pop("LastModifiedTime")  # CreateFunctionUrlConfig's answer has none
         return out
 
@@ -154,7 +156,7 @@ class FunctionUrls:
             await self._store.put_function_url(*key, current.url_id, json.dumps(document), current.created, now)
             config = _config(*key, current.url_id, document, current.created, now)
             self._remember(config)
-        return self._describe(config)
+        return self._describe(config, answer=True)
 
     def get(self, name: str, qualifier: str | None) -> dict[str, Any]:
         key = self._check_qualifier(name, qualifier)
@@ -197,11 +199,9 @@ class FunctionUrls:
     @staticmethod
     def _check_qualifier(name: str, qualifier: str | None) -> tuple[str, str]:
         """A URL's owner: $LATEST (no qualifier) or an alias. A version number, or $LATEST named, is refused
-        with Lambda's validation errors."""
-        if qualifier == LATEST:
-            raise validation_error(violation("qualifier", "Member must satisfy regular expression pattern: "
-                                             + _MODEL_QUALIFIER_PATTERN, qualifier))
-        if qualifier and (is_version_number(qualifier) or re.fullmatch(_QUALIFIER_PATTERN, qualifier) is None):
+        with Lambda's validation error, before whether the function exists is looked at (as Lambda does)."""
+        if qualifier and (qualifier == LATEST or is_version_number(qualifier)
+                          or re.fullmatch(_QUALIFIER_PATTERN, qualifier) is None):
             raise validation_error(violation("qualifier", "Member must satisfy regular expression pattern: "
                                              + _QUALIFIER_PATTERN, qualifier))
         return name, qualifier or LATEST
@@ -243,11 +243,15 @@ class FunctionUrls:
         for key in [k for k in self._by_owner if k[0] == name]:
             self._drop(key)
 
-    def _describe(self, config: UrlConfig) -> dict[str, Any]:
+    def _describe(self, config: UrlConfig, *, answer: bool = False) -> dict[str, Any]:
+        """A URL as Get and List show it; as Create and Update ``answer`` (InvokeMode only once it was named, as
+        Lambda's answers have it)."""
         out: dict[str, Any] = {"FunctionUrl": self._url_of(config.url_id),
                                "FunctionArn": self._arn(config.name, config.qualifier),
                                "AuthType": config.auth_type, "CreationTime": config.created,
-                               "LastModifiedTime": config.last_modified, "InvokeMode": config.invoke_mode}
+                               "LastModifiedTime": config.last_modified}
+        if not answer or config.invoke_mode_named:
+            out["InvokeMode"] = config.invoke_mode
         if config.cors is not None:
             out["Cors"] = dict(config.cors)
         return out

@@ -3,14 +3,14 @@
 
 For each request, in order:
 
-1. find the URL by the Host's first label (an unknown id: 403 ``{"Message":"Forbidden"}``);
+1. find the URL by the Host's first label (an unknown id: 403 ``{"Message":null}``, as Lambda answers);
 2. a CORS preflight, when the URL has a ``Cors`` config, is answered here (``cors.py``) without invoking;
 3. authorize: ``AWS_IAM`` — the request must carry a valid SigV4 signature (service ``lambda``, this region) of
    a known key, and a caller other than root must be allowed ``lambda:InvokeFunctionUrl`` on the URL's function
    (or alias) by its identity policies or the resource policy; ``NONE`` — the resource policy must allow
    ``lambda:InvokeFunctionUrl`` to an anonymous caller (``Principal: "*"``), evaluated with
    ``lambda:FunctionUrlAuthType`` = NONE (what ``add-permission --function-url-auth-type NONE`` grants). A refusal
-   is 403 ``{"Message":"Forbidden"}``, as Lambda answers;
+   is 403 ``{"Message":"Forbidden. For troubleshooting Function URL authorization issues, see: …"}``;
 4. the request becomes a payload format 2.0 event (``payload.py``; over 6 MB: 413) and is invoked through the
    Invoker, as Invoke does (concurrency, alias weights, logs and cluster routing apply);
 5. the answer becomes the response (``payload.py``): a function error or timeout, an answer that is no valid
@@ -48,7 +48,10 @@ __all__ = ["UrlFront", "url_bases"]
 log = logging.getLogger(__name__)
 
 _ACTION = "lambda:InvokeFunctionUrl"
-_FORBIDDEN = json.dumps({"Message": "Forbidden"}).encode()
+# Lambda's answers (LocalStack's AWS-validated tests): a URL that does not exist, and a caller not allowed
+_NO_URL = b'{"Message":null}'
+_FORBIDDEN = json.dumps({"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
+                                    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}).encode()
 _INTERNAL = b"Internal Server Error"
 _ANONYMOUS = Caller(arn="", account="", principal_arns=())
 _INLINE_JSON = 64 * 1024  # larger events are encoded in a thread
@@ -78,7 +81,8 @@ class UrlFront:
         domain = request.host.rpartition(":")[0] if ":" in request.host else request.host
         config = self._urls.by_id.get(domain.partition(".")[0].lower())
         if config is None:
-            return self._forbidden(rid)
+            return HttpResponse(403, _NO_URL, (("Content-Type", "application/json"), ("x-amzn-RequestId", rid),
+                                               ("x-amzn-ErrorType", "AccessDeniedException")))
         headers = {name.lower(): value for name, value in request.headers}
         if config.cors is not None and cors.is_preflight(request.method, headers):
             return HttpResponse(200, b"", (*cors.preflight_headers(config.cors, headers), ("x-amzn-RequestId", rid)))
@@ -88,7 +92,8 @@ class UrlFront:
             log.info("function URL %s: %s refused: %s", config.url_id, request.method, exc.message)
             return self._forbidden(rid, config, headers)
         event = build_event(method=request.method, target=request.target, headers=request.headers, body=request.body,
-                            peer=request.peer, url_id=config.url_id, domain=domain, account_id=self._account_id,
+                            peer=request.peer, port=request.host.rpartition(":")[2] if ":" in request.host else "80",
+                            url_id=config.url_id, domain=domain, account_id=self._account_id,
                             request_id=rid, iam=iam)
         payload = (json.dumps(event).encode() if len(request.body) <= _INLINE_JSON
                    else await asyncio.to_thread(lambda: json.dumps(event).encode()))
@@ -129,10 +134,10 @@ class UrlFront:
         out.append(("x-amzn-RequestId", rid))
         return HttpResponse(status, body, out)
 
-    def _forbidden(self, rid: str, config: UrlConfig | None = None,
-                   headers: Mapping[str, str] | None = None) -> HttpResponse:
+    @staticmethod
+    def _forbidden(rid: str, config: UrlConfig, headers: Mapping[str, str]) -> HttpResponse:
         out = [("Content-Type", "application/json")]
-        if config is not None and config.cors is not None and headers is not None:
+        if config.cors is not None:
             out = cors.response_headers(config.cors, headers.get("origin"), out)
         return HttpResponse(403, _FORBIDDEN, (*out, ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", "AccessDeniedException")))
 

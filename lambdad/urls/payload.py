@@ -2,8 +2,10 @@
 the HTTP response (AWS's "Invoking Lambda function URLs", request and response payloads).
 
 The event: ``version`` "2.0", ``routeKey`` "$default", ``rawPath``, ``rawQueryString``, ``cookies`` (the Cookie
-header split, and left out of ``headers``), ``headers`` (names lower-cased, repeated ones joined by commas),
-``queryStringParameters`` (decoded, repeated keys joined by commas), ``requestContext`` (``accountId``, ``apiId``
+header split, and left out of ``headers``), ``headers`` (names lower-cased, repeated ones joined by commas, and
+``x-forwarded-for``/``-proto``/``-port`` as Lambda's front end adds them),
+``queryStringParameters`` (decoded, repeated keys joined by commas), ``requestContext`` (``accountId`` — ``anonymous`` for NONE, as Lambda's events show it, the function owner's
+for AWS_IAM —, ``apiId``
 and ``domainPrefix`` the URL id, ``domainName``, ``http`` {method, path, protocol, sourceIp, userAgent},
 ``requestId``, ``routeKey``, ``stage`` "$default", ``time`` as ``dd/MMM/yyyy:HH:mm:ss +0000``, ``timeEpoch`` in
 ms, and ``authorizer.iam`` for AWS_IAM), ``body`` and ``isBase64Encoded`` (a body whose content type is not text,
@@ -11,8 +13,9 @@ or not UTF-8, is base64-encoded). Keys without a value (no cookies, no query, no
 
 The answer: a JSON object with ``statusCode`` gives the status, ``headers``, ``cookies`` (one Set-Cookie each)
 and ``body`` (base64-decoded when ``isBase64Encoded``); any other JSON value, or an object without
-``statusCode``, is the body of a 200 ``application/json`` response, as the function returned it. Anything else
-(not JSON, a bad status) is Lambda's 502.
+``statusCode``, is the body of a 200 ``application/json`` response: a string as itself (``"hello"`` answers
+``hello``), anything else as compact JSON (``{"a":1}``), as Lambda answers (LocalStack's AWS-validated snapshots
+of function URL answers). Anything else (not JSON, a bad status) is Lambda's 502.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def _clock(epoch: float) -> str:
 
 
 def build_event(*, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes, peer: str,
-                url_id: str, domain: str, account_id: str, request_id: str,
+                port: str, url_id: str, domain: str, account_id: str, request_id: str,
                 iam: Mapping[str, Any] | None = None, now: float | None = None) -> dict[str, Any]:
     """The event of one request (see the module's docstring)."""
     epoch = time.time() if now is None else now
@@ -60,6 +63,10 @@ def build_event(*, method: str, target: str, headers: Sequence[tuple[str, str]],
             cookies.extend(c.strip() for c in value.split(";") if c.strip())
             continue
         joined[lname] = f"{joined[lname]},{value}" if lname in joined else value
+    # what Lambda's front end adds (kept when a proxy in front of lambdad set them)
+    joined.setdefault("x-forwarded-for", peer)
+    joined.setdefault("x-forwarded-proto", "http")
+    joined.setdefault("x-forwarded-port", port)
     event: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": path or "/",
                              "rawQueryString": raw_query}
     if cookies:
@@ -70,7 +77,7 @@ def build_event(*, method: str, target: str, headers: Sequence[tuple[str, str]],
         for key, value in parse_qsl(raw_query, keep_blank_values=True):
             query[key] = f"{query[key]},{value}" if key in query else value
         event["queryStringParameters"] = query
-    context: dict[str, Any] = {"accountId": account_id, "apiId": url_id}
+    context: dict[str, Any] = {"accountId": account_id if iam is not None else "anonymous", "apiId": url_id}
     if iam is not None:
         context["authorizer"] = {"iam": dict(iam)}
     context.update({
@@ -100,7 +107,10 @@ def interpret_answer(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadAnswer("the function's answer is not JSON") from exc
     if not isinstance(answer, dict) or "statusCode" not in answer:
-        return 200, [("Content-Type", "application/json")], payload
+        # a JSON string is the body itself; any other value is the body as compact JSON (Lambda's answers)
+        whole = answer.encode("utf-8") if isinstance(answer, str) else \
+            json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return 200, [("Content-Type", "application/json")], whole
     status = answer.get("statusCode")
     if isinstance(status, str) and status.isdigit():
         status = int(status)
