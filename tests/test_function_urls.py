@@ -351,3 +351,46 @@ def test_a_url_made_on_one_node_is_served_by_another(cluster, fname) -> None:
         return False
 
     assert wait_until(gone, timeout=10)
+
+
+def test_timeouts_throttles_and_aliases(srv, lam, fname) -> None:
+    code = ("import os, time\n"
+            "def handler(event, context):\n"
+            "    if event['rawPath'] == '/slow':\n"
+            "        time.sleep(5)\n"
+            "    return {'version': os.environ['AWS_LAMBDA_FUNCTION_VERSION'], 'arn': context.invoked_function_arn,\n"
+            "            'id': context.aws_request_id}\n")
+    create_python_function(lam, fname, code, Timeout=1, Publish=True)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1")
+    url = lam.create_function_url_config(FunctionName=fname, Qualifier="live", AuthType="NONE")["FunctionUrl"]
+    with pytest.raises(ClientError):  # the alias's URL needs the alias's permission, not the function's
+        public(lam, fname, "nope")
+    public(lam, fname)
+    assert call(srv.port, url)[0] == 403
+    public(lam, fname, "live")
+    status, headers, body = call(srv.port, url)
+    answer = json.loads(body)
+    assert status == 200 and answer["version"] == "1" and answer["arn"] == f"{ARN}:{fname}:live"
+    assert header(headers, "x-amzn-RequestId") == [answer["id"]]  # the invocation's request id
+    status, _, body = call(srv.port, url, path="/slow")  # a timeout is Lambda's 502
+    assert (status, body) == (502, b"Internal Server Error")
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)  # throttled: 429
+    try:
+        assert call(srv.port, url)[0] == 429
+    finally:
+        lam.delete_function_concurrency(FunctionName=fname)
+    assert call(srv.port, url)[0] == 200
+
+
+def test_the_api_is_not_served_on_a_url_host_and_urls_not_on_the_api(srv, lam, fname) -> None:
+    create_python_function(lam, fname, ECHO)
+    url = lam.create_function_url_config(FunctionName=fname, AuthType="AWS_IAM")["FunctionUrl"]
+    # a signed Lambda API request sent to a URL's host is a request to the URL (the function sees it), not the API
+    request = AWSRequest("GET", url + "2015-03-31/functions/", headers={})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "lambda", "us-east-1").add_auth(request)
+    status, _, body = call(srv.port, url, "GET", "/2015-03-31/functions/", headers=dict(request.headers.items()))
+    assert status == 200 and json.loads(body)["rawPath"] == "/2015-03-31/functions/"
+    # and the API's own host names are untouched
+    assert lam.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    status, _, _ = call(srv.port, f"http://127.0.0.1:{srv.port}/", "GET", "/")
+    assert status != 200  # unsigned, to the API: refused as the API refuses it
