@@ -104,7 +104,8 @@ __all__ = ["LambdadApp"]
 log = logging.getLogger(__name__)
 
 
-RUN_DIR_GRACE_SECONDS = 60.0  # a run dir without its lock file is a server's only this long after it was made
+RUN_DIR_GRACE_SECONDS = 60.0
+_HOSTS_REMEMBERED = 4096  # Host headers remembered as a function URL's or not (cleared when full)  # a run dir without its lock file is a server's only this long after it was made
 
 
 def _hold_alive(run_dir: Path) -> int:
@@ -501,9 +502,17 @@ class LambdadApp:
         urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
                         region=s.region, account_id=s.account_id)
         marks = self.url_marks  # a function URL's Host ends with one (before its port)
+        url_hosts: dict[str, bool] = {}  # Host header -> a function URL's? (the API's few hosts: one look-up each)
 
         async def app(request: HttpRequest) -> HttpResponse:
-            if request.host.partition(":")[0].endswith(marks):  # before the API: a function URL
+            host = request.host
+            to_url = url_hosts.get(host)
+            if to_url is None:
+                to_url = host.partition(":")[0].lower().endswith(marks)
+                if len(url_hosts) >= _HOSTS_REMEMBERED:
+                    url_hosts.clear()
+                url_hosts[host] = to_url
+            if to_url:  # before the API: a function URL
                 return await urls.handle(request)
             if request.target.startswith(CODE_PATH):
                 return await download(request)
@@ -522,7 +531,7 @@ class LambdadApp:
         """Whether a request's Host (among its ``headers``) is a function URL's."""
         for name, value in headers:
             if len(name) == 4 and name.lower() == "host":
-                return value.partition(":")[0].endswith(marks)
+                return value.partition(":")[0].lower().endswith(marks)
         return False
 
     def function_url(self, url_id: str) -> str:

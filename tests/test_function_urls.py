@@ -201,6 +201,7 @@ def test_none_needs_the_public_permission_and_the_event_is_payload_2(srv, lam, f
     assert event["headers"]["x-forwarded-for"] == "127.0.0.1" and event["headers"]["x-forwarded-proto"] == "http"
     assert event["headers"]["x-forwarded-port"] == str(srv.port)
     assert event["body"] == '{"k": "v"}' and event["isBase64Encoded"] is False
+    assert call(srv.port, url.upper(), path="/x")[0] == 200  # host names are case-insensitive
     ctx = event["requestContext"]
     assert ctx["accountId"] == "anonymous" and ctx["apiId"] == url_id and ctx["domainPrefix"] == url_id
     assert ctx["domainName"] == urlsplit(url).hostname

@@ -79,7 +79,7 @@ class UrlFront:
         rid = request_id()
         CURRENT_REQUEST_ID.set(rid)
         domain = request.host.rpartition(":")[0] if ":" in request.host else request.host
-        config = self._urls.by_id.get(domain.partition(".")[0].lower())
+        config = self._urls.by_id.get(domain.partition(".")[0].lower())  # host names are case-insensitive
         if config is None:
             return HttpResponse(403, _NO_URL, (("Content-Type", "application/json"), ("x-amzn-RequestId", rid),
                                                ("x-amzn-ErrorType", "AccessDeniedException")))
