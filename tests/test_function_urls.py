@@ -211,6 +211,11 @@ def test_none_needs_the_public_permission_and_the_event_is_payload_2(srv, lam, f
     assert len(ctx["requestId"]) == 36 and header(headers, "x-amzn-RequestId") == [ctx["requestId"]]
     day, month, rest = ctx["time"].split("/")
     assert len(day) == 2 and month.isalpha() and rest.endswith(" +0000") and isinstance(ctx["timeEpoch"], int)
+    lam.remove_permission(FunctionName=fname, StatementId="FunctionURLAllowPublicAccess")
+    assert call(srv.port, url)[0] == 403  # the decision goes with the policy
+    lam.add_permission(FunctionName=fname, StatementId="iam-only", Action="lambda:InvokeFunctionUrl", Principal="*",
+                       FunctionUrlAuthType="AWS_IAM")
+    assert call(srv.port, url)[0] == 403  # a grant for AWS_IAM URLs does not open a NONE one
 
 
 def test_bodies_cookies_plain_answers_and_errors(srv, lam, fname) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from lambdad.api.http import MAX_SYNC_PAYLOAD, request_too_large
 from lambdad.api.server import HttpRequest, HttpResponse
@@ -63,6 +63,19 @@ def url_bases(region: str, url_host: str | None) -> tuple[str, ...]:
     if url_host:
         bases.insert(0, url_host.partition(":")[0].lower().rstrip("."))
     return tuple(bases)
+
+
+_CONSTANT_KEYS = frozenset({"lambda:functionurlauthtype", "lambda:functionarn"})
+
+
+def _request_independent(statements: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a policy decides the same for every anonymous request: its conditions name only keys fixed for a
+    URL (its auth type, its function), none of the request's (source IP, time...)."""
+    for statement in statements:
+        for block in (statement.get("Condition") or {}).values():
+            if not isinstance(block, Mapping) or any(str(key).lower() not in _CONSTANT_KEYS for key in block):
+                return False
+    return True
 
 
 class UrlFront:
@@ -152,10 +165,16 @@ class UrlFront:
             "lambda:FunctionUrlAuthType": config.auth_type,
             "lambda:FunctionArn": function_arn(self._region, self._account_id, config.name)}
         if config.auth_type == "NONE":
-            if request.peer:
-                context["aws:SourceIp"] = request.peer
-            decision = evaluate([], {"Version": "2012-10-17", "Statement": list(statements)},
-                                Request(_ANONYMOUS, _ACTION, arn, context)).decision if statements else None
+            remembered = config.derived.get("none")
+            if remembered is not None and remembered[0] is function and remembered[1] == function.generation:
+                decision = remembered[2]
+            else:
+                if request.peer:
+                    context["aws:SourceIp"] = request.peer
+                decision = evaluate([], {"Version": "2012-10-17", "Statement": list(statements)},
+                                    Request(_ANONYMOUS, _ACTION, arn, context)).decision if statements else None
+                if _request_independent(statements):  # the same for every request until the policy changes
+                    config.derived["none"] = (function, function.generation, decision)
             if decision is not Decision.ALLOW:
                 raise AccessDeniedException("no resource-based policy allows lambda:InvokeFunctionUrl to anyone")
             return None
