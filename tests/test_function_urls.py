@@ -400,3 +400,38 @@ def test_the_api_is_not_served_on_a_url_host_and_urls_not_on_the_api(srv, lam, f
     assert lam.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
     status, _, _ = call(srv.port, f"http://127.0.0.1:{srv.port}/", "GET", "/")
     assert status != 200  # unsigned, to the API: refused as the API refuses it
+
+
+def test_callers_other_than_root_need_the_url_actions(srv, lam, fname) -> None:
+    create_python_function(lam, fname, ECHO)
+    iam = srv.client("iam")
+    user = f"c-{fname}"[:60]
+    iam.create_user(UserName=user)
+    keys = iam.create_access_key(UserName=user)["AccessKey"]
+    theirs = srv.client(access_key=keys["AccessKeyId"], secret_key=keys["SecretAccessKey"])
+    with pytest.raises(ClientError) as e:
+        theirs.create_function_url_config(FunctionName=fname, AuthType="AWS_IAM")
+    assert error_of(e)[:2] == ("AccessDeniedException", 403)
+    assert "lambda:CreateFunctionUrlConfig" in error_of(e)[2]
+    iam.put_user_policy(UserName=user, PolicyName="urls", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["lambda:CreateFunctionUrlConfig", "lambda:GetFunctionUrlConfig"],
+             "Resource": f"{ARN}:*", "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}},
+            {"Effect": "Allow", "Action": "lambda:ListFunctionUrlConfigs", "Resource": f"{ARN}:*"}]}))
+
+    def made() -> bool:
+        try:
+            theirs.create_function_url_config(FunctionName=fname, AuthType="AWS_IAM")
+        except ClientError as exc:
+            assert error_of(exc)[0] == "AccessDeniedException"  # the policy not applied yet
+            return False
+        return True
+
+    assert wait_until(made, timeout=10)
+    with pytest.raises(ClientError) as e:  # only AWS_IAM URLs, by the condition (refused before the conflict)
+        theirs.create_function_url_config(FunctionName=fname, AuthType="NONE")
+    assert error_of(e)[:2] == ("AccessDeniedException", 403)
+    assert len(theirs.list_function_url_configs(FunctionName=fname)["FunctionUrlConfigs"]) == 1
+    with pytest.raises(ClientError) as e:
+        theirs.delete_function_url_config(FunctionName=fname)
+    assert error_of(e)[:2] == ("AccessDeniedException", 403)
