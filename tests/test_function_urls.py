@@ -226,6 +226,14 @@ def test_bodies_cookies_plain_answers_and_errors(srv, lam, fname) -> None:
     status, _, body = call(srv.port, url, "PUT", "/bin", body=raw, headers={"Content-Type": "image/png"})
     event = json.loads(body)
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == raw
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)  # HEAD: no body, the connection lives on
+    try:
+        for method in ("HEAD", "GET"):
+            conn.request(method, "/plain", headers={"Host": urlsplit(url).netloc})
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"" if method == "HEAD" else b"Hello, world!")
+    finally:
+        conn.close()
     status, headers, body = call(srv.port, url, path="/raw")
     assert status == 200 and body == bytes(range(256))
     assert header(headers, "Content-Type") == ["application/octet-stream"]

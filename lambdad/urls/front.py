@@ -113,9 +113,10 @@ class UrlFront:
         if len(payload) > MAX_SYNC_PAYLOAD:
             too_large = request_too_large(MAX_SYNC_PAYLOAD)
             return HttpResponse(413, too_large.body, too_large.headers)
-        return await self._respond(config, payload, rid, headers)
+        return await self._respond(config, payload, rid, headers, request.method)
 
-    async def _respond(self, config: UrlConfig, payload: bytes, rid: str, headers: Mapping[str, str]) -> HttpResponse:
+    async def _respond(self, config: UrlConfig, payload: bytes, rid: str, headers: Mapping[str, str],
+                       method: str) -> HttpResponse:
         """Invoke, and answer the function's response buffered (RESPONSE_STREAM too, for now: a streamed answer
         replaces this for ``config.invoke_mode == "RESPONSE_STREAM"``)."""
         ref = FunctionRef(config.name, config.invoked_qualifier)
@@ -125,23 +126,25 @@ class UrlFront:
                                               invoked_arn=self._runs.invoked_arn(ref))
         except TooManyRequestsException as exc:
             return self._finish(config, headers, 429, [("Content-Type", "application/json")],
-                                json.dumps({"Message": exc.message}).encode(), rid)
+                                json.dumps({"Message": exc.message}).encode(), rid, method)
         except LambdaError as exc:
             log.warning("function URL %s: the invocation failed: %s", config.url_id, exc.message)
-            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid)
+            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid, method)
         result = outcome.result
         if result.function_error is not None:
-            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid)
+            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid, method)
         try:
             status, out, body = interpret_answer(result.payload)
         except BadAnswer as exc:
             log.info("function URL %s: %s", config.url_id, exc)
-            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid)
-        return self._finish(config, headers, status, out, body, rid)
+            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid, method)
+        return self._finish(config, headers, status, out, body, rid, method)
 
     @staticmethod
     def _finish(config: UrlConfig, headers: Mapping[str, str], status: int, out: list[tuple[str, str]], body: bytes,
-                rid: str) -> HttpResponse:
+                rid: str, method: str) -> HttpResponse:
+        if method == "HEAD":
+            body = b""  # no body after a HEAD's response head, whatever the function answered
         if config.cors is not None:
             out = cors.response_headers(config.cors, headers.get("origin"), out)
         out.append(("x-amzn-RequestId", rid))
