@@ -32,9 +32,10 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.event_invoke import event_invoke_handlers
+from lambdad.api.function_urls import function_url_handlers
 from lambdad.api.functions import function_handlers
-from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, RequestContext, body_limit,
-                              request_too_busy, request_too_large)
+from lambdad.api.http import (MAX_BODY_BYTES, MAX_CONTROL_BODY, MAX_SYNC_PAYLOAD, Handler, LambdaApi, OtherService,
+                              RequestContext, body_limit, request_too_busy, request_too_large)
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
@@ -104,6 +105,8 @@ from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
 from lambdad.store.sql import SqlStore
+from lambdad.urls.configs import FunctionUrls
+from lambdad.urls.front import UrlFront, url_bases
 
 if TYPE_CHECKING:
     from lambdad.spans import Traces
@@ -113,7 +116,8 @@ __all__ = ["LambdadApp"]
 log = logging.getLogger(__name__)
 
 
-RUN_DIR_GRACE_SECONDS = 60.0  # a run dir without its lock file is a server's only this long after it was made
+RUN_DIR_GRACE_SECONDS = 60.0
+_HOSTS_REMEMBERED = 4096  # Host headers remembered as a function URL's or not (cleared when full)  # a run dir without its lock file is a server's only this long after it was made
 
 
 def _hold_alive(run_dir: Path) -> int:
@@ -337,6 +341,11 @@ class LambdadApp:
         self.event_configs = EventInvokeConfigs(self.functions, self.aliases, self.store, region=s.region,
                                                 account_id=s.account_id, default_max_age=s.max_event_age_seconds)
         await self.event_configs.load()
+        # function URLs of $LATEST or an alias; every node serves every one (urls/front.py)
+        self.function_urls = FunctionUrls(self.functions, self.aliases, self.store, region=s.region,
+                                          account_id=s.account_id, url_of=self.function_url)
+        await self.function_urls.load()
+        self.url_marks = tuple("." + base for base in url_bases(s.region, s.url_host))  # a URL's Host ends so
 
         def rules(event: AsyncEvent) -> AsyncRules:
             return self.event_configs.rules(event.function_name, event.qualifier)
@@ -367,7 +376,8 @@ class LambdadApp:
                                                  "layer": lambda _name: self.layers.load(),
                                                  "provisioned": self.provisioned.reload,
                                                  "iam": self.iam.reload,
-                                                 "eventinvoke": self.event_configs.reload}, self._reload_all)
+                                                 "eventinvoke": self.event_configs.reload,
+                                                 "functionurl": self.function_urls.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -427,6 +437,7 @@ class LambdadApp:
         await self.iam.load()
         await self.layers.load()
         await self.event_configs.load()
+        await self.function_urls.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -498,6 +509,7 @@ class LambdadApp:
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
+            **function_url_handlers(self.function_urls, s.region, s.account_id),
             **invoke_handlers(self.runs, self.submissions, s.region, s.account_id),
             **layer_handlers(self.layers, self.code_urls),
         }
@@ -535,15 +547,57 @@ class LambdadApp:
                 s.metrics_token)
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
+        urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
+                        region=s.region, account_id=s.account_id)
+        marks = self.url_marks  # a function URL's Host ends with one (before its port)
+        url_hosts: dict[str, bool] = {}  # Host header -> a function URL's? (the API's few hosts: one look-up each)
 
         async def app(request: HttpRequest) -> HttpResponse:
+            host = request.host
+            to_url = url_hosts.get(host)
+            if to_url is None:
+                to_url = host.partition(":")[0].lower().endswith(marks)
+                if len(url_hosts) >= _HOSTS_REMEMBERED:
+                    url_hosts.clear()
+                url_hosts[host] = to_url
+            if to_url:  # before the API: a function URL
+                return await urls.handle(request)
             if request.target.startswith(CODE_PATH):
                 return await download(request)
             if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
                 return await metrics_endpoint.handle(request)
             return await api.handle(request)
 
-        return app, api.precheck
+        async def precheck(method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
+            # a large body to a function URL is not signed for the API (NONE: not signed at all)
+            if self._addresses_url(headers, marks):
+                return None
+            return await api.precheck(method, target, headers)
+
+        return app, precheck
+
+    @staticmethod
+    def _addresses_url(headers: list[tuple[str, str]], marks: tuple[str, ...]) -> bool:
+        """Whether a request's Host (among its ``headers``) is a function URL's."""
+        for name, value in headers:
+            if len(name) == 4 and name.lower() == "host":
+                return value.partition(":")[0].lower().endswith(marks)
+        return False
+
+    def function_url(self, url_id: str) -> str:
+        """The FunctionUrl shown for a URL id: under LAMBDAD_URL_HOST, else ``lambda-url.<region>.localhost`` and
+        this node's port."""
+        s = self.settings
+        if s.url_host:
+            return f"http://{url_id}.{s.url_host}/"
+        return f"http://{url_id}.lambda-url.{s.region}.localhost:{self.port}/"
+
+    def _body_limit(self, method: str, target: str, headers: list[tuple[str, str]]) -> int:
+        """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
+        limit = body_limit(method, target, headers)
+        if limit == MAX_CONTROL_BODY and self._addresses_url(headers, self.url_marks):
+            return MAX_SYNC_PAYLOAD
+        return limit
 
     def _known_role(self, handler: Handler) -> Handler:
         """``handler`` refusing a role Lambda could not assume: not an IAM role of this account, or one whose
@@ -596,7 +650,7 @@ class LambdadApp:
         limits = Limits(max_connections=s.http_max_connections, max_buffered=s.http_buffer_mb * 1024 * 1024,
                         head_timeout=s.http_head_timeout_seconds, min_rate=s.http_min_rate_kb * 1024)
         self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
-                                body_limit=body_limit, precheck=precheck, too_busy=request_too_busy)
+                                body_limit=self._body_limit, precheck=precheck, too_busy=request_too_busy)
         self.port = await self._http.start(self.settings.host, self.settings.port)
         host = s.host if s.host not in ("0.0.0.0", "::", "") else socket.gethostname()
         self.membership.endpoint = s.advertise_url or f"http://{host}:{self.port}"

@@ -66,6 +66,10 @@ def main() -> None:
               help="Record Lambda's CloudWatch metrics and serve them [LAMBDAD_METRICS; default on].")
 @click.option("--metrics-token", default=None,
               help="GET /metrics asks for this bearer token [LAMBDAD_METRICS_TOKEN; default none: open].")
+@click.option("--url-host", default=None,
+              help="Base host name of function URLs as clients reach them, e.g. lambda-url.example.com behind a "
+                   "reverse proxy: http://ID.lambda-url.example.com/ [LAMBDAD_URL_HOST; default: "
+                   "lambda-url.REGION.localhost:PORT].")
 def serve(**flags: object) -> None:
     """Start the server on the embedded default (SQLite + local files)."""
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -63,6 +64,9 @@ class Settings:
     blob_sweep_seconds: float = 600.0  # cluster mode: how often the shared blobs nothing references are collected
     blob_grace_seconds: float = 3600.0  # cluster mode: a shared blob younger than this is never collected
     advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
+    # the base host name of function URLs as clients reach them (behind a reverse proxy): http://<id>.<url_host>/;
+    # none: http://<id>.lambda-url.<region>.localhost:<port>/
+    url_host: str | None = None
     # refuse a function's role that is not an IAM role Lambda may assume (as AWS does); off: any role ARN is taken
     iam_refuse_unknown_roles: bool = False
     # http(s)://host:4318: sampled invocations of Active functions are exported there as OTLP/HTTP spans
@@ -148,6 +152,10 @@ class Settings:
                 parse_blob_url(self.blob_url)
             except BlobUrlError as exc:
                 raise ValueError(str(exc)) from exc
+        if self.url_host is not None and re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?",
+                                                      self.url_host) is None:
+            raise ValueError(f"url host must be a host name (and port), like lambda-url.example.com, not "
+                             f"{self.url_host!r}")
         if self.blob_sweep_seconds <= 0 or self.blob_grace_seconds < 0:
             raise ValueError("the blob sweep interval must be positive and its grace period not negative")
         from lambdad.cluster.link import CLUSTER_NAME

@@ -13,7 +13,8 @@ the resource policy of what it names, and Lambda's condition keys.
 Actions are ``lambda:<Operation>`` but for Invoke (``lambda:InvokeFunction``) and GetLayerVersionByArn
 (``lambda:GetLayerVersion``). Condition keys: ``lambda:FunctionArn`` (operations on a function),
 ``lambda:Layer`` (the layer version ARNs of CreateFunction and UpdateFunctionConfiguration),
-``lambda:Principal`` and ``lambda:FunctionUrlAuthType`` (AddPermission). Creating or updating a function with a
+``lambda:Principal`` and ``lambda:FunctionUrlAuthType`` (AddPermission; Create/UpdateFunctionUrlConfig's
+``AuthType``). Creating or updating a function with a
 role also needs ``iam:PassRole`` on the role (context ``iam:PassedToService = lambda.amazonaws.com``), as on AWS;
 whether the role must exist in IAM is the app's setting (``LAMBDAD_IAM_REFUSE_UNKNOWN_ROLES``, ``app.py``).
 
@@ -92,6 +93,8 @@ class AccessControl:
                 context["lambda:Principal"] = str(params["Principal"])
             if "FunctionUrlAuthType" in params:
                 context["lambda:FunctionUrlAuthType"] = str(params["FunctionUrlAuthType"])
+        if operation in ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig") and params.get("AuthType"):
+            context["lambda:FunctionUrlAuthType"] = str(params["AuthType"])
         if operation == "UpdateFunctionConfiguration":
             if params.get("Role"):
                 self._pass_role(principal, params, source_ip)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-__all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore",
+__all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore", "FunctionUrlStore",
            "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
            "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "UsageRecord",
            "UsageStore", "VersionRecord"]
@@ -193,6 +193,15 @@ class EventInvokeConfigStore(Protocol):
     async def delete_event_invoke_config(self, name: str, qualifier: str) -> None: ...
 
 
+class FunctionUrlStore(Protocol):
+    async def load_function_urls(self) -> list[tuple[str, str, str, str, str, str]]: ...
+
+    async def put_function_url(self, name: str, qualifier: str, url_id: str, config: str, created: str,
+                               last_modified: str) -> None: ...
+
+    async def delete_function_url(self, name: str, qualifier: str) -> None: ...
+
+
 class LayerStore(Protocol):
     async def load_layers(self) -> tuple[list[str], dict[str, int]]: ...
 
@@ -308,8 +317,8 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, LayerStore, AsyncEventStore, LogStore,
-                    MetricStore, IamStore, UsageStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, FunctionUrlStore, LayerStore,
+                    AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

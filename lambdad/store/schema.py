@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -97,6 +97,16 @@ event_invoke_configs = sa.Table(  # asynchronous invocation settings per functio
     sa.Column("qualifier", sa.Text, nullable=False),  # "$LATEST" for the unqualified function
     sa.Column("config", sa.Text, nullable=False),  # JSON: MaximumRetryAttempts, MaximumEventAgeInSeconds, ...
     sa.Column("last_modified", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
+)
+function_urls = sa.Table(  # function URLs of $LATEST or an alias (migration 0011)
+    "function_urls", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),  # "$LATEST" or an alias name
+    sa.Column("url_id", sa.Text, nullable=False, unique=True),  # the URL's host name's first label
+    sa.Column("config", sa.Text, nullable=False),  # JSON: AuthType, Cors, InvokeMode
+    sa.Column("created", sa.Text, nullable=False),  # Lambda's format: 2026-12-05T19:45:09.123+0000
+    sa.Column("last_modified", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("name", "qualifier"),
 )
 async_events = sa.Table(

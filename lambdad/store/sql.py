@@ -212,7 +212,7 @@ class SqlStore:
         await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
             for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.event_invoke_configs,
-                          t.aliases, t.version_counters, t.versions, t.functions)
+                          t.function_urls, t.aliases, t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
@@ -233,6 +233,8 @@ class SqlStore:
         await self._function_write(function_name, expect, [
             sa.delete(t.aliases).where(t.aliases.c.name == function_name, t.aliases.c.alias == alias_name),
             sa.delete(t.policies).where(t.policies.c.name == function_name, t.policies.c.qualifier == alias_name),
+            sa.delete(t.function_urls).where(t.function_urls.c.name == function_name,
+                                             t.function_urls.c.qualifier == alias_name),
         ])
         self._wrote("function", function_name)
 
@@ -342,6 +344,24 @@ class SqlStore:
         table = t.event_invoke_configs
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
         self._wrote("eventinvoke", name)
+
+    # -- function URLs ---------------------------------------------------------------------------------------
+
+    async def load_function_urls(self) -> list[tuple[str, str, str, str, str, str]]:
+        """(function name, qualifier, URL id, config JSON, created, last modified) of every function URL."""
+        return [(n, q, u, c, cr, m) for n, q, u, c, cr, m in await self._read(sa.select(t.function_urls))]
+
+    async def put_function_url(self, name: str, qualifier: str, url_id: str, config: str, created: str,
+                               last_modified: str) -> None:
+        await self._transaction([self._upsert(t.function_urls, ("name", "qualifier"), name=name, qualifier=qualifier,
+                                              url_id=url_id, config=config, created=created,
+                                              last_modified=last_modified)])
+        self._wrote("functionurl", name)
+
+    async def delete_function_url(self, name: str, qualifier: str) -> None:
+        table = t.function_urls
+        await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
+        self._wrote("functionurl", name)
 
     # -- layers ----------------------------------------------------------------------------------------------
 
