@@ -37,7 +37,7 @@ from lambdad.api.http import (MAX_BODY_BYTES, Handler, LambdaApi, OtherService, 
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
-from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck
+from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
@@ -460,7 +460,8 @@ class LambdadApp:
             **policy_handlers(self.policies, s.region, s.account_id),
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
-            **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id),
+            **invoke_handlers(self.runs, self.async_queue, s.region, s.account_id,
+                              stream_limit=int(s.stream_response_max_mb * 1024 * 1024)),
             **layer_handlers(self.layers, self.code_urls),
         }
 
@@ -488,7 +489,7 @@ class LambdadApp:
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
 
-        async def app(request: HttpRequest) -> HttpResponse:
+        async def app(request: HttpRequest) -> HttpResponse | StreamedResponse:
             if request.target.startswith(CODE_PATH):
                 return await download(request)
             return await api.handle(request)

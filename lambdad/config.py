@@ -60,6 +60,7 @@ class Settings:
     advertise_url: str | None = None  # how the other nodes and `cluster status` reach this node's API
     # refuse a function's role that is not an IAM role Lambda may assume (as AWS does); off: any role ARN is taken
     iam_refuse_unknown_roles: bool = False
+    stream_response_max_mb: float = 200.0  # a streamed response's largest size (Lambda's: 200 MiB; 20 before 2025-07)
 
     @property
     def store_url(self) -> str:

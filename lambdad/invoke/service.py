@@ -22,6 +22,7 @@ from lambdad.functions.service import FunctionService
 from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.sandbox.response_stream import ResponseStream
 
 __all__ = ["InvokeService", "InvokeOutcome", "Invoker"]
 
@@ -47,7 +48,7 @@ class Invoker(Protocol):
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False, lineage: int = 0) -> InvokeOutcome: ...
+                     want_log: bool = False, lineage: int = 0, stream: ResponseStream | None = None) -> InvokeOutcome: ...
 
 
 class InvokeService:
@@ -81,11 +82,14 @@ class InvokeService:
         invoked_arn: str | None = None,
         want_log: bool = False,
         lineage: int = 0,
+        stream: ResponseStream | None = None,
     ) -> InvokeOutcome:
         """Run ``config`` once with ``payload``. Raises TooManyRequestsException when no environment can be had.
 
         ``invoked_arn`` is the ARN the caller used (default: the unqualified function ARN); with ``want_log`` the
-        result carries the invocation's log lines (for LogType=Tail)."""
+        result carries the invocation's log lines (for LogType=Tail). With ``stream`` the caller reads the response
+        as the function writes it, when the function streams it (``sandbox/response_stream.py``); the stream is
+        ended when the invocation completes, whatever ends it."""
         spec = await self._spec(config)
         request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(
@@ -95,6 +99,7 @@ class InvokeService:
             client_context=client_context,
             want_log=want_log,
             lineage=lineage,
+            stream=stream,
         )
         for _ in range(_MAX_ENVIRONMENTS_LOST):
             env, _cold = await self._pool.acquire(spec)

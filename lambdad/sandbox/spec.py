@@ -18,6 +18,7 @@ from lambdad.errors import LambdadError
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import FunctionNetwork
+from lambdad.sandbox.response_stream import ResponseStream
 
 TAIL_BYTES = 4096  # the log tail an Invoke with LogType=Tail returns
 
@@ -123,6 +124,7 @@ class Invocation:
     completed: bool = False  # its result is decided (``future`` may have been cancelled by the caller meanwhile)
     want_log: bool = False  # the caller wants its log lines (LogType=Tail): kept, and written before the answer
     lineage: int = 0  # its place in a chain of asynchronous invocations (1 for the first; 0: none), in its trace id
+    stream: ResponseStream | None = None  # the caller reads the response as it is written (response streaming)
 
 
 @dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance
