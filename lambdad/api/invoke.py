@@ -32,8 +32,9 @@ from lambdad.errors import (
 )
 from lambdad.invoke.async_queue import EventQueue
 from lambdad.invoke.destinations import MAX_HOPS
-from lambdad.invoke.service import InvokeOutcome, Invoker
-from lambdad.sandbox.response_stream import STREAM_LIMIT_BYTES, ResponseStream, error_details
+from lambdad.invoke.service import Invoker
+from lambdad.invoke.streaming import StreamedInvocation, start_streamed
+from lambdad.sandbox.response_stream import STREAM_LIMIT_BYTES, error_details
 
 __all__ = ["invoke_handlers"]
 
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
-_BUFFERED_CONTENT_TYPE = "application/json"
-_STREAM_CONTENT_TYPE = "application/octet-stream"  # a stream whose runtime named no type (as AWS's runtime client)
 _MAX_EVENT_PAYLOAD = 1024 * 1024  # a buffered answer goes out in PayloadChunks of at most this size
 _LOG_TYPES = ("None", "Tail")
 _JSON_CHECK_INLINE = 64 * 1024  # larger payloads are checked in a thread, off the event loop
@@ -93,31 +92,18 @@ async def _checked_payload(params: Mapping[str, Any], limit: int) -> bytes:
     return payload
 
 
-async def _stream_events(stream: ResponseStream, running: "asyncio.Task[InvokeOutcome]",
-                         want_log: bool) -> AsyncIterator[bytes]:
-    """The event stream of one InvokeWithResponseStream: its PayloadChunks as the function writes them, then
-    InvokeComplete. A client that goes away does not stop the function: its invocation runs to its end."""
-    try:
-        async for data in stream.chunks():
-            yield payload_chunk(data)
-        outcome = await running
-    finally:
-        if not running.done():  # the client went away: the invocation goes on, its outcome unread
-            running.add_done_callback(_drop_outcome)
-    result = outcome.result
+async def _stream_events(streamed: StreamedInvocation, want_log: bool) -> AsyncIterator[bytes]:
+    """The event stream of one InvokeWithResponseStream: a PayloadChunk for each piece as the function writes it
+    (a buffered answer in pieces of at most 1 MB), then InvokeComplete."""
+    async for data in streamed.chunks():
+        for start in range(0, len(data), _MAX_EVENT_PAYLOAD):
+            yield payload_chunk(data[start:start + _MAX_EVENT_PAYLOAD])
+    result = (await streamed.outcome()).result
     code = details = None
     if result.function_error:
         code, details = error_details(result.payload)
-    elif not stream.opened and result.payload:  # a function that did not stream: its answer, whole
-        for start in range(0, len(result.payload), _MAX_EVENT_PAYLOAD):
-            yield payload_chunk(result.payload[start:start + _MAX_EVENT_PAYLOAD])
     yield event_message("InvokeComplete", {"ErrorCode": code, "ErrorDetails": details,
                                            "LogResult": result.log_tail_b64() if want_log else None})
-
-
-def _drop_outcome(task: "asyncio.Task[InvokeOutcome]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("a streamed invocation whose client went away failed: %s", task.exception())
 
 
 def invoke_handlers(service: Invoker, queue: EventQueue, region: str, account_id: str,
@@ -169,18 +155,12 @@ def invoke_handlers(service: Invoker, queue: EventQueue, region: str, account_id
         client_context = _client_context(params.get("ClientContext"))
         if invocation_type == "DryRun":
             return {"StatusCode": 204}
-        stream = ResponseStream(stream_limit)
-        running = asyncio.get_running_loop().create_task(service.invoke(
-            config, payload, request_id=ctx.request_id, client_context=client_context,
-            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail", lineage=ctx.lineage, stream=stream))
-        running.add_done_callback(lambda _: stream.end())  # failed before it ran (throttled...): nobody else would
-        await stream.wait_opened()  # the head goes out once the response's content type is known
-        if running.done() and running.exception() is not None:
-            raise running.exception()  # type: ignore[misc]  # an AWS error, answered as usual
-        return {"StatusCode": 200, "ExecutedVersion": config.version,
-                "ResponseStreamContentType": (stream.content_type or _STREAM_CONTENT_TYPE) if stream.opened
-                else _BUFFERED_CONTENT_TYPE,
-                "EventStream": _stream_events(stream, running, log_type == "Tail")}
+        streamed = await start_streamed(
+            service, config, payload, request_id=ctx.request_id, client_context=client_context,
+            invoked_arn=service.invoked_arn(ref), want_log=log_type == "Tail", lineage=ctx.lineage, limit=stream_limit)
+        return {"StatusCode": 200, "ExecutedVersion": streamed.executed_version,
+                "ResponseStreamContentType": streamed.content_type,
+                "EventStream": _stream_events(streamed, log_type == "Tail")}
 
     return {
         "Invoke": invoke,
