@@ -121,6 +121,8 @@ class Settings:
             raise ValueError("http head timeout and minimum rate must be positive")
         if min(self.log_retention_days, self.log_function_max_mb, self.log_max_mb) <= 0:
             raise ValueError("log retention days and sizes must be positive")
+        if self.stream_response_max_mb <= 0:
+            raise ValueError("the streamed response limit must be positive")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
@@ -156,7 +158,7 @@ def _convert(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
-                "blob_grace_seconds"):
+                "blob_grace_seconds", "stream_response_max_mb"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
