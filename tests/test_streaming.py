@@ -250,8 +250,9 @@ def test_qualifier_dry_run_and_errors_before_the_function_runs(lam) -> None:
     assert response["ExecutedVersion"] == "1"
     chunks, _, _ = read_stream(response)
     assert b"".join(data for _, data in chunks) == b'"1"'
-    assert lam.invoke_with_response_stream(FunctionName="stream-versions", InvocationType="DryRun")[
-        "StatusCode"] == 204
+    dry = lam.invoke_with_response_stream(FunctionName="stream-versions", InvocationType="DryRun")
+    dry["EventStream"].close()  # botocore wraps even an empty body in an EventStream: its connection goes back
+    assert dry["StatusCode"] == 204
     with pytest.raises(ClientError) as excinfo:
         lam.invoke_with_response_stream(FunctionName="stream-versions", InvocationType="Event")
     assert excinfo.value.response["Error"]["Code"] == "ValidationException"
