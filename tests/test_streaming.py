@@ -290,3 +290,26 @@ def test_http_response_stream_metadata_prelude(lam, node) -> None:
     metadata, _, rest = body.partition(b"\0" * 8)
     assert json.loads(metadata) == {"statusCode": 201, "headers": {"x-kind": "test"}}
     assert rest.startswith(b"chunk 0 ")
+
+
+def test_timeout_mid_stream_ends_with_sandbox_timedout(lam) -> None:
+    lam.create_function(FunctionName="stream-timeout", Runtime="provided.al2023", Role=ROLE, Handler="x",
+                        Code={"ZipFile": make_zip({"bootstrap": STREAMING_BOOTSTRAP}, {"bootstrap": 0o755})},
+                        Timeout=1, **FAST)
+    chunks, complete, _ = read_stream(lam.invoke_with_response_stream(
+        FunctionName="stream-timeout", Payload=json.dumps({"chunks": 1, "pause": 5})))
+    assert len(stamps(chunks)) == 1
+    assert complete["ErrorCode"] == "Sandbox.Timedout"
+    assert complete["ErrorDetails"].endswith("Task timed out after 1.00 seconds")
+
+
+def test_a_client_that_leaves_mid_stream_leaves_the_function_to_finish(lam, custom) -> None:
+    response = lam.invoke_with_response_stream(FunctionName=custom, Payload=json.dumps({"chunks": 3, "pause": 0.3}))
+    stream = response["EventStream"]
+    first = next(iter(stream))
+    assert "PayloadChunk" in first
+    stream.close()  # gone after the first chunk
+    # the server goes on serving, and the function (its environment busy until it ends) answers again
+    chunks, complete, _ = read_stream(lam.invoke_with_response_stream(
+        FunctionName=custom, Payload=json.dumps({"chunks": 1, "pause": 0})))
+    assert len(stamps(chunks)) == 1 and "ErrorCode" not in complete
