@@ -79,8 +79,18 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
   if (event.fail) {
     throw new Error("broke mid-stream");
   }
+  if (event.late) {
+    responseStream.setContentType("text/html");  // too late: the stream has begun
+  }
+  if (event.unfinished) {
+    return "left open";
+  }
   console.log("finished", context.awsRequestId);
   responseStream.end();
+});
+
+exports.plain = awslambda.streamifyResponse((event, responseStream) => {
+  responseStream.write("not async");  // returns no promise
 });
 """
 
@@ -313,3 +323,24 @@ def test_a_client_that_leaves_mid_stream_leaves_the_function_to_finish(lam, cust
     chunks, complete, _ = read_stream(lam.invoke_with_response_stream(
         FunctionName=custom, Payload=json.dumps({"chunks": 1, "pause": 0})))
     assert len(stamps(chunks)) == 1 and "ErrorCode" not in complete
+
+
+@needs_node
+@pytest.mark.parametrize("event, code, details", [
+    ({"late": True}, "Runtime.InvalidStreamingOperation", "Cannot set content-type, too late."),
+    ({"unfinished": True}, "string", "Response stream is not finished."),
+])
+def test_node_streaming_handler_mistakes_end_the_stream_with_an_error(lam, node, event, code, details) -> None:
+    chunks, complete, _ = read_stream(lam.invoke_with_response_stream(
+        FunctionName=node, Payload=json.dumps({"chunks": 1, "pause": 0, **event})))
+    assert len(stamps(chunks)) == 1
+    assert (complete["ErrorCode"], complete["ErrorDetails"]) == (code, details)
+
+
+@needs_node
+def test_node_streaming_handler_must_be_async(lam, node) -> None:
+    lam.create_function(FunctionName="stream-node-plain", Runtime="nodejs20.x", Role=ROLE, Handler="index.plain",
+                        Code={"ZipFile": make_zip({"index.js": NODE_STREAMING})}, **FAST)
+    _, complete, _ = read_stream(lam.invoke_with_response_stream(FunctionName="stream-node-plain"))
+    assert (complete["ErrorCode"], complete["ErrorDetails"]) == (
+        "string", "Streaming does not support non-async handlers.")
