@@ -344,3 +344,17 @@ def test_node_streaming_handler_must_be_async(lam, node) -> None:
     _, complete, _ = read_stream(lam.invoke_with_response_stream(FunctionName="stream-node-plain"))
     assert (complete["ErrorCode"], complete["ErrorDetails"]) == (
         "string", "Streaming does not support non-async handlers.")
+
+
+def test_a_user_needs_lambda_invoke_function_to_stream(server, lam) -> None:
+    from tests.test_access import ARN, denied_invoke, error_of, user_client
+
+    create_python_function(lam, "stream-access", "def handler(event, context):\n    return 'ok'\n")
+    user, user_arn = user_client(server, "stream-user")
+    with pytest.raises(ClientError) as excinfo:
+        user.invoke_with_response_stream(FunctionName="stream-access")
+    assert error_of(excinfo) == ("AccessDeniedException", 403, denied_invoke(user_arn, f"{ARN}:stream-access"))
+    lam.add_permission(FunctionName="stream-access", StatementId="user", Action="lambda:InvokeFunction",
+                       Principal=user_arn)
+    chunks, complete, _ = read_stream(user.invoke_with_response_stream(FunctionName="stream-access"))
+    assert [data for _, data in chunks] == [b'"ok"'] and complete == {}
