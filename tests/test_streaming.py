@@ -358,3 +358,29 @@ def test_a_user_needs_lambda_invoke_function_to_stream(server, lam) -> None:
                        Principal=user_arn)
     chunks, complete, _ = read_stream(user.invoke_with_response_stream(FunctionName="stream-access"))
     assert [data for _, data in chunks] == [b'"ok"'] and complete == {}
+
+
+def test_every_cluster_node_streams_the_invocations_it_receives(cluster) -> None:
+    """In a cluster a streamed invocation runs on the node that received it (its chunks are not carried between
+    nodes); a buffered Invoke of the same function still goes to its home."""
+    from tests.server import wait_until
+
+    nodes = cluster(2).nodes
+    clients = [node.client() for node in nodes]
+    create_python_function(clients[0], "stream-cluster", "def handler(event, context):\n"
+                           "    return context.log_stream_name\n")
+
+    def known(client) -> bool:
+        try:
+            client.get_function(FunctionName="stream-cluster")
+            return True
+        except ClientError:
+            return False
+
+    assert wait_until(lambda: all(known(c) for c in clients), timeout=10)
+    streams = set()
+    for client in clients:
+        chunks, complete, _ = read_stream(client.invoke_with_response_stream(FunctionName="stream-cluster"))
+        assert complete == {}
+        streams.add(json.loads(b"".join(data for _, data in chunks)))
+    assert len(streams) == 2  # one environment on each node
