@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import ROLE, Server, create_python_function, make_zip
+from tests.server import ROLE, Server, create_python_function, make_zip, wait_until
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="needs node on PATH")
 
@@ -313,12 +313,26 @@ def test_timeout_mid_stream_ends_with_sandbox_timedout(lam) -> None:
     assert complete["ErrorDetails"].endswith("Task timed out after 1.00 seconds")
 
 
-def test_a_client_that_leaves_mid_stream_leaves_the_function_to_finish(lam, custom) -> None:
-    response = lam.invoke_with_response_stream(FunctionName=custom, Payload=json.dumps({"chunks": 3, "pause": 0.3}))
+def test_a_client_that_leaves_mid_stream_leaves_the_function_to_finish(server, lam, custom) -> None:
+    # after its first chunk the function writes 16 MB: more than lambdad holds for a reader that is not reading
+    response = lam.invoke_with_response_stream(FunctionName=custom, Payload=json.dumps(
+        {"chunks": 1, "pause": 0.3, "bulk": 16 * 1024 * 1024}))
+    request_id = response["ResponseMetadata"]["RequestId"]
     stream = response["EventStream"]
     first = next(iter(stream))
     assert "PayloadChunk" in first
     stream.close()  # gone after the first chunk
+    # the function is not held back by the reader that left: it ends long before its 60 s timeout
+    logs = server.client("logs")
+    reports: list[str] = []
+
+    def reported() -> bool:
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{custom}", filterPattern=f'"REPORT RequestId: {request_id}"')
+        reports[:] = [event["message"] for event in events["events"]]
+        return bool(reports)
+
+    assert wait_until(reported, timeout=15), "no REPORT line"
+    assert "timeout" not in reports[0]
     # the server goes on serving, and the function (its environment busy until it ends) answers again
     chunks, complete, _ = read_stream(lam.invoke_with_response_stream(
         FunctionName=custom, Payload=json.dumps({"chunks": 1, "pause": 0})))
@@ -363,8 +377,6 @@ def test_a_user_needs_lambda_invoke_function_to_stream(server, lam) -> None:
 def test_every_cluster_node_streams_the_invocations_it_receives(cluster) -> None:
     """In a cluster a streamed invocation runs on the node that received it (its chunks are not carried between
     nodes); a buffered Invoke of the same function still goes to its home."""
-    from tests.server import wait_until
-
     nodes = cluster(2).nodes
     clients = [node.client() for node in nodes]
     create_python_function(clients[0], "stream-cluster", "def handler(event, context):\n"

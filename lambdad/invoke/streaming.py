@@ -71,6 +71,7 @@ class StreamedInvocation:
             outcome = await self.running
         finally:
             if not self.running.done():  # the reader went away: the invocation goes on, its outcome unread
+                self.stream.abandon()
                 self.running.add_done_callback(_drop_outcome)
         if not self.stream.opened and not outcome.result.function_error and outcome.result.payload:
             yield outcome.result.payload

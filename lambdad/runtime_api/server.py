@@ -238,6 +238,7 @@ class _Connection(HttpConnection):
     def on_headers_complete(self) -> None:
         self._head_done()
         if self._streamed:
+            self._error_type = self._error_body = None  # a streamed response's error comes in its trailers only
             self._open_stream()
 
     def on_header(self, name: bytes, value: bytes) -> None:

@@ -45,7 +45,7 @@ class ResponseStream:
     """The chunks of one streamed response, in order, for one reader."""
 
     __slots__ = ("content_type", "limit", "_chunks", "_waiting", "_waiter", "_ended", "_opened", "on_drain",
-                 "size")
+                 "size", "_abandoned")
 
     def __init__(self, limit: int = STREAM_LIMIT_BYTES) -> None:
         self.limit = limit
@@ -56,6 +56,7 @@ class ResponseStream:
         self._waiter: asyncio.Future[None] | None = None  # the reader, waiting for a chunk or the end
         self._ended = False
         self._opened = False
+        self._abandoned = False  # the reader went away
         self.on_drain: Callable[[], None] | None = None  # the writer may write again (set by the Runtime API side)
 
     @property
@@ -74,13 +75,23 @@ class ResponseStream:
 
     def write(self, data: bytes) -> bool:
         """Queue ``data`` for the reader; False when the writer should wait for ``on_drain``."""
-        if self._ended or not data:
+        if self._ended or self._abandoned or not data:
             return True
         self._chunks.append(data)
         self.size += len(data)
         self._waiting += len(data)
         self._wake()
         return self._waiting <= HIGH_WATER
+
+    def abandon(self) -> None:
+        """The reader went away: what waits and what comes is dropped, and the writer is never held back again
+        (the function runs to its end, as on Lambda, rather than hang on a full stream until its timeout)."""
+        self._abandoned = True
+        self._chunks.clear()
+        held_back = self._waiting > HIGH_WATER
+        self._waiting = 0
+        if held_back and self.on_drain is not None:
+            self.on_drain()
 
     def end(self) -> None:
         """Nothing more will be written (idempotent)."""

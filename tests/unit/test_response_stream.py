@@ -47,6 +47,16 @@ def test_stream_delivers_in_order_and_pauses_its_writer_past_the_high_water_mark
     asyncio.run(run())
 
 
+def test_an_abandoned_stream_lets_its_writer_go_on() -> None:
+    stream = ResponseStream()
+    drained: list[bool] = []
+    stream.on_drain = lambda: drained.append(True)
+    assert stream.write(b"x" * (HIGH_WATER + 1)) is False
+    stream.abandon()  # the reader went away
+    assert drained == [True]
+    assert stream.write(b"y" * (HIGH_WATER + 1)) is True  # dropped, never held back
+
+
 def test_sink_gathers_a_buffered_answer_and_refuses_one_over_its_limit() -> None:
     answers: list[tuple[bytes, str | None, str]] = []
     sink = StreamSink(None, "text/plain", lambda *answer: answers.append(answer), buffered_limit=10)
