@@ -95,9 +95,13 @@ async def _checked_payload(params: Mapping[str, Any], limit: int) -> bytes:
 async def _stream_events(streamed: StreamedInvocation, want_log: bool) -> AsyncIterator[bytes]:
     """The event stream of one InvokeWithResponseStream: a PayloadChunk for each piece as the function writes it
     (a buffered answer in pieces of at most 1 MB), then InvokeComplete."""
-    async for data in streamed.chunks():
-        for start in range(0, len(data), _MAX_EVENT_PAYLOAD):
-            yield payload_chunk(data[start:start + _MAX_EVENT_PAYLOAD])
+    chunks = streamed.chunks()
+    try:
+        async for data in chunks:
+            for start in range(0, len(data), _MAX_EVENT_PAYLOAD):
+                yield payload_chunk(data[start:start + _MAX_EVENT_PAYLOAD])
+    finally:
+        await chunks.aclose()  # a client gone: the stream is abandoned now, not when the garbage is collected
     result = (await streamed.outcome()).result
     code = details = None
     if result.function_error:
