@@ -39,7 +39,7 @@ from lambdad.api.http import (MAX_BODY_BYTES, MAX_CONTROL_BODY, MAX_SYNC_PAYLOAD
 from lambdad.api.invoke import invoke_handlers
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
-from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck
+from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.arn import FunctionRef
@@ -510,7 +510,8 @@ class LambdadApp:
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
             **function_url_handlers(self.function_urls, s.region, s.account_id),
-            **invoke_handlers(self.runs, self.submissions, s.region, s.account_id),
+            **invoke_handlers(self.runs, self.submissions, s.region, s.account_id,
+                              stream_limit=int(s.stream_response_max_mb * 1024 * 1024)),
             **layer_handlers(self.layers, self.code_urls),
         }
 
@@ -552,7 +553,7 @@ class LambdadApp:
         marks = self.url_marks  # a function URL's Host ends with one (before its port)
         url_hosts: dict[str, bool] = {}  # Host header -> a function URL's? (the API's few hosts: one look-up each)
 
-        async def app(request: HttpRequest) -> HttpResponse:
+        async def app(request: HttpRequest) -> HttpResponse | StreamedResponse:
             host = request.host
             to_url = url_hosts.get(host)
             if to_url is None:

@@ -71,6 +71,7 @@ class Settings:
     iam_refuse_unknown_roles: bool = False
     # http(s)://host:4318: sampled invocations of Active functions are exported there as OTLP/HTTP spans
     otlp_endpoint: str | None = None
+    stream_response_max_mb: float = 200.0  # a streamed response's largest size (Lambda's: 200 MiB; 20 before 2025-07)
 
     @property
     def store_url(self) -> str:
@@ -137,6 +138,8 @@ class Settings:
             raise ValueError("metrics retention days and flush seconds must be positive")
         if self.usage_flush_seconds <= 0:
             raise ValueError("the usage flush interval must be positive")
+        if self.stream_response_max_mb <= 0:
+            raise ValueError("the streamed response limit must be positive")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
@@ -179,7 +182,8 @@ def _convert(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
-                "blob_grace_seconds", "metrics_retention_days", "metrics_flush_seconds", "usage_flush_seconds"):
+                "blob_grace_seconds", "metrics_retention_days", "metrics_flush_seconds", "usage_flush_seconds",
+                "stream_response_max_mb"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

@@ -22,7 +22,7 @@ from botocore.model import OperationModel, ServiceModel
 from lambdad.api.protocol import parse_request, serialize_error, serialize_response
 from lambdad.api.router import Router
 from lambdad.auth.principals import Identity, Principal
-from lambdad.api.server import HttpRequest, HttpResponse
+from lambdad.api.server import HttpRequest, HttpResponse, StreamedResponse
 from lambdad.auth.sigv4 import SignedRequest, check_claim, check_preamble, read_claim
 from lambdad.errors import (LambdaError, NotImplementedException, RequestTooLargeException, ServiceException,
                             TooManyRequestsException)
@@ -43,7 +43,7 @@ _INVOKE_LIMITS = (MAX_SYNC_PAYLOAD, MAX_ASYNC_PAYLOAD)
 
 def body_limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
     """The largest body a request may carry, told from its method and path before the body is read: an Invoke's
-    payload limit; a code upload's (CreateFunction, UpdateFunctionCode, PublishLayerVersion); a JSON-protocol
+    (or InvokeWithResponseStream's) payload limit; a code upload's (CreateFunction, UpdateFunctionCode, PublishLayerVersion); a JSON-protocol
     service's (X-Amz-Target: CloudWatch Logs) 4 MB; else 1 MB."""
     path = target.partition("?")[0]
     if method == "POST" and path.endswith("/invocations") and path.startswith("/2015-03-31/functions/"):
@@ -51,6 +51,8 @@ def body_limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
             if len(name) == 21 and name.lower() == "x-amz-invocation-type":
                 return MAX_ASYNC_PAYLOAD if value == "Event" else MAX_SYNC_PAYLOAD
         return MAX_SYNC_PAYLOAD
+    if method == "POST" and path.endswith("/response-streaming-invocations"):
+        return MAX_SYNC_PAYLOAD  # InvokeWithResponseStream: RequestResponse and DryRun only
     if (method == "POST" and path.rstrip("/") == "/2015-03-31/functions") \
             or (method == "PUT" and path.startswith("/2015-03-31/functions/") and path.endswith("/code")) \
             or (method == "POST" and path.startswith("/2018-10-31/layers/") and path.endswith("/versions")):
@@ -142,7 +144,7 @@ class LambdaApi:
             return HttpResponse(status, out_body, tuple(out_headers.items()))
         return None
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    async def handle(self, request: HttpRequest) -> HttpResponse | StreamedResponse:
         rid = request_id()
         CURRENT_REQUEST_ID.set(rid)  # this request's task: its log lines (and its tasks') carry the id
         op_name = "Unknown"
@@ -181,6 +183,9 @@ class LambdaApi:
                                  lineage_of(trace), trace)
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
+            if op.has_event_stream_output and output.get("EventStream") is not None:
+                out_headers["x-amzn-RequestId"] = rid
+                return StreamedResponse(status, tuple(out_headers.items()), output["EventStream"])
         except LambdaError as exc:
             if service is not None:
                 return service.error(exc, rid)

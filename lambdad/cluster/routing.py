@@ -41,6 +41,7 @@ from lambdad.errors import (LambdaError, ResourceConflictException, ResourceNotF
 from lambdad.functions.model import FunctionConfig
 from lambdad.invoke.service import InvokeOutcome, InvokeService
 from lambdad.sandbox.spec import InvocationResult
+from lambdad.sandbox.response_stream import ResponseStream
 
 __all__ = ["InvokeRouter", "home_of", "ranking"]
 
@@ -110,12 +111,14 @@ class InvokeRouter:
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False, lineage: int = 0, trace: str | None = None) -> InvokeOutcome:
-        home = self._home(config, payload)
+                     want_log: bool = False, lineage: int = 0, trace: str | None = None,
+                     stream: ResponseStream | None = None) -> InvokeOutcome:
+        # a streamed response runs here: the chunks are not carried between nodes (docs/streaming.md)
+        home = self._home(config, payload) if stream is None else None
         if home is None:
             return await self._invoker.invoke(config, payload, request_id=request_id, client_context=client_context,
                                               invoked_arn=invoked_arn, want_log=want_log, lineage=lineage,
-                                              trace=trace)
+                                              trace=trace, stream=stream)
         from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
         request_id = request_id or str(uuid.uuid4())

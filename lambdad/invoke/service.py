@@ -25,6 +25,7 @@ from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.sandbox.environment import EnvironmentLost, EnvironmentSpec, Invocation, InvocationResult
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.sandbox.response_stream import ResponseStream
 from lambdad.traces import ACTIVE, continue_trace
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class Invoker(Protocol):
 
     async def invoke(self, config: FunctionConfig, payload: bytes, *, request_id: str | None = None,
                      client_context: str | None = None, invoked_arn: str | None = None,
-                     want_log: bool = False, lineage: int = 0, trace: str | None = None) -> InvokeOutcome: ...
+                     want_log: bool = False, lineage: int = 0, trace: str | None = None,
+                     stream: ResponseStream | None = None) -> InvokeOutcome: ...
 
 
 class InvokeService:
@@ -92,12 +94,15 @@ class InvokeService:
         want_log: bool = False,
         lineage: int = 0,
         trace: str | None = None,
+        stream: ResponseStream | None = None,
     ) -> InvokeOutcome:
         """Run ``config`` once with ``payload``. Raises TooManyRequestsException when no environment can be had.
 
         ``invoked_arn`` is the ARN the caller used (default: the unqualified function ARN); with ``want_log`` the
         result carries the invocation's log lines (for LogType=Tail); ``trace`` is the caller's X-Amzn-Trace-Id,
-        continued as the function's TracingConfig says (traces.py)."""
+        continued as the function's TracingConfig says (traces.py). With ``stream`` the caller reads the
+        response as the function writes it, when the function streams it (``sandbox/response_stream.py``); the
+        stream is ended when the invocation completes, whatever ends it."""
         spec = await self._spec(config)
         request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(
@@ -107,6 +112,7 @@ class InvokeService:
             client_context=client_context,
             want_log=want_log,
             lineage=lineage,
+            stream=stream,
         )
         traced = False
         if trace is not None or config.tracing_mode == ACTIVE:  # else the environment makes a new unsampled one

@@ -5,6 +5,8 @@ This module only speaks HTTP. It parses each request into a call on the environm
 
     GET  /2018-06-01/runtime/invocation/next            -> target.want_next(deliver)  (long poll)
     POST /2018-06-01/runtime/invocation/{id}/response   -> target.post_response(id, body, too_large)
+         ... with Lambda-Runtime-Function-Response-Mode: streaming (chunked; errors in the trailers)
+                                                        -> target.open_stream(id, content_type) -> StreamWriter
     POST /2018-06-01/runtime/invocation/{id}/error      -> target.post_error(id, error_type, body)
     POST /2018-06-01/runtime/init/error                 -> target.post_init_error(error_type, body)
 
@@ -31,6 +33,12 @@ can reach the port too), or when the platform made it for the runtime (``adopt``
 socketpair). Errors the target raises (``RuntimeApiError``) become the API's own JSON errors,
 ``{"errorMessage", "errorType"}``; a body nested deeper than the target's JSON parser goes (``RecursionError``) is
 a 400, never an unanswered, dropped connection.
+
+A streamed response (response streaming) is not gathered: once its head is read the target gives a
+``StreamWriter``, and each piece of the body goes to it as it arrives (no body budget is held for it); the
+``Lambda-Runtime-Function-Error-Type`` / ``-Error-Body`` trailers, when the runtime sends them, close it as a
+failure. While the writer's reader lags (``write`` returned False) the connection is not read, until the writer
+calls back. The POST is answered when its body is complete: 202, or 413 when it went past the limit.
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from lambdad.errors import LambdadError
 from lambdad.httpconn import BodyBudget, HttpConnection
 
 __all__ = ["RuntimeApiServer", "RuntimeApiTarget", "RuntimeApiError", "NextInvocation", "Deliver",
-           "MAX_RESPONSE_BYTES"]
+           "MAX_RESPONSE_BYTES", "StreamWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +96,23 @@ class NextInvocation:
 Deliver = Callable[["NextInvocation | RuntimeApiError"], None]
 
 
+class StreamWriter(Protocol):
+    """Where a streamed response's body goes (``sandbox/response_stream.py``'s ``StreamSink``)."""
+
+    too_large: bool
+
+    def set_drain(self, resume: Callable[[], None]) -> None: ...
+    def write(self, data: bytes) -> bool: ...
+    def close(self, error_type: str | None, error_body: str | None) -> None: ...
+
+
 class RuntimeApiTarget(Protocol):
     def accepts_peer(self, host: str, port: int) -> bool: ...
     def want_next(self, deliver: Deliver) -> None: ...
     def cancel_next(self, deliver: Deliver) -> None: ...
     def post_response(self, request_id: str, body: bytes, too_large: bool) -> None: ...
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None: ...
+    def open_stream(self, request_id: str, content_type: str | None) -> StreamWriter: ...
     def post_init_error(self, error_type: str | None, body: bytes) -> None: ...
     def register_extension(self, name: str | None, body: bytes) -> tuple[str, bytes]: ...
     async def extension_next(self, identifier: str | None) -> bytes: ...
@@ -111,6 +130,7 @@ class _Request:
     keep_alive: bool
     extension_name: str | None = None
     extension_id: str | None = None
+    answer: bytes | None = None  # already decided (a streamed response, answered once its body is complete)
 
     @property
     def is_next(self) -> bool:
@@ -156,6 +176,11 @@ class _Connection(HttpConnection):
         self._extension_id: str | None = None
         self._body: list[bytes] = []
         self._size = 0
+        self._streamed = False  # Lambda-Runtime-Function-Response-Mode: streaming
+        self._content_type: str | None = None
+        self._error_body: str | None = None  # the Lambda-Runtime-Function-Error-Body trailer
+        self._sink: StreamWriter | None = None  # where a streamed response's body goes
+        self._stream_refusal: RuntimeApiError | None = None  # why the target refused a streamed response
 
     # -- asyncio.Protocol -------------------------------------------------------------------------------------
 
@@ -184,6 +209,7 @@ class _Connection(HttpConnection):
         self._pending.clear()
         self._body = []  # the connection and its parser are a reference cycle: what it held goes now, not at a
         self._release_all()  # collection of the cycle, which a flood of bytes never triggers
+        self._sink = None  # a runtime gone mid-stream: its exit (or the deadline) answers the invocation
         if self._waiting is not None:
             self._waiting.cancel()
         if self._next is not None:
@@ -199,25 +225,65 @@ class _Connection(HttpConnection):
         self._extension_id = None
         self._body = []
         self._size = 0
+        if self._streamed:
+            self._streamed = False
+            self._sink = None
+            self._stream_refusal = None
+        self._content_type = None
+        self._error_body = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_headers_complete(self) -> None:
         self._head_done()
+        if self._streamed:
+            self._error_type = self._error_body = None  # a streamed response's error comes in its trailers only
+            self._open_stream()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if name[:7].lower() != b"lambda-":
-            return  # Host, User-Agent, Content-Length, ...: nothing this API reads
+            if len(name) == 12 and name.lower() == b"content-type":
+                self._content_type = value.decode("latin-1")
+            return  # Host, User-Agent, Content-Length, ...: nothing else this API reads
         lname = name.lower()
         if lname in (b"lambda-runtime-function-error-type", b"lambda-extension-function-error-type"):
             self._error_type = value.decode("latin-1")
+        elif lname == b"lambda-runtime-function-response-mode":
+            self._streamed = value.strip().lower() == b"streaming"
+        elif lname == b"lambda-runtime-function-error-body":  # a trailer of a streamed response
+            self._error_body = value.decode("latin-1")
         elif lname == b"lambda-extension-identifier":
             self._extension_id = value.decode("latin-1")
         elif lname == b"lambda-extension-name":
             self._extension_name = value.decode("latin-1")
 
+    def _open_stream(self) -> None:
+        """The head of a streamed ``POST …/response`` is read: ask the target where its body goes."""
+        path = self._url.split(b"?", 1)[0].decode("latin-1")
+        prefix = _PREFIX + "invocation/"
+        if (self._parser.get_method() != b"POST" or not path.startswith(prefix) or not path.endswith("/response")
+                or not self._trusted):
+            self._streamed = False  # served as any other request (and refused by it)
+            return
+        try:
+            sink = self._target.open_stream(path[len(prefix):-len("/response")], self._content_type)
+        except RuntimeApiError as exc:
+            self._stream_refusal = exc  # answered once the body (read and dropped) is complete
+            return
+        sink.set_drain(self._stream_drained)
+        self._sink = sink
+
+    def _stream_drained(self) -> None:
+        if self._transport is not None and len(self._pending) < _MAX_PENDING:
+            self._resume_reading()
+
     def on_body(self, body: bytes) -> None:
+        if self._streamed:
+            sink = self._sink
+            if sink is not None and not sink.write(body):
+                self._pause_reading()  # the reader lags: resumed by _stream_drained
+            return
         n = len(body)
         self._size += n
         if self._size <= MAX_RESPONSE_BYTES and self._transport is not None:
@@ -233,12 +299,32 @@ class _Connection(HttpConnection):
         if len(self._pending) >= _MAX_PENDING:
             self._pause_reading()
         path = self._url.split(b"?", 1)[0].decode("latin-1")
+        if self._streamed:
+            self._pending.append(self._stream_complete(path))
+            return
         self._pending.append(_Request(
             method=self._parser.get_method().decode("latin-1"), path=path, error_type=self._error_type,
             body=b"".join(self._body), too_large=self._size > MAX_RESPONSE_BYTES,
             keep_alive=self._parser.should_keep_alive(),
             extension_name=self._extension_name, extension_id=self._extension_id,
         ))
+
+    def _stream_complete(self, path: str) -> _Request:
+        """A streamed response's body (and trailers) arrived whole: close its writer; the answer is decided."""
+        keep_alive = self._parser.should_keep_alive()
+        close = not keep_alive
+        sink, self._sink = self._sink, None
+        refusal = self._stream_refusal
+        if sink is not None:
+            sink.close(self._error_type, self._error_body)
+            answer = _render(413, _error_body("RequestEntityTooLarge", "Exceeded maximum allowed payload size."),
+                             close=close) if sink.too_large else _render(202, _ACCEPTED_BODY, close=close)
+        elif refusal is not None:
+            answer = _render(refusal.status, _error_body(refusal.error_type, refusal.message), close=close)
+        else:
+            answer = _render(400, _error_body("InvalidRequest", "Streamed response refused"), close=close)
+        return _Request(method="POST", path=path, error_type=None, body=b"", too_large=False, keep_alive=keep_alive,
+                        answer=answer)
 
     # -- answering --------------------------------------------------------------------------------------------
 
@@ -258,7 +344,7 @@ class _Connection(HttpConnection):
             if request.path == _EXT_PREFIX + "event/next" and request.method == "GET":
                 self._waiting = asyncio.get_running_loop().create_task(self._answer_extension_next(request))
                 return
-            response = self._answer_post(request)
+            response = request.answer if request.answer is not None else self._answer_post(request)
             if request.keep_alive and request.path.endswith(("/response", "/error")) \
                     and request.path.startswith(_PREFIX + "invocation/"):
                 # The runtime's answer completed an invocation: its caller's response goes out first (it is a
@@ -382,7 +468,7 @@ class _Connection(HttpConnection):
         if close:
             self._transport.close()
             self._transport = None
-        elif not self._reading and len(self._pending) < _MAX_PENDING:
+        elif not self._reading and len(self._pending) < _MAX_PENDING and self._sink is None:
             self._resume_reading()
 
 

@@ -45,13 +45,14 @@ import uuid
 from typing import Callable
 
 from lambdad.ids import LINEAGE_HASH, trace_header
-from lambdad.runtime_api.server import Deliver, NextInvocation, RuntimeApiError
+from lambdad.runtime_api.server import MAX_RESPONSE_BYTES, Deliver, NextInvocation, RuntimeApiError
 from lambdad.sandbox.launcher import PRIVATE_RUNTIME_API, LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import PLATFORM_API_ADDRESS
 from lambdad.sandbox.endpoint import Endpoint
 from lambdad.sandbox.extensions import Extensions
 from lambdad.sandbox.json_log import invocation_log
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
+from lambdad.sandbox.response_stream import StreamSink
 from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
     Credentials,
@@ -364,6 +365,16 @@ class Environment:
         else:
             self._answered(inv, body, None, "success")
 
+    def open_stream(self, request_id: str, content_type: str | None) -> StreamSink:
+        """The runtime began a streamed answer (``Lambda-Runtime-Function-Response-Mode: streaming``): its body goes
+        to the caller's stream as it arrives, or is gathered into one buffered answer for a caller that did not ask
+        for a stream (response_stream.py)."""
+        inv = self._open_invocation(request_id)
+        inv.answered = True  # no other answer is taken for it meanwhile
+        return StreamSink(inv.stream, content_type,
+                          lambda payload, error, status: self._answered(inv, payload, error, status),
+                          MAX_RESPONSE_BYTES)
+
     def post_error(self, request_id: str, error_type: str | None, body: bytes) -> None:
         inv = self._open_invocation(request_id)
         if not body:
@@ -519,6 +530,8 @@ class Environment:
             if self._traced is not None:
                 self._end_spans(None)
             self._traced = (inv, time.monotonic())
+        if inv.stream is not None:  # a timeout, a crash, a buffered answer: the stream's reader stops waiting
+            inv.stream.end()
         if not inv.future.done():  # the caller may have been cancelled (server shutdown): nobody to tell
             log_text = "\n".join(inv.log_lines) + "\n" if inv.want_log else ""
             inv.future.set_result(InvocationResult(payload, function_error, log_text, status))

@@ -18,6 +18,7 @@ from lambdad.errors import LambdadError
 from lambdad.runtimes.registry import RuntimeSpec
 from lambdad.sandbox.launcher import LaunchedProcess, LaunchRequest
 from lambdad.sandbox.network import FunctionNetwork
+from lambdad.sandbox.response_stream import ResponseStream
 
 TAIL_BYTES = 4096  # the log tail an Invoke with LogType=Tail returns
 
@@ -149,6 +150,7 @@ class Invocation:
     lineage: int = 0  # its place in a chain of asynchronous invocations (1 for the first; 0: none), in its trace id
     trace_header: str | None = None  # its X-Ray header (without Lineage), when not a new unsampled trace's
     spans: InvocationTrace | None = None  # sampled, with an OTLP endpoint: its spans, ended by the environment
+    stream: ResponseStream | None = None  # the caller reads the response as it is written (response streaming)
 
 
 @dataclass(slots=True)  # built per invocation: not frozen, which costs ~1 µs more per instance

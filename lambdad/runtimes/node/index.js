@@ -25,6 +25,15 @@
 // back answers null once the loop is empty; an async handler whose promise never settles answers
 // Runtime.NodeJsExit. An uncaught exception (unhandled rejection) during an invocation is posted as its error and
 // the process exits 129 (128), as on AWS.
+//
+// Response streaming, as AWS's runtime: `awslambda.streamifyResponse(handler[, {highWaterMark}])` marks a handler
+// `async (event, responseStream, context)`; its invocations answer with a chunked POST of their own
+// (`Lambda-Runtime-Function-Response-Mode: streaming`, on a connection of its own, opened at the first write), each
+// write going out as it is made, and a failure (a throw, a rejection, an uncaught exception, a stream not ended)
+// sent as the `Lambda-Runtime-Function-Error-Type` / `-Error-Body` trailers (the body: the error's JSON, base64).
+// `awslambda.HttpResponseStream.from(stream, metadata)` sets the content type
+// application/vnd.awslambda.http-integration-response and writes the metadata's JSON and 8 null bytes before the
+// first write (what function URLs read as the status, headers and cookies).
 
 "use strict";
 
@@ -37,6 +46,11 @@ const util = require("node:util");
 const API = "/2018-06-01/runtime";
 const ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type";
 const REQUEST_ID = Symbol.for("aws.lambda.runtime.requestId");
+const HANDLER_STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+const HANDLER_HIGHWATERMARK = Symbol.for("aws.lambda.runtime.handler.streaming.highWaterMark");
+const STREAM_RESPONSE = "response";
+const HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response";
+const STREAM_CONTENT_TYPE = "application/octet-stream";
 const NOOP = () => {};
 
 // ----------------------------------------------------------------------------------------------------- errors
@@ -368,6 +382,208 @@ class RuntimeClient {
   }
 }
 
+// ----------------------------------------------------------------------------------------- response streaming
+
+class InvalidStreamingOperation extends Error {}
+InvalidStreamingOperation.prototype.name = "Runtime.InvalidStreamingOperation";
+
+/**
+ * The `responseStream` a streaming handler writes to: a Writable whose data goes to the Runtime API as the chunks
+ * of one POST, sent on a connection of its own once the first byte (or the end) comes. `done` resolves once the
+ * Runtime API has answered that POST.
+ */
+class ResponseStream extends require("node:stream").Writable {
+  constructor(address, id, highWaterMark) {
+    super(highWaterMark ? { highWaterMark } : {});
+    this._address = address;
+    this._id = id;
+    this._contentType = STREAM_CONTENT_TYPE;
+    this._socket = null;
+    this._failed = false;
+    this._onBeforeFirstWrite = null; // set by HttpResponseStream.from: writes the metadata prelude
+    this._answered = null;
+  }
+
+  setContentType(contentType) {
+    if (this._socket !== null) {
+      throw new InvalidStreamingOperation("Cannot set content-type, too late.");
+    }
+    this._contentType = String(contentType);
+  }
+
+  write(chunk, encoding, callback) {
+    if (typeof chunk !== "string" && !Buffer.isBuffer(chunk) && !(chunk instanceof Uint8Array)) {
+      chunk = JSON.stringify(chunk);
+    }
+    return super.write(chunk, encoding, callback);
+  }
+
+  _open() {
+    const colon = this._address.lastIndexOf(":");
+    const socket = net.connect({ host: this._address.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
+      port: Number(this._address.slice(colon + 1)), noDelay: true });
+    this._socket = socket;
+    const type = this._contentType.replace(/[^\x20-\x7e]/g, "?");
+    socket.write(`POST ${API}/invocation/${encodeURIComponent(this._id)}/response HTTP/1.1\r\n` +
+      `Host: ${this._address}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n` +
+      `Transfer-Encoding: chunked\r\nContent-Type: ${type}\r\nConnection: close\r\n` +
+      `Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n`);
+    this._answered = new Promise((resolve) => {
+      const parts = [];
+      socket.on("data", (data) => parts.push(data));
+      socket.on("error", NOOP);
+      socket.on("close", () => {
+        const text = Buffer.concat(parts).toString("latin1");
+        resolve(Number(text.split(" ")[1]) || 0);
+      });
+    });
+    const before = this._onBeforeFirstWrite;
+    this._onBeforeFirstWrite = null;
+    if (typeof before === "function") {
+      before((data) => this._chunk(typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data)));
+    }
+  }
+
+  _chunk(data, callback) {
+    if (data.length === 0) {
+      if (callback) {
+        callback();
+      }
+      return;
+    }
+    this._socket.write(Buffer.concat([Buffer.from(data.length.toString(16) + "\r\n", "latin1"), data,
+      Buffer.from("\r\n", "latin1")]), callback);
+  }
+
+  _write(chunk, encoding, callback) {
+    if (this._socket === null) {
+      this._open();
+    }
+    this._chunk(typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk, () => callback());
+  }
+
+  _final(callback) {
+    this._finish("").then(() => callback(), callback);
+  }
+
+  /** End the POST with `trailers` (text, each line ending in CRLF); resolves once it was answered. */
+  _finish(trailers) {
+    if (this._socket === null) {
+      this._open();
+    }
+    this._socket.write(`0\r\n${trailers}\r\n`);
+    return this._answered;
+  }
+
+  /** The invocation failed: end the stream with the error in its trailers (once). */
+  fail(err) {
+    if (this._failed || this.writableEnded) { // ended: its last chunk went out already
+      return this._answered || Promise.resolve();
+    }
+    this._failed = true;
+    const error = toRapidResponse(err);
+    const type = String(error.errorType ?? "Unhandled").replace(/[^\x20-\x7e]/g, "?");
+    const body = Buffer.from(JSON.stringify(error), "utf8").toString("base64");
+    const finished = this._finish(`Lambda-Runtime-Function-Error-Type: ${type}\r\n` +
+      `Lambda-Runtime-Function-Error-Body: ${body}\r\n`);
+    this.destroy();
+    return finished;
+  }
+}
+
+/** awslambda.HttpResponseStream: a response for an HTTP integration (function URLs): metadata, 8 null bytes, body. */
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+    const metadata = JSON.stringify(prelude);
+    underlyingStream._onBeforeFirstWrite = (write) => {
+      write(metadata);
+      write(new Uint8Array(8));
+    };
+    return underlyingStream;
+  }
+}
+
+/** The `awslambda` global that AWS's Node runtimes give every function. */
+function installAwsLambdaGlobal() {
+  globalThis.awslambda = {
+    streamifyResponse(handler, options) {
+      handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+      if (typeof options?.highWaterMark === "number") {
+        handler[HANDLER_HIGHWATERMARK] = parseInt(options.highWaterMark, 10);
+      }
+      return handler;
+    },
+    HttpResponseStream,
+  };
+}
+
+/** Run one invocation of a streaming handler; resolves once its stream's POST has been answered. */
+async function invokeStreaming(client, handler, next) {
+  const headers = next.headers;
+  const id = headers["lambda-runtime-aws-request-id"];
+  enterInvocation(headers, id);
+  const stream = new ResponseStream(client.address, id, handler[HANDLER_HIGHWATERMARK]);
+  stream.on("error", NOOP); // a write after a failure: the failure was reported already
+  const fail = (err) => {
+    logError("Invoke Error", err);
+    return stream.fail(err);
+  };
+  errorCallbacks.uncaughtException = (error) => fail(error).finally(() => process.exit(129));
+  errorCallbacks.unhandledRejection = (error) => fail(error).finally(() => process.exit(128));
+  let waitsForEmptyEventLoop = true;
+  const context = {
+    get callbackWaitsForEmptyEventLoop() {
+      return waitsForEmptyEventLoop;
+    },
+    set callbackWaitsForEmptyEventLoop(value) {
+      waitsForEmptyEventLoop = value;
+    },
+    ...environmentData(headers, id),
+  };
+  let settled = false;
+  const unsettled = new Promise((resolve) => {
+    beforeExit = () => { // the loop ran dry while the handler's promise was still pending
+      beforeExit = NOOP;
+      if (!settled) {
+        resolve(fail(new NodeJsExit(NODEJS_EXIT_MESSAGE)));
+      }
+    };
+  });
+  try {
+    context.clientContext = parseJsonHeader(headers["lambda-runtime-client-context"], "ClientContext");
+    context.identity = parseJsonHeader(headers["lambda-runtime-cognito-identity"], "CognitoIdentity");
+    const result = handler(JSON.parse(next.body.toString("utf8")), stream, context);
+    if (!isPromise(result)) {
+      settled = true;
+      beforeExit = NOOP;
+      await fail("Streaming does not support non-async handlers.");
+      return;
+    }
+    const value = await Promise.race([result, unsettled.then(() => { throw null; })]);
+    settled = true;
+    beforeExit = NOOP;
+    if (value !== undefined) {
+      console.warn("Streaming handlers ignore return values.");
+    }
+    if (!stream.writableEnded) {
+      await fail("Response stream is not finished.");
+      return;
+    }
+    if (!stream.writableFinished) {
+      await new Promise((resolve) => stream.once("finish", resolve).once("close", resolve));
+    }
+  } catch (err) {
+    settled = true;
+    beforeExit = NOOP;
+    if (err !== null) { // null: the loop ran dry, reported above
+      await fail(err);
+    } else {
+      await unsettled;
+    }
+  }
+}
+
 function errorHeaders(error) {
   // a header is latin-1 on the wire: never let a value break out of it
   const type = String(error.errorType ?? "Unhandled").replace(/[^\x20-\x7e]/g, "?");
@@ -486,17 +702,40 @@ function isPromise(value) {
   return Boolean(value && typeof value.then === "function");
 }
 
+/** The invocation's request id and trace id, where the console and the SDK read them. */
+function enterInvocation(headers, id) {
+  globalThis[REQUEST_ID] = id;
+  if (headers["lambda-runtime-trace-id"]) {
+    process.env._X_AMZN_TRACE_ID = headers["lambda-runtime-trace-id"];
+  } else {
+    delete process.env._X_AMZN_TRACE_ID;
+  }
+}
+
+/** The context's fields that describe the function and the invocation. */
+function environmentData(headers, id) {
+  const deadline = Number(headers["lambda-runtime-deadline-ms"]);
+  const env = process.env;
+  return {
+    functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+    memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+    clientContext: undefined,
+    identity: undefined,
+    invokedFunctionArn: headers["lambda-runtime-invoked-function-arn"],
+    awsRequestId: id,
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+  };
+}
+
 /** Run one invocation; resolves once its response or error has been posted. */
 function invokeOnce(client, handler, isAsync, next) {
   return new Promise((resolve) => {
     const headers = next.headers;
     const id = headers["lambda-runtime-aws-request-id"];
-    globalThis[REQUEST_ID] = id;
-    if (headers["lambda-runtime-trace-id"]) {
-      process.env._X_AMZN_TRACE_ID = headers["lambda-runtime-trace-id"];
-    } else {
-      delete process.env._X_AMZN_TRACE_ID;
-    }
+    enterInvocation(headers, id);
     // on a connection of their own: the kept-alive one may be waiting in GET next by the time they fire
     errorCallbacks.uncaughtException = (error) => new RuntimeClient(client.address)
       .postError(id, toRapidResponse(error)).finally(() => process.exit(129));
@@ -555,8 +794,6 @@ function invokeOnce(client, handler, isAsync, next) {
         fn(...args);
       }
     };
-    const deadline = Number(headers["lambda-runtime-deadline-ms"]);
-    const env = process.env;
     const context = {
       get callbackWaitsForEmptyEventLoop() {
         return waitsForEmptyEventLoop;
@@ -567,16 +804,7 @@ function invokeOnce(client, handler, isAsync, next) {
       succeed: first((result) => done(null, result)),
       fail: first((err) => done(err === undefined || err === null ? "handled" : err, null)),
       done: first(done),
-      functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
-      functionName: env.AWS_LAMBDA_FUNCTION_NAME,
-      memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-      logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
-      logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
-      clientContext: undefined,
-      identity: undefined,
-      invokedFunctionArn: headers["lambda-runtime-invoked-function-arn"],
-      awsRequestId: id,
-      getRemainingTimeInMillis: () => deadline - Date.now(),
+      ...environmentData(headers, id),
     };
     const handlerCallback = first(callback);
     // Nothing left to run and no answer yet: a plain handler that never called back answers null; an async one
@@ -661,6 +889,7 @@ async function main() {
     await awaitAssignment(slot);
   }
   patchConsole();
+  installAwsLambdaGlobal();
   let client;
   try {
     client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API);
@@ -690,6 +919,7 @@ async function main() {
     return;
   }
   const isAsync = handler.constructor?.name === "AsyncFunction";
+  const streaming = handler[HANDLER_STREAMING] === STREAM_RESPONSE;
   for (;;) {
     let next;
     try {
@@ -698,7 +928,11 @@ async function main() {
       fatal(err);
       return;
     }
-    await invokeOnce(client, handler, isAsync, next);
+    if (streaming) {
+      await invokeStreaming(client, handler, next);
+    } else {
+      await invokeOnce(client, handler, isAsync, next);
+    }
   }
 }
 
