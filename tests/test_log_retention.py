@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import os
 import subprocess
 import sys
 import threading
@@ -39,9 +40,9 @@ def newest(data_dir: Path) -> str:
     return row[0] if row else ""
 
 
-def logs(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def logs(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lambdad", "logs", *args], capture_output=True, text=True,
-                          timeout=30, cwd=cwd, env=None)
+                          timeout=30, cwd=cwd, env=env)
 
 
 def test_a_long_line_is_cut_to_one_event(server, lam, fname):
@@ -90,7 +91,9 @@ def test_old_log_events_expire(fresh_server, tmp_path):
 
 
 def test_logs_command_says_where_it_looked(server, tmp_path):
-    elsewhere = logs("nope", cwd=tmp_path)
+    # no credentials anywhere (no AWS_* variables, a HOME without ~/.aws): it names the file it looked for
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"HOME": str(tmp_path)}
+    elsewhere = logs("nope", cwd=tmp_path, env=bare)
     assert elsewhere.returncode != 0 and str(tmp_path / "lambdad-data") in elsewhere.stderr
     unknown = logs("no-such-function", "--data-dir", str(server.data_dir))
     assert unknown.returncode == 1

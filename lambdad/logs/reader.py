@@ -51,8 +51,9 @@ class LogReader:
         if session.get_credentials() is None:
             written = Path(settings.data_dir) / "credentials"
             if not written.exists():
-                raise ReaderError("no AWS credentials found, and no lambdad-data/credentials here: export the ones "
-                                  "`lambdad serve` printed, or run this where the server was started")
+                raise ReaderError(f"no AWS credentials found, and no {written.resolve()}: export the ones "
+                                  "`lambdad serve` printed, run this where the server was started, or read a "
+                                  "stopped server's store with --data-dir")
             core = botocore.session.Session()
             core.set_config_variable("credentials_file", str(written))
             core.set_config_variable("profile", PROFILE)
