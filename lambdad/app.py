@@ -549,7 +549,8 @@ class LambdadApp:
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
         download = self.code_urls.handler(self.functions)
         urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
-                        region=s.region, account_id=s.account_id)
+                        region=s.region, account_id=s.account_id,
+                        stream_limit=int(s.stream_response_max_mb * 1024 * 1024))
         marks = self.url_marks  # a function URL's Host ends with one (before its port)
         url_hosts: dict[str, bool] = {}  # Host header -> a function URL's? (the API's few hosts: one look-up each)
 

@@ -396,3 +396,68 @@ def test_every_cluster_node_streams_the_invocations_it_receives(cluster) -> None
         assert complete == {}
         streams.add(json.loads(b"".join(data for _, data in chunks)))
     assert len(streams) == 2  # one environment on each node
+
+
+NODE_URL = r"""
+exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  if (event.rawQueryString.includes("http")) {
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: {"content-type": "text/event-stream", "x-kind": "url"}, cookies: ["a=1", "b=2"]});
+  } else {
+    responseStream.setContentType("text/plain");
+  }
+  for (let i = 0; i < 3; i++) {
+    responseStream.write(`chunk ${i}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+  responseStream.end();
+});
+"""
+
+
+def url_stream(port: int, url: str, query: str) -> tuple[bytes, list[tuple[float, bytes]], float]:
+    """GET a streaming function URL on a raw socket: the response head, and each ``chunk N`` line with the time
+    (since the request) it arrived, and when the response ended."""
+    import socket
+    from urllib.parse import urlsplit
+
+    sent = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(f"GET /?{query} HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\nConnection: close\r\n\r\n".encode())
+        received, seen = b"", []
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            received += data
+            for n in range(3):
+                line = f"chunk {n}\n".encode()
+                if line in received and all(line != got for _, got in seen):
+                    seen.append((time.monotonic() - sent, line))
+        ended = time.monotonic() - sent
+    head = received.partition(b"\r\n\r\n")[0]
+    return head, seen, ended
+
+
+@needs_node
+def test_a_function_url_in_response_stream_mode_streams(server, lam, fname) -> None:
+    """InvokeMode RESPONSE_STREAM: the client gets each chunk as the function writes it (chunked transfer), with
+    the status, headers and cookies of HttpResponseStream.from's prelude, or 200 and the stream's type."""
+    lam.create_function(FunctionName=fname, Runtime="nodejs20.x", Role=ROLE, Handler="index.handler",
+                        Code={"ZipFile": make_zip({"index.js": NODE_URL})}, Timeout=30, **FAST)
+    url = lam.create_function_url_config(FunctionName=fname, AuthType="NONE", InvokeMode="RESPONSE_STREAM")[
+        "FunctionUrl"]
+    lam.add_permission(FunctionName=fname, StatementId="public", Action="lambda:InvokeFunctionUrl", Principal="*",
+                       FunctionUrlAuthType="NONE")
+    for query, status, kind in (("http=1", b"201", b"text/event-stream"), ("plain=1", b"200", b"text/plain")):
+        head, seen, ended = url_stream(server.port, url, query)
+        lines = head.lower().split(b"\r\n")
+        assert lines[0].split(b" ")[1] == status, head
+        assert b"transfer-encoding: chunked" in lines and b"content-type: " + kind in lines
+        if status == b"201":
+            assert b"x-kind: url" in lines and b"set-cookie: a=1" in lines and b"set-cookie: b=2" in lines
+        assert [line for _, line in seen] == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
+        assert seen[0][0] < ended - 0.6, (seen, ended)  # the first chunk came while the function still ran
+    lam.update_function_url_config(FunctionName=fname, InvokeMode="BUFFERED")
+    head, seen, ended = url_stream(server.port, url, "http=1")
+    assert b"transfer-encoding: chunked" not in head.lower()

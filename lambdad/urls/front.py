@@ -17,8 +17,12 @@ For each request, in order:
    response, or one over 6 MB (the invoke's own Function.ResponseSizeTooLarge) is 502 ``Internal Server
    Error``; throttling is 429; CORS headers are added when the URL has a Cors config.
 
-``InvokeMode`` RESPONSE_STREAM is accepted and stored by the API; this front answers it buffered, whole, for now:
-``UrlFront._respond`` is the one place a streamed answer plugs in (``config.invoke_mode``).
+``InvokeMode`` RESPONSE_STREAM: the invocation is streamed (``invoke/streaming.py``) and the response goes to the
+client as the function writes it, in HTTP chunks. A stream of the HTTP integration type (what Node's
+``awslambda.HttpResponseStream.from`` writes) gives the status, headers and cookies in its metadata prelude; any
+other stream is 200 with the stream's content type. A function that answers without streaming is answered as in
+BUFFERED mode; one that fails before it writes is 502; one that fails mid-stream ends the response there (the
+head has gone), as on Lambda.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from lambdad.api.http import MAX_SYNC_PAYLOAD, request_too_large
-from lambdad.api.server import HttpRequest, HttpResponse
+from lambdad.api.server import HttpRequest, HttpResponse, StreamedResponse
 from lambdad.arn import FunctionRef, function_arn
 from lambdad.auth.principals import Identity, Principal
 from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
@@ -39,6 +43,8 @@ from lambdad.iam.authorize import Authorizer
 from lambdad.iam.policy import Caller, Decision, Request, evaluate
 from lambdad.ids import CURRENT_REQUEST_ID, request_id
 from lambdad.invoke.service import Invoker
+from lambdad.invoke.streaming import PreludeError, StreamedInvocation, read_http_prelude, start_streamed
+from lambdad.sandbox.response_stream import STREAM_LIMIT_BYTES
 from lambdad.urls import cors
 from lambdad.urls.configs import FunctionUrls, UrlConfig
 from lambdad.urls.payload import BadAnswer, build_event, interpret_answer
@@ -80,15 +86,17 @@ def _request_independent(statements: Sequence[Mapping[str, Any]]) -> bool:
 
 class UrlFront:
     def __init__(self, urls: FunctionUrls, runs: Invoker, functions: FunctionService, authorizer: Authorizer,
-                 lookup: Callable[[str], Awaitable[Identity | None]], *, region: str, account_id: str) -> None:
+                 lookup: Callable[[str], Awaitable[Identity | None]], *, region: str, account_id: str,
+                 stream_limit: int = STREAM_LIMIT_BYTES) -> None:
         self._urls = urls
+        self._stream_limit = stream_limit  # a streamed response's largest size (LAMBDAD_STREAM_RESPONSE_MAX_MB)
         self._runs = runs
         self._functions = functions
         self._authorizer = authorizer
         self._lookup = lookup
         self._region, self._account_id = region, account_id
 
-    async def handle(self, request: HttpRequest) -> HttpResponse:
+    async def handle(self, request: HttpRequest) -> HttpResponse | StreamedResponse:
         rid = request_id()
         CURRENT_REQUEST_ID.set(rid)
         domain = request.host.rpartition(":")[0] if ":" in request.host else request.host
@@ -116,14 +124,20 @@ class UrlFront:
         return await self._respond(config, payload, rid, headers, request.method)
 
     async def _respond(self, config: UrlConfig, payload: bytes, rid: str, headers: Mapping[str, str],
-                       method: str) -> HttpResponse:
-        """Invoke, and answer the function's response buffered (RESPONSE_STREAM too, for now: a streamed answer
-        replaces this for ``config.invoke_mode == "RESPONSE_STREAM"``)."""
+                       method: str) -> HttpResponse | StreamedResponse:
+        """Invoke, and answer the function's response: whole (BUFFERED), or as it is written (RESPONSE_STREAM)."""
         ref = FunctionRef(config.name, config.invoked_qualifier)
         try:
             version = self._runs.route(ref)
-            outcome = await self._runs.invoke(version, payload, request_id=rid,
-                                              invoked_arn=self._runs.invoked_arn(ref))
+            if config.invoke_mode == "RESPONSE_STREAM":
+                streamed = await start_streamed(self._runs, version, payload, request_id=rid,
+                                                invoked_arn=self._runs.invoked_arn(ref), limit=self._stream_limit)
+                if streamed.streamed:
+                    return await self._streamed(config, streamed, rid, headers, method)
+                outcome = await streamed.outcome()  # answered without streaming: as BUFFERED mode answers it
+            else:
+                outcome = await self._runs.invoke(version, payload, request_id=rid,
+                                                  invoked_arn=self._runs.invoked_arn(ref))
         except TooManyRequestsException as exc:
             return self._finish(config, headers, 429, [("Content-Type", "application/json")],
                                 json.dumps({"Message": exc.message}).encode(), rid, method)
@@ -139,6 +153,31 @@ class UrlFront:
             log.info("function URL %s: %s", config.url_id, exc)
             return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid, method)
         return self._finish(config, headers, status, out, body, rid, method)
+
+    async def _streamed(self, config: UrlConfig, streamed: StreamedInvocation, rid: str, headers: Mapping[str, str],
+                        method: str) -> HttpResponse | StreamedResponse:
+        """The head of a streamed answer (from its HTTP prelude, if it has one) and its body as it comes."""
+        try:
+            metadata, body = await read_http_prelude(streamed)
+        except PreludeError as exc:
+            log.info("function URL %s: %s", config.url_id, exc)
+            return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid, method)
+        status, out = 200, [("Content-Type", streamed.content_type)]
+        if metadata is not None:
+            try:
+                status, out = _prelude_head(metadata)
+            except BadAnswer as exc:
+                await body.aclose()  # type: ignore[attr-defined]
+                log.info("function URL %s: %s", config.url_id, exc)
+                return self._finish(config, headers, 502, [("Content-Type", "application/json")], _INTERNAL, rid,
+                                    method)
+        if config.cors is not None:
+            out = cors.response_headers(config.cors, headers.get("origin"), out)
+        out.append(("x-amzn-RequestId", rid))
+        if method == "HEAD":
+            await body.aclose()  # type: ignore[attr-defined]
+            return HttpResponse(status, b"", out)
+        return StreamedResponse(status, out, body)
 
     @staticmethod
     def _finish(config: UrlConfig, headers: Mapping[str, str], status: int, out: list[tuple[str, str]], body: bytes,
@@ -205,3 +244,20 @@ class UrlFront:
         return {"accessKey": access_key, "accountId": account, "callerId": user_id, "cognitoIdentity": None,
                 "principalOrgId": None, "userArn": user_arn, "userId": user_id}
 
+
+def _prelude_head(metadata: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    """Status and headers from an HTTP integration response's metadata (statusCode, headers, cookies)."""
+    status = metadata.get("statusCode", 200)
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise BadAnswer(f"bad statusCode {status!r} in the stream's metadata")
+    given = metadata.get("headers") or {}
+    cookies = metadata.get("cookies") or []
+    if not isinstance(given, dict) or not isinstance(cookies, list):
+        raise BadAnswer("headers or cookies of the stream's metadata are not an object and a list")
+    out = [(str(name), str(value)) for name, value in given.items() if not isinstance(value, (dict, list))]
+    if not any(name.lower() == "content-type" for name, _ in out):
+        out.append(("Content-Type", "application/octet-stream"))
+    out.extend(("Set-Cookie", str(cookie)) for cookie in cookies)
+    return status, out
