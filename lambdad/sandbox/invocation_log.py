@@ -132,6 +132,11 @@ class InvocationLog:
             inv.log_lines.extend(early)
 
     def _function_line(self, line: str) -> None:
+        self._take_line(line, line)
+
+    def _take_line(self, line: str, record: object) -> None:
+        """A line the function printed: to the current invocation's tail (or, before the first, kept for it), to
+        the stream, and as ``record`` to telemetry subscribers."""
         inv = self._current()
         if inv is not None and inv.want_log:
             inv.log_lines.append(line)
@@ -139,7 +144,7 @@ class InvocationLog:
             self._early.append(line)
         self._sink.emit(self.group, self.stream, line)
         if self.telemetry is not None:
-            self.telemetry.publish("function", "function", line)
+            self.telemetry.publish("function", "function", record)
 
     def report(self, inv: Invocation, duration: float, status: str, report_error: str | None) -> None:
         """The invocation's last function output, its END and REPORT lines, and telemetry's platform events."""

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from lambdad.sandbox import platform_records as records
-from lambdad.sandbox.invocation_log import _EARLY_LINES, InvocationLog
+from lambdad.sandbox.invocation_log import InvocationLog
 from lambdad.sandbox.telemetry import iso_time
 
 if TYPE_CHECKING:
@@ -123,13 +123,5 @@ class JsonInvocationLog(InvocationLog):
 
     def _function_line(self, line: str) -> None:
         level, record = records.line_level(line)
-        if level < self._application:
-            return
-        inv = self._current()
-        if inv is not None and inv.want_log:
-            inv.log_lines.append(line)
-        elif inv is None and self._early is not None and len(self._early) < _EARLY_LINES:
-            self._early.append(line)
-        self._sink.emit(self.group, self.stream, line)
-        if self.telemetry is not None:
-            self.telemetry.publish("function", "function", record)
+        if level >= self._application:
+            self._take_line(line, record)
