@@ -1,0 +1,214 @@
+"""Event source mappings (docs/event-sources.md), end to end: the API through boto3 and the aws CLI, and SQS queues
+on a moto_server (reached through the AWS SDK's own configuration, AWS_ENDPOINT_URL) polled by a real server that
+invokes real functions. Records the functions saw are read from their logs (``lambdad logs``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until
+from tests.services import MOTO_ENV, moto_server
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function"
+PRINTING = ("import json\ndef handler(event, context):\n"
+            "    for r in event['Records']:\n        print('RECORD ' + json.dumps(r))\n"
+            "    print('BATCH ' + str(len(event['Records'])))\n")
+
+
+@pytest.fixture(scope="module")
+def moto():
+    try:
+        with moto_server() as endpoint:
+            yield endpoint
+    except FileNotFoundError:
+        pytest.skip("needs moto_server (pip install 'moto[server]'; the test extra has it)")
+
+
+@pytest.fixture(scope="module")
+def server(moto, tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("esm"), env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def lam(server):
+    return server.client()
+
+
+@pytest.fixture
+def aws(moto):
+    """A maker of SDK clients for moto, each closed when the test ends."""
+    made = []
+
+    def make(service: str):
+        client = boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def log_lines(server, name: str, mark: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, timeout=30)
+    return [line.split(mark, 1)[1] for line in out.stdout.splitlines() if mark in line]
+
+
+def records(server, name: str) -> list[dict]:
+    return [json.loads(text) for text in log_lines(server, name, "RECORD ")]
+
+
+def batches(server, name: str) -> list[int]:
+    return [int(text) for text in log_lines(server, name, "BATCH ")]
+
+
+def make_queue(sqs, name: str, **attributes: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name[:70], Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def send(sqs, url: str, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b}
+                                                      for i, b in enumerate(bodies[start:start + 10])])
+
+
+def visible(sqs, url: str) -> int:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                    "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in attrs["Attributes"].values())
+
+
+def settled(lam, uuid: str) -> dict:
+    found: dict = {}
+    assert wait_until(lambda: found.update(lam.get_event_source_mapping(UUID=uuid))
+                      or found["State"] in ("Enabled", "Disabled"), timeout=10)
+    return found
+
+
+def test_api_create_get_update_list_delete(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    _url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    made = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, Enabled=False)
+    assert made["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert made["State"] == "Creating" and made["StateTransitionReason"] == "USER_INITIATED"
+    assert made["BatchSize"] == 10 and made["MaximumBatchingWindowInSeconds"] == 0
+    assert made["EventSourceArn"] == queue and made["FunctionArn"] == f"{ARN}:{fname}"
+    assert made["FunctionResponseTypes"] == []
+    assert made["EventSourceMappingArn"].endswith(f":event-source-mapping:{made['UUID']}")
+    uuid = made["UUID"]
+    assert settled(lam, uuid)["State"] == "Disabled"
+
+    changed = lam.update_event_source_mapping(UUID=uuid, BatchSize=50, MaximumBatchingWindowInSeconds=2,
+                                              FunctionResponseTypes=["ReportBatchItemFailures"],
+                                              ScalingConfig={"MaximumConcurrency": 2})
+    assert changed["State"] == "Updating" and changed["BatchSize"] == 50
+    got = settled(lam, uuid)
+    assert got["State"] == "Disabled" and got["MaximumBatchingWindowInSeconds"] == 2
+    assert got["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert got["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert lam.update_event_source_mapping(UUID=uuid, Enabled=True)["State"] == "Enabling"
+    assert settled(lam, uuid)["State"] == "Enabled"
+    assert lam.update_event_source_mapping(UUID=uuid, Enabled=False)["State"] == "Disabling"
+    assert settled(lam, uuid)["State"] == "Disabled"
+
+    listed = lam.list_event_source_mappings(FunctionName=fname)["EventSourceMappings"]
+    assert [m["UUID"] for m in listed] == [uuid]
+    assert [m["UUID"] for m in lam.list_event_source_mappings(EventSourceArn=queue)["EventSourceMappings"]] == [uuid]
+    assert lam.list_event_source_mappings(FunctionName=f"{ARN}:{fname}")["EventSourceMappings"]
+
+    # the aws CLI sees the same
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    env.pop("AWS_PROFILE", None)
+    out = subprocess.run(["aws", "lambda", "get-event-source-mapping", "--uuid", uuid, "--endpoint-url",
+                          server.endpoint, "--output", "json"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["BatchSize"] == 50
+    out = subprocess.run(["aws", "lambda", "list-event-source-mappings", "--function-name", fname, "--endpoint-url",
+                          server.endpoint, "--output", "json"], capture_output=True, text=True, timeout=60, env=env)
+    assert [m["UUID"] for m in json.loads(out.stdout)["EventSourceMappings"]] == [uuid]
+
+    gone = lam.delete_event_source_mapping(UUID=uuid)
+    assert gone["State"] == "Deleting" and gone["ResponseMetadata"]["HTTPStatusCode"] == 202
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as err:
+        lam.get_event_source_mapping(UUID=uuid)
+    assert err.value.response["Error"]["Message"] == "The resource you requested does not exist."
+
+
+def test_api_validation_errors(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    _url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+
+    def refused(**kw) -> ClientError:
+        with pytest.raises(ClientError) as err:
+            lam.create_event_source_mapping(**{"EventSourceArn": queue, "FunctionName": fname, **kw})
+        return err.value
+
+    err = refused(BatchSize=11)
+    assert err.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert err.response["Error"]["Message"] == ("Maximum batch window in seconds must be greater than 0 if maximum "
+                                                "batch size is greater than 10")
+    assert refused(BatchSize=10001).response["Error"]["Code"] == "ValidationException"
+    assert refused(MaximumBatchingWindowInSeconds=301).response["Error"]["Code"] == "ValidationException"
+    assert refused(ScalingConfig={"MaximumConcurrency": 1001}).response["Error"]["Code"] == "ValidationException"
+    err = refused(StartingPosition="LATEST")
+    assert err.response["Error"]["Code"] == "InvalidParameterValueException"
+    err = refused(FunctionName=f"{fname}-none")
+    assert (err.response["Error"]["Code"], err.response["Error"]["Message"]) == (
+        "InvalidParameterValueException", "Function does not exist")
+    err = refused(EventSourceArn="arn:aws:sqs:us-east-1:000000000000:no-such-queue")
+    assert err.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert refused(FunctionName=f"{fname}:nope").response["Error"]["Code"] == "ResourceNotFoundException"
+    made = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, Enabled=False)
+    err = refused()
+    assert err.response["Error"]["Code"] == "ResourceConflictException"
+    assert made["UUID"] in err.response["Error"]["Message"]
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.update_event_source_mapping(UUID="8a1f5b0e-0000-4000-8000-000000000000", BatchSize=5)
+    lam.delete_event_source_mapping(UUID=made["UUID"])
+
+
+def test_every_message_once_in_batches(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    sqs.send_message(QueueUrl=url, MessageBody="first", MessageAttributes={
+        "color": {"DataType": "String", "StringValue": "blue"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}})
+    send(sqs, url, [f"m{i}" for i in range(1, 60)])
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=25,
+                                           MaximumBatchingWindowInSeconds=1)["UUID"]
+    assert wait_until(lambda: len(records(server, fname)) >= 60, timeout=60)
+    time.sleep(2)
+    seen = records(server, fname)
+    assert sorted(r["body"] for r in seen) == sorted(["first"] + [f"m{i}" for i in range(1, 60)])
+    assert max(batches(server, fname)) > 10  # the window gathered more than one receive's worth
+    assert all(n <= 25 for n in batches(server, fname))
+    first = next(r for r in seen if r["body"] == "first")
+    assert first["eventSource"] == "aws:sqs" and first["eventSourceARN"] == queue
+    assert first["awsRegion"] == "us-east-1"
+    assert set(first["attributes"]) >= {"ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                        "ApproximateFirstReceiveTimestamp"}
+    assert first["messageAttributes"]["color"] == {"stringValue": "blue", "stringListValues": [],
+                                                   "binaryListValues": [], "dataType": "String"}
+    assert first["messageAttributes"]["raw"]["binaryValue"] == "AAE="
+    assert first["md5OfBody"] == "8b04d5e3775d298e78455efc5ca404d5"  # md5("first")
+    assert wait_until(lambda: visible(sqs, url) == 0, timeout=10)
+    assert lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK"
+    lam.delete_event_source_mapping(UUID=uuid)
