@@ -212,3 +212,158 @@ def test_every_message_once_in_batches(server, lam, aws, fname) -> None:
     assert wait_until(lambda: visible(sqs, url) == 0, timeout=10)
     assert lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK"
     lam.delete_event_source_mapping(UUID=uuid)
+
+
+FAILING = ("import json\ndef handler(event, context):\n"
+           "    for r in event['Records']:\n        print('RECORD ' + json.dumps(r))\n"
+           "    raise ValueError('no')\n")
+REPORTING = ("import json\ndef handler(event, context):\n"
+             "    for r in event['Records']:\n        print('RECORD ' + json.dumps(r))\n"
+             "    return {'batchItemFailures': [{'itemIdentifier': r['messageId']} for r in event['Records']\n"
+             "                                  if r['body'].startswith('bad')]}\n")
+INVALID = ("import json\ndef handler(event, context):\n"
+           "    for r in event['Records']:\n        print('RECORD ' + json.dumps(r))\n"
+           "    return {'batchItemFailures': [{'itemIdentifier': 'not-in-the-batch'}]}\n")
+
+
+def with_dead_letters(sqs, name: str) -> tuple[str, str, str]:
+    dlq_url, dlq_arn = make_queue(sqs, f"{name}-dlq")
+    url, arn = make_queue(sqs, f"{name}-q", VisibilityTimeout="1", RedrivePolicy=json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}))
+    return url, arn, dlq_url
+
+
+def drain(sqs, url: str) -> list[str]:
+    out: list[str] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not got:
+            return out
+        out.extend(m["Body"] for m in got)
+
+
+def test_function_error_leaves_the_batch_for_the_queues_redrive(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue, dlq = with_dead_letters(sqs, fname)
+    create_python_function(lam, fname, FAILING)
+    send(sqs, url, ["a", "b", "c"])
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=10)["UUID"]
+    moved: list[str] = []
+    assert wait_until(lambda: moved.extend(drain(sqs, dlq)) or len(moved) >= 3, timeout=40)
+    assert sorted(moved) == ["a", "b", "c"]
+    seen = [r["body"] for r in records(server, fname)]
+    assert all(seen.count(b) == 2 for b in "abc"), seen  # maxReceiveCount 2: received twice, then redriven
+    got = lam.get_event_source_mapping(UUID=uuid)
+    assert got["LastProcessingResult"] == "PROBLEM: Function call failed"
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_report_batch_item_failures_keeps_only_the_failed(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue, dlq = with_dead_letters(sqs, fname)
+    create_python_function(lam, fname, REPORTING)
+    send(sqs, url, ["good1", "bad1", "good2", "bad2", "good3"])
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=10,
+                                           FunctionResponseTypes=["ReportBatchItemFailures"])["UUID"]
+    moved: list[str] = []
+    assert wait_until(lambda: moved.extend(drain(sqs, dlq)) or len(moved) >= 2, timeout=40)
+    assert sorted(moved) == ["bad1", "bad2"]
+    seen = [r["body"] for r in records(server, fname)]
+    assert all(seen.count(b) == 1 for b in ("good1", "good2", "good3")), seen
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_an_invalid_batch_response_fails_the_whole_batch(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue, dlq = with_dead_letters(sqs, fname)
+    create_python_function(lam, fname, INVALID)
+    send(sqs, url, ["x", "y"])
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname,
+                                           FunctionResponseTypes=["ReportBatchItemFailures"])["UUID"]
+    moved: list[str] = []
+    assert wait_until(lambda: moved.extend(drain(sqs, dlq)) or len(moved) >= 2, timeout=40)
+    assert sorted(moved) == ["x", "y"]
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_disabled_stops_polling_and_enabled_resumes(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, Enabled=False)["UUID"]
+    send(sqs, url, [f"d{i}" for i in range(5)])
+    time.sleep(4)
+    assert records(server, fname) == [] and visible(sqs, url) == 5
+    lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+    assert wait_until(lambda: len(records(server, fname)) >= 5, timeout=30)
+    send(sqs, url, ["after"])
+    assert wait_until(lambda: len(records(server, fname)) >= 6, timeout=30)
+    lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    assert settled(lam, uuid)["State"] == "Disabled"
+    time.sleep(3)  # a poll in flight when it was disabled ends within WAIT_SECONDS
+    send(sqs, url, ["while-disabled"])
+    time.sleep(4)
+    assert sorted(r["body"] for r in records(server, fname)) == sorted([f"d{i}" for i in range(5)] + ["after"])
+    assert visible(sqs, url) == 1
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_a_throttled_function_loses_nothing(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=2)["UUID"]
+    bodies = [f"t{i}" for i in range(7)]
+    send(sqs, url, bodies)
+    time.sleep(5)
+    assert records(server, fname) == [] and visible(sqs, url) == 7
+    assert "throttled" in lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"]
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=3)
+    assert wait_until(lambda: len(records(server, fname)) >= 7, timeout=60)
+    time.sleep(2)
+    assert sorted(r["body"] for r in records(server, fname)) == sorted(bodies)
+    assert wait_until(lambda: visible(sqs, url) == 0, timeout=10)
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_deleting_the_function_deletes_its_mappings(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    _url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    lam.publish_version(FunctionName=fname)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1")
+    one = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname)["UUID"]
+    two = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=f"{ARN}:{fname}:live")
+    assert two["FunctionArn"] == f"{ARN}:{fname}:live"
+    lam.delete_function(FunctionName=fname)
+    for uuid in (one, two["UUID"]):
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.get_event_source_mapping(UUID=uuid)
+    assert lam.list_event_source_mappings(EventSourceArn=queue)["EventSourceMappings"] == []
+
+
+def test_a_restart_mid_stream_loses_nothing(moto, aws, tmp_path, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q", VisibilityTimeout="2")
+    slow = PRINTING.replace("def handler(event, context):\n", "def handler(event, context):\n"
+                            "    import time; time.sleep(0.5)\n")
+    env = {**MOTO_ENV, "AWS_ENDPOINT_URL": moto}
+    srv = Server(tmp_path / "data", env=env).start()
+    try:
+        lam = srv.client()
+        create_python_function(lam, fname, slow)
+        lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=1,
+                                        ScalingConfig={"MaximumConcurrency": 2})
+        bodies = [f"r{i}" for i in range(40)]
+        send(sqs, url, bodies)
+        assert wait_until(lambda: len(records(srv, fname)) >= 3, timeout=30)
+    finally:
+        srv.stop()
+    assert len(records(srv, fname)) < 40  # stopped mid-stream
+    srv = Server(tmp_path / "data", env=env).start()
+    try:
+        assert wait_until(lambda: set(bodies) <= {r["body"] for r in records(srv, fname)}, timeout=60)
+        assert wait_until(lambda: visible(sqs, url) == 0, timeout=20)
+    finally:
+        srv.stop()
