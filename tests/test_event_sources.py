@@ -367,3 +367,49 @@ def test_a_restart_mid_stream_loses_nothing(moto, aws, tmp_path, fname) -> None:
         assert wait_until(lambda: visible(sqs, url) == 0, timeout=20)
     finally:
         srv.stop()
+
+
+def cluster_records(node, name: str) -> list[dict]:
+    logs = node.client("logs")
+    out, token = [], None
+    while True:
+        kw = {"nextToken": token} if token else {}
+        try:
+            page = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", **kw)
+        except ClientError:
+            return []
+        out += [json.loads(e["message"].split("RECORD ", 1)[1]) for e in page["events"] if "RECORD " in e["message"]]
+        token = page.get("nextToken")
+        if not token:
+            return out
+
+
+def polling(node, uuid: str) -> bool:
+    text = "".join(node.output)
+    return f"{uuid}: polling arn:" in text and text.rfind(f"{uuid}: polling arn:") > text.rfind(
+        f"{uuid}: polling stopped")
+
+
+def test_cluster_polls_a_mapping_once_and_moves_it_when_its_node_stops(cluster, moto, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q", VisibilityTimeout="5")
+    nodes = cluster(2, env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto}).nodes
+    lam = nodes[0].client()
+    create_python_function(lam, fname, PRINTING)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname)["UUID"]
+    assert nodes[1].client().get_event_source_mapping(UUID=uuid)["UUID"] == uuid  # the other node knows it
+    first = [f"c{i}" for i in range(20)]
+    send(sqs, url, first)
+    assert wait_until(lambda: len(cluster_records(nodes[1], fname)) >= 20, timeout=60)
+    time.sleep(3)
+    assert sorted(r["body"] for r in cluster_records(nodes[1], fname)) == sorted(first)  # each once
+    holders = [n for n in nodes if polling(n, uuid)]
+    assert len(holders) == 1
+    holder = holders[0]
+    other = nodes[1] if holder is nodes[0] else nodes[0]
+    holder.stop()
+    second = [f"d{i}" for i in range(10)]
+    send(sqs, url, second)
+    assert wait_until(lambda: polling(other, uuid), timeout=30)
+    assert wait_until(lambda: {r["body"] for r in cluster_records(other, fname)} >= set(first + second),
+                      timeout=60)
