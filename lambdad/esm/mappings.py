@@ -47,6 +47,8 @@ _PAGE = 100
 _SETTLED = {"Creating": None, "Updating": None, "Enabling": "Enabled", "Disabling": "Disabled"}
 # what the stored config keeps beside the source's own fields
 _COMMON = ("FunctionResponseTypes", "FilterCriteria", "ScalingConfig")
+# Lambda's parameters that lambdad does not apply yet: refused rather than ignored
+_NOT_YET = ("Tags", "MetricsConfig", "LoggingConfig", "KMSKeyArn", "ProvisionedPollerConfig")
 
 
 class SourceRules(Protocol):
@@ -154,7 +156,14 @@ class EventSourceMappings:
 
     # -- the API ----------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _refuse_not_yet(params: MappingType[str, Any]) -> None:
+        for name in _NOT_YET:
+            if params.get(name):
+                raise InvalidParameterValueException(f"{name} is not supported by lambdad's event source mappings yet.")
+
     async def create(self, params: MappingType[str, Any]) -> dict[str, Any]:
+        self._refuse_not_yet(params)
         arn = params.get("EventSourceArn")
         if not arn:
             raise InvalidParameterValueException("Unrecognized event source.")
@@ -184,6 +193,7 @@ class EventSourceMappings:
 
     async def update(self, uuid: str, params: MappingType[str, Any]) -> dict[str, Any]:
         current = self._find(uuid)
+        self._refuse_not_yet(params)
         source = self._source(current.event_source_arn)
         ref = self._function(str(params["FunctionName"])) if params.get("FunctionName") else \
             FunctionRef(current.function_name, current.qualifier)

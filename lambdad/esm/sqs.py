@@ -57,7 +57,7 @@ _UNSUPPORTED = ("StartingPosition", "StartingPositionTimestamp", "Parallelizatio
                 "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
                 "TumblingWindowInSeconds", "Topics", "Queues", "SourceAccessConfigurations", "SelfManagedEventSource",
                 "AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig",
-                "DocumentDBEventSourceConfig", "ProvisionedPollerConfig")
+                "DocumentDBEventSourceConfig")
 
 
 def _b64(data: bytes) -> str:
