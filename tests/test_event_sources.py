@@ -413,3 +413,55 @@ def test_cluster_polls_a_mapping_once_and_moves_it_when_its_node_stops(cluster, 
     assert wait_until(lambda: polling(other, uuid), timeout=30)
     assert wait_until(lambda: {r["body"] for r in cluster_records(other, fname)} >= set(first + second),
                       timeout=60)
+
+
+def test_fifo_keeps_each_groups_order(server, lam, aws, fname) -> None:
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname[:50]}.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+    create_python_function(lam, fname, PRINTING)
+    with pytest.raises(ClientError) as err:
+        lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=5,
+                                        MaximumBatchingWindowInSeconds=1)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    for i in range(12):
+        for group in ("g1", "g2"):
+            sqs.send_message(QueueUrl=url, MessageBody=f"{group}-{i}", MessageGroupId=group)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, BatchSize=3)["UUID"]
+    assert wait_until(lambda: len(records(server, fname)) >= 24, timeout=60)
+    seen = records(server, fname)
+    for group in ("g1", "g2"):
+        bodies = [r["body"] for r in seen if r["attributes"]["MessageGroupId"] == group]
+        assert bodies == [f"{group}-{i}" for i in range(12)]
+    # moto gives no SequenceNumber; what SQS gives is passed on
+    assert all({"MessageGroupId", "MessageDeduplicationId"} <= set(r["attributes"]) for r in seen)
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_a_user_needs_the_mapping_actions(server, lam, aws, fname) -> None:
+    from botocore.config import Config
+
+    sqs = aws("sqs")
+    _url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    iam = server.client("iam")
+    user = f"{fname[:40]}-u"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="esm", PolicyDocument=json.dumps({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["lambda:CreateEventSourceMapping",
+                                                     "lambda:GetEventSourceMapping"], "Resource": "*",
+                       "Condition": {"StringEquals": {"lambda:FunctionArn": f"{ARN}:{fname}"}}}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    client = boto3.client("lambda", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                          config=Config(retries={"max_attempts": 0}))
+    server._clients.append(client)
+    uuid = client.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, Enabled=False)["UUID"]
+    assert client.get_event_source_mapping(UUID=uuid)["UUID"] == uuid
+    with pytest.raises(ClientError) as err:
+        client.delete_event_source_mapping(UUID=uuid)
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert f"event-source-mapping:{uuid}" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as err:
+        client.create_event_source_mapping(EventSourceArn=queue, FunctionName=f"{fname}-other")
+    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+    lam.delete_event_source_mapping(UUID=uuid)
