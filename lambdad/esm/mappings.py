@@ -175,18 +175,22 @@ class EventSourceMappings:
                   "State": "Creating"}
         async with self._functions.lock(ref.name):
             self._function(str(params["FunctionName"]))
-            for other in self._mappings.values():
-                if (other.event_source_arn == arn and other.function_name == ref.name
-                        and other.qualifier == ref.qualifier):
-                    raise ResourceConflictException(
-                        f'An event source mapping with {self._service_id(str(arn))} arn (" {arn} ") and function '
-                        f'(" {ref.name} ") already exists. Please update or delete the existing mapping with UUID '
-                        f"{other.uuid}")
+            self._refuse_duplicate(str(arn), ref, None)
             mapping = Mapping(str(uuids.uuid4()), ref.name, ref.qualifier, str(arn), config, time.time(), matcher)
             await self._write(mapping)
             self._mappings[mapping.uuid] = mapping
         self._settle_later(mapping)
         return self.describe(mapping)
+
+    def _refuse_duplicate(self, arn: str, ref: FunctionRef, uuid: str | None) -> None:
+        """ResourceConflictException when another mapping already sends ``arn`` to the function ``ref``."""
+        for other in self._mappings.values():
+            if (other.uuid != uuid and other.event_source_arn == arn and other.function_name == ref.name
+                    and other.qualifier == ref.qualifier):
+                raise ResourceConflictException(
+                    f'An event source mapping with {self._service_id(arn)} arn (" {arn} ") and function '
+                    f'(" {ref.name} ") already exists. Please update or delete the existing mapping with UUID '
+                    f"{other.uuid}")
 
     def get(self, uuid: str) -> dict[str, Any]:
         return self.describe(self._find(uuid))
@@ -201,6 +205,7 @@ class EventSourceMappings:
         matcher = (compile_filters(params["FilterCriteria"]) if "FilterCriteria" in params else current.matcher)
         async with self._functions.lock(current.function_name):
             current = self._find(uuid)
+            self._refuse_duplicate(current.event_source_arn, ref, uuid)
             config = {**current.config, **fields, **self._common(params, current.config)}
             state = "Updating"
             if params.get("Enabled") is not None and bool(params["Enabled"]) != current.enabled:
