@@ -465,3 +465,22 @@ def test_a_user_needs_the_mapping_actions(server, lam, aws, fname) -> None:
         client.create_event_source_mapping(EventSourceArn=queue, FunctionName=f"{fname}-other")
     assert err.value.response["Error"]["Code"] == "AccessDeniedException"
     lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_cluster_moves_a_mapping_when_its_node_dies(cluster, moto, aws, fname) -> None:
+    import signal
+
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q", VisibilityTimeout="5")
+    nodes = cluster(2, env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto}).nodes
+    lam = nodes[1].client()
+    create_python_function(lam, fname, PRINTING)
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname)["UUID"]
+    assert wait_until(lambda: any(polling(n, uuid) for n in nodes), timeout=20)
+    holder = next(n for n in nodes if polling(n, uuid))
+    other = nodes[1] if holder is nodes[0] else nodes[0]
+    holder.stop(sig=signal.SIGKILL)  # no clean hand-over: the lease lapses
+    bodies = [f"k{i}" for i in range(10)]
+    send(sqs, url, bodies)
+    assert wait_until(lambda: polling(other, uuid), timeout=30)
+    assert wait_until(lambda: {r["body"] for r in cluster_records(other, fname)} >= set(bodies), timeout=60)
