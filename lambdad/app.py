@@ -32,6 +32,7 @@ from lambdad.api.aliases import alias_handlers
 from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
 from lambdad.api.concurrency import concurrency_handlers
 from lambdad.api.event_invoke import event_invoke_handlers
+from lambdad.api.event_sources import event_source_handlers
 from lambdad.api.function_urls import function_url_handlers
 from lambdad.api.functions import function_handlers
 from lambdad.api.http import (MAX_BODY_BYTES, MAX_CONTROL_BODY, MAX_SYNC_PAYLOAD, Handler, LambdaApi, OtherService,
@@ -57,6 +58,9 @@ from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
 from lambdad.errors import InvalidParameterValueException, LambdaError
+from lambdad.esm.mappings import EventSourceMappings
+from lambdad.esm.pollers import PollerManager, Source
+from lambdad.esm.sqs import SqsSource
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
 from lambdad.iam.keycache import KeyCache
@@ -345,6 +349,13 @@ class LambdadApp:
         self.function_urls = FunctionUrls(self.functions, self.aliases, self.store, region=s.region,
                                           account_id=s.account_id, url_of=self.function_url)
         await self.function_urls.load()
+        # event source mappings (esm/): stored here, polled by the node holding each one's lease
+        self.sources: dict[str, Source] = {"sqs": SqsSource(s.region)}
+        self.event_sources = EventSourceMappings(self.functions, self.store, self.sources, region=s.region,
+                                                 account_id=s.account_id)
+        await self.event_sources.load()
+        self.pollers = PollerManager(self.event_sources, self.sources, self.leases, self.runs,
+                                     self.concurrency.reserved)
         self.url_marks = tuple("." + base for base in url_bases(s.region, s.url_host))  # a URL's Host ends so
 
         def rules(event: AsyncEvent) -> AsyncRules:
@@ -377,7 +388,8 @@ class LambdadApp:
                                                  "provisioned": self.provisioned.reload,
                                                  "iam": self.iam.reload,
                                                  "eventinvoke": self.event_configs.reload,
-                                                 "functionurl": self.function_urls.reload}, self._reload_all)
+                                                 "functionurl": self.function_urls.reload,
+                                                 "eventsource": self.event_sources.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -438,6 +450,7 @@ class LambdadApp:
         await self.layers.load()
         await self.event_configs.load()
         await self.function_urls.load()
+        await self.event_sources.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -510,6 +523,7 @@ class LambdadApp:
             **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
             **event_invoke_handlers(self.event_configs, s.region, s.account_id),
             **function_url_handlers(self.function_urls, s.region, s.account_id),
+            **event_source_handlers(self.event_sources),
             **invoke_handlers(self.runs, self.submissions, s.region, s.account_id,
                               stream_limit=int(s.stream_response_max_mb * 1024 * 1024)),
             **layer_handlers(self.layers, self.code_urls),
@@ -524,7 +538,8 @@ class LambdadApp:
         if s.iam_refuse_unknown_roles:
             for operation in ("CreateFunction", "UpdateFunctionConfiguration"):
                 handlers[operation] = self._known_role(handlers[operation])
-        access = AccessControl(self.functions, self.layers, self.authorizer, s.region, s.account_id)
+        access = AccessControl(self.functions, self.layers, self.authorizer, s.region, s.account_id,
+                               self.event_sources.function_arn_of)
         session = botocore.session.get_session()
         regions = (s.region, "us-east-1")  # IAM is global: SDKs sign its requests for us-east-1
         services: dict[str, OtherService] = {
@@ -627,6 +642,10 @@ class LambdadApp:
         if self.metrics is not None:
             await self.metrics.aclose()
 
+    async def _close_event_sources(self) -> None:
+        await self.pollers.aclose()
+        await self.event_sources.aclose()
+
     async def _close_destinations(self) -> None:
         self.destinations.close()
 
@@ -661,6 +680,7 @@ class LambdadApp:
         # queued async events are delivered once functions can reach the API (their credentials name its port)
         await self.async_queue.start()
         await self.provisioned.start()
+        self.pollers.start()  # event source mappings: invocations need the API's port too
         self.usage.start()
         self.collector.start()
         if self.blob_sweep is not None:
@@ -680,6 +700,7 @@ class LambdadApp:
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
             ("async queue", self.async_queue.aclose),
+            ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),
             ("code collector", self.collector.aclose),
             ("blob sweep", self._close_blob_sweep),

@@ -8,7 +8,9 @@ the resource policy of what it names, and Lambda's condition keys.
   ``$LATEST`` (a function's policy does not cover its versions and aliases, as on Lambda);
 - layer operations: the layer's ARN (PublishLayerVersion) or the layer version's, with its policy
   (AddLayerVersionPermission's statements) for GetLayerVersion and GetLayerVersionByArn;
-- operations on no resource (ListFunctions, ListLayers, ListLayerVersions, GetAccountSettings, ...): ``*``.
+- event source mappings: CreateEventSourceMapping on ``*``, Get/Update/DeleteEventSourceMapping on the mapping's
+  ARN (``arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID``), with ``lambda:FunctionArn`` naming its function;
+- operations on no resource (ListFunctions, ListEventSourceMappings, ListLayers, ListLayerVersions, GetAccountSettings, ...): ``*``.
 
 Actions are ``lambda:<Operation>`` but for Invoke (``lambda:InvokeFunction``) and GetLayerVersionByArn
 (``lambda:GetLayerVersion``). Condition keys: ``lambda:FunctionArn`` (operations on a function),
@@ -24,7 +26,7 @@ AccessDeniedException, worded as Lambda words it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lambdad.arn import LATEST, function_arn, parse_function_arn, parse_function_name
 from lambdad.auth.principals import Principal, action_of
@@ -35,14 +37,17 @@ from lambdad.iam.authorize import Authorizer
 
 __all__ = ["AccessControl"]
 
+_MAPPING_OPS = ("CreateEventSourceMapping", "GetEventSourceMapping", "UpdateEventSourceMapping",
+                "DeleteEventSourceMapping")
 _LAYER_VERSION_OPS = ("GetLayerVersion", "DeleteLayerVersion", "GetLayerVersionPolicy", "AddLayerVersionPermission",
                       "RemoveLayerVersionPermission")
 
 
 class AccessControl:
     def __init__(self, functions: FunctionService, layers: LayerService, authorizer: Authorizer, region: str,
-                 account_id: str) -> None:
+                 account_id: str, mapping_function: Callable[[str], str | None] = lambda _uuid: None) -> None:
         self._functions = functions
+        self._mapping_function = mapping_function  # an event source mapping's UUID -> its FunctionArn
         self._layers = layers
         self._authorizer = authorizer
         self._region = region
@@ -59,6 +64,8 @@ class AccessControl:
             arn = function_arn(self._region, self._account_id, str(params.get("FunctionName", "")), None)
             self._pass_role(principal, params, source_ip)
             check(principal, action, arn, source_ip=source_ip, context=self._layers_of(params))
+        elif operation in _MAPPING_OPS:
+            self._check_mapping(principal, action, operation, labels, params, source_ip)
         elif "FunctionName" in labels or "Resource" in labels:
             self._check_function(principal, action, operation, labels, query, params, source_ip)
         elif operation in _LAYER_VERSION_OPS or operation == "GetLayerVersionByArn":
@@ -101,6 +108,31 @@ class AccessControl:
             context.update(self._layers_of(params))
         self._authorizer.check(principal, action, arn, source_ip=source_ip, context=context,
                                resource_policy=function.policies.get(key, ()))
+
+    def _check_mapping(self, principal: Principal, action: str, operation: str, labels: Mapping[str, str],
+                       params: Mapping[str, Any], source_ip: str | None) -> None:
+        """Event source mappings: CreateEventSourceMapping on ``*``, the others on the mapping's ARN; the condition
+        key ``lambda:FunctionArn`` names the function it invokes (the one it will, for Create and an Update that
+        changes it)."""
+        context: dict[str, object] = {}
+        named = params.get("FunctionName")
+        if named:
+            try:
+                ref = parse_function_name(str(named), region=self._region, account_id=self._account_id)
+                context["lambda:FunctionArn"] = function_arn(self._region, self._account_id, ref.name, ref.qualifier)
+            except LambdaError:
+                pass  # the handler says what is wrong with it, if the caller may ask
+        if operation == "CreateEventSourceMapping":
+            self._authorizer.check(principal, action, "*", source_ip=source_ip, context=context,
+                                   shown_resource=f"arn:aws:lambda:{self._region}:{self._account_id}:*")
+            return
+        uuid = labels.get("UUID", "")
+        if "lambda:FunctionArn" not in context:
+            current = self._mapping_function(uuid)
+            if current is not None:
+                context["lambda:FunctionArn"] = current
+        arn = f"arn:aws:lambda:{self._region}:{self._account_id}:event-source-mapping:{uuid}"
+        self._authorizer.check(principal, action, arn, source_ip=source_ip, context=context)
 
     def _check_layer_version(self, principal: Principal, action: str, operation: str, labels: Mapping[str, str],
                              query: Mapping[str, list[str]], source_ip: str | None) -> None:

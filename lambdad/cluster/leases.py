@@ -1,4 +1,5 @@
-"""Leases: work that exactly one live node of a cluster must do (log retention now; later pollers, schedules).
+"""Leases: work that exactly one live node of a cluster must do (log retention, each event source mapping's poller;
+later schedules).
 
 A lease is a key of the JetStream key-value bucket ``<cluster>_leases``, whose value names its holder. A node takes
 a free lease with ``create`` (which fails while another holds it) and keeps it by writing it again every ``RENEW``
@@ -67,6 +68,18 @@ class Leases:
             self._leases[name] = Lease(name, always=not self._link.clustered)
         return self._leases[name]
 
+    async def drop(self, name: str) -> None:
+        """Stop trying for the lease ``name`` (its work is gone: a deleted event source mapping), giving it up if
+        this node holds it."""
+        lease = self._leases.pop(name, None)
+        if lease is not None and lease.revision is not None and self._kv is not None:
+            try:
+                await self._kv.delete(name, last=lease.revision)
+            except Exception as exc:
+                log.warning("cluster: could not give up the lease %r: %s", name, exc)
+        if lease is not None:
+            lease._lost()
+
     def holders(self) -> dict[str, bool]:
         return {name: lease.held() for name, lease in self._leases.items()}
 
@@ -89,7 +102,9 @@ class Leases:
         from nats.js.errors import KeyWrongLastSequenceError
 
         me = self._link.node_id.encode()
-        for lease in self._leases.values():
+        for lease in list(self._leases.values()):  # leases may be added (or dropped) during a round
+            if self._leases.get(lease.name) is not lease:
+                continue
             started = time.monotonic()
             try:
                 if lease.revision is None:

@@ -6,6 +6,7 @@ interface it uses, so a replacement (a shared database, an object store) has a s
 
 - ``FunctionStore``: functions, their versions, aliases, tags and resource policies (``functions/``);
 - ``ConcurrencyStore``: reserved and provisioned concurrency;
+- ``EventSourceMappingStore``: event source mappings (``esm/``);
 - ``LayerStore``: layer versions;
 - ``AsyncEventStore``: the durable queue of accepted asynchronous invocations (``invoke/async_queue.py``);
 - ``LogStore``: functions' log events and their retention (``logs/``);
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 __all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore", "FunctionUrlStore",
-           "EventInvokeConfigStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
+           "EventInvokeConfigStore", "EventSourceMappingStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
            "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "UsageRecord",
            "UsageStore", "VersionRecord"]
 
@@ -193,6 +194,16 @@ class EventInvokeConfigStore(Protocol):
     async def delete_event_invoke_config(self, name: str, qualifier: str) -> None: ...
 
 
+class EventSourceMappingStore(Protocol):
+    async def load_event_source_mappings(self) -> list[tuple[str, str, str, str, float]]:
+        """(UUID, function name, event source ARN, config JSON, last modified) of every mapping."""
+
+    async def put_event_source_mapping(self, uuid: str, name: str, event_source_arn: str, config: str,
+                                       last_modified: float) -> None: ...
+
+    async def delete_event_source_mapping(self, uuid: str, name: str) -> None: ...
+
+
 class FunctionUrlStore(Protocol):
     async def load_function_urls(self) -> list[tuple[str, str, str, str, str, str]]: ...
 
@@ -317,7 +328,7 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, FunctionUrlStore, LayerStore,
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore, LayerStore,
                     AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -108,6 +108,15 @@ function_urls = sa.Table(  # function URLs of $LATEST or an alias (migration 001
     sa.Column("created", sa.Text, nullable=False),  # Lambda's format: 2026-12-05T19:45:09.123+0000
     sa.Column("last_modified", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("name", "qualifier"),
+)
+event_source_mappings = sa.Table(  # event source mappings (migration 0012; esm/mappings.py)
+    "event_source_mappings", metadata,
+    sa.Column("uuid", sa.Text, primary_key=True),
+    _function_name(),  # the function it invokes (its qualifier is in the config's FunctionArn)
+    sa.Column("event_source_arn", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the EventSourceMappingConfiguration, State included
+    sa.Column("last_modified", sa.Float, nullable=False),
+    sa.Index("event_source_mappings_name", "name"),
 )
 async_events = sa.Table(
     "async_events", metadata,

@@ -212,7 +212,7 @@ class SqlStore:
         await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
             for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.event_invoke_configs,
-                          t.function_urls, t.aliases, t.version_counters, t.versions, t.functions)
+                          t.event_source_mappings, t.function_urls, t.aliases, t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
@@ -344,6 +344,26 @@ class SqlStore:
         table = t.event_invoke_configs
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
         self._wrote("eventinvoke", name)
+
+    # -- event source mappings ------------------------------------------------------------------------------
+
+    async def load_event_source_mappings(self) -> list[tuple[str, str, str, str, float]]:
+        """(UUID, function name, event source ARN, config JSON, last modified) of every event source mapping."""
+        m = t.event_source_mappings
+        query = sa.select(m.c.uuid, m.c.name, m.c.event_source_arn, m.c.config, m.c.last_modified)
+        return [(u, n, a, c, lm) for u, n, a, c, lm in await self._read(query)]
+
+    async def put_event_source_mapping(self, uuid: str, name: str, event_source_arn: str, config: str,
+                                       last_modified: float) -> None:
+        await self._transaction([self._upsert(t.event_source_mappings, ("uuid",), uuid=uuid, name=name,
+                                              event_source_arn=event_source_arn, config=config,
+                                              last_modified=last_modified)])
+        self._wrote("eventsource", name)
+
+    async def delete_event_source_mapping(self, uuid: str, name: str) -> None:
+        table = t.event_source_mappings
+        await self._transaction([sa.delete(table).where(table.c.uuid == uuid)])
+        self._wrote("eventsource", name)
 
     # -- function URLs ---------------------------------------------------------------------------------------
 
