@@ -484,3 +484,25 @@ def test_cluster_moves_a_mapping_when_its_node_dies(cluster, moto, aws, fname) -
     send(sqs, url, bodies)
     assert wait_until(lambda: polling(other, uuid), timeout=30)
     assert wait_until(lambda: {r["body"] for r in cluster_records(other, fname)} >= set(bodies), timeout=60)
+
+
+def test_filter_criteria_pass_matching_messages_and_consume_the_rest(server, lam, aws, fname) -> None:
+    """FilterCriteria on an SQS mapping: JSON bodies matched field by field, plain bodies by a plain-string rule;
+    what matches no filter is deleted without an invocation, as Lambda consumes it."""
+    sqs = aws("sqs")
+    url, queue = make_queue(sqs, f"{fname}-q")
+    create_python_function(lam, fname, PRINTING)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="Invalid filter pattern definition"):
+        lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname,
+                                        FilterCriteria={"Filters": [{"Pattern": '{"body": {"level": "ERROR"}}'}]})
+    filters = {"Filters": [{"Pattern": json.dumps({"body": {"level": ["ERROR"], "ms": [{"numeric": [">", 100]}]}})},
+                           {"Pattern": json.dumps({"body": [{"prefix": "urgent:"}]})}]}
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=fname, FilterCriteria=filters)["UUID"]
+    assert lam.get_event_source_mapping(UUID=uuid)["FilterCriteria"] == filters
+    send(sqs, url, [json.dumps({"level": "ERROR", "ms": 250}), json.dumps({"level": "ERROR", "ms": 5}),
+                    json.dumps({"level": "INFO", "ms": 900}), "urgent: disk full", "routine: all fine"])
+    assert wait_until(lambda: visible(sqs, url) == 0, timeout=30)  # every message consumed, passed or not
+    time.sleep(1.5)
+    assert sorted(r["body"] for r in records(server, fname)) == sorted(
+        [json.dumps({"level": "ERROR", "ms": 250}), "urgent: disk full"])
+    lam.delete_event_source_mapping(UUID=uuid)
