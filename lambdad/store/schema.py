@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "brokers", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -108,6 +108,13 @@ function_urls = sa.Table(  # function URLs of $LATEST or an alias (migration 001
     sa.Column("created", sa.Text, nullable=False),  # Lambda's format: 2026-12-05T19:45:09.123+0000
     sa.Column("last_modified", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("name", "qualifier"),
+)
+brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (migration 0013; lambdad/esm/brokers.py)
+    "brokers", metadata,
+    sa.Column("arn", sa.Text, primary_key=True),  # arn:aws:mq:...:broker:NAME:ID or arn:aws:secretsmanager:...:secret:NAME
+    sa.Column("kind", sa.Text, nullable=False),  # "broker" (record: {"url"}) or "secret" (record: {"username", "password"})
+    sa.Column("record", sa.Text, nullable=False),  # JSON
+    sa.Column("created", sa.Float, nullable=False),
 )
 async_events = sa.Table(
     "async_events", metadata,

@@ -1,0 +1,1 @@
+"""Event source mappings: sources a poller reads batches from to invoke functions."""
