@@ -259,6 +259,12 @@ class RabbitSource:
         except (aiormq.exceptions.ConnectionNotAllowed, aiormq.exceptions.ChannelAccessRefused) as exc:
             await _close_quietly(connection)
             raise RabbitSourceError(f"{where} refused access: {exc}", "EVENT_SOURCE_AUTHZ_ERROR") from exc
+        except aiormq.exceptions.InvalidFrameError as exc:
+            await _close_quietly(connection)
+            if "Connection.OpenOk" in str(exc):  # connection.open answered by a close: the virtual host refused
+                raise RabbitSourceError(f"{where} refused the virtual host (none such, or no permission)",
+                                        "EVENT_SOURCE_AUTHZ_ERROR") from exc
+            raise RabbitSourceError(f"{where} could not be reached: {exc!r}", None) from exc
         except aiormq.exceptions.ChannelNotFoundEntity as exc:
             await _close_quietly(connection)
             raise RabbitSourceError(f"{where} has no queue {self.queue!r}", "ESM_CONFIG_NOT_VALID") from exc
