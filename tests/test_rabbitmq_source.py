@@ -560,3 +560,30 @@ def test_registry_feeds_a_source(rabbit, tmp_path: Path):
             await store.aclose()
 
     run(work)
+
+
+def test_filtering_acknowledges_what_it_discards(rabbit):
+    """keep_only: the records no filter matches are acknowledged at once (Lambda discards them); the rest stay in
+    the batch, whose nack returns only them to the queue."""
+    async def work() -> None:
+        async with queue() as (channel, [name]):
+            for kind in ("keep", "drop", "keep", "drop"):
+                await publish(channel, name, json.dumps({"kind": kind}).encode())
+            source = RabbitSource(BROKER, name, "/", endpoint())
+            await source.open()
+            try:
+                batch = await source.next_batch(10, 1.0)
+                assert batch is not None and len(batch) == 4
+                left = await batch.keep_only(lambda r: json.loads(base64.b64decode(r["data"]))["kind"] == "keep")
+                assert left == 2 and len(batch.event()["rmqMessagesByQueue"][f"{name}::/"]) == 2
+                assert await batch.nack()
+                again = await source.next_batch(10, 1.0)
+                assert again is not None and len(again) == 2
+                assert all(r["redelivered"] for r in again.records)
+                assert await again.keep_only(lambda r: False) == 0 and again.settled
+                assert await source.next_batch(10, 0.3) is None
+            finally:
+                await source.close()
+            assert await depth(channel, name) == 0
+
+    run(work)

@@ -40,7 +40,7 @@ import decimal
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 from urllib.parse import quote
 
 import aiormq
@@ -165,7 +165,7 @@ class RabbitBatch:
                  records: list[dict[str, Any]]) -> None:
         self._source = source
         self._channel = channel
-        self.deliveries = tuple(deliveries)
+        self.deliveries: tuple[Delivery, ...] = tuple(deliveries)
         self._records = records
         self.settled = False
 
@@ -175,6 +175,27 @@ class RabbitBatch:
     def event(self) -> dict[str, Any]:
         s = self._source
         return build_event(s.broker_arn, s.queue, s.virtual_host, self._records)
+
+    @property
+    def records(self) -> tuple[dict[str, Any], ...]:
+        """The messages' entries in the event, in queue order (what a FilterCriteria pattern is matched against)."""
+        return tuple(self._records)
+
+    async def keep_only(self, keep: Callable[[dict[str, Any]], bool]) -> int:
+        """Filtering: acknowledge at once the messages whose record ``keep`` refuses — Lambda discards a record no
+        filter matches — and leave the others in the batch; how many are left (0: invoke nothing, settle nothing).
+        """
+        kept = [i for i, record in enumerate(self._records) if keep(record)]
+        if len(kept) == len(self._records):
+            return len(kept)
+        chosen = set(kept)
+        dropped = [d for i, d in enumerate(self.deliveries) if i not in chosen]
+        self.deliveries = tuple(self.deliveries[i] for i in kept)
+        self._records = [self._records[i] for i in kept]
+        await _settle_deliveries(self._channel, dropped, None, self._source.queue)
+        if not kept:
+            self.settled = True
+        return len(kept)
 
     async def ack(self) -> bool:
         """The function succeeded: the messages leave the queue."""
@@ -188,21 +209,25 @@ class RabbitBatch:
         if self.settled:
             return False
         self.settled = True
-        channel = self._channel
-        if channel.is_closed or not self.deliveries:
-            return False  # the broker put them back when the channel went
-        last = len(self.deliveries) - 1
-        try:
-            for i, d in enumerate(self.deliveries):  # one by one: other deliveries may be unsettled on the channel
-                if requeue is None:
-                    await channel.basic_ack(d.delivery_tag, wait=i == last)
-                else:
-                    await channel.basic_nack(d.delivery_tag, requeue=requeue, wait=i == last)
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
-            log.warning("settling a batch of %s: the connection was lost (%s); the broker redelivers it",
-                        self._source.queue, exc)
-            return False
-        return True
+        return await _settle_deliveries(self._channel, self.deliveries, requeue, self._source.queue)
+
+
+async def _settle_deliveries(channel: aiormq.abc.AbstractChannel, deliveries: Sequence[Delivery],
+                             requeue: bool | None, queue: str) -> bool:
+    """Ack (``requeue`` None) or nack ``deliveries``; False when their channel went (the broker put them back)."""
+    if channel.is_closed or not deliveries:
+        return False
+    last = len(deliveries) - 1
+    try:
+        for i, d in enumerate(deliveries):  # one by one: other deliveries may be unsettled on the channel
+            if requeue is None:
+                await channel.basic_ack(d.delivery_tag, wait=i == last)
+            else:
+                await channel.basic_nack(d.delivery_tag, requeue=requeue, wait=i == last)
+    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
+        log.warning("settling a batch of %s: the connection was lost (%s); the broker redelivers it", queue, exc)
+        return False
+    return True
 
 
 # -- the source ------------------------------------------------------------------------------------------------
