@@ -344,20 +344,26 @@ class RabbitSource:
                 return False
             try:
                 await self._connect()
-                log.info("consuming %s of %s again", self.queue, self.broker_arn)
+                log.info("connected to %s for queue %s", self.broker_arn, self.queue)
             except RabbitSourceError as exc:
-                self.last_error = str(exc)
-                self._retry_at = loop.time() + self._delay
-                self._delay = min(self._delay * 2, _BACKOFF_MAX)
-                log.warning("%s; trying again in %.1f s", exc, self._retry_at - loop.time())
+                self._back_off(str(exc))
                 return False
         if self._prefetch != batch_size:
             try:
                 await self._consume(batch_size)
             except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
-                self.last_error = f"consuming {self.queue}: {exc!r}"
+                await self._drop_connection()
+                self._back_off(f"consuming {self.queue} of broker {self.broker_arn}: {exc!r}")
                 return False
         return True
+
+    def _back_off(self, error: str) -> None:
+        """Record why the source cannot consume and when it tries again (0.5 s, doubling up to 30 s)."""
+        now = asyncio.get_running_loop().time()
+        self.last_error = error
+        self._retry_at = now + self._delay
+        log.warning("%s; trying again in %.1f s", error, self._delay)
+        self._delay = min(self._delay * 2, _BACKOFF_MAX)
 
     # -- batches -------------------------------------------------------------------------------------------
 
