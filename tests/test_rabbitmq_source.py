@@ -589,3 +589,27 @@ def test_filtering_acknowledges_what_it_discards(rabbit):
             assert await depth(channel, name) == 0
 
     run(work)
+
+
+def test_registry_on_postgresql(postgres_url: str, tmp_path: Path):
+    """A cluster's nodes share the records: written through one store, read through another."""
+    async def work() -> None:
+        url = database_url(postgres_url, tmp_path)
+        writer, reader = await SqlStore.open(url), await SqlStore.open(url)
+        try:
+            await add_broker(writer, BROKER, "amqps://rabbit.internal:5671")
+            await add_secret(writer, SECRET, "lambda", "pw-1")
+            await add_secret(writer, SECRET, "lambda", "pw-2")  # replaced
+            found = await endpoint_source(reader, BROKER, SECRET)()
+            assert (found.url, found.username, found.password) == ("amqps://rabbit.internal:5671", "lambda", "pw-2")
+            from lambdad.esm.brokers import list_records, remove
+
+            assert [(r.arn, r.kind) for r in await list_records(reader)] == [(BROKER, "broker"), (SECRET, "secret")]
+            await remove(reader, BROKER)
+            with pytest.raises(BrokerError, match="broker .* is not registered"):
+                await endpoint_source(writer, BROKER, SECRET)()
+        finally:
+            await writer.aclose()
+            await reader.aclose()
+
+    run(work)
