@@ -613,3 +613,54 @@ def test_registry_on_postgresql(postgres_url: str, tmp_path: Path):
             await reader.aclose()
 
     run(work)
+
+
+FUNCTION = '''import base64
+
+def handler(event, context):
+    [(key, records)] = event["rmqMessagesByQueue"].items()
+    bodies = [base64.b64decode(r["data"]).decode() for r in records]
+    headers = [bytes(b & 0xFF for b in r["basicProperties"]["headers"]["who"]["bytes"]).decode() for r in records]
+    if "poison" in bodies and not all(r["redelivered"] for r in records):
+        raise ValueError("first delivery fails")
+    return {"source": event["eventSource"], "key": key, "bodies": bodies, "headers": headers,
+            "redelivered": [r["redelivered"] for r in records]}
+'''
+
+
+def test_the_event_drives_a_real_function(rabbit, lam, fname):
+    """What the poller will do, by hand: the batch's event invokes a function on a real server; its failure nacks
+    the batch, which comes back redelivered and succeeds."""
+    from tests.server import create_python_function
+
+    create_python_function(lam, fname, FUNCTION)
+
+    def invoke(event: dict[str, Any]) -> tuple[bool, Any]:
+        out = lam.invoke(FunctionName=fname, Payload=json.dumps(event).encode())
+        return "FunctionError" not in out, json.loads(out["Payload"].read())
+
+    async def work() -> list[Any]:
+        results = []
+        async with queue() as (channel, [name]):
+            for body in ("a", "poison", "ü"):
+                await publish(channel, name, body.encode(), headers={"who": f"héllo-{body}"})
+            source = RabbitSource(BROKER, name, "/", endpoint())
+            await source.open()
+            try:
+                for _ in range(2):
+                    batch = await source.next_batch(10, 1.0)
+                    assert batch is not None
+                    ok, result = await asyncio.to_thread(invoke, batch.event())
+                    results.append((ok, result))
+                    assert await (batch.ack() if ok else batch.nack())
+                assert await source.next_batch(10, 0.3) is None
+            finally:
+                await source.close()
+            results.append(name)
+        return results
+
+    (failed, error), (succeeded, result), name = run(work)
+    assert not failed and error["errorMessage"] == "first delivery fails"
+    assert succeeded and result == {"source": "aws:rmq", "key": f"{name}::/", "bodies": ["a", "poison", "ü"],
+                                    "headers": ["héllo-a", "héllo-poison", "héllo-ü"],
+                                    "redelivered": [True, True, True]}
