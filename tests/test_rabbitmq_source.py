@@ -25,7 +25,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import pytest
 
 from lambdad.esm.brokers import BrokerEndpoint, BrokerError, add_broker, add_secret, endpoint_source
-from lambdad.esm.rabbitmq import MAX_PAYLOAD_BYTES, RabbitSource, RabbitSourceError, build_event, message_record
+from lambdad.esm.rabbitmq import (MAX_PAYLOAD_BYTES, RabbitSource, RabbitSourceError, build_event, connection_url,
+                                  message_record)
 from lambdad.store.sql import SqlStore, database_url
 from tests.services import answers
 
@@ -160,6 +161,18 @@ def test_event_from_the_broker_field_by_field(rabbit):
             assert json.loads(json.dumps(event)) == event  # JSON as it is
 
     run(work)
+
+
+@pytest.mark.parametrize("vhost, path", [("/", "/%2F"), ("shop", "/shop"), ("a/b c", "/a%2Fb%20c")])
+def test_connection_url(vhost: str, path: str):
+    url = connection_url(BrokerEndpoint("amqps://rabbit.internal:5671?heartbeat=30", "us@r", "p:w/d%"), vhost)
+    assert (url.scheme, url.host, url.port, url.raw_path) == ("amqps", "rabbit.internal", 5671, path)
+    assert (url.user, url.password, dict(url.query)) == ("us@r", "p:w/d%", {"heartbeat": "30"})
+
+    async def read_back() -> str:
+        return str(aiormq.Connection(url).vhost)
+
+    assert run(read_back) == vhost  # as aiormq reads it back
 
 
 # -- batching --------------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from lambdad.errors import LambdadError
 from lambdad.esm.brokers import BrokerEndpoint, BrokerError
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WINDOW_SECONDS", "MAX_BATCH_SIZE", "MAX_PAYLOAD_BYTES", "Delivery",
-           "RabbitBatch", "RabbitSource", "RabbitSourceError", "build_event", "message_record"]
+           "RabbitBatch", "RabbitSource", "RabbitSourceError", "build_event", "connection_url", "message_record"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,14 @@ def build_event(broker_arn: str, queue: str, virtual_host: str, records: list[di
 
 def _size(record: dict[str, Any]) -> int:
     return len(json.dumps(record)) + 2  # and the ", " that joins it to the next
+
+
+def connection_url(target: BrokerEndpoint, virtual_host: str) -> URL:
+    """The URL aiormq connects to: the broker's, with the secret's user and password and the virtual host (quoted
+    whole: ``/`` is ``%2F``); the broker URL's query (``?heartbeat=30``) is kept."""
+    url = URL(target.url)
+    return (url.with_user(target.username).with_password(target.password)
+            .with_path("/" + quote(virtual_host, safe=""), encoded=True).with_query(url.query))
 
 
 # -- the batch -------------------------------------------------------------------------------------------------
@@ -269,8 +277,7 @@ class RabbitSource:
             target = await self._endpoint()
         except BrokerError as exc:
             raise RabbitSourceError(str(exc), "ESM_CONFIG_NOT_VALID") from exc
-        url = URL(target.url).with_user(target.username).with_password(target.password)
-        url = url.with_path("/" + quote(self.virtual_host, safe=""), encoded=True)
+        url = connection_url(target, self.virtual_host)
         where = f"broker {self.broker_arn} (virtual host {self.virtual_host!r})"
         connection: aiormq.abc.AbstractConnection | None = None
         try:
