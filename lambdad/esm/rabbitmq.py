@@ -13,15 +13,18 @@ The contract (what the event source mapping's poller calls, in this order):
    the window passed without a message (or while the broker is unreachable: the source reconnects by itself, with
    backoff from 0.5 s doubling to 30 s, and says why in ``last_error``). The consumer's prefetch is the batch size,
    so the broker holds back what a batch could not take.
-4. ``batch.event()`` is the function's event; after the invocation ``await batch.ack()`` (success: the messages
+4. With FilterCriteria, ``await batch.keep_only(matches)`` first: the records no filter matches are acknowledged
+   (discarded, as Lambda does) and leave the batch; 0 left means nothing to invoke.
+   ``batch.event()`` is the function's event; after the invocation ``await batch.ack()`` (success: the messages
    leave the queue) or ``await batch.nack()`` (failure: the whole batch returns to the queue, at its place, and
    comes back with ``redelivered: true``). Each is done once; both return False when the connection the batch came
    on was lost meanwhile — the broker has then put the messages back itself.
 5. ``await source.close()``: idempotent; what is still unsettled returns to the queue.
 
-At-least-once, as on Lambda: a function that always fails meets its batch again and again. Lambda applies no
-redelivery limit of its own to RabbitMQ; a queue bounds it with its own policy (a quorum queue's ``delivery-limit``
-with a dead-letter exchange). A message whose event record alone exceeds 6 MB cannot be delivered and is rejected
+At-least-once, as on Lambda: a function that always fails meets its batch again and again. AWS documents a
+redelivery limit only for ActiveMQ brokers (ActiveMQ's client redelivery policy, 6 redeliveries), none for RabbitMQ,
+and the source sets none; a queue bounds it with its own policy (a quorum queue's ``delivery-limit`` with a
+dead-letter exchange). A message whose event record alone exceeds 6 MB cannot be delivered and is rejected
 without requeue (dead-lettered where the queue has a dead-letter exchange, else dropped), as Lambda drops records
 over its payload limit.
 
