@@ -289,6 +289,83 @@ def keys_delete(name: str, data_dir: Path | None, database_url: str | None) -> N
 
 
 @main.group()
+def brokers() -> None:
+    """RabbitMQ brokers and their credentials, for event source mappings of Amazon MQ for RabbitMQ.
+
+    A mapping names its broker by ARN and its credentials by a Secrets Manager ARN
+    (--source-access-configurations Type=BASIC_AUTH,URI=SECRET_ARN); lambdad runs neither service, so register
+    both once, under the ARNs the mappings will name: `add BROKER_ARN --url amqp://HOST:PORT` and
+    `add-secret SECRET_ARN --username U --password-file F`. Works whether or not the server runs; a source reads
+    them at each connection. Passwords are never printed."""
+
+
+@brokers.command("add")
+@click.argument("arn")
+@click.option("--url", required=True, help="amqp://HOST[:PORT] or amqps://HOST[:PORT], without credentials or "
+                                           "virtual host.")
+@_DATA_DIR
+@_DATABASE_URL
+def brokers_add(arn: str, url: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Register broker ARN (arn:aws:mq:REGION:ACCOUNT:broker:NAME:ID) at URL, replacing what it had."""
+    from lambdad.esm.brokers import BrokerError, add_broker
+
+    try:
+        _with_store(_settings(data_dir, database_url), lambda store: add_broker(store, arn, url))
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"broker {arn}: {url}")
+
+
+@brokers.command("add-secret")
+@click.argument("arn")
+@click.option("--username", required=True, help="The user the source connects as.")
+@click.option("--password-file", type=click.File("r"), required=True,
+              help="A file holding the password (its first line; - reads standard input).")
+@_DATA_DIR
+@_DATABASE_URL
+def brokers_add_secret(arn: str, username: str, password_file: Any, data_dir: Path | None,
+                       database_url: str | None) -> None:
+    """Register secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) as USERNAME and the password."""
+    from lambdad.esm.brokers import BrokerError, add_secret
+
+    password = password_file.readline().rstrip("\r\n")
+    try:
+        _with_store(_settings(data_dir, database_url), lambda store: add_secret(store, arn, username, password))
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"secret {arn}: user {username}")
+
+
+@brokers.command("list")
+@_DATA_DIR
+@_DATABASE_URL
+def brokers_list(data_dir: Path | None, database_url: str | None) -> None:
+    """Print each broker (ARN, URL) and secret (ARN, user name), with its registration time; never a password."""
+    import time
+
+    from lambdad.esm.brokers import list_records
+
+    for record in _with_store(_settings(data_dir, database_url), list_records):
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+        shown = record.url if record.kind == "broker" else f"user {record.username}"
+        click.echo(f"{record.kind}\t{record.arn}\t{shown}\t{created}")
+
+
+@brokers.command("remove")
+@click.argument("arn")
+@_DATA_DIR
+@_DATABASE_URL
+def brokers_remove(arn: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Forget broker or secret ARN: a source connecting from then on is refused (ESM_CONFIG_NOT_VALID)."""
+    from lambdad.esm.brokers import BrokerError, remove
+
+    try:
+        _with_store(_settings(data_dir, database_url), lambda store: remove(store, arn))
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
 def cluster() -> None:
     """The nodes of a cluster (cluster mode: docs/cluster.md)."""
 

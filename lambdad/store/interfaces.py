@@ -12,6 +12,7 @@ interface it uses, so a replacement (a shared database, an object store) has a s
 - ``LogStore``: functions' log events and their retention (``logs/``);
 - ``MetricStore``: CloudWatch metrics, per-minute aggregates and value distributions (``metrics/``);
 - ``IamStore``: IAM users, groups, roles, policies and sessions, users' access keys, root's key (``iam/``);
+- ``BrokerStore``: RabbitMQ brokers' URLs and the credentials their event source mappings name (``esm/brokers.py``);
 - ``UsageStore``: metered use per function version and hour (``invoke/usage.py``, ``lambdad usage``);
 - ``BlobStore``: code packages, content-addressed.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-__all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "ConcurrencyStore", "FunctionStore", "FunctionUrlStore",
+__all__ = ["StoreConflict", "AliasRecord", "AsyncEvent", "AsyncEventStore", "BlobStore", "BrokerStore", "ConcurrencyStore", "FunctionStore", "FunctionUrlStore",
            "EventInvokeConfigStore", "EventSourceMappingStore", "IamStore", "LayerStore", "LogEvent", "LogGroupInfo", "LogStore", "LogStreamInfo",
            "MetadataStore", "MetricAggregate", "MetricStore", "StoredFunction", "StoredLogEvent", "UsageRecord",
            "UsageStore", "VersionRecord"]
@@ -319,6 +320,22 @@ class IamStore(Protocol):
     async def root_credentials(self, proposed: tuple[str, str], replace: bool) -> tuple[str, str]: ...
 
 
+class BrokerStore(Protocol):
+    """Records keyed by ARN (a broker's, or a secret's): (kind, JSON record, created) each."""
+
+    async def put_broker_record(self, arn: str, kind: str, record: str, created: float) -> None:
+        """Store the record of ``arn``, replacing the one there was."""
+
+    async def get_broker_record(self, arn: str) -> tuple[str, str, float] | None:
+        """(kind, record, created) of ``arn``, read afresh on every call."""
+
+    async def list_broker_records(self) -> list[tuple[str, str, str, float]]:
+        """(arn, kind, record, created) of every record, by ARN."""
+
+    async def delete_broker_record(self, arn: str) -> bool:
+        """Delete the record of ``arn``; whether there was one."""
+
+
 class UsageStore(Protocol):
     async def add_usage(self, records: Sequence[UsageRecord]) -> None:
         """Add ``records`` to the stored sums of their (function, version, hour): several nodes may add to one."""
@@ -328,8 +345,8 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore, LayerStore,
-                    AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, Protocol):
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore,
+                    LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, BrokerStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...

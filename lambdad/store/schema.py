@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "brokers", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -117,6 +117,13 @@ event_source_mappings = sa.Table(  # event source mappings (migration 0012; esm/
     sa.Column("config", sa.Text, nullable=False),  # JSON: the EventSourceMappingConfiguration, State included
     sa.Column("last_modified", sa.Float, nullable=False),
     sa.Index("event_source_mappings_name", "name"),
+)
+brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (migration 0013; lambdad/esm/brokers.py)
+    "brokers", metadata,
+    sa.Column("arn", sa.Text, primary_key=True),  # arn:aws:mq:...:broker:NAME:ID or arn:aws:secretsmanager:...:secret:NAME
+    sa.Column("kind", sa.Text, nullable=False),  # "broker" (record: {"url"}) or "secret" (record: {"username", "password"})
+    sa.Column("record", sa.Text, nullable=False),  # JSON
+    sa.Column("created", sa.Float, nullable=False),
 )
 async_events = sa.Table(
     "async_events", metadata,

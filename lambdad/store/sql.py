@@ -383,6 +383,26 @@ class SqlStore:
         await self._transaction([sa.delete(table).where(table.c.name == name, table.c.qualifier == qualifier)])
         self._wrote("functionurl", name)
 
+    # -- brokers of event sources ---------------------------------------------------------------------------
+
+    async def put_broker_record(self, arn: str, kind: str, record: str, created: float) -> None:
+        await self._transaction([self._upsert(t.brokers, ("arn",), arn=arn, kind=kind, record=record,
+                                              created=created)])
+
+    async def get_broker_record(self, arn: str) -> tuple[str, str, float] | None:
+        b = t.brokers
+        rows = await self._read(sa.select(b.c.kind, b.c.record, b.c.created).where(b.c.arn == arn))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def list_broker_records(self) -> list[tuple[str, str, str, float]]:
+        b = t.brokers
+        return [(a, k, r, c) for a, k, r, c in
+                await self._read(sa.select(b.c.arn, b.c.kind, b.c.record, b.c.created).order_by(b.c.arn))]
+
+    async def delete_broker_record(self, arn: str) -> bool:
+        statement = sa.delete(t.brokers).where(t.brokers.c.arn == arn)
+        return bool(await self._run(lambda conn: conn.execute(statement).rowcount, write=True))
+
     # -- layers ----------------------------------------------------------------------------------------------
 
     async def load_layers(self) -> tuple[list[str], dict[str, int]]:
