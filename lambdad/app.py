@@ -60,6 +60,7 @@ from lambdad.cluster.placement import SpreadPlacement
 from lambdad.errors import InvalidParameterValueException, LambdaError
 from lambdad.esm.mappings import EventSourceMappings
 from lambdad.esm.pollers import PollerManager, Source
+from lambdad.esm.rmq import RmqSource
 from lambdad.esm.sqs import SqsSource
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
@@ -350,7 +351,7 @@ class LambdadApp:
                                           account_id=s.account_id, url_of=self.function_url)
         await self.function_urls.load()
         # event source mappings (esm/): stored here, polled by the node holding each one's lease
-        self.sources: dict[str, Source] = {"sqs": SqsSource(s.region)}
+        self.sources: dict[str, Source] = {"sqs": SqsSource(s.region), "mq": RmqSource(self.store)}
         self.event_sources = EventSourceMappings(self.functions, self.store, self.sources, region=s.region,
                                                  account_id=s.account_id)
         await self.event_sources.load()

@@ -677,3 +677,63 @@ def test_the_event_drives_a_real_function(rabbit, lam, fname):
     assert succeeded and result == {"source": "aws:rmq", "key": f"{name}::/", "bodies": ["a", "poison", "ü"],
                                     "headers": ["héllo-a", "héllo-poison", "héllo-ü"],
                                     "redelivered": [True, True, True]}
+
+
+PRINTING = '''import base64
+
+def handler(event, context):
+    for key, records in event["rmqMessagesByQueue"].items():
+        for r in records:
+            body = base64.b64decode(r["data"]).decode()
+            print("BODY", event["eventSource"], key, body, r["redelivered"])
+            if body == "keep-poison" and not r["redelivered"]:
+                raise ValueError("first delivery fails")
+'''
+
+
+def test_a_mapping_feeds_a_function_from_a_queue(rabbit, server, lam, fname):
+    """The unchanged CreateEventSourceMapping call on a broker registered with `lambdad brokers`: batches reach
+    the function, FilterCriteria drop what they do not match (acknowledged), a failed batch comes back redelivered,
+    and the queue ends empty."""
+    from tests.server import create_python_function, wait_until
+
+    create_python_function(lam, fname, PRINTING)
+    broker = f"arn:aws:mq:us-east-1:000000000000:broker:{fname[:40]}:b-{secrets.token_hex(8)}"
+    secret = f"arn:aws:secretsmanager:us-east-1:000000000000:secret:{fname[:40]}"
+    assert brokers(server.data_dir, "add", broker, "--url", "amqp://127.0.0.1:5672").returncode == 0
+    assert brokers(server.data_dir, "add-secret", secret, "--username", "guest", "--password-file", "-",
+                   stdin="guest").returncode == 0
+
+    def bodies() -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "lambdad", "logs", fname, "--data-dir", str(server.data_dir)],
+                             capture_output=True, text=True, timeout=60)
+        return [line.split("BODY ", 1)[1] for line in out.stdout.splitlines() if "BODY " in line]
+
+    async def work() -> tuple[str, int]:
+        async with queue() as (channel, [name]):
+            with pytest.raises(lam.exceptions.InvalidParameterValueException, match="one BASIC_AUTH"):
+                await asyncio.to_thread(lam.create_event_source_mapping, EventSourceArn=broker, FunctionName=fname,
+                                        Queues=[name], SourceAccessConfigurations=[{"Type": "VIRTUAL_HOST",
+                                                                                    "URI": "/"}])
+            mapping = await asyncio.to_thread(
+                lam.create_event_source_mapping, EventSourceArn=broker, FunctionName=fname, Queues=[name],
+                BatchSize=10, MaximumBatchingWindowInSeconds=1,
+                SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": secret}],
+                FilterCriteria={"Filters": [{"Pattern": json.dumps({"data": [{"prefix": "keep"}]})}]})
+            assert mapping["Queues"] == [name] and mapping["BatchSize"] == 10
+            for body in ("keep-a", "drop-b", "keep-poison"):
+                await publish(channel, name, body.encode())
+            seen = await asyncio.to_thread(wait_until, lambda: any("keep-poison True" in b for b in bodies()), 30)
+            assert seen, bodies()
+            await asyncio.sleep(1.5)
+            left = await depth(channel, name)
+            await asyncio.to_thread(lam.delete_event_source_mapping, UUID=mapping["UUID"])
+            return name, left
+
+    name, left = run(work)
+    got = bodies()
+    assert f"aws:rmq {name}::/ keep-a False" in got and f"aws:rmq {name}::/ keep-poison True" in got
+    assert not any("drop-b" in b for b in got)  # filtered out: acknowledged without an invocation
+    assert left == 0
+    brokers(server.data_dir, "remove", broker)
+    brokers(server.data_dir, "remove", secret)

@@ -259,6 +259,9 @@ class EventSourceMappings:
             if key in config:
                 out[key] = config[key]
         out["EventSourceArn"] = mapping.event_source_arn
+        for key in ("Queues", "SourceAccessConfigurations"):  # an Amazon MQ source's
+            if config.get(key):
+                out[key] = config[key]
         if config.get("FilterCriteria"):
             out["FilterCriteria"] = config["FilterCriteria"]
         out["FunctionArn"] = self._function_arn(mapping)
@@ -283,7 +286,7 @@ class EventSourceMappings:
 
     @staticmethod
     def _service_id(arn: str) -> str:
-        return {"sqs": "SQS"}.get(arn.split(":")[2], arn.split(":")[2])
+        return {"sqs": "SQS", "mq": "Amazon MQ"}.get(arn.split(":")[2], arn.split(":")[2])
 
     def _function(self, name: str) -> FunctionRef:
         ref = parse_function_name(name, region=self._region, account_id=self._account_id)
