@@ -176,8 +176,9 @@ class StreamSource:
         for key in _DEFAULTS:
             if params.get(key) is not None:
                 fields[key] = bool(params[key]) if key == "BisectBatchOnFunctionError" else int(params[key])
-        if not 1 <= fields["BatchSize"] <= 10000:
-            raise InvalidParameterValueException("BatchSize must be between 1 and 10000.")
+        most = 10000 if self.kind == "kinesis" else 1000
+        if not 1 <= fields["BatchSize"] <= most:
+            raise InvalidParameterValueException(f"BatchSize must be between 1 and {most}.")
         if not 0 <= fields["MaximumBatchingWindowInSeconds"] <= 300:
             raise InvalidParameterValueException("MaximumBatchingWindowInSeconds must be between 0 and 300.")
         if not 1 <= fields["ParallelizationFactor"] <= 10:
@@ -461,6 +462,8 @@ class StreamPoller:
                 continue
             retries += 1
             await asyncio.sleep(min(BACKOFF_MAX, 0.1 * 2 ** min(retries, 9)))
+        if self._checkpoints.get(shard_id) != self._sequence(raw[-1]):  # filtered-out records at the batch's end
+            await self._checkpoint(shard_id, raw[-1])
 
     async def _discard(self, shard_id: str, batch: list[tuple[dict[str, Any], dict[str, Any]]], delivery: Any,
                        condition: str, invokes: int) -> None:
