@@ -299,6 +299,25 @@ def test_dynamodb_stream_shapes(server, lam, aws, fname) -> None:
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+def test_split_children_after_their_parent(server, lam, aws, fname) -> None:
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, PRINTING)
+    keys = [f"key{i}" for i in range(6)]
+    for key in keys:
+        put(kinesis, fname, [f"{key}-before"], key=key)
+    kinesis.split_shard(StreamName=fname, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2 ** 127))
+    for key in keys:
+        put(kinesis, fname, [f"{key}-after"], key=key)
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2)["UUID"]
+    assert wait_until(lambda: len(datas(server, fname)) >= 12, timeout=20)
+    seen = datas(server, fname)
+    assert sorted(seen) == sorted([f"{k}-before" for k in keys] + [f"{k}-after" for k in keys])
+    assert seen[:6] == [f"{k}-before" for k in keys]  # the parent first, to its end
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
 def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
     """Last in the module: the module's server is stopped and started again mid-stream."""
     kinesis = aws("kinesis")

@@ -70,6 +70,13 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _after_or_at(sequence: str, ending: str) -> bool:
+    try:
+        return int(sequence) >= int(ending)
+    except ValueError:
+        return sequence == ending
+
+
 def _plain(value: Any) -> Any:
     """An attribute value as the event's JSON shows it: binary as base64."""
     if isinstance(value, (bytes, bytearray)):
@@ -301,7 +308,9 @@ class StreamPoller:
                     parents = [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId"))
                                if p and p in known]
                     if all(p in self._finished for p in parents):
-                        self._readers[shard_id] = asyncio.get_running_loop().create_task(self._read(shard_id))
+                        ending = str((shard.get("SequenceNumberRange") or {}).get("EndingSequenceNumber") or "")
+                        self._readers[shard_id] = asyncio.get_running_loop().create_task(
+                            self._read(shard_id, ending))
                 for shard_id, task in list(self._readers.items()):
                     if task.done():
                         del self._readers[shard_id]
@@ -339,8 +348,11 @@ class StreamPoller:
         iterator = str(self._client.get_shard_iterator(ShardId=shard_id, **name, **args)["ShardIterator"])
         return iterator, (args["Timestamp"].timestamp() if args["ShardIteratorType"] == "AT_TIMESTAMP" else 0.0)
 
-    async def _read(self, shard_id: str) -> None:
+    async def _read(self, shard_id: str, ending: str) -> None:
+        """Read one shard until it is closed and read to its end: GetRecords gave no next iterator, or (a closed
+        shard, ``ending`` its last sequence number, which not every emulator closes) nothing is left after it."""
         iterator: str | None = None
+        last_read = self._checkpoints.get(shard_id)
         pending: list[dict[str, Any]] = []
         closed = False
         started, not_before = 0.0, 0.0
@@ -358,7 +370,10 @@ class StreamPoller:
                     if records and not pending:
                         started = time.monotonic()
                     pending.extend(records)
-                    closed = iterator is None
+                    if records:
+                        last_read = self._sequence(records[-1])
+                    closed = iterator is None or (not records and bool(ending) and last_read is not None
+                                                  and _after_or_at(last_read, ending))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -366,6 +381,7 @@ class StreamPoller:
                 self._target.processed(f"PROBLEM: GetRecords failed: {exc}")
                 iterator = None
                 pending = []  # read again after the checkpoint
+                last_read = self._checkpoints.get(shard_id)
                 await asyncio.sleep(2.0)
                 continue
             due = pending and (len(pending) >= self._batch_size or closed
