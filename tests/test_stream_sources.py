@@ -318,6 +318,39 @@ def test_split_children_after_their_parent(server, lam, aws, fname) -> None:
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+WINDOWED = ("import json\ndef handler(event, context):\n"
+            "    state = dict(event['state'])\n"
+            "    if event['isFinalInvokeForWindow']:\n"
+            "        print('FINAL ' + json.dumps({'state': state, 'window': event['window'], 'n': len(event['Records']),"
+            " 'shardId': event['shardId'], 'arn': event['eventSourceARN']}))\n"
+            "        return {}\n"
+            "    print('WINDOWED ' + json.dumps(state))\n"
+            "    state['count'] = state.get('count', 0) + len(event['Records'])\n"
+            "    return {'state': state}\n")
+
+
+def test_tumbling_window_carries_state(server, lam, aws, fname) -> None:
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, WINDOWED)
+    put(kinesis, fname, [f"r{i}" for i in range(6)])
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2, TumblingWindowInSeconds=2)["UUID"]
+    assert lam.get_event_source_mapping(UUID=uuid)["TumblingWindowInSeconds"] == 2
+
+    def finals() -> list[dict]:
+        return [json.loads(text) for text in log_lines(server, fname, "FINAL ")]
+
+    assert wait_until(lambda: sum(f["state"].get("count", 0) for f in finals()) >= 6, timeout=20)
+    assert sum(f["state"]["count"] for f in finals()) == 6  # every record counted once, across the windows
+    for final in finals():
+        assert final["n"] == 0 and final["shardId"] == "shardId-000000000000" and final["arn"] == stream
+        assert final["window"]["start"].endswith("Z") and final["window"]["end"].endswith("Z")
+    states = [json.loads(text) for text in log_lines(server, fname, "WINDOWED ")]
+    assert any(state.get("count") for state in states)  # the state was carried to the window's next batch
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
 def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
     """Last in the module: the module's server is stopped and started again mid-stream."""
     kinesis = aws("kinesis")

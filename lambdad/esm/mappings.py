@@ -264,7 +264,7 @@ class EventSourceMappings:
                 out[key] = config[key]
         for key in ("StartingPosition", "StartingPositionTimestamp", "ParallelizationFactor",
                     "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
-                    "DestinationConfig"):  # a stream source's
+                    "TumblingWindowInSeconds", "DestinationConfig"):  # a stream source's
             if key in config:
                 out[key] = config[key]
         if config.get("FilterCriteria"):

@@ -22,6 +22,11 @@ checkpoints) those the FilterCriteria do not match, and invokes the function:
   SQS queue or SNS topic) and the batch is checkpointed (skipped);
 - throttled, or the function cannot run: retried with a backoff, without counting (as Lambda does).
 
+TumblingWindowInSeconds: a batch holds the records of one window (by arrival time); the event carries the window,
+the state the window's previous invocation returned, and ``isFinalInvokeForWindow``; a response without ``state``
+failed. The window's end (or a record of a later one) brings a final invocation with no records; only after it
+succeeded is the window's progress checkpointed, so a restart reads the window again and rebuilds its state.
+
 A checkpoint is written only after the function handled the records, so a restart (or another node taking the
 mapping's lease) resumes after it: at least once, never a skip.
 """
@@ -36,6 +41,7 @@ import logging
 import threading
 import time
 import uuid as uuids
+from dataclasses import dataclass
 from typing import Any, Mapping as MappingType
 
 from lambdad.errors import InvalidParameterValueException, LambdaError, TooManyRequestsException
@@ -121,6 +127,24 @@ def dynamodb_record(record: MappingType[str, Any], arn: str, region: str) -> dic
             "awsRegion": record.get("awsRegion") or region, "dynamodb": shown, "eventSourceARN": arn}
 
 
+@dataclass
+class _Window:
+    start: float
+    end: float
+    state: Any
+
+
+def _state(payload: bytes) -> Any:
+    """The ``state`` of a tumbling window's response; None when it has none (a failed invocation)."""
+    try:
+        response = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(response, dict) or "state" not in response or response["state"] is None:
+        return None
+    return response["state"]
+
+
 class StreamSource:
     """``kind``: "kinesis" or "dynamodb" (DynamoDB Streams)."""
 
@@ -196,9 +220,12 @@ class StreamSource:
         if age != -1 and not 60 <= age <= 604800:
             raise InvalidParameterValueException(
                 "MaximumRecordAgeInSeconds must be -1 (infinite) or between 60 and 604800.")
-        if "TumblingWindowInSeconds" in params and params["TumblingWindowInSeconds"]:
-            raise InvalidParameterValueException(
-                "TumblingWindowInSeconds is not supported by lambdad's stream event sources yet.")
+        if params.get("TumblingWindowInSeconds") is not None:
+            fields["TumblingWindowInSeconds"] = int(params["TumblingWindowInSeconds"])
+        elif current is not None and "TumblingWindowInSeconds" in current:
+            fields["TumblingWindowInSeconds"] = current["TumblingWindowInSeconds"]
+        if not 0 <= int(fields.get("TumblingWindowInSeconds", 0)) <= 900:
+            raise InvalidParameterValueException("TumblingWindowInSeconds must be between 0 and 900.")
         if params.get("DestinationConfig") is not None:
             config = params["DestinationConfig"] or {}
             if config.get("OnSuccess", {}).get("Destination"):
@@ -254,7 +281,10 @@ class StreamPoller:
         self._on_failure = str(((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
                                or "")
         self._target = target
-        self._checkpoints: dict[str, str] = {}
+        self._checkpoints: dict[str, str] = {}  # as stored
+        self._progress: dict[str, str] = {}  # the last sequence number handled (stored at once but in windows)
+        self._tumbling = int(config.get("TumblingWindowInSeconds") or 0)
+        self._windows: dict[str, _Window] = {}
         self._finished: set[str] = set()
         self._readers: dict[str, asyncio.Task[None]] = {}
 
@@ -381,13 +411,31 @@ class StreamPoller:
                 self._target.processed(f"PROBLEM: GetRecords failed: {exc}")
                 iterator = None
                 pending = []  # read again after the checkpoint
+                self._windows.pop(shard_id, None)  # and the window's state built again from there
+                if shard_id in self._checkpoints:
+                    self._progress[shard_id] = self._checkpoints[shard_id]
+                else:
+                    self._progress.pop(shard_id, None)
                 last_read = self._checkpoints.get(shard_id)
                 await asyncio.sleep(2.0)
                 continue
-            due = pending and (len(pending) >= self._batch_size or closed
+            size = self._batch_size
+            if self._tumbling:
+                window = self._windows.get(shard_id)
+                if window is not None and ((pending and self._window_of(pending[0]) != window.start)
+                                           or (not pending and (closed or time.time() >= window.end))):
+                    await self._close_window(shard_id)
+                    continue
+                if pending:  # a batch never crosses a window's end
+                    start = self._window_of(pending[0])
+                    same = next((i for i, r in enumerate(pending) if self._window_of(r) != start), len(pending))
+                    if same < len(pending):
+                        size = min(size, same)
+                        started = -1e18  # the rest of the window is there: due now
+            due = pending and (len(pending) >= size or closed
                                or time.monotonic() - started >= self._window)
             if due:
-                batch, pending = pending[:self._batch_size], pending[self._batch_size:]
+                batch, pending = pending[:size], pending[size:]
                 await self._handle(shard_id, batch)
                 if pending:
                     started = time.monotonic()
@@ -416,11 +464,17 @@ class StreamPoller:
 
     async def _checkpoint(self, shard_id: str, record: dict[str, Any]) -> None:
         sequence = self._sequence(record)
+        self._progress[shard_id] = sequence
+        if self._tumbling:
+            return  # stored when the window closes: a restart reads the window again and builds its state afresh
         await self._source.store.put_stream_checkpoint(self._mapping.uuid, self._mapping.function_name, shard_id,
                                                        sequence)
         self._checkpoints[shard_id] = sequence
 
     async def _handle(self, shard_id: str, raw: list[dict[str, Any]]) -> None:
+        if self._tumbling and shard_id not in self._windows:
+            start = self._window_of(raw[0])
+            self._windows[shard_id] = _Window(start, start + self._tumbling, {})
         events = [(r, self._event_record(shard_id, r)) for r in raw]
         matched = [pair for pair in events if self._target.matches(pair[1])]
         if not matched:  # filtered out: consumed, as Lambda consumes them
@@ -431,7 +485,7 @@ class StreamPoller:
         retries, invokes, backoff = 0, 0, 0.0
         while queue:
             batch = queue[0]
-            payload = json.dumps({"Records": [e for _, e in batch]}).encode()
+            payload = json.dumps(self._event(shard_id, [e for _, e in batch])).encode()
             try:
                 delivery = await self._target.invoke(payload)
             except (TooManyRequestsException, LambdaError) as exc:
@@ -443,7 +497,10 @@ class StreamPoller:
             backoff = 0.0
             invokes += 1
             failed_at: int | None = None
-            if delivery.ok and self._report:
+            state = _state(delivery.payload) if self._tumbling and delivery.ok else None
+            if self._tumbling and delivery.ok and state is None:
+                failed_at = 0  # a tumbling window's response must hold its state
+            elif delivery.ok and self._report:
                 failures = batch_failures(delivery.payload, [self._sequence(r) for r, _ in batch])
                 if failures is None:
                     failed_at = 0
@@ -451,6 +508,8 @@ class StreamPoller:
                     failed_at = min(i for i, (r, _) in enumerate(batch) if self._sequence(r) in failures)
             elif not delivery.ok:
                 failed_at = 0
+            if state is not None and (failed_at is None or failed_at > 0):
+                self._windows[shard_id].state = state
             if failed_at is None:
                 await self._checkpoint(shard_id, batch[-1][0])
                 self._target.processed("OK")
@@ -478,8 +537,44 @@ class StreamPoller:
                 continue
             retries += 1
             await asyncio.sleep(min(BACKOFF_MAX, 0.1 * 2 ** min(retries, 9)))
-        if self._checkpoints.get(shard_id) != self._sequence(raw[-1]):  # filtered-out records at the batch's end
+        if self._progress.get(shard_id) != self._sequence(raw[-1]):  # filtered-out records at the batch's end
             await self._checkpoint(shard_id, raw[-1])
+
+    def _window_of(self, record: dict[str, Any]) -> float:
+        """The start of the tumbling window a record belongs to (by its arrival time)."""
+        arrival = self._arrival(record)
+        return arrival - arrival % self._tumbling
+
+    def _event(self, shard_id: str, records: list[dict[str, Any]], final: bool = False) -> dict[str, Any]:
+        event: dict[str, Any] = {"Records": records}
+        window = self._windows.get(shard_id)
+        if self._tumbling and window is not None:
+            event.update({"window": {"start": _iso(window.start)[:-5] + "Z", "end": _iso(window.end)[:-5] + "Z"},
+                          "state": window.state, "shardId": shard_id, "eventSourceARN": self._arn,
+                          "isFinalInvokeForWindow": final, "isWindowTerminatedEarly": False})
+        return event
+
+    async def _close_window(self, shard_id: str) -> None:
+        """The window's final invocation (no records, its state, ``isFinalInvokeForWindow``), repeated until it
+        succeeds; then the window's progress is stored and its state dropped."""
+        backoff = 0.0
+        while True:
+            try:
+                delivery = await self._target.invoke(json.dumps(self._event(shard_id, [], final=True)).encode())
+                if delivery.ok:
+                    break
+                self._target.processed("PROBLEM: Function call failed")
+            except (TooManyRequestsException, LambdaError) as exc:
+                self._target.processed(f"PROBLEM: {exc.message}")
+            backoff = min(BACKOFF_MAX, max(0.2, backoff * 2))
+            await asyncio.sleep(backoff)
+        self._windows.pop(shard_id, None)
+        sequence = self._progress.get(shard_id)
+        if sequence and sequence != self._checkpoints.get(shard_id):
+            await self._source.store.put_stream_checkpoint(self._mapping.uuid, self._mapping.function_name,
+                                                           shard_id, sequence)
+            self._checkpoints[shard_id] = sequence
+        self._target.processed("OK")
 
     async def _discard(self, shard_id: str, batch: list[tuple[dict[str, Any], dict[str, Any]]], delivery: Any,
                        condition: str, invokes: int) -> None:
