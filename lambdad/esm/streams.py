@@ -395,14 +395,14 @@ class StreamPoller:
                                                   Limit=min(10000, max(1, self._batch_size - len(pending))))
                     iterator = out.get("NextShardIterator")
                     records = list(out.get("Records") or [])
+                    if records:
+                        last_read = self._sequence(records[-1])
                     if not_before:
                         records = [r for r in records if self._arrival(r) >= not_before]
                     if records and not pending:
                         started = time.monotonic()
                     pending.extend(records)
-                    if records:
-                        last_read = self._sequence(records[-1])
-                    closed = iterator is None or (not records and bool(ending) and last_read is not None
+                    closed = iterator is None or (not out.get("Records") and bool(ending) and last_read is not None
                                                   and _after_or_at(last_read, ending))
             except asyncio.CancelledError:
                 raise
