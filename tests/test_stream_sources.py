@@ -289,7 +289,8 @@ def test_dynamodb_stream_shapes(server, lam, aws, fname) -> None:
         assert r["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
         assert isinstance(r["dynamodb"]["ApproximateCreationDateTime"], (int, float))
         assert r["dynamodb"]["SequenceNumber"] and r["dynamodb"]["SizeBytes"] > 0
-    assert insert["dynamodb"]["NewImage"] == {"id": {"S": "1"}, "v": {"N": "1"}} and "OldImage" not in insert["dynamodb"]
+    assert insert["dynamodb"]["NewImage"] == {"id": {"S": "1"}, "v": {"N": "1"}}
+    assert "OldImage" not in insert["dynamodb"]
     assert modify["dynamodb"]["OldImage"]["v"] == {"N": "1"} and modify["dynamodb"]["NewImage"]["v"] == {"N": "2"}
     assert remove["dynamodb"]["OldImage"]["v"] == {"N": "2"} and "NewImage" not in remove["dynamodb"]
     with pytest.raises(ClientError) as err:
@@ -321,7 +322,8 @@ def test_split_children_after_their_parent(server, lam, aws, fname) -> None:
 WINDOWED = ("import json\ndef handler(event, context):\n"
             "    state = dict(event['state'])\n"
             "    if event['isFinalInvokeForWindow']:\n"
-            "        print('FINAL ' + json.dumps({'state': state, 'window': event['window'], 'n': len(event['Records']),"
+            "        print('FINAL ' + json.dumps({'state': state, 'window': event['window'],"
+            " 'n': len(event['Records']),"
             " 'shardId': event['shardId'], 'arn': event['eventSourceARN']}))\n"
             "        return {}\n"
             "    print('WINDOWED ' + json.dumps(state))\n"
