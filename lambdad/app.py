@@ -62,6 +62,7 @@ from lambdad.esm.mappings import EventSourceMappings
 from lambdad.esm.pollers import PollerManager, Source
 from lambdad.esm.rmq import RmqSource
 from lambdad.esm.sqs import SqsSource
+from lambdad.esm.streams import StreamSource
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
 from lambdad.iam.keycache import KeyCache
@@ -351,7 +352,9 @@ class LambdadApp:
                                           account_id=s.account_id, url_of=self.function_url)
         await self.function_urls.load()
         # event source mappings (esm/): stored here, polled by the node holding each one's lease
-        self.sources: dict[str, Source] = {"sqs": SqsSource(s.region), "mq": RmqSource(self.store)}
+        self.sources: dict[str, Source] = {"sqs": SqsSource(s.region), "mq": RmqSource(self.store),
+                                           "kinesis": StreamSource("kinesis", s.region, self.store),
+                                           "dynamodb": StreamSource("dynamodb", s.region, self.store)}
         self.event_sources = EventSourceMappings(self.functions, self.store, self.sources, region=s.region,
                                                  account_id=s.account_id)
         await self.event_sources.load()

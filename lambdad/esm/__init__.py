@@ -1,7 +1,8 @@
 """Event source mappings: lambdad reads a queue (or, later, a stream) and invokes a function with batches of it.
 
 Modules: ``mappings.py`` (the API's rules, the store, the states), ``pollers.py`` (the manager that runs one
-poller per Enabled mapping, on one node of a cluster at a time), ``sqs.py`` (the SQS source), and
+poller per Enabled mapping, on one node of a cluster at a time), ``sqs.py`` (the SQS source), ``rmq.py`` (Amazon MQ
+for RabbitMQ), ``streams.py`` (Kinesis and DynamoDB Streams, with checkpoints per shard in the store), and
 ``filtering.py`` (FilterCriteria, written separately; until it is there FilterCriteria are refused).
 
 The poller interface

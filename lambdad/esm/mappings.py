@@ -262,6 +262,11 @@ class EventSourceMappings:
         for key in ("Queues", "SourceAccessConfigurations"):  # an Amazon MQ source's
             if config.get(key):
                 out[key] = config[key]
+        for key in ("StartingPosition", "StartingPositionTimestamp", "ParallelizationFactor",
+                    "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
+                    "TumblingWindowInSeconds", "DestinationConfig"):  # a stream source's
+            if key in config:
+                out[key] = config[key]
         if config.get("FilterCriteria"):
             out["FilterCriteria"] = config["FilterCriteria"]
         out["FunctionArn"] = self._function_arn(mapping)
@@ -286,7 +291,7 @@ class EventSourceMappings:
 
     @staticmethod
     def _service_id(arn: str) -> str:
-        return {"sqs": "SQS", "mq": "Amazon MQ"}.get(arn.split(":")[2], arn.split(":")[2])
+        return {"sqs": "SQS", "mq": "Amazon MQ", "kinesis": "Kinesis", "dynamodb": "DynamoDB"}.get(arn.split(":")[2], arn.split(":")[2])
 
     def _function(self, name: str) -> FunctionRef:
         ref = parse_function_name(name, region=self._region, account_id=self._account_id)

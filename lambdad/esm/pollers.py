@@ -39,6 +39,8 @@ class Delivery:
     ok: bool  # ran without a function error
     payload: bytes  # the function's response (its error body when not ok)
     function_error: str | None
+    request_id: str = ""
+    executed_version: str = "$LATEST"
 
 
 class Poller(Protocol):
@@ -78,7 +80,12 @@ class Target:
         outcome = await self._runs.invoke(config, payload, invoked_arn=self._runs.invoked_arn(self._ref))
         result = outcome.result
         return Delivery(ok=result.function_error is None, payload=result.payload,
-                        function_error=result.function_error)
+                        function_error=result.function_error, request_id=outcome.request_id,
+                        executed_version=outcome.executed_version)
+
+    @property
+    def function_arn(self) -> str:
+        return self._runs.invoked_arn(self._ref)
 
     def processed(self, result: str) -> None:
         """The last batch's outcome (LastProcessingResult)."""

@@ -202,7 +202,14 @@ class EventSourceMappingStore(Protocol):
     async def put_event_source_mapping(self, uuid: str, name: str, event_source_arn: str, config: str,
                                        last_modified: float) -> None: ...
 
-    async def delete_event_source_mapping(self, uuid: str, name: str) -> None: ...
+    async def delete_event_source_mapping(self, uuid: str, name: str) -> None:
+        """Delete the mapping and its stream checkpoints."""
+
+    async def load_stream_checkpoints(self, uuid: str) -> dict[str, str]:
+        """Shard id -> the last sequence number mapping ``uuid`` handled there (a stream source's)."""
+
+    async def put_stream_checkpoint(self, uuid: str, name: str, shard_id: str, sequence: str) -> None:
+        """Record that mapping ``uuid`` (of function ``name``) handled shard ``shard_id`` up to ``sequence``."""
 
 
 class FunctionUrlStore(Protocol):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "brokers", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -117,6 +117,16 @@ event_source_mappings = sa.Table(  # event source mappings (migration 0012; esm/
     sa.Column("config", sa.Text, nullable=False),  # JSON: the EventSourceMappingConfiguration, State included
     sa.Column("last_modified", sa.Float, nullable=False),
     sa.Index("event_source_mappings_name", "name"),
+)
+stream_checkpoints = sa.Table(  # the last sequence number a stream mapping handled per shard (migration 0014; esm/streams.py)
+    "stream_checkpoints", metadata,
+    sa.Column("uuid", sa.Text, nullable=False),  # the mapping's
+    sa.Column("shard_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),  # the mapping's function: its checkpoints go with it
+    sa.Column("sequence", sa.Text, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("uuid", "shard_id"),
+    sa.Index("stream_checkpoints_name", "name"),
 )
 brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (migration 0013; lambdad/esm/brokers.py)
     "brokers", metadata,

@@ -212,7 +212,7 @@ class SqlStore:
         await self._function_write(name, expect, [
             sa.delete(table).where(table.c.name == name)
             for table in (t.policies, t.reserved_concurrency, t.provisioned_concurrency, t.event_invoke_configs,
-                          t.event_source_mappings, t.function_urls, t.aliases, t.version_counters, t.versions, t.functions)
+                          t.event_source_mappings, t.stream_checkpoints, t.function_urls, t.aliases, t.version_counters, t.versions, t.functions)
         ])
         self._wrote("function", name)
 
@@ -362,8 +362,20 @@ class SqlStore:
 
     async def delete_event_source_mapping(self, uuid: str, name: str) -> None:
         table = t.event_source_mappings
-        await self._transaction([sa.delete(table).where(table.c.uuid == uuid)])
+        checkpoints = t.stream_checkpoints
+        await self._transaction([sa.delete(table).where(table.c.uuid == uuid),
+                                 sa.delete(checkpoints).where(checkpoints.c.uuid == uuid)])
         self._wrote("eventsource", name)
+
+    async def load_stream_checkpoints(self, uuid: str) -> dict[str, str]:
+        c = t.stream_checkpoints
+        return {shard: seq for shard, seq in
+                await self._read(sa.select(c.c.shard_id, c.c.sequence).where(c.c.uuid == uuid))}
+
+    async def put_stream_checkpoint(self, uuid: str, name: str, shard_id: str, sequence: str) -> None:
+        await self._transaction([self._upsert(t.stream_checkpoints, ("uuid", "shard_id"), uuid=uuid,
+                                              shard_id=shard_id, name=name, sequence=sequence,
+                                              updated=time.time())])
 
     # -- function URLs ---------------------------------------------------------------------------------------
 
