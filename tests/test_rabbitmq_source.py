@@ -737,3 +737,54 @@ def test_a_mapping_feeds_a_function_from_a_queue(rabbit, server, lam, fname):
     assert left == 0
     brokers(server.data_dir, "remove", broker)
     brokers(server.data_dir, "remove", secret)
+
+
+def test_a_mapping_throttled_or_disabled_loses_nothing(rabbit, server, lam, fname):
+    """A RabbitMQ mapping whose function is throttled (reserved concurrency 0) returns its batches to the queue;
+    disabled, it stops consuming; raised and enabled again, every message arrives once."""
+    from tests.server import create_python_function, wait_until
+
+    create_python_function(lam, fname, PRINTING)
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)
+    broker = f"arn:aws:mq:us-east-1:000000000000:broker:{fname[:40]}:b-{secrets.token_hex(8)}"
+    secret = f"arn:aws:secretsmanager:us-east-1:000000000000:secret:{fname[:40]}"
+    assert brokers(server.data_dir, "add", broker, "--url", "amqp://127.0.0.1:5672").returncode == 0
+    assert brokers(server.data_dir, "add-secret", secret, "--username", "guest", "--password-file", "-",
+                   stdin="guest").returncode == 0
+
+    def bodies() -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "lambdad", "logs", fname, "--data-dir", str(server.data_dir)],
+                             capture_output=True, text=True, timeout=60)
+        return [line.rsplit(" ", 2)[1] for line in out.stdout.splitlines() if "BODY " in line]
+
+    async def work() -> tuple[list[str], int, int]:
+        async with queue() as (channel, [name]):
+            mapping = await asyncio.to_thread(
+                lam.create_event_source_mapping, EventSourceArn=broker, FunctionName=fname, Queues=[name],
+                BatchSize=3, SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": secret}])
+            uuid = mapping["UUID"]
+            sent = [f"t{i}" for i in range(5)]
+            for body in sent:
+                await publish(channel, name, body.encode())
+            await asyncio.sleep(4)
+            throttled = (await asyncio.to_thread(lam.get_event_source_mapping, UUID=uuid))["LastProcessingResult"]
+            assert "throttled" in throttled and bodies() == []
+            await asyncio.to_thread(lam.update_event_source_mapping, UUID=uuid, Enabled=False)
+            await asyncio.sleep(2)  # the poller stops; what it held goes back to the queue
+            waiting = await depth(channel, name)
+            await asyncio.to_thread(lam.put_function_concurrency, FunctionName=fname,
+                                    ReservedConcurrentExecutions=2)
+            await asyncio.sleep(2)
+            assert bodies() == []  # disabled: nothing invoked
+            await asyncio.to_thread(lam.update_event_source_mapping, UUID=uuid, Enabled=True)
+            assert await asyncio.to_thread(wait_until, lambda: len(bodies()) >= 5, 30), bodies()
+            await asyncio.sleep(1.5)
+            left = await depth(channel, name)
+            await asyncio.to_thread(lam.delete_event_source_mapping, UUID=uuid)
+            return sent, waiting, left
+
+    sent, waiting, left = run(work)
+    assert waiting == 5 and left == 0
+    assert sorted(bodies()) == sorted(sent)  # each once
+    brokers(server.data_dir, "remove", broker)
+    brokers(server.data_dir, "remove", secret)
