@@ -374,3 +374,23 @@ def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
     first_seen = list(dict.fromkeys(seen))
     assert first_seen == sent  # nothing skipped, in order
     assert len(seen) - len(sent) <= 4  # at most the batch in flight at the stop again
+
+
+def test_a_throttled_function_skips_nothing(server, lam, aws, fname) -> None:
+    """Reserved concurrency 0: the shard's batch is retried (throttles are not retry attempts, and the batch is
+    not sent to OnFailure); raised, every record arrives once, in order."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, PRINTING)
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=0)
+    sent = put(kinesis, fname, [f"t{i}" for i in range(6)])
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=4, MaximumRetryAttempts=0)["UUID"]
+    time.sleep(4)
+    assert records(server, fname) == []
+    assert "throttled" in lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"].lower()
+    lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=2)
+    assert wait_until(lambda: len(records(server, fname)) >= 6, timeout=60)
+    time.sleep(1)
+    assert [r["kinesis"]["sequenceNumber"] for r in records(server, fname)] == sent
+    lam.delete_event_source_mapping(UUID=uuid)
