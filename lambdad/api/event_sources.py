@@ -16,12 +16,15 @@ def event_source_handlers(mappings: EventSourceMappings) -> dict[str, Handler]:
         return await mappings.create(params)
 
     async def get(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        await mappings.known(params["UUID"])
         return mappings.get(params["UUID"])
 
     async def update(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        await mappings.known(params["UUID"])
         return await mappings.update(params["UUID"], params)
 
     async def delete(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
+        await mappings.known(params["UUID"])
         return await mappings.delete(params["UUID"])
 
     async def list_(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:

@@ -190,6 +190,13 @@ class EventSourceMappings:
                     f'(" {ref.name} ") already exists. Please update or delete the existing mapping with UUID '
                     f"{other.uuid}")
 
+    async def known(self, uuid: str) -> None:
+        """Read the mappings again when ``uuid`` is not known here: it may have been made a moment ago on another
+        node of a cluster, whose change notice is still on its way (a read after a write is consistent on any
+        node)."""
+        if uuid not in self._mappings:
+            await self.load()
+
     def get(self, uuid: str) -> dict[str, Any]:
         return self.describe(self._find(uuid))
 
