@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -24,6 +24,38 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def lam(server: Server):
     return server.client()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[str]:
+    """A moto_server of the module's own (SQS, SNS, Kinesis, DynamoDB Streams... on one endpoint); skipped where
+    moto is not installed."""
+    from tests.services import moto_server
+
+    try:
+        with moto_server() as endpoint:
+            yield endpoint
+    except FileNotFoundError:
+        pytest.skip("needs moto_server (pip install 'moto[server]'; the test extra has it)")
+
+
+@pytest.fixture
+def aws(moto: str) -> Iterator[Any]:
+    """A maker of SDK clients for ``moto``, each closed when the test ends (one left to the garbage collector
+    warns, and the warning fails whichever test happens to be running then)."""
+    import boto3
+
+    made: list[Any] = []
+
+    def make(service: str) -> Any:
+        client = boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

@@ -9,25 +9,15 @@ import subprocess
 import sys
 import time
 
-import boto3
 import pytest
 
 from tests.server import Server, create_python_function, wait_until
-from tests.services import MOTO_ENV, moto_server
+from tests.services import MOTO_ENV
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 FAILING = "def handler(event, context):\n    raise ValueError('always ' + str(event.get('n')))\n"
 ECHO = "def handler(event, context):\n    return {'got': event}\n"
 PRINTING = "import json\ndef handler(event, context):\n    print('RECORD ' + json.dumps(event))\n"
-
-
-@pytest.fixture(scope="module")
-def moto():
-    try:
-        with moto_server() as endpoint:
-            yield endpoint
-    except FileNotFoundError:
-        pytest.skip("needs moto_server (pip install 'moto[server]'; the test extra has it)")
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +27,6 @@ def server(moto, tmp_path_factory):
         "LAMBDAD_MAX_EVENT_AGE_SECONDS": "3"}).start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-def lam(server):
-    return server.client()
-
-
-@pytest.fixture
-def aws(moto):
-    """A maker of SDK clients for moto, each closed when the test ends (one left to the garbage collector warns,
-    and the warning fails whichever test happens to be running then)."""
-    made = []
-
-    def make(service: str):
-        client = boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 def records(server, name: str) -> list[dict]:

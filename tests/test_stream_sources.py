@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.server import Server, create_python_function, wait_until
-from tests.services import MOTO_ENV, moto_server
+from tests.services import MOTO_ENV
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 PRINTING = ("import json\ndef handler(event, context):\n"
@@ -43,39 +42,10 @@ PARTIAL = ("import json, base64, os\ndef handler(event, context):\n"
 
 
 @pytest.fixture(scope="module")
-def moto():
-    try:
-        with moto_server() as endpoint:
-            yield endpoint
-    except FileNotFoundError:
-        pytest.skip("needs moto_server (pip install 'moto[server]'; the test extra has it)")
-
-
-@pytest.fixture(scope="module")
 def server(moto, tmp_path_factory):
     srv = Server(tmp_path_factory.mktemp("streams"), env={**MOTO_ENV, "AWS_ENDPOINT_URL": moto}).start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture
-def lam(server):
-    return server.client()
-
-
-@pytest.fixture
-def aws(moto):
-    made = []
-
-    def make(service: str):
-        client = boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 def log_lines(server, name: str, mark: str) -> list[str]:
