@@ -59,6 +59,10 @@ from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
 from lambdad.errors import InvalidParameterValueException, LambdaError
 from lambdad.esm.mappings import EventSourceMappings
+from lambdad.events.api import events_handlers
+from lambdad.events.delivery import Deliveries
+from lambdad.events.model import Names as EventNames
+from lambdad.events.service import EventBridge
 from lambdad.esm.pollers import PollerManager, Source
 from lambdad.esm.rmq import RmqSource
 from lambdad.esm.sqs import SqsSource
@@ -361,6 +365,11 @@ class LambdadApp:
         self.pollers = PollerManager(self.event_sources, self.sources, self.leases, self.runs,
                                      self.concurrency.reserved)
         self.url_marks = tuple("." + base for base in url_bases(s.region, s.url_host))  # a URL's Host ends so
+        # EventBridge (events/): buses, rules and targets; matched events go to the async queue
+        self.event_deliveries = Deliveries(self.functions, region=s.region, account_id=s.account_id,
+                                           metrics=self.recorder)
+        self.eventbridge = EventBridge(self.store, self.event_deliveries, EventNames(s.region, s.account_id))
+        await self.eventbridge.load()
 
         def rules(event: AsyncEvent) -> AsyncRules:
             return self.event_configs.rules(event.function_name, event.qualifier)
@@ -377,6 +386,8 @@ class LambdadApp:
         self.submissions: EventQueue = (CountedQueue(self.async_queue, lambda name, qualifier: recorder.function_event(
             "AsyncEventsReceived", name, qualifier)) if recorder is not None else self.async_queue)
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
+        self.destinations.local_bus = self.eventbridge.put_local  # a bus of this server: delivered here
+        self.event_deliveries.submit = self.submissions.submit
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -393,7 +404,8 @@ class LambdadApp:
                                                  "iam": self.iam.reload,
                                                  "eventinvoke": self.event_configs.reload,
                                                  "functionurl": self.function_urls.reload,
-                                                 "eventsource": self.event_sources.reload}, self._reload_all)
+                                                 "eventsource": self.event_sources.reload,
+                                                 "events": self.eventbridge.reload}, self._reload_all)
         self.store.written = self.notices.written
         await self.notices.start()
 
@@ -455,6 +467,7 @@ class LambdadApp:
         await self.event_configs.load()
         await self.function_urls.load()
         await self.event_sources.load()
+        await self.eventbridge.load()
         await self.concurrency.load()
         names = {f.name for f in self.functions.all()} | {f.name for f in await self.store.load_functions()}
         for name in sorted(names):
@@ -554,6 +567,8 @@ class LambdadApp:
                             logs_handlers(self.store, self.authorizer, s.region, s.account_id,
                                           self.log_retention.wake), (s.region,),
                             validation_error="InvalidParameterException"),
+            "events": JsonApi(session.get_service_model("events"), events_handlers(self.eventbridge, self.authorizer),
+                              (s.region,)),
         }
         metrics_endpoint = None
         if self.metrics is not None:
@@ -706,6 +721,7 @@ class LambdadApp:
             ("async queue", self.async_queue.aclose),
             ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),
+            ("EventBridge deliveries", self.event_deliveries.aclose),
             ("code collector", self.collector.aclose),
             ("blob sweep", self._close_blob_sweep),
             ("provisioned concurrency", self.provisioned.aclose),

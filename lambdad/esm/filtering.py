@@ -36,11 +36,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["DEFAULT_MAX_FILTERS", "SOURCES", "InvalidFilterCriteria", "compile_filter_criteria"]
+__all__ = ["DEFAULT_MAX_FILTERS", "SOURCES", "InvalidFilterCriteria", "compile_filter_criteria",
+           "compile_event_pattern", "parse_event_json"]
 
 DEFAULT_MAX_FILTERS: Final = 5
 SOURCES: Final = ("sqs", "kinesis", "dynamodb", "rmq")
@@ -154,40 +157,132 @@ def _compile_numeric(operand: Any) -> _LeafRule:
     return lambda v: _is_number(v) and above(float(v), low) and below(float(v), high)
 
 
-def _compile_anything_but(operand: Any) -> _LeafRule:
+def _compile_anything_but(operand: Any, eventbridge: bool = False) -> _LeafRule:
+    if eventbridge and isinstance(operand, dict):
+        return _compile_anything_but_operator(operand)
     values = operand if isinstance(operand, list) else [operand]
     if not values:
-        raise InvalidFilterCriteria("anything-but needs at least one value")
+        raise InvalidFilterCriteria("Empty arrays are not allowed")
     if all(isinstance(v, str) for v in values) or all(_is_number(v) for v in values):
         excluded = frozenset(_exact_key(v) for v in values)
         return lambda v: _exact_key(v) not in excluded
-    raise InvalidFilterCriteria("anything-but takes a string, a number, or a list of strings or of numbers")
+    raise InvalidFilterCriteria("Inside anything but list, only strings or only numbers are allowed")
+
+
+def _compile_anything_but_operator(operand: Mapping[str, Any]) -> _LeafRule:
+    """EventBridge's ``{"anything-but": {"prefix" | "suffix" | "equals-ignore-case" | "wildcard": ...}}``: true for a
+    string that does not begin with / end with / equal regardless of case / match any of the values."""
+    if len(operand) != 1:
+        raise InvalidFilterCriteria("Inside anything-but, exactly one of prefix, suffix, equals-ignore-case or "
+                                    "wildcard is allowed")
+    ((name, value),) = operand.items()
+    values = value if isinstance(value, list) and name in ("equals-ignore-case", "wildcard") else [value]
+    if not values or not all(isinstance(v, str) for v in values):
+        raise InvalidFilterCriteria(f"Inside anything-but/{name}, the value must be a string"
+                                    + (" or an array of strings" if name in ("equals-ignore-case", "wildcard")
+                                       else ""))
+    if name == "prefix":
+        if not values[0]:
+            raise InvalidFilterCriteria("Null prefix/suffix not allowed")
+        return lambda v: isinstance(v, str) and not v.startswith(values[0])
+    if name == "suffix":
+        if not values[0]:
+            raise InvalidFilterCriteria("Null prefix/suffix not allowed")
+        return lambda v: isinstance(v, str) and not v.endswith(values[0])
+    if name == "equals-ignore-case":
+        folded = frozenset(v.casefold() for v in values)
+        return lambda v: isinstance(v, str) and v.casefold() not in folded
+    if name == "wildcard":
+        compiled = tuple(_wildcard_regex(v) for v in values)
+        return lambda v: isinstance(v, str) and not any(r.fullmatch(v) for r in compiled)
+    raise InvalidFilterCriteria(f"Unsupported anything-but pattern: {name}")
+
+
+def _wildcard_regex(text: str) -> re.Pattern[str]:
+    """EventBridge's wildcard: ``*`` is any run of characters (none included), ``\\*`` a star, ``\\\\`` a
+    backslash; two stars in a row, and any other escape, are refused as AWS refuses them."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            if nxt not in ("*", "\\"):
+                raise InvalidFilterCriteria(f"Invalid escape character at pos {i}")
+            out.append(re.escape(nxt))
+            i += 2
+            continue
+        if c == "*":
+            if i + 1 < len(text) and text[i + 1] == "*":
+                raise InvalidFilterCriteria(f"Consecutive wildcard characters at pos {i + 1}")
+            out.append(".*")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _compile_cidr(operand: Any) -> _LeafRule:
+    if not isinstance(operand, str):
+        raise InvalidFilterCriteria("cidr match pattern must be a string")
+    try:
+        network = ipaddress.ip_network(operand, strict=False)
+    except ValueError:
+        raise InvalidFilterCriteria(f"Nonstandard IP address: {operand}") from None
+
+    def match(v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
+        try:
+            return ipaddress.ip_address(v) in network
+        except ValueError:
+            return False
+
+    return match
 
 
 def _compile_string_operand(name: str, operand: Any) -> str:
     if not isinstance(operand, str):
-        raise InvalidFilterCriteria(f"{name} takes a string, not {operand!r}")
+        raise InvalidFilterCriteria(f"{name} match pattern must be a string")
     return operand
 
 
-def _compile_operator(rule: Mapping[str, Any]) -> _LeafRule:
+def _compile_affix(name: str, operand: Any, eventbridge: bool) -> _LeafRule:
+    """``prefix`` / ``suffix``: a string, or (EventBridge) ``{"equals-ignore-case": string}``."""
+    ignore_case = False
+    if eventbridge and isinstance(operand, dict) and set(operand) == {"equals-ignore-case"}:
+        operand, ignore_case = operand["equals-ignore-case"], True
+    if not isinstance(operand, str):
+        raise InvalidFilterCriteria(f"{name} match pattern must be a string")
+    if ignore_case:
+        folded = operand.casefold()
+        if name == "prefix":
+            return lambda v: isinstance(v, str) and v.casefold().startswith(folded)
+        return lambda v: isinstance(v, str) and v.casefold().endswith(folded)
+    if name == "prefix":
+        return lambda v: isinstance(v, str) and v.startswith(operand)
+    return lambda v: isinstance(v, str) and v.endswith(operand)
+
+
+def _compile_operator(rule: Mapping[str, Any], eventbridge: bool = False) -> _LeafRule:
     if len(rule) != 1:
         raise InvalidFilterCriteria(f"an operator object holds exactly one operator, not {sorted(rule)}")
     ((name, operand),) = rule.items()
-    if name == "prefix":
-        prefix = _compile_string_operand(name, operand)
-        return lambda v: isinstance(v, str) and v.startswith(prefix)
-    if name == "suffix":
-        suffix = _compile_string_operand(name, operand)
-        return lambda v: isinstance(v, str) and v.endswith(suffix)
+    if name in ("prefix", "suffix"):
+        return _compile_affix(name, operand, eventbridge)
     if name == "equals-ignore-case":
         folded = _compile_string_operand(name, operand).casefold()
         return lambda v: isinstance(v, str) and v.casefold() == folded
     if name == "anything-but":
-        return _compile_anything_but(operand)
+        return _compile_anything_but(operand, eventbridge)
     if name == "numeric":
         return _compile_numeric(operand)
-    raise InvalidFilterCriteria(f"unknown operator {name!r}")
+    if eventbridge and name == "cidr":
+        return _compile_cidr(operand)
+    if eventbridge and name == "wildcard":
+        regex = _wildcard_regex(_compile_string_operand(name, operand))
+        return lambda v: isinstance(v, str) and regex.fullmatch(v) is not None
+    raise InvalidFilterCriteria(f"Unrecognized match type {name}")
 
 
 def _leaves(value: Any, out: list[Any]) -> list[Any]:
@@ -200,10 +295,10 @@ def _leaves(value: Any, out: list[Any]) -> list[Any]:
     return out
 
 
-def _compile_rules(field: str, rules: list[Any]) -> Callable[[Any], bool]:
+def _compile_rules(field: str, rules: list[Any], eventbridge: bool = False) -> Callable[[Any], bool]:
     """A rule list: true when the field's value (``_ABSENT`` if missing) satisfies any rule."""
     if not rules:
-        raise InvalidFilterCriteria(f"the rule list of {field!r} is empty")
+        raise InvalidFilterCriteria("Empty arrays are not allowed")
     exact: set[tuple[str, Any] | None] = set()
     leaf_rules: list[_LeafRule] = []
     exists: set[bool] = set()
@@ -211,12 +306,12 @@ def _compile_rules(field: str, rules: list[Any]) -> Callable[[Any], bool]:
         if isinstance(rule, dict):
             if set(rule) == {"exists"}:
                 if not isinstance(rule["exists"], bool):
-                    raise InvalidFilterCriteria("exists takes true or false")
+                    raise InvalidFilterCriteria("exists match pattern must be either true or false.")
                 exists.add(rule["exists"])
             else:
-                leaf_rules.append(_compile_operator(rule))
+                leaf_rules.append(_compile_operator(rule, eventbridge))
         elif isinstance(rule, list):
-            raise InvalidFilterCriteria(f"a rule of {field!r} is a list; rules are values or operator objects")
+            raise InvalidFilterCriteria(f"Match value must be String, number, true, false, or null (in {field!r})")
         else:
             exact.add(_exact_key(rule))
     frozen = frozenset(exact)
@@ -244,30 +339,32 @@ def _any_of(branches: tuple[_ObjectMatcher, ...]) -> _ObjectMatcher:
     return lambda obj: any(branch(obj) for branch in branches)
 
 
-def _compile_object(pattern: Any, where: str, data_key: str | None = None) -> _ObjectMatcher:
+def _compile_object(pattern: Any, where: str, data_key: str | None = None,
+                    eventbridge: bool = False) -> _ObjectMatcher:
     """A pattern object: true when every field matches (and every ``$or`` has a matching branch).
 
     ``data_key`` is given for the top of a pattern and its top-level ``$or`` branches: there the payload's kind is
     checked first — an object pattern needs a JSON payload (a dict or a list), a rule list a plain string."""
     if not isinstance(pattern, dict):
-        raise InvalidFilterCriteria(f"{where} is not a JSON object")
+        raise InvalidFilterCriteria("Filter is not an object")
     if not pattern:
-        raise InvalidFilterCriteria(f"{where} is an empty object")
+        raise InvalidFilterCriteria("Empty objects are not allowed")
     fields: list[tuple[str, Callable[[Any], bool], bool]] = []  # (key, matcher, matcher takes the whole object)
     for key, value in pattern.items():
         if key == "$or":
             if not isinstance(value, list) or len(value) < 2:
-                raise InvalidFilterCriteria("$or takes a list of at least two patterns")
-            branches = tuple(_compile_object(branch, f"a $or branch in {where}", data_key) for branch in value)
+                raise InvalidFilterCriteria("Or relationship must be a list of at least two objects")
+            branches = tuple(_compile_object(branch, f"a $or branch in {where}", data_key, eventbridge)
+                             for branch in value)
             fields.append((key, _any_of(branches), True))
         elif isinstance(value, dict):
-            sub = _compile_object(value, f"the pattern of {key!r}")
+            sub = _compile_object(value, f"the pattern of {key!r}", None, eventbridge)
             fields.append((key, _json_payload(sub) if key == data_key else sub, False))
         elif isinstance(value, list):
-            rules = _compile_rules(key, value)
+            rules = _compile_rules(key, value, eventbridge)
             fields.append((key, _plain_payload(rules) if key == data_key else rules, False))
         else:
-            raise InvalidFilterCriteria(f"the pattern of {key!r} is {value!r}, not a rule list or an object")
+            raise InvalidFilterCriteria(f'"{key}" must be an object or an array')
     compiled = tuple(fields)
 
     def match(obj: Any) -> bool:
@@ -388,3 +485,28 @@ def compile_filter_criteria(
 
 def _always(record: Record) -> bool:
     return True
+
+
+# --- EventBridge event patterns ----------------------------------------------------------------------------------
+
+
+def compile_event_pattern(text: str) -> Callable[[Mapping[str, Any]], bool]:
+    """An EventBridge rule's ``EventPattern`` (JSON text) as a predicate on events (as ``parse_event_json`` reads
+    them: numbers keep their text). EventBridge's syntax is Lambda's plus ``cidr``, ``wildcard``, ``prefix`` /
+    ``suffix`` with ``equals-ignore-case``, and ``anything-but`` with ``prefix``, ``suffix``, ``equals-ignore-case``
+    or ``wildcard`` (a string or a list). Raises ``InvalidFilterCriteria`` whose ``detail`` is the reason EventBridge
+    gives after "Event pattern is not valid. Reason: "."""
+    try:
+        pattern = _loads_pattern(text)
+    except InvalidFilterCriteria:
+        raise
+    except ValueError as exc:
+        raise InvalidFilterCriteria(str(exc).split(":")[0]) from exc
+    if not isinstance(pattern, dict):
+        raise InvalidFilterCriteria("Filter is not an object")
+    return _compile_object(pattern, "the pattern", None, eventbridge=True)
+
+
+def parse_event_json(text: str) -> Any:
+    """JSON as event patterns read it: a number keeps its text, so that exact matching compares the text."""
+    return _loads(text)

@@ -15,7 +15,8 @@ Principal (or NotPrincipal), and every condition of its Condition block match th
   covers ``function:team-a-x:prod``; ``function:f`` covers neither versions nor aliases, as on Lambda).
 - **Principals** (resource policies): ``"*"`` or ``{"AWS": "*"}`` match anyone; ``{"AWS": ...}`` the caller's
   ARNs (``Caller.principal_arns``: a session's ARN and its role's), its account id or the account's root ARN;
-  ``Service``, ``Federated`` and ``CanonicalUser`` principals never match a caller of lambdad's APIs.
+  ``Service``, ``Federated`` and ``CanonicalUser`` principals never match a caller of lambdad's APIs; a ``Service``
+  principal matches lambdad acting as that service (``Caller.service``: EventBridge delivering to a function).
 - **Conditions**: every operator AWS lists — ``String{Equals,NotEquals,EqualsIgnoreCase,NotEqualsIgnoreCase,Like,
   NotLike}``, ``Numeric{Equals,NotEquals,LessThan,LessThanEquals,GreaterThan,GreaterThanEquals}``, ``Date…`` (the
   same six; ISO 8601 or epoch seconds), ``Bool``, ``BinaryEquals``, ``IpAddress``/``NotIpAddress`` (CIDR, v4 and
@@ -64,6 +65,7 @@ class Caller:
     principal_arns: tuple[str, ...]  # what a resource policy's AWS principal may name to match it
     username: str | None = None
     userid: str | None = None
+    service: str | None = None  # an AWS service acting for the account (events.amazonaws.com delivering an event)
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,8 @@ def _principal_matches(named: Any, caller: Caller) -> bool:
         return True
     if not isinstance(named, Mapping):
         return False
+    if caller.service is not None:  # a service principal: named by {"Service": ...} (or "*"), never by an account
+        return any(p == "*" or p == caller.service for p in _listed(named.get("Service", [])))
     accepted = {*caller.principal_arns, caller.account, f"arn:aws:iam::{caller.account}:root"}
     return any(p == "*" or p in accepted for p in _listed(named.get("AWS", [])))
 

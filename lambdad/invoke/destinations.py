@@ -7,6 +7,8 @@ The record (``version`` "1.0", ``timestamp``, ``requestContext`` {requestId, fun
 
 - **a function of this server** (``arn:aws:lambda:…:function:NAME[:QUALIFIER]``): invoked asynchronously, so it
   has retries of its own;
+- **an EventBridge bus of this server** (its region and account): put on it here (``events/service.py``), so it is
+  routed by the bus's rules at once;
 - **an SQS queue, an SNS topic, an EventBridge bus** (``arn:aws:sqs|sns|events:…``): through botocore, with the AWS
   SDK's own configuration of the server process — the standard credential chain, and ``AWS_ENDPOINT_URL_SQS``,
   ``AWS_ENDPOINT_URL_SNS``, ``AWS_ENDPOINT_URL_EVENTS`` or ``AWS_ENDPOINT_URL`` for another endpoint (LocalStack,
@@ -76,6 +78,13 @@ def destination_kind(arn: str) -> str | None:
     return None
 
 
+def _bus_entry(bus_arn: str, body: str, condition: str) -> dict[str, Any]:
+    """The PutEvents entry of a record sent to an EventBridge bus, as Lambda sends it."""
+    detail = "Success" if condition == "Success" else "Failure"
+    return {"Source": "lambda", "DetailType": f"Lambda Function Invocation Result - {detail}", "Detail": body,
+            "EventBusName": bus_arn}
+
+
 def _json_or_text(data: bytes) -> Any:
     try:
         return json.loads(data)
@@ -92,6 +101,8 @@ class Destinations:
         self._dead_letter_of = dead_letter_of  # (function, qualifier) -> its DeadLetterConfig.TargetArn or None
         self._region, self._account_id = region, account_id
         self.submit: Submit | None = None  # the async queue's, set once it exists
+        # EventBridge's PutEvents of this server, for a bus it serves (True: delivered there; events/service.py)
+        self.local_bus: Callable[[str, dict[str, Any]], Awaitable[bool]] | None = None
         self._clients: dict[str, Any] = {}
 
     def outcome(self, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> str | None:
@@ -179,6 +190,9 @@ class Destinations:
                 return
             await self.submit(ref.name, ref.qualifier or "", body.encode(), None, hops=hops + 1)
             return
+        if kind == "events" and self.local_bus is not None:
+            if await self.local_bus(destination, _bus_entry(destination, body, item["condition"])):
+                return
         await asyncio.to_thread(self._send_aws, kind, destination, body, item["condition"])
 
     def _send_aws(self, kind: str | None, arn: str, body: str, condition: str,
@@ -198,10 +212,7 @@ class Destinations:
         elif kind == "sns":
             self._client("sns", region).publish(TopicArn=arn, Message=body, **extra)
         elif kind == "events":
-            detail = "Success" if condition == "Success" else "Failure"
-            out = self._client("events", region).put_events(Entries=[{
-                "Source": "lambda", "DetailType": f"Lambda Function Invocation Result - {detail}",
-                "Detail": body, "EventBusName": arn}])
+            out = self._client("events", region).put_events(Entries=[_bus_entry(arn, body, condition)])
             if out.get("FailedEntryCount"):
                 raise RuntimeError(f"EventBridge refused the record: {out.get('Entries')}")
         else:

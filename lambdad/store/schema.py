@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "event_buses", "event_rules", "event_targets", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -134,6 +134,28 @@ brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (
     sa.Column("kind", sa.Text, nullable=False),  # "broker" (record: {"url"}) or "secret" (record: {"username", "password"})
     sa.Column("record", sa.Text, nullable=False),  # JSON
     sa.Column("created", sa.Float, nullable=False),
+)
+event_buses = sa.Table(  # EventBridge buses other than "default" (migration 0099_events; lambdad/events/)
+    "event_buses", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: Description
+    sa.Column("created", sa.Float, nullable=False),
+)
+event_rules = sa.Table(  # EventBridge rules (migration 0099_events)
+    "event_rules", metadata,
+    sa.Column("bus", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: EventPattern, ScheduleExpression, State, Description, RoleArn
+    sa.Column("created", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("bus", "name"),
+)
+event_targets = sa.Table(  # the targets of EventBridge rules (migration 0099_events)
+    "event_targets", metadata,
+    sa.Column("bus", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("id", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the Target as PutTargets took it
+    sa.PrimaryKeyConstraint("bus", "rule", "id"),
 )
 async_events = sa.Table(
     "async_events", metadata,

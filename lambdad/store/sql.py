@@ -39,6 +39,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from lambdad.store import schema as t
+from lambdad.store.sql_events import SqlEventsMixin
 from lambdad.store.interfaces import (AliasRecord, AsyncEvent, LogEvent, LogGroupInfo, LogStreamInfo,
                                       MetricAggregate, StoreConflict, StoredFunction, StoredLogEvent,
                                       UsageRecord,
@@ -106,7 +107,7 @@ def _sqlite_greatest(element: greatest, compiler: Any, **kw: Any) -> str:
     return f"max({compiler.process(element.clauses, **kw)})"
 
 
-class SqlStore:
+class SqlStore(SqlEventsMixin):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
     provisioned concurrency, layers, the async event queue, log events and access keys. Owner of its engine and
     threads."""

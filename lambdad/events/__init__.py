@@ -1,0 +1,1 @@
+"""EventBridge (``events``): event buses, rules, targets and PutEvents routing to Lambda functions."""

@@ -1,0 +1,191 @@
+"""Delivery of a matched event to a rule's targets: Lambda functions, invoked asynchronously.
+
+For each target, in order:
+1. **Input**: the event itself (EventBridge's shape), or the target's ``Input`` (as given), ``InputPath`` (the value
+   it names) or ``InputTransformer`` (``events/transform.py``).
+2. **The function** the target's ARN names (unqualified, a version or an alias) must exist, and its resource policy
+   (the qualifier's: ``AddPermission`` with ``--qualifier`` or not) must allow ``lambda:InvokeFunction`` to the
+   service principal ``events.amazonaws.com`` with ``aws:SourceArn`` = the rule's ARN and ``aws:SourceAccount`` =
+   the account — evaluated by ``iam/policy.py`` as AWS evaluates it. Root's credentials grant nothing here: on AWS
+   too a rule cannot invoke a function whose policy does not let EventBridge.
+3. **The async queue** (``invoke/async_queue.py``): the event is written there before PutEvents answers, so it
+   survives a crash, and gets the function's own asynchronous retries, maximum age and destinations.
+
+A refused target (no such function: ``RESOURCE_NOT_FOUND``; no permission: ``NO_PERMISSIONS``; the queue could not
+take it: ``SDK_CLIENT_ERROR``) is never dropped in silence: it is logged (a WARNING naming the rule, the target
+and why), counted (AWS/Events ``FailedInvocations``, by RuleName and by EventBusName+RuleName, beside
+``Invocations``, ``TriggeredRules`` and ``MatchedEvents``) and, when the target has a ``DeadLetterConfig``, sent to
+that SQS queue through botocore with AWS's message attributes ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``,
+``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again with a growing delay, 5 times, each
+failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on AWS, these errors are not retried:
+retrying cannot grant a permission or make a function exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from lambdad.arn import LATEST, function_arn, parse_function_arn
+from lambdad.errors import LambdaError
+from lambdad.events.model import Rule, Target
+from lambdad.events.transform import found, read_path, render_template
+from lambdad.functions.service import FunctionService
+from lambdad.iam.policy import Caller, Decision, Request, evaluate
+from lambdad.metrics.recorder import MetricsRecorder, dimensions_key
+from lambdad.tasks import cancel_and_wait
+
+__all__ = ["Deliveries", "SERVICE_PRINCIPAL", "target_input"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_PRINCIPAL = "events.amazonaws.com"
+NAMESPACE = "AWS/Events"
+_DLQ_DELAYS = (1.0, 5.0, 15.0, 60.0, 300.0)
+
+Submit = Callable[..., Awaitable[str]]  # the async queue's submit(name, qualifier, payload, client_context, ...)
+
+
+class _Sender(Protocol):
+    def __call__(self, queue_arn: str, body: str, attributes: dict[str, str]) -> None: ...
+
+
+def _without_detail(event: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "detail"}
+
+
+def target_input(target: Mapping[str, Any], rule_arn: str, rule_name: str, event: Mapping[str, Any],
+                 received: float) -> str:
+    """What ``target`` receives of ``event`` (JSON text, or a template's text)."""
+    if target.get("Input") is not None:
+        return str(target["Input"])
+    if target.get("InputPath") is not None:
+        value = read_path(event, str(target["InputPath"]))
+        return json.dumps(value if found(value) else None)
+    transformer = target.get("InputTransformer")
+    if transformer is not None:
+        variables: dict[str, Any] = {
+            "aws.events.rule-arn": rule_arn, "aws.events.rule-name": rule_name,
+            "aws.events.event.ingestion-time": dt.datetime.fromtimestamp(received, dt.timezone.utc).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "aws.events.event": _without_detail(event), "aws.events.event.json": dict(event)}
+        for key, path in (transformer.get("InputPathsMap") or {}).items():
+            variables[key] = read_path(event, str(path))
+        return render_template(str(transformer.get("InputTemplate", "")), variables)
+    return json.dumps(event)
+
+
+class Deliveries:
+    def __init__(self, functions: FunctionService, *, region: str, account_id: str,
+                 metrics: MetricsRecorder | None = None) -> None:
+        self._functions = functions
+        self._region, self._account = region, account_id
+        self._metrics = metrics
+        self.submit: Submit | None = None  # the async queue's, set once it exists
+        self._caller = Caller(arn=SERVICE_PRINCIPAL, account=account_id, principal_arns=(), service=SERVICE_PRINCIPAL)
+        self._sending: set[asyncio.Task[None]] = set()
+        self._clients: dict[str, Any] = {}
+        self.failures = 0  # refused deliveries since the start (also logged and in AWS/Events FailedInvocations)
+
+    async def deliver(self, rule_arn: str, rule: Rule, event: Mapping[str, Any], received: float) -> None:
+        """Hand ``event`` to every target of ``rule``; returns once each is queued or refused."""
+        self._count("TriggeredRules", rule)
+        self._count("MatchedEvents", rule)
+        for target in list(rule.targets.values()):
+            payload = target_input(target.config, rule_arn, rule.name, event, received)
+            refusal = self._refusal(rule_arn, target)
+            if refusal is None:
+                try:
+                    assert self.submit is not None
+                    ref = parse_function_arn(target.arn, region=self._region, account_id=self._account)
+                    assert ref is not None
+                    await self.submit(ref.name, ref.qualifier or "", payload.encode(), None)
+                except Exception as exc:  # the store could not take it
+                    refusal = ("SDK_CLIENT_ERROR", f"{type(exc).__name__}: {exc}")
+            if refusal is None:
+                self._count("Invocations", rule)
+                continue
+            self._refused(rule_arn, rule, target, event, *refusal)
+
+    def _refusal(self, rule_arn: str, target: Target) -> tuple[str, str] | None:
+        """Why ``target`` may not be invoked for ``rule_arn`` (an ERROR_CODE and message), or None."""
+        try:
+            ref = parse_function_arn(target.arn, region=self._region, account_id=self._account)
+            if ref is None:
+                return ("RESOURCE_NOT_FOUND", f"{target.arn} is not a function ARN")
+            function = self._functions.function(ref.name)
+            self._functions.resolve(ref)  # the version or alias exists
+        except LambdaError as exc:
+            return ("RESOURCE_NOT_FOUND", exc.message)
+        key = LATEST if ref.qualifier in (None, LATEST) else ref.qualifier
+        statements = function.policies.get(key, ())
+        request = Request(self._caller, "lambda:InvokeFunction",
+                          function_arn(self._region, self._account, ref.name, ref.qualifier),
+                          {"aws:SourceArn": rule_arn, "aws:SourceAccount": self._account,
+                           "lambda:FunctionArn": function_arn(self._region, self._account, ref.name)})
+        decision = evaluate([], {"Version": "2012-10-17", "Statement": list(statements)},
+                            request).decision if statements else Decision.IMPLICIT_DENY
+        if decision is not Decision.ALLOW:
+            return ("NO_PERMISSIONS", f"The resource-based policy of {target.arn} does not allow "
+                    f"{SERVICE_PRINCIPAL} to invoke it for {rule_arn} (aws lambda add-permission --principal "
+                    f"{SERVICE_PRINCIPAL} --source-arn {rule_arn})")
+        return None
+
+    def _refused(self, rule_arn: str, rule: Rule, target: Target, event: Mapping[str, Any], code: str,
+                 message: str) -> None:
+        self.failures += 1
+        self._count("FailedInvocations", rule)
+        dead_letter = (target.config.get("DeadLetterConfig") or {}).get("Arn")
+        log.warning("EventBridge: event %s of rule %s not delivered to target %s (%s): %s%s", event.get("id"),
+                    rule_arn, target.id, code, message,
+                    f"; sent to its dead-letter queue {dead_letter}" if dead_letter else "; it has no dead-letter queue")
+        if dead_letter:
+            attributes = {"RULE_ARN": rule_arn, "TARGET_ARN": target.arn, "ERROR_CODE": code,
+                          "ERROR_MESSAGE": message[:1024]}
+            task = asyncio.get_running_loop().create_task(
+                self._dead_letter(rule, str(dead_letter), json.dumps(event), attributes))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _dead_letter(self, rule: Rule, queue_arn: str, body: str, attributes: dict[str, str]) -> None:
+        for attempt, delay in enumerate((0.0, *_DLQ_DELAYS)):
+            await asyncio.sleep(delay)
+            try:
+                await asyncio.to_thread(self._send_sqs, queue_arn, body, attributes)
+            except Exception as exc:
+                log.warning("EventBridge: could not send to the dead-letter queue %s (try %d: %s: %s)", queue_arn,
+                            attempt + 1, type(exc).__name__, exc)
+                continue
+            self._count("DeadLetterInvocations", rule)
+            return
+        log.error("EventBridge: gave up sending an event of rule %s to its dead-letter queue %s", rule.name,
+                  queue_arn)
+        self._count("InvocationsFailedToBeSentToDlq", rule)
+
+    def _send_sqs(self, queue_arn: str, body: str, attributes: dict[str, str]) -> None:
+        import boto3
+
+        _, _, _, region, account, name = queue_arn.split(":", 5)
+        client = self._clients.get(region)
+        if client is None:
+            client = self._clients[region] = boto3.session.Session().client("sqs", region_name=region)
+        url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        client.send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
+            k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()})
+
+    def _count(self, metric: str, rule: Rule) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.add(NAMESPACE, metric, [dimensions_key([("RuleName", rule.name)]),
+                                              dimensions_key([("EventBusName", rule.bus), ("RuleName", rule.name)])],
+                          "Count", (1.0,))
+
+    async def aclose(self) -> None:
+        for task in list(self._sending):
+            await cancel_and_wait(task)
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,47 @@
+"""EventBridge: buses (other than "default"), rules and their targets (lambdad/events/).
+
+Revision ID: 0099
+Revises: 0014
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_buses",
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("config", sa.Text, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "event_rules",
+        sa.Column("bus", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("config", sa.Text, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint("bus", "name"),
+    )
+    op.create_table(
+        "event_targets",
+        sa.Column("bus", sa.Text, nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("id", sa.Text, nullable=False),
+        sa.Column("config", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("bus", "rule", "id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("event_targets")
+    op.drop_table("event_rules")
+    op.drop_table("event_buses")

@@ -1,0 +1,67 @@
+"""SqlStore's EventBridge part (``events/store.py``'s ``EventsStore``): buses, rules and targets.
+
+A mixin of ``SqlStore``: it uses the store's ``_read``, ``_transaction``, ``_upsert`` and ``_wrote`` (every write is
+an ``events`` change notice naming its bus, so a cluster's other nodes read the rules again).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from lambdad.store import schema as t
+
+__all__ = ["SqlEventsMixin"]
+
+
+class SqlEventsMixin:
+    # provided by SqlStore
+    async def _read(self, query: sa.Executable) -> list[Any]: ...  # type: ignore[empty-body]
+    async def _transaction(self, statements: Sequence[sa.Executable]) -> None: ...
+    def _upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> sa.Executable: ...  # type: ignore[empty-body]
+    def _wrote(self, kind: str, name: str) -> None: ...
+
+    async def load_event_buses(self) -> list[tuple[str, str, float]]:
+        b = t.event_buses
+        return [(n, c, cr) for n, c, cr in await self._read(sa.select(b.c.name, b.c.config, b.c.created))]
+
+    async def put_event_bus(self, name: str, config: str, created: float) -> None:
+        await self._transaction([self._upsert(t.event_buses, ("name",), name=name, config=config, created=created)])
+        self._wrote("events", name)
+
+    async def delete_event_bus(self, name: str) -> None:
+        b, r, g = t.event_buses, t.event_rules, t.event_targets
+        await self._transaction([sa.delete(g).where(g.c.bus == name), sa.delete(r).where(r.c.bus == name),
+                                 sa.delete(b).where(b.c.name == name)])
+        self._wrote("events", name)
+
+    async def load_event_rules(self) -> list[tuple[str, str, str, float]]:
+        r = t.event_rules
+        return [(b, n, c, cr) for b, n, c, cr in await self._read(sa.select(r.c.bus, r.c.name, r.c.config,
+                                                                              r.c.created))]
+
+    async def put_event_rule(self, bus: str, name: str, config: str, created: float) -> None:
+        await self._transaction([self._upsert(t.event_rules, ("bus", "name"), bus=bus, name=name, config=config,
+                                              created=created)])
+        self._wrote("events", bus)
+
+    async def delete_event_rule(self, bus: str, name: str) -> None:
+        r, g = t.event_rules, t.event_targets
+        await self._transaction([sa.delete(g).where(g.c.bus == bus, g.c.rule == name),
+                                 sa.delete(r).where(r.c.bus == bus, r.c.name == name)])
+        self._wrote("events", bus)
+
+    async def load_event_targets(self) -> list[tuple[str, str, str, str]]:
+        g = t.event_targets
+        return [(b, r, i, c) for b, r, i, c in await self._read(sa.select(g.c.bus, g.c.rule, g.c.id, g.c.config))]
+
+    async def put_event_targets(self, bus: str, rule: str, targets: Sequence[tuple[str, str]]) -> None:
+        await self._transaction([self._upsert(t.event_targets, ("bus", "rule", "id"), bus=bus, rule=rule,
+                                              id=target_id, config=config) for target_id, config in targets])
+        self._wrote("events", bus)
+
+    async def delete_event_targets(self, bus: str, rule: str, ids: Sequence[str]) -> None:
+        g = t.event_targets
+        await self._transaction([sa.delete(g).where(g.c.bus == bus, g.c.rule == rule, g.c.id.in_(list(ids)))])
+        self._wrote("events", bus)
