@@ -90,6 +90,7 @@ from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.api import logs_handlers
 from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
+from lambdad.schedules.timer import LEASE as TIMER_LEASE, Timer
 from lambdad.api.rpc_api import RpcApi
 from lambdad.metrics.api import cloudwatch_handlers
 from lambdad.metrics.emf import maybe_emf, record_emf
@@ -377,6 +378,8 @@ class LambdadApp:
         self.submissions: EventQueue = (CountedQueue(self.async_queue, lambda name, qualifier: recorder.function_event(
             "AsyncEventsReceived", name, qualifier)) if recorder is not None else self.async_queue)
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
+        # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
+        self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE))
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -685,6 +688,7 @@ class LambdadApp:
         await self.async_queue.start()
         await self.provisioned.start()
         self.pollers.start()  # event source mappings: invocations need the API's port too
+        self.timer.start()  # after every kind is registered, and the async queue takes events
         self.usage.start()
         self.collector.start()
         if self.blob_sweep is not None:
@@ -703,6 +707,7 @@ class LambdadApp:
             ("membership", self.membership.aclose),  # first: the other nodes stop sending invocations here
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
+            ("timers", self.timer.aclose),  # before the async queue: a fire submits to it
             ("async queue", self.async_queue.aclose),
             ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),
