@@ -94,6 +94,7 @@ from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.api import logs_handlers
 from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
+from lambdad.schedules.timer import LEASE as TIMER_LEASE, Timer
 from lambdad.api.rpc_api import RpcApi
 from lambdad.metrics.api import cloudwatch_handlers
 from lambdad.metrics.emf import maybe_emf, record_emf
@@ -388,6 +389,8 @@ class LambdadApp:
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         self.destinations.local_bus = self.eventbridge.put_local  # a bus of this server: delivered here
         self.event_deliveries.submit = self.submissions.submit
+        # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
+        self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE))
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -700,6 +703,7 @@ class LambdadApp:
         await self.async_queue.start()
         await self.provisioned.start()
         self.pollers.start()  # event source mappings: invocations need the API's port too
+        self.timer.start()  # after every kind is registered, and the async queue takes events
         self.usage.start()
         self.collector.start()
         if self.blob_sweep is not None:
@@ -718,6 +722,7 @@ class LambdadApp:
             ("membership", self.membership.aclose),  # first: the other nodes stop sending invocations here
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
+            ("timers", self.timer.aclose),  # before the async queue: a fire submits to it
             ("async queue", self.async_queue.aclose),
             ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),

@@ -919,6 +919,16 @@ class SqlStore(SqlEventsMixin):
         query = query.order_by(u.c.hour, u.c.function_name, u.c.version)
         return [UsageRecord(*row) for row in await self._read(query)]
 
+    # -- for modules that keep tables of their own (lambdad/schedules/store.py) -----------------------------
+
+    async def run(self, work: Callable[[sa.Connection], T], write: bool = False) -> T:
+        """``work`` in one transaction on a store thread (see ``_run``)."""
+        return await self._run(work, write)
+
+    def upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> Statement:
+        """An insert of ``values`` into ``table`` that updates the row whose ``keys`` it names, if there is one."""
+        return self._upsert(table, keys, **values)
+
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def _wrote(self, kind: str, name: str) -> None:
