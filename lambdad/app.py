@@ -391,6 +391,7 @@ class LambdadApp:
         self.event_deliveries.submit = self.submissions.submit
         # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
         self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE))
+        await self.eventbridge.attach_timer(self.timer)  # scheduled rules (kind "rule")
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,

@@ -347,3 +347,44 @@ def test_the_aws_cli_put_rule_put_targets_and_add_permission(server, fname, tmp_
     assert wait_until(lambda: records(server, fname), timeout=30)
     assert records(server, fname)[0]["detail"] == {"via": "cli"}
     assert aws("events", "describe-rule", "--name", rule)["State"] == "ENABLED"
+
+
+def test_scheduled_rules_fire_the_scheduled_event(server, lam, events, fname, tmp_path) -> None:
+    """The issue's "done when", with the aws CLI: put-rule rate(1 minute) + put-targets + add-permission runs the
+    function a minute later; beside it a cron rule of every minute fires at the minute, and a disabled one does
+    not. (Slow: about a minute, the shortest period a rule has.)"""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint, "HOME": str(tmp_path)}
+    env.pop("AWS_PROFILE", None)
+
+    def aws(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "awscli", *args, "--output", "json"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+    rate = f"{fname[:50]}-rate"
+    create_python_function(lam, f"{fname}-rate", PRINTING)
+    made = time.time()
+    arn = aws("events", "put-rule", "--name", rate, "--schedule-expression", "rate(1 minute)")["RuleArn"]
+    aws("events", "put-targets", "--rule", rate, "--targets", f"Id=1,Arn={FN_ARN}:{fname}-rate")
+    aws("lambda", "add-permission", "--function-name", f"{fname}-rate", "--statement-id", "eb", "--action",
+        "lambda:InvokeFunction", "--principal", "events.amazonaws.com", "--source-arn", arn)
+    assert aws("events", "describe-rule", "--name", rate)["ScheduleExpression"] == "rate(1 minute)"
+    for key, state in (("cron", "ENABLED"), ("off", "DISABLED")):
+        rule = f"{fname[:50]}-{key}"
+        events.put_rule(Name=rule, ScheduleExpression="cron(* * * * ? *)", State=state)
+        events.put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": printing_function(lam, f"{fname}-{key}", rule)}])
+
+    assert wait_until(lambda: records(server, f"{fname}-cron"), timeout=70)
+    (fired,) = records(server, f"{fname}-cron")[:1]
+    assert fired["detail-type"] == "Scheduled Event" and fired["source"] == "aws.events"
+    assert fired["detail"] == {} and fired["resources"] == [rule_arn(f"{fname[:50]}-cron")]
+    assert fired["version"] == "0" and fired["account"] == ACCOUNT and fired["time"].endswith(":00Z")
+    assert wait_until(lambda: records(server, f"{fname}-rate"), timeout=max(5.0, made + 75 - time.time()))
+    assert time.time() - made >= 59  # a rate's first fire is one period after the rule is made
+    (fired,) = records(server, f"{fname}-rate")
+    assert fired["resources"] == [arn] and fired["detail-type"] == "Scheduled Event"
+    assert records(server, f"{fname}-off") == []
+    events.disable_rule(Name=f"{fname[:50]}-cron")
+    aws("events", "disable-rule", "--name", rate)

@@ -11,8 +11,12 @@ Contract:
   time, region, resources, detail), matches it against the enabled rules of its bus that have a pattern, and hands
   each matching rule's targets to ``Deliveries`` — which has written the event to the async queue (or refused it,
   counted and logged) before ``put_events`` returns.
-- ``scheduled()`` lists the enabled scheduled rules and ``on_schedules_changed`` is called after every change of
-  one, for the schedule timer; ``fire(bus, rule, when)`` delivers the "Scheduled Event" of one firing.
+- Scheduled rules fire through ``schedules/timer.py`` (durable, cluster-safe, one node fires each occurrence): an
+  enabled scheduled rule has a timer (kind ``rule``, key ``<bus>/<name>``) in UTC, put when the rule is made, its
+  expression changes or it is enabled, deleted when it is disabled or deleted; ``reconcile_timers`` (at start and
+  on every reload) mends any difference. A ``rate`` fires first one period after that, then every period; a
+  ``cron`` at its times. Each fire delivers the "Scheduled Event" (detail-type "Scheduled Event", source
+  "aws.events", detail {}, resources [the rule's ARN], time the occurrence's) to the rule's targets.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from lambdad.api.json_api import JsonError
 from lambdad.esm.filtering import InvalidFilterCriteria, compile_event_pattern, parse_event_json
@@ -32,11 +36,14 @@ from lambdad.events.model import (DEFAULT_BUS, MAX_TARGETS, RULE_NAME, Bus, Name
                                   pattern_error, validation)
 from lambdad.events.store import EventsStore
 from lambdad.events.transform import PREDEFINED, check_path
+from lambdad.schedules.expressions import Rate, Schedule, ScheduleError, parse
+from lambdad.schedules.timer import Fire, Timer
 
 __all__ = ["EventBridge", "event_time", "check_schedule"]
 
 log = logging.getLogger(__name__)
 
+TIMER_KIND = "rule"  # schedules/timer.py's kind of scheduled rules' timers
 MAX_ENTRIES_BYTES = 256 * 1024  # PutEvents: the entries of one request together
 _TIME_BYTES = 14  # what an entry's Time counts for in its size
 
@@ -49,12 +56,24 @@ def invalid_pattern(exc: InvalidFilterCriteria) -> JsonError:
     return JsonError("InvalidEventPatternException", f"Event pattern is not valid. Reason: {exc.detail}")
 
 
-def check_schedule(expression: str) -> None:
-    """A ScheduleExpression EventBridge takes (``rate(...)`` or six-field ``cron(...)``), else ValidationException."""
-    from lambdad.events.schedule import parse_schedule  # the schedule timer's own parser
-
-    if parse_schedule(expression) is None:
+def check_schedule(expression: str) -> Schedule:
+    """A ScheduleExpression a rule takes (``rate(...)`` with a singular unit for 1, or AWS's six-field
+    ``cron(...)``; not Scheduler's ``at(...)``), else ValidationException as EventBridge words it."""
+    try:
+        schedule = parse(expression, rule_units=True)
+    except ScheduleError:
+        raise validation("Parameter ScheduleExpression is not valid.") from None
+    if schedule.kind == "at":
         raise validation("Parameter ScheduleExpression is not valid.")
+    return schedule
+
+
+def _first_start(schedule: Schedule, now: float) -> dt.datetime | None:
+    """Where a rule's occurrences start: a rate's first fire is one period after the rule is made (or enabled);
+    a cron's are its times."""
+    if isinstance(schedule, Rate):
+        return dt.datetime.fromtimestamp(now + schedule.seconds, dt.timezone.utc)
+    return None
 
 
 def entry_size(entry: Mapping[str, Any]) -> int:
@@ -77,7 +96,7 @@ class EventBridge:
         self._buses: dict[str, Bus] = {DEFAULT_BUS: Bus(DEFAULT_BUS, time.time())}
         self._rules: dict[tuple[str, str], Rule] = {}
         self._lock = asyncio.Lock()
-        self.on_schedules_changed: Callable[[], Awaitable[None] | None] = lambda: None
+        self._timer: Timer | None = None
 
     # -- loading ------------------------------------------------------------------------------------------------
 
@@ -101,16 +120,52 @@ class EventBridge:
             if found is not None:
                 found.targets[target_id] = Target(target_id, json.loads(config))
         self._buses, self._rules = buses, rules
-        await self._schedules_changed()
+        await self.reconcile_timers()
 
     async def reload(self, _bus: str) -> None:
         """Another node changed something of bus ``_bus`` (cluster change notices): read everything again."""
         await self.load()
 
-    async def _schedules_changed(self) -> None:
-        result = self.on_schedules_changed()
-        if result is not None:
-            await result
+    # -- schedules ----------------------------------------------------------------------------------------------
+
+    async def attach_timer(self, timer: Timer) -> None:
+        """Fire scheduled rules with ``timer`` (kind ``rule``, key ``<bus>/<rule>``), and bring its timers in line
+        with the rules."""
+        self._timer = timer
+        timer.register(TIMER_KIND, self._on_fire)
+        await self.reconcile_timers()
+
+    async def reconcile_timers(self) -> None:
+        """A timer for each enabled scheduled rule, with its expression, and none for anything else (a crash
+        between a rule's write and its timer's, or a change another node made). A timer that is already right is
+        left alone: its next fire is not moved."""
+        if self._timer is None:
+            return
+        wanted = {f"{r.bus}/{r.name}": r for r in self.scheduled()}
+        for key in await self._timer.keys(TIMER_KIND):
+            if key not in wanted:
+                await self._timer.delete(TIMER_KIND, key)
+        for key, rule in wanted.items():
+            state = await self._timer.get(TIMER_KIND, key)
+            if state is None or state.expression != rule.schedule:
+                await self._set_timer(rule)
+
+    async def _set_timer(self, rule: Rule) -> None:
+        if self._timer is None:
+            return
+        key = f"{rule.bus}/{rule.name}"
+        if not rule.schedule or not rule.enabled:
+            await self._timer.delete(TIMER_KIND, key)
+            return
+        schedule = check_schedule(rule.schedule)
+        await self._timer.put(TIMER_KIND, key, rule.schedule, "UTC", start=_first_start(schedule, time.time()))
+
+    async def _on_fire(self, fire: Fire) -> None:
+        bus, _, name = fire.key.rpartition("/")
+        if fire.missed:
+            log.warning("EventBridge rule %s: %d scheduled events were missed while no node could fire them; "
+                        "this one is late", self.names.rule_arn(bus, name), fire.missed)
+        await self.fire(bus, name, fire.scheduled.timestamp())
 
     # -- buses --------------------------------------------------------------------------------------------------
 
@@ -184,18 +239,19 @@ class EventBridge:
                         dict(current.targets) if current else {}, matcher)
             await self._store.put_event_rule(bus, name, rule.to_json(), rule.created)
             self._rules[(bus, name)] = rule
-        if schedule or (current is not None and current.schedule):
-            await self._schedules_changed()
+        if (schedule, rule.enabled) != ((current.schedule, current.enabled) if current else (None, False)):
+            await self._set_timer(rule)
         return self.names.rule_arn(bus, name)
 
     async def set_state(self, bus: str, name: str, state: str) -> None:
         async with self._lock:
             rule = self.rule(bus, name)
             config = {**rule.config, "State": state}
+            was = rule.enabled
             await self._store.put_event_rule(bus, name, json.dumps(config, sort_keys=True), rule.created)
             rule.config = config
-        if rule.schedule:
-            await self._schedules_changed()
+        if rule.schedule and rule.enabled != was:
+            await self._set_timer(rule)
 
     async def delete_rule(self, bus: str, name: str) -> None:
         async with self._lock:
@@ -207,8 +263,8 @@ class EventBridge:
                 raise validation("Rule can't be deleted since it has targets.")
             await self._store.delete_event_rule(bus, name)
             del self._rules[(bus, name)]
-        if rule.schedule:
-            await self._schedules_changed()
+        if rule.schedule and self._timer is not None:
+            await self._timer.delete(TIMER_KIND, f"{bus}/{name}")
 
     # -- targets ------------------------------------------------------------------------------------------------
 
@@ -350,7 +406,7 @@ class EventBridge:
         await self.route(bus, self.build_event(entry, received), received)
         return True
 
-    # -- schedules ----------------------------------------------------------------------------------------------
+    # -- scheduled events ---------------------------------------------------------------------------------------
 
     def scheduled(self) -> list[Rule]:
         """The enabled rules with a ScheduleExpression (all on the default bus)."""
