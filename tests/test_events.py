@@ -388,3 +388,37 @@ def test_scheduled_rules_fire_the_scheduled_event(server, lam, events, fname, tm
     assert records(server, f"{fname}-off") == []
     events.disable_rule(Name=f"{fname[:50]}-cron")
     aws("events", "disable-rule", "--name", rate)
+
+
+def test_rules_made_on_one_node_route_events_put_on_another(cluster, fname) -> None:
+    """A cluster: buses, rules and targets made through one node are seen by the other at once (``events`` change
+    notices), so an event put there is routed; a rule disabled there is disabled here."""
+    nodes = cluster(2).nodes
+    lam, first, second = nodes[0].client(), nodes[0].client("events"), nodes[1].client("events")
+    bus = f"{fname[:40]}-bus"
+    rule = f"{fname[:50]}-r"
+    first.create_event_bus(Name=bus)
+    first.put_rule(Name=rule, EventBusName=bus, EventPattern='{"source": ["cluster.test"]}')
+    printing_function(lam, fname, rule, bus)
+    first.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "1", "Arn": f"{FN_ARN}:{fname}"}])
+
+    def seen() -> bool:
+        try:
+            return len(second.list_targets_by_rule(Rule=rule, EventBusName=bus)["Targets"]) == 1
+        except second.exceptions.ResourceNotFoundException:
+            return False
+
+    assert wait_until(seen, timeout=10)
+    assert second.put_events(Entries=[{"Source": "cluster.test", "DetailType": "t", "Detail": '{"on": "second"}',
+                                       "EventBusName": bus}])["FailedEntryCount"] == 0
+    url = nodes[0].extra_env["LAMBDAD_DATABASE_URL"]
+
+    def logged() -> list:
+        out = subprocess.run([sys.executable, "-m", "lambdad", "logs", fname, "--database-url", url],
+                             capture_output=True, text=True, timeout=30).stdout
+        return [json.loads(line.split("RECORD ", 1)[1]) for line in out.splitlines() if "RECORD " in line]
+
+    assert wait_until(logged, timeout=30)
+    assert logged()[0]["detail"] == {"on": "second"}
+    second.disable_rule(Name=rule, EventBusName=bus)
+    assert wait_until(lambda: first.describe_rule(Name=rule, EventBusName=bus)["State"] == "DISABLED", timeout=10)
