@@ -12,8 +12,10 @@ Kinesis, DynamoDB and Amazon MQ), and what this module does:
   ``null``; ``""`` is "empty"), ``{"equals-ignore-case": str}``, ``{"prefix": str}``, ``{"suffix": str}``,
   ``{"anything-but": value | [values]}`` (strings or numbers), ``{"numeric": ["=", n]}`` and ranges
   (``[">", 10, "<=", 20]``), ``{"exists": true|false}``, and ``"$or": [pattern, ...]`` over several fields.
-  EventBridge's other operators (``cidr``, ``wildcard``, ``anything-but`` with ``prefix``/``suffix`` inside) are not
-  in Lambda's table and are refused as unknown.
+  EventBridge's other operators (``cidr``, ``wildcard``, ``prefix``/``suffix`` with ``equals-ignore-case``,
+  ``anything-but`` with ``prefix``/``suffix``/``equals-ignore-case``/``wildcard`` inside) are not in Lambda's table
+  and are refused as unknown here; ``compile_event_pattern`` (EventBridge rules, ``events/``) is the same matcher
+  with them turned on (the ``eventbridge`` flag of the compile functions).
 - Strings match character by character; numbers match exactly by their JSON text (300, 300.0 and 3.0e2 differ),
   and ``numeric`` compares values. ``exists`` looks at leaf values only: an object is not a leaf.
 - Arrays in the record: a rule list matches if it matches any element; a nested object pattern must match within
@@ -27,9 +29,10 @@ Kinesis, DynamoDB and Amazon MQ), and what this module does:
   is dropped (Lambda's table "Incoming message body format / Filter pattern body format"). Kinesis and DynamoDB
   patterns must hold an object under the data key (Lambda refuses a non-JSON data pattern when the mapping is
   created); a Kinesis record whose data is not JSON fails any pattern that names ``data``.
-- A bad pattern raises ``InvalidFilterCriteria``, whose message is the one Lambda answers in its
+- A bad pattern raises ``InvalidFilterCriteria``, whose ``detail`` is in EventBridge's words (what follows
+  "Event pattern is not valid. Reason: ") and whose message is the one Lambda answers in its
   InvalidParameterValueException: "Invalid filter pattern definition." (seen through CloudFormation as "Invalid
-  request provided: Invalid filter pattern definition.", aws/aws-cdk#23057). ``detail`` says what is wrong, for logs.
+  request provided: Invalid filter pattern definition.", aws/aws-cdk#23057).
 """
 
 from __future__ import annotations
