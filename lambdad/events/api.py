@@ -209,7 +209,7 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
                 results.append({"ErrorCode": problem[0], "ErrorMessage": problem[1]})
                 continue
             event = events.build_event(entry, received)
-            await events.route(bus, event, received)
+            await events.route(bus, event, received, str(entry["Detail"]))
             results.append({"EventId": event["id"]})
         return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}
 

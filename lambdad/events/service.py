@@ -378,10 +378,13 @@ class EventBridge:
                 "region": self.names.region, "resources": [str(r) for r in entry.get("Resources") or ()],
                 "detail": json.loads(str(entry["Detail"]))}
 
-    async def route(self, bus: str, event: dict[str, Any], received: float) -> int:
+    async def route(self, bus: str, event: dict[str, Any], received: float, detail_text: str | None = None) -> int:
         """Deliver ``event`` to the targets of every enabled rule of ``bus`` whose pattern it matches; returns how
-        many rules matched."""
-        view = parse_event_json(json.dumps(event))  # numbers as patterns read them (by their text)
+        many rules matched. Patterns see numbers by their JSON text: the detail as it was sent (``detail_text``)
+        when given."""
+        view = parse_event_json(json.dumps(event))
+        if detail_text is not None:
+            view["detail"] = parse_event_json(detail_text)
         matched = 0
         for rule in self.rules(bus):
             if rule.matcher is None or not rule.enabled or not rule.matcher(view):
@@ -403,7 +406,7 @@ class EventBridge:
         if problem is not None:
             raise JsonError(problem[0], problem[1])
         received = time.time()
-        await self.route(bus, self.build_event(entry, received), received)
+        await self.route(bus, self.build_event(entry, received), received, str(entry["Detail"]))
         return True
 
     # -- scheduled events ---------------------------------------------------------------------------------------
