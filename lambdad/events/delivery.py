@@ -14,8 +14,8 @@ For each target, in order:
 A refused target (no such function: ``RESOURCE_NOT_FOUND``; no permission: ``NO_PERMISSIONS``; the queue could not
 take it: ``SDK_CLIENT_ERROR``) is never dropped in silence: it is logged (a WARNING naming the rule, the target
 and why), counted (AWS/Events ``FailedInvocations``, by RuleName and by EventBusName+RuleName, beside
-``Invocations``, ``TriggeredRules`` and ``MatchedEvents``) and, when the target has a ``DeadLetterConfig``, sent to
-that SQS queue through botocore with AWS's message attributes ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``,
+``Invocations`` and ``TriggeredRules``; ``MatchedEvents`` per event, by EventBusName) and, when the target has a
+``DeadLetterConfig``, sent to that SQS queue through botocore with AWS's message attributes ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``,
 ``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again with a growing delay, 5 times, each
 failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on AWS, these errors are not retried:
 retrying cannot grant a permission or make a function exist.
@@ -93,7 +93,6 @@ class Deliveries:
     async def deliver(self, rule_arn: str, rule: Rule, event: Mapping[str, Any], received: float) -> None:
         """Hand ``event`` to every target of ``rule``; returns once each is queued or refused."""
         self._count("TriggeredRules", rule)
-        self._count("MatchedEvents", rule)
         for target in list(rule.targets.values()):
             payload = target_input(target.config, rule_arn, rule.name, event, received)
             refusal = self._refusal(rule_arn, target)
@@ -175,6 +174,12 @@ class Deliveries:
         url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         client.send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
             k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()})
+
+    def matched(self, bus: str) -> None:
+        """An event matched at least one rule of ``bus`` (MatchedEvents: for the account, and by EventBusName)."""
+        if self._metrics is not None:
+            self._metrics.add(NAMESPACE, "MatchedEvents", [dimensions_key([]),
+                                                           dimensions_key([("EventBusName", bus)])], "Count", (1.0,))
 
     def _count(self, metric: str, rule: Rule) -> None:
         if self._metrics is None:

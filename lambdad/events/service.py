@@ -391,6 +391,8 @@ class EventBridge:
                 continue
             matched += 1
             await self._deliveries.deliver(self.names.rule_arn(bus, rule.name), rule, event, received)
+        if matched:
+            self._deliveries.matched(bus)
         return matched
 
     async def put_local(self, bus_arn: str, entry: dict[str, Any]) -> bool:
