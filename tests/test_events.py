@@ -304,9 +304,10 @@ def test_a_user_may_do_what_its_policy_allows(server, events, fname) -> None:
     iam = server.client("iam")
     user = f"{fname[:40]}-u"
     iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["events:PutEvents", "events:DescribeRule"], "Resource": [
-            f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default", f"{RULE_ARN}/{fname[:30]}*"]}]}))
+            f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default", f"{RULE_ARN}/{fname[:30]}*"]}]}
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     client = boto3.client("events", endpoint_url=server.endpoint, region_name="us-east-1",
                           aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],

@@ -15,9 +15,9 @@ A refused target (no such function: ``RESOURCE_NOT_FOUND``; no permission: ``NO_
 take it: ``SDK_CLIENT_ERROR``) is never dropped in silence: it is logged (a WARNING naming the rule, the target
 and why), counted (AWS/Events ``FailedInvocations``, by RuleName and by EventBusName+RuleName, beside
 ``Invocations`` and ``TriggeredRules``; ``MatchedEvents`` per event, by EventBusName) and, when the target has a
-``DeadLetterConfig``, sent to that SQS queue through botocore with AWS's message attributes ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``,
-``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again with a growing delay, 5 times, each
-failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on AWS, these errors are not retried:
+``DeadLetterConfig``, sent to that SQS queue through botocore with AWS's message attributes ``RULE_ARN``,
+``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again
+with a growing delay, 5 times, each failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on AWS, these errors are not retried:
 retrying cannot grant a permission or make a function exist.
 """
 
@@ -140,7 +140,8 @@ class Deliveries:
         dead_letter = (target.config.get("DeadLetterConfig") or {}).get("Arn")
         log.warning("EventBridge: event %s of rule %s not delivered to target %s (%s): %s%s", event.get("id"),
                     rule_arn, target.id, code, message,
-                    f"; sent to its dead-letter queue {dead_letter}" if dead_letter else "; it has no dead-letter queue")
+                    f"; sent to its dead-letter queue {dead_letter}" if dead_letter
+                    else "; it has no dead-letter queue")
         if dead_letter:
             attributes = {"RULE_ARN": rule_arn, "TARGET_ARN": target.arn, "ERROR_CODE": code,
                           "ERROR_MESSAGE": message[:1024]}

@@ -13,10 +13,11 @@ Contract:
   counted and logged) before ``put_events`` returns.
 - Scheduled rules fire through ``schedules/timer.py`` (durable, cluster-safe, one node fires each occurrence): an
   enabled scheduled rule has a timer (kind ``rule``, key ``<bus>/<name>``) in UTC, put when the rule is made, its
-  expression changes or it is enabled, deleted when it is disabled or deleted; ``reconcile_timers`` (at start and
-  on every reload) mends any difference. A ``rate`` fires first one period after that, then every period; a
-  ``cron`` at its times. Each fire delivers the "Scheduled Event" (detail-type "Scheduled Event", source
-  "aws.events", detail {}, resources [the rule's ARN], time the occurrence's) to the rule's targets.
+  expression changes or it is enabled, deleted when it is disabled or deleted, by the node that made the change;
+  ``reconcile_timers`` (at start) mends any difference a crash left. A ``rate`` fires first one period after
+  that, then every period; a ``cron`` at its times. Each fire delivers the "Scheduled Event" (detail-type
+  "Scheduled Event", source "aws.events", detail {}, resources [the rule's ARN], time the occurrence's) to the
+  rule's targets.
 """
 
 from __future__ import annotations
@@ -120,7 +121,6 @@ class EventBridge:
             if found is not None:
                 found.targets[target_id] = Target(target_id, json.loads(config))
         self._buses, self._rules = buses, rules
-        await self.reconcile_timers()
 
     async def reload(self, _bus: str) -> None:
         """Another node changed something of bus ``_bus`` (cluster change notices): read everything again."""
@@ -136,12 +136,18 @@ class EventBridge:
         await self.reconcile_timers()
 
     async def reconcile_timers(self) -> None:
-        """A timer for each enabled scheduled rule, with its expression, and none for anything else (a crash
-        between a rule's write and its timer's, or a change another node made). A timer that is already right is
-        left alone: its next fire is not moved."""
+        """A timer for each enabled scheduled rule, with its expression, and none for anything else: mends what a
+        crash between a rule's write and its timer's left (at start; otherwise the node that changes a rule puts
+        or deletes its timer). The rules are read from the store just before, not taken from memory, so a rule
+        another node made a moment ago keeps its timer. A timer that is already right is left alone: its next
+        fire is not moved."""
         if self._timer is None:
             return
-        wanted = {f"{r.bus}/{r.name}": r for r in self.scheduled()}
+        wanted: dict[str, Rule] = {}
+        for bus, name, config, created in await self._store.load_event_rules():
+            rule = Rule(bus, name, json.loads(config), created)
+            if rule.schedule and rule.enabled:
+                wanted[f"{bus}/{name}"] = rule
         for key in await self._timer.keys(TIMER_KIND):
             if key not in wanted:
                 await self._timer.delete(TIMER_KIND, key)

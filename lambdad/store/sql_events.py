@@ -19,7 +19,8 @@ class SqlEventsMixin:
     # provided by SqlStore
     async def _read(self, query: sa.Executable) -> list[Any]: ...  # type: ignore[empty-body]
     async def _transaction(self, statements: Sequence[sa.Executable]) -> None: ...
-    def _upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> sa.Executable: ...  # type: ignore[empty-body]
+    def _upsert(self, table: sa.Table, keys: tuple[str, ...],  # type: ignore[empty-body]
+                **values: Any) -> sa.Executable: ...
     def _wrote(self, kind: str, name: str) -> None: ...
 
     async def load_event_buses(self) -> list[tuple[str, str, float]]:
