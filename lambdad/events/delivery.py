@@ -17,8 +17,8 @@ and why), counted (AWS/Events ``FailedInvocations``, by RuleName and by EventBus
 ``Invocations`` and ``TriggeredRules``; ``MatchedEvents`` per event, by EventBusName) and, when the target has a
 ``DeadLetterConfig``, sent to that SQS queue through botocore with AWS's message attributes ``RULE_ARN``,
 ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again
-with a growing delay, 5 times, each failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on AWS, these errors are not retried:
-retrying cannot grant a permission or make a function exist.
+with a growing delay, 5 times, each failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on
+AWS, these errors are not retried: retrying cannot grant a permission or make a function exist.
 """
 
 from __future__ import annotations
