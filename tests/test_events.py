@@ -423,3 +423,38 @@ def test_rules_made_on_one_node_route_events_put_on_another(cluster, fname) -> N
     assert logged()[0]["detail"] == {"on": "second"}
     second.disable_rule(Name=rule, EventBusName=bus)
     assert wait_until(lambda: first.describe_rule(Name=rule, EventBusName=bus)["State"] == "DISABLED", timeout=10)
+
+
+def test_a_scheduled_rule_has_one_timer_while_enabled(inproc, fname) -> None:
+    """The timers behind scheduled rules (schedules/timer.py, kind "rule"), seen in-process: put with the rule, a
+    rate's first fire one period later, deleted when the rule is disabled or deleted, put again when enabled, left
+    alone by a PutRule that changes nothing of the schedule, and mended at start when a crash lost one."""
+    app = inproc.app
+    events = inproc.client("events")
+    name = f"{fname[:50]}-t"
+    key = f"default/{name}"
+
+    def timer():
+        return inproc._run(app.timer.get("rule", key))
+
+    made = time.time()
+    events.put_rule(Name=name, ScheduleExpression="rate(5 minutes)")
+    first = timer()
+    assert first is not None and first.expression == "rate(5 minutes)" and first.timezone == "UTC"
+    assert 299 <= first.next_fire.timestamp() - made <= 302
+    events.put_rule(Name=name, ScheduleExpression="rate(5 minutes)", Description="only the description")
+    assert timer().next_fire == first.next_fire
+    events.disable_rule(Name=name)
+    assert timer() is None
+    events.enable_rule(Name=name)
+    assert timer() is not None
+    events.put_rule(Name=name, ScheduleExpression="cron(0 12 * * ? *)")
+    assert timer().expression == "cron(0 12 * * ? *)" and timer().next_fire.strftime("%H:%M") == "12:00"
+    inproc._run(app.timer.delete("rule", key))  # as a crash between the rule's write and its timer's leaves it
+    inproc._run(app.eventbridge.reconcile_timers())
+    assert timer().expression == "cron(0 12 * * ? *)"
+    inproc._run(app.timer.put("rule", "default/gone", "rate(1 minute)"))  # a timer whose rule is gone
+    inproc._run(app.eventbridge.reconcile_timers())
+    assert inproc._run(app.timer.get("rule", "default/gone")) is None
+    events.delete_rule(Name=name)
+    assert timer() is None
