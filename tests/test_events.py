@@ -458,3 +458,14 @@ def test_a_scheduled_rule_has_one_timer_while_enabled(inproc, fname) -> None:
     assert inproc._run(app.timer.get("rule", "default/gone")) is None
     events.delete_rule(Name=name)
     assert timer() is None
+
+
+def test_every_eventbridge_operation_is_documented(inproc) -> None:
+    from pathlib import Path
+
+    from lambdad.events.api import events_handlers
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "compatibility.md").read_text()
+    section = text.split("## EventBridge operations", 1)[1]
+    for op in events_handlers(inproc.app.eventbridge, inproc.app.authorizer):
+        assert f"| {op} |" in section, op
