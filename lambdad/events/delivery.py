@@ -59,7 +59,7 @@ def _without_detail(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def target_input(target: Mapping[str, Any], rule_arn: str, rule_name: str, event: Mapping[str, Any],
                  received: float) -> str:
-    """What ``target`` receives of ``event`` (JSON text, or a template's text)."""
+    """What ``target`` receives of ``event``, as JSON text (a plain-text template's result as a JSON string)."""
     if target.get("Input") is not None:
         return str(target["Input"])
     if target.get("InputPath") is not None:
@@ -74,7 +74,12 @@ def target_input(target: Mapping[str, Any], rule_arn: str, rule_name: str, event
             "aws.events.event": _without_detail(event), "aws.events.event.json": dict(event)}
         for key, path in (transformer.get("InputPathsMap") or {}).items():
             variables[key] = read_path(event, str(path))
-        return render_template(str(transformer.get("InputTemplate", "")), variables)
+        text = render_template(str(transformer.get("InputTemplate", "")), variables)
+        try:
+            json.loads(text)
+        except ValueError:
+            return json.dumps(text)  # a function's event is JSON: plain text goes as a JSON string
+        return text
     return json.dumps(event)
 
 

@@ -7,7 +7,9 @@ give them:
   ``-``, ``_`` and ``/``, array indices ``[n]``, and the wildcard ``*`` (``.*`` or ``[*]``: every member, as a
   list). A path that names nothing gives nothing: InputPath then sends nothing (``null``), a template variable is
   not set.
-- **Templates** (InputTemplate): ``<name>`` is replaced by the variable ``name`` of InputPathsMap, or one of the
+- **Templates** (InputTemplate) are JSON (beginning ``{``, ``[`` or ``"``) or plain text (``<instance> is in state
+  <state>``, the API reference's first example): in plain text each value is inserted as text. In JSON, ``<name>``
+  is replaced by the variable ``name`` of InputPathsMap, or one of the
   predefined ``aws.events.rule-arn``, ``aws.events.rule-name``, ``aws.events.event.ingestion-time``,
   ``aws.events.event`` (the event without ``detail``) and ``aws.events.event.json`` (the whole event). Quoting
   follows the template: a placeholder outside a JSON string is replaced by the value as JSON (a string gets its
@@ -100,6 +102,8 @@ def _in_string_text(value: Any) -> str:
 
 def render_template(template: str, variables: Mapping[str, Any]) -> str:
     """``template`` with its placeholders replaced (the module's quoting rules)."""
+    if template.lstrip()[:1] not in ("{", "[", '"'):
+        return _render_text(template, variables)
     out: list[str] = []
     in_string = False
     i = 0
@@ -124,3 +128,17 @@ def render_template(template: str, variables: Mapping[str, Any]) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _render_text(template: str, variables: Mapping[str, Any]) -> str:
+    """A plain-text template (``<instance> is in state <state>``): each value as text (a string as it is, anything
+    else as JSON), nothing for a variable that is not set."""
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in variables:
+            return m.group(0)
+        found_value = variables[m.group(1)]
+        if found_value is _NOTHING:
+            return ""
+        return found_value if isinstance(found_value, str) else json.dumps(found_value)
+
+    return _PLACEHOLDER.sub(value, template)

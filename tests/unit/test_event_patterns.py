@@ -193,6 +193,12 @@ def test_transformer_string_template() -> None:
     assert json.loads(out) == "i-0123456789 is in state RUNNING"
 
 
+def test_transformer_plain_text_template() -> None:
+    """The API reference's examples without JSON: values as text; the function gets the text as a JSON string."""
+    out = transform('<instance> is in state "<state>"', {"instance": "$.detail.instance-id", "state": "$.detail.state"})
+    assert json.loads(out) == 'i-0123456789 is in state "RUNNING"'
+
+
 def test_transformer_inside_a_json_string_and_escaped_quotes() -> None:
     out = transform('{"myInstance": <instance>, "myStatus": "<instance> is in state \\"<state>\\""}',
                     {"instance": "$.detail.instance-id", "state": "$.detail.state"})
