@@ -469,3 +469,23 @@ def test_every_eventbridge_operation_is_documented(inproc) -> None:
     section = text.split("## EventBridge operations", 1)[1]
     for op in events_handlers(inproc.app.eventbridge, inproc.app.authorizer):
         assert f"| {op} |" in section, op
+
+
+def test_a_loop_through_a_destination_and_a_rule_is_stopped(server, lam, events, fname) -> None:
+    """A function whose success goes to a bus whose rule invokes it again: Lambda's recursive loop detection (the
+    hops a chain of destinations carries) stops it after 16 events, and the log says so."""
+    rule = f"{fname[:50]}-loop"
+    events.put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["lambda"], "detail": {"requestContext": {"functionArn": [{"prefix": f"{FN_ARN}:{fname}:"}]}}}))
+    printing_function(lam, fname, rule)
+    events.put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": f"{FN_ARN}:{fname}", "Input": '{"again": true}'}])
+    lam.put_function_event_invoke_config(FunctionName=fname, DestinationConfig={
+        "OnSuccess": {"Destination": f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"}})
+    lam.invoke(FunctionName=fname, InvocationType="Event", Payload=b'{"first": true}')
+    assert wait_until(lambda: "recursive loop detected" in "".join(server.output), timeout=60)
+    time.sleep(1.5)
+    runs = len(records(server, fname))
+    assert 2 <= runs <= 16
+    time.sleep(1.5)
+    assert len(records(server, fname)) == runs
+    events.remove_targets(Rule=rule, Ids=["1"])

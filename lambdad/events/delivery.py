@@ -95,7 +95,8 @@ class Deliveries:
         self._clients: dict[str, Any] = {}
         self.failures = 0  # refused deliveries since the start (also logged and in AWS/Events FailedInvocations)
 
-    async def deliver(self, rule_arn: str, rule: Rule, event: Mapping[str, Any], received: float) -> None:
+    async def deliver(self, rule_arn: str, rule: Rule, event: Mapping[str, Any], received: float,
+                      hops: int = 0) -> None:
         """Hand ``event`` to every target of ``rule``; returns once each is queued or refused."""
         self._count("TriggeredRules", rule)
         for target in list(rule.targets.values()):
@@ -106,7 +107,7 @@ class Deliveries:
                     assert self.submit is not None
                     ref = parse_function_arn(target.arn, region=self._region, account_id=self._account)
                     assert ref is not None
-                    await self.submit(ref.name, ref.qualifier or "", payload.encode(), None)
+                    await self.submit(ref.name, ref.qualifier or "", payload.encode(), None, hops=hops)
                 except Exception as exc:  # the store could not take it
                     refusal = ("SDK_CLIENT_ERROR", f"{type(exc).__name__}: {exc}")
             if refusal is None:

@@ -384,7 +384,8 @@ class EventBridge:
                 "region": self.names.region, "resources": [str(r) for r in entry.get("Resources") or ()],
                 "detail": json.loads(str(entry["Detail"]))}
 
-    async def route(self, bus: str, event: dict[str, Any], received: float, detail_text: str | None = None) -> int:
+    async def route(self, bus: str, event: dict[str, Any], received: float, detail_text: str | None = None,
+                    hops: int = 0) -> int:
         """Deliver ``event`` to the targets of every enabled rule of ``bus`` whose pattern it matches; returns how
         many rules matched. Patterns see numbers by their JSON text: the detail as it was sent (``detail_text``)
         when given."""
@@ -396,15 +397,16 @@ class EventBridge:
             if rule.matcher is None or not rule.enabled or not rule.matcher(view):
                 continue
             matched += 1
-            await self._deliveries.deliver(self.names.rule_arn(bus, rule.name), rule, event, received)
+            await self._deliveries.deliver(self.names.rule_arn(bus, rule.name), rule, event, received, hops)
         if matched:
             self._deliveries.matched(bus)
         return matched
 
-    async def put_local(self, bus_arn: str, entry: dict[str, Any]) -> bool:
+    async def put_local(self, bus_arn: str, entry: dict[str, Any], hops: int = 0) -> bool:
         """PutEvents of one entry on ``bus_arn`` from within the server (a Lambda destination naming a bus):
         False when the bus is not this server's (another region or account: sent through botocore instead).
-        Raises when the entry cannot be put (the caller keeps it and tries again later)."""
+        Raises when the entry cannot be put (the caller keeps it and tries again later). ``hops``: the events of a
+        chain of destinations before this one, carried on to the invocations it makes (loop detection)."""
         parts = bus_arn.split(":", 5)
         if len(parts) != 6 or (parts[3], parts[4]) != (self.names.region, self.names.account):
             return False
@@ -414,7 +416,7 @@ class EventBridge:
         if problem is not None:
             raise JsonError(problem[0], problem[1])
         received = time.time()
-        await self.route(bus, self.build_event(entry, received), received, str(entry["Detail"]))
+        await self.route(bus, self.build_event(entry, received), received, str(entry["Detail"]), hops)
         return True
 
     # -- scheduled events ---------------------------------------------------------------------------------------

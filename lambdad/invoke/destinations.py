@@ -24,9 +24,10 @@ Durability: the queues (``invoke/async_queue.py``, ``cluster/async_queue.py``) k
 sent: when a send fails, the record is stored with the event (``AsyncEvent.outcome``: the function is not run
 again) and sent again later, with a growing delay, each failure logged — never dropped in silence.
 
-Recursive loops: an event sent by a destination carries the count of events before it (``hops``); the 17th of a
-chain is not invoked (Lambda's recursive loop detection stops after 16), and says so in the log. A record over an
-asynchronous invocation's payload limit (256 KB) is not sent to a function either, and the log says so.
+Recursive loops: an event sent by a destination carries the count of events before it (``hops``), through a bus of
+this server and its rules too; the 17th of a chain is not invoked (Lambda's recursive loop detection stops after
+16), and says so in the log. A record over an asynchronous invocation's payload limit (256 KB) is not sent to a
+function either, and the log says so.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ class Destinations:
         self._dead_letter_of = dead_letter_of  # (function, qualifier) -> its DeadLetterConfig.TargetArn or None
         self._region, self._account_id = region, account_id
         self.submit: Submit | None = None  # the async queue's, set once it exists
-        # EventBridge's PutEvents of this server, for a bus it serves (True: delivered there; events/service.py)
-        self.local_bus: Callable[[str, dict[str, Any]], Awaitable[bool]] | None = None
+        # EventBridge's PutEvents of this server, for a bus it serves: (bus ARN, entry, hops) -> True when it was
+        # put there (events/service.py); the functions its rules invoke carry the hops on
+        self.local_bus: Callable[[str, dict[str, Any], int], Awaitable[bool]] | None = None
         self._clients: dict[str, Any] = {}
 
     def outcome(self, event: AsyncEvent, result: DeliveryResult | None, condition: str) -> str | None:
@@ -191,7 +193,11 @@ class Destinations:
             await self.submit(ref.name, ref.qualifier or "", body.encode(), None, hops=hops + 1)
             return
         if kind == "events" and self.local_bus is not None:
-            if await self.local_bus(destination, _bus_entry(destination, body, item["condition"])):
+            if hops + 1 >= MAX_HOPS:
+                log.warning("async destination %s not sent: %d events in a chain of destinations and rules "
+                            "(recursive loop detected; stopped after %d)", destination, hops + 1, MAX_HOPS)
+                return
+            if await self.local_bus(destination, _bus_entry(destination, body, item["condition"]), hops + 1):
                 return
         await asyncio.to_thread(self._send_aws, kind, destination, body, item["condition"])
 
