@@ -1,5 +1,5 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
-same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, monitoring), function URLs (told by
+same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, monitoring, lambdad-stacks), function URLs (told by
 Host), code download links and ``/metrics``. Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
 services, this module routes to them."""
 
@@ -28,6 +28,7 @@ from lambdad.api.rpc_api import RpcApi
 from lambdad.api.server import App, HttpRequest, HttpResponse, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
+from lambdad.deploy.stacks_api import SERVICE as STACKS, stacks_handlers, stacks_model
 from lambdad.errors import InvalidParameterValueException
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.sts import sts_handlers
@@ -79,6 +80,8 @@ def other_services(app: LambdadApp) -> dict[str, OtherService]:
                         logs_handlers(app.store, app.authorizer, s.region, s.account_id, app.log_retention.wake),
                         (s.region,), validation_error="InvalidParameterException"),
     }
+    services[STACKS] = JsonApi(stacks_model(), stacks_handlers(app.store, app.authorizer, s.region, s.account_id),
+                               (s.region,))
     if app.metrics is not None:
         services["monitoring"] = RpcApi(session.get_service_model("cloudwatch"),
                                         cloudwatch_handlers(app.metrics, app.authorizer), (s.region,),

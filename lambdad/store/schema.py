@@ -276,3 +276,15 @@ class octet_length(GenericFunction[int]):
 @compiles(octet_length, "sqlite")
 def _sqlite_octet_length(element: octet_length, compiler: Any, **kw: Any) -> str:
     return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+stacks = sa.Table(  # `lambdad deploy`'s stacks (deploy/stacks_api.py): what a deploy made of a SAM template
+    "stacks", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("stack_id", sa.Text, nullable=False),  # the stack's ARN, new at each creation
+    sa.Column("generation", sa.BigInteger, nullable=False),  # +1 at each put: two deploys cannot both win
+    sa.Column("template_hash", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),  # JSON: resources, outputs, exports, parameters
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+)

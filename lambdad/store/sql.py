@@ -9,7 +9,8 @@ parts, one module per area of the schema:
   brokers, function URLs;
 - sql_access.py: IAM and the concurrency grants of cluster mode;
 - sql_logs.py: log events and the CloudWatch Logs API's queries;
-- sql_metrics.py: metric aggregates and usage records.
+- sql_metrics.py: metric aggregates and usage records;
+- sql_stacks.py: the stacks `lambdad deploy` records.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 """
@@ -22,11 +23,12 @@ from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
 from lambdad.store.sql_metrics import MetricTables
 from lambdad.store.sql_sources import SourceTables
+from lambdad.store.sql_stacks import StackTables
 
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
-class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables):
+class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, StackTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
-    provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
-    and usage. Owner of its engine and threads (``SqlBase``)."""
+    provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics,
+    usage and stacks. Owner of its engine and threads (``SqlBase``)."""
