@@ -16,6 +16,7 @@ from lambdad.auth.credentials import PROFILE
 from lambdad.ids import RequestIdFilter
 from lambdad.cli_common import DATA_DIR, DATABASE_URL, settings_of, with_store
 from lambdad.config import Settings
+from lambdad.cli_deploy import deploy, stacks
 from lambdad.cli_reports import logs, queued, usage
 from lambdad.store.lock import DataDirLock, DataDirLocked
 
@@ -434,3 +435,7 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
 main.add_command(logs)
 main.add_command(usage)
 main.add_command(queued)
+
+# SAM templates and their stacks (cli_deploy.py)
+main.add_command(deploy)
+main.add_command(stacks)
