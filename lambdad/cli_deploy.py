@@ -62,10 +62,17 @@ def _connect(endpoint_url: str | None, profile: str | None) -> Connection:
               help="Zip code directories as they are, without installing requirements.txt / package.json "
                    "dependencies.")
 @click.option("--watch", is_flag=True, help="After deploying, push code changes as they are saved (Ctrl-C stops).")
+@click.argument("more_overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def deploy(template: Path, stack_name: str | None, parameter_overrides: tuple[str, ...], endpoint_url: str | None,
-           profile: str | None, no_confirm: bool, refuse_unsupported: bool, no_build: bool, watch: bool) -> None:
+           profile: str | None, no_confirm: bool, refuse_unsupported: bool, no_build: bool, watch: bool,
+           more_overrides: tuple[str, ...]) -> None:
     """Deploy a SAM template to lambdad as a stack: create what is new, update what changed, delete what was
-    removed, after showing the change set."""
+    removed, after showing the change set.
+
+    As with sam deploy, --parameter-overrides may be followed by several KEY=VALUE words."""
+    if more_overrides and not parameter_overrides:
+        raise click.UsageError(f"unexpected {more_overrides[0]!r}: parameter values follow --parameter-overrides")
+    parameter_overrides += more_overrides
     from lambdad.deploy.engine import DeployError, Deployment
 
     name = stack_name or _default_name(template)

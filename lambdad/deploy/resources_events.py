@@ -18,6 +18,9 @@ from lambdad.deploy.resources import Context, Made, Undo, physical_name, shaped
 __all__ = ["EVENT_KINDS"]
 
 
+_AWS_MANAGED = "arn:aws:iam::aws:policy/"
+
+
 def _gone(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in ("NoSuchEntity", "ResourceNotFoundException")
 
@@ -70,16 +73,32 @@ class RoleKind:
         iam = ctx.connection.client("iam")
         old_managed, new_managed = set(old.get("ManagedPolicyArns") or []), set(new.get("ManagedPolicyArns") or [])
         for arn in sorted(new_managed - old_managed):
-            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            try:
+                iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            except ClientError as exc:
+                if not (_gone(exc) and arn.startswith(_AWS_MANAGED)):
+                    raise
+                # SAM attaches AWS's policies for event sources (AWSLambdaSQSQueueExecutionRole...) that this
+                # server's IAM may not carry: said, not silently dropped
+                ctx.log(f"  warning: role {name}: AWS managed policy {arn} is not one this lambdad knows; not "
+                        "attached (the role lacks its permissions)")
         for arn in sorted(old_managed - new_managed):
-            iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+            try:
+                iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+            except ClientError as exc:
+                if not _gone(exc):
+                    raise
         old_inline = {p["PolicyName"]: p["PolicyDocument"] for p in old.get("Policies") or []}
         new_inline = {p["PolicyName"]: p["PolicyDocument"] for p in new.get("Policies") or []}
         for policy, document in new_inline.items():
             if old_inline.get(policy) != document:
                 iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=_json(document))
         for policy in old_inline.keys() - new_inline.keys():
-            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+            try:
+                iam.delete_role_policy(RoleName=name, PolicyName=policy)
+            except ClientError as exc:
+                if not _gone(exc):
+                    raise
 
 
 class RuleKind:
