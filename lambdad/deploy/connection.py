@@ -56,10 +56,14 @@ class Connection:
             core = botocore.session.Session()
             core.set_config_variable("credentials_file", str(written))
             core.set_config_variable("profile", PROFILE)
+        return cls.of(core, endpoint_of(endpoint_url), settings.region)
+
+    @classmethod
+    def of(cls, core: botocore.session.Session, endpoint: str, default_region: str) -> "Connection":
+        """On a botocore session (its credentials and region), knowing the stacks API's model."""
         core.get_component("data_loader").search_paths.insert(0, str(MODELS))
         session = boto3.Session(botocore_session=core)
-        region = session.region_name or settings.region
-        return cls(session, endpoint_of(endpoint_url), region)
+        return cls(session, endpoint, session.region_name or default_region)
 
     def client(self, service: str) -> Any:
         """One client per service for the connection's life (closed by ``close``)."""

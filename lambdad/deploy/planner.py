@@ -194,8 +194,8 @@ def _changes(plan: Plan, recorded: Mapping[str, Recorded], imports: Callable[[st
             continue
         action = "Replace" if KINDS[kind].replaces(old.properties, props) or (
             kind == "AWS::Lambda::Version") else "Modify"
-        if action == "Replace" or kind == "AWS::Lambda::Function" and "Code" in differing:
-            changing.add(logical_id)  # a new physical id or new code: who names it may change too
+        if action == "Replace":
+            changing.add(logical_id)  # a new physical id: who names it changes too
         plan.changes.append(Change(action, logical_id, kind, old.made.physical_id, tuple(differing)))
     for logical_id in plan.removed:
         old = recorded[logical_id]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from lambdad.deploy.builder import BuildError
 from lambdad.deploy.code import Package, PackageError, package_path
 
 __all__ = ["Template", "TemplateError", "load_template", "LOCAL_BUCKET"]
@@ -107,7 +108,7 @@ def package_local_code(template: Template, parameters: Mapping[str, Any], build:
         try:
             built = build(source, runtime, arch) if build is not None and source.is_dir() else source
             package = package_path(built)
-        except PackageError as exc:
+        except (PackageError, BuildError) as exc:
             raise TemplateError(f"resource {logical_id}: {prop} {value!r}: {exc}") from None
         key = package.hexdigest
         template.packages[key] = package
@@ -129,16 +130,19 @@ def expand(template: Template, parameters: Mapping[str, Any], iam_client: Any, r
                             "AWS::Serverless-2016-10-31)")
     if transforms:
         import boto3
+        from samtranslator.metrics.metrics import Metrics
         from samtranslator.model.exceptions import InvalidDocumentException
         from samtranslator.parser.parser import Parser
         from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
         from samtranslator.translator.translator import Translator
 
         policies = ManagedPolicyLoader(iam_client)
+        metrics = Metrics()  # published nowhere (its default publisher), and so not warned about as unpublished
         try:
-            translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+            translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region), metrics=metrics)
             doc = translator.translate(doc, parameter_values=dict(parameters),
                                        get_managed_policy_map=policies.load)
+            metrics.publish()
         except InvalidDocumentException as exc:
             causes = "; ".join(str(c.message) for c in exc.causes)
             raise TemplateError(f"{template.path}: {causes or exc.message}") from None
