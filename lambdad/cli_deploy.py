@@ -73,8 +73,11 @@ def deploy(template: Path, stack_name: str | None, parameter_overrides: tuple[st
     if more_overrides and not parameter_overrides:
         raise click.UsageError(f"unexpected {more_overrides[0]!r}: parameter values follow --parameter-overrides")
     parameter_overrides += more_overrides
+    import logging
+
     from lambdad.deploy.engine import DeployError, Deployment
 
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle notes are not the user's
     name = stack_name or _default_name(template)
     connection = _connect(endpoint_url, profile)
     from lambdad.deploy.builder import build_dir

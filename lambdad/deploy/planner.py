@@ -4,7 +4,7 @@ in which order, and the change set shown before anything is applied.
 1. Parameters take their overrides or defaults; Conditions are evaluated; a resource whose Condition is false is
    not part of the stack.
 2. Each resource is of a kind lambdad deploys (resources.py), of a kind SAM makes for a feature lambdad gives its
-   own way (CodeDeploy for DeploymentPreference: skipped, saying why), or unsupported (S3 buckets, DynamoDB tables,
+   own way (CodeDeploy and its service role for DeploymentPreference: skipped, saying why), or unsupported (S3 buckets, DynamoDB tables,
    API Gateway...): listed as skipped, or the deploy refused with ``--refuse-unsupported``. A deployed resource
    that refers to a skipped one refuses the deploy before anything is applied: never half-applied.
 3. Order: every resource after those it names (Ref, Fn::GetAtt, Fn::Sub, DependsOn); a cycle is refused.
@@ -27,6 +27,9 @@ from lambdad.deploy.resources_lambda import LAMBDA_KINDS
 __all__ = ["Change", "Plan", "PlanError", "KINDS", "make_plan", "Recorded"]
 
 KINDS: dict[str, Kind] = {k.type_name: k for k in (*LAMBDA_KINDS, *EVENT_KINDS)}
+
+
+_UNSUPPORTED = "not a resource type lambdad serves"
 
 
 class PlanError(Exception):
@@ -105,13 +108,16 @@ def make_plan(template: dict[str, Any], overrides: Mapping[str, str], pseudo: di
         except ResolveError as exc:
             raise PlanError(f"resource {logical_id}: {exc}") from None
         kind = str(resource.get("Type"))
-        if kind in KINDS:
+        if kind == "AWS::IAM::Role" and "codedeploy.amazonaws.com" in json.dumps(
+                (resource.get("Properties") or {}).get("AssumeRolePolicyDocument")):
+            plan.skipped[logical_id] = (kind, SKIPPED_WITH_REASON["AWS::CodeDeploy::Application"])
+        elif kind in KINDS:
             active[logical_id] = resource
         elif kind in SKIPPED_WITH_REASON:
             plan.skipped[logical_id] = (kind, SKIPPED_WITH_REASON[kind])
         else:
-            plan.skipped[logical_id] = (kind, "not a resource type lambdad serves")
-    unsupported = {k: v for k, v in plan.skipped.items() if v[0] not in SKIPPED_WITH_REASON}
+            plan.skipped[logical_id] = (kind, _UNSUPPORTED)
+    unsupported = {k: v for k, v in plan.skipped.items() if v[1] == _UNSUPPORTED}
     if unsupported and refuse_unsupported:
         listed = ", ".join(f"{k} ({t})" for k, (t, _) in sorted(unsupported.items()))
         raise PlanError(f"--refuse-unsupported: the template has resources lambdad does not serve: {listed}")

@@ -91,8 +91,8 @@ def package_local_code(template: Template, parameters: Mapping[str, Any], build:
     for logical_id, resource in doc["Resources"].items():
         if not isinstance(resource, dict):
             raise TemplateError(f"resource {logical_id}: not a mapping")
-        kind = resource.get("Type")
-        prop = _CODE_PROPERTIES.get(str(kind))
+        kind = str(resource.get("Type"))
+        prop = _CODE_PROPERTIES.get(kind)
         if prop is None:
             continue
         props = resource.setdefault("Properties", {})
@@ -113,7 +113,9 @@ def package_local_code(template: Template, parameters: Mapping[str, Any], build:
         key = package.hexdigest
         template.packages[key] = package
         template.code_dirs[key] = source
-        props[prop] = f"s3://{LOCAL_BUCKET}/{key}"
+        # SAM's properties take an S3 URI; CloudFormation's a location (as `aws cloudformation package` writes)
+        props[prop] = f"s3://{LOCAL_BUCKET}/{key}" if kind.startswith("AWS::Serverless::") else {
+            "S3Bucket": LOCAL_BUCKET, "S3Key": key}
     return doc
 
 
