@@ -361,6 +361,21 @@ Resources:
     started = time.monotonic()
     _, changes, _ = deploy(conn, "built", tmp_path / "template.yaml", build=True)
     assert changes == [] and time.monotonic() - started < 10  # the cached build: no pip run
+    # Node.js: package.json's dependencies installed by npm
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node/package.json").write_text('{"name": "n", "version": "1.0.0", '
+                                                '"dependencies": {"left-pad": "1.3.0"}}')
+    (tmp_path / "node/index.js").write_text('const pad = require("left-pad");\n'
+                                            'exports.handler = async () => pad("7", 3, "0");\n')
+    (tmp_path / "template.yaml").write_text((tmp_path / "template.yaml").read_text() + """  Node:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: node/
+      Handler: index.handler
+      Runtime: nodejs20.x
+""")
+    deploy(conn, "built", tmp_path / "template.yaml", build=True)
+    assert invoke(conn, "built-Node") == "007"
 
 
 def test_the_command_as_a_user_types_it(srv: Server, app: Path, tmp_path: Path) -> None:
