@@ -324,6 +324,7 @@ def test_watch_pushes_an_edit_within_a_second(conn: Connection, app: Path) -> No
                 break
             time.sleep(0.05)
         took = time.monotonic() - saved
+        print(f"watch: the edit ran {took:.2f} s after the save")
         assert any("pushed" in line and "watched-HelloFunction" in line for line in lines), lines
         assert took < 3, f"the edit ran after {took:.1f} s"
         # a broken template is reported and the loop goes on
@@ -415,3 +416,27 @@ def test_the_command_as_a_user_types_it(srv: Server, app: Path, tmp_path: Path) 
     with pytest.raises(ClientError):
         lam.get_function(FunctionName="typed-HelloFunction")
     lam.close()
+
+
+def test_stacks_api_checks_access_with_cloudformation_actions(srv: Server, conn: Connection) -> None:
+    iam = conn.client("iam")
+    iam.create_user(UserName="deployer")
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    core = botocore.session.Session()
+    core.set_credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    core.set_config_variable("region", "us-east-1")
+    user = Connection.of(core, srv.endpoint, "us-east-1")
+    try:
+        with pytest.raises(ClientError) as exc:
+            user.stacks.list_stacks()
+        assert error_code(exc) == "AccessDeniedException" and "cloudformation:ListStacks" in str(exc.value)
+        iam.put_user_policy(UserName="deployer", PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "cloudformation:ListStacks",
+                                                    "Resource": "*"}]}))
+        user.stacks.list_stacks()
+        with pytest.raises(ClientError) as exc:
+            user.stacks.put_stack(StackName="denied", ExpectedGeneration=0, Status="X", TemplateHash="h",
+                                  Document="{}")
+        assert "cloudformation:CreateStack" in str(exc.value)
+    finally:
+        user.close()
