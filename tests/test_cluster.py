@@ -582,6 +582,43 @@ def test_provisioned_concurrency_moves_to_a_joining_node_without_a_gap(cluster, 
         client.close()
 
 
+SLEEPY_INIT_TYPE = """
+import os, time
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+"""
+
+
+def test_a_burst_at_one_node_uses_the_environments_provisioned_on_the_others(cluster, fname) -> None:
+    """A config of 4 on 3 nodes (2, 1, 1); 4 overlapping invocations all sent to a node running 1 of them: each
+    runs on a provisioned environment (its own first, then those the other nodes' heartbeats show), none on an
+    on-demand one (without that routing the third would start cold where it arrived)."""
+    nodes = cluster(3).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, SLEEPY_INIT_TYPE, Timeout=10)
+    version = clients[0].publish_version(FunctionName=fname)["Version"]
+    assert wait_until(lambda: all(_knows(c, f"{fname}:{version}") for c in clients), timeout=5)
+    clients[0].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=version,
+                                                  ProvisionedConcurrentExecutions=4)
+    assert wait_until(lambda: all(_provisioned_config(c, fname, version) == ("READY", 4) for c in clients),
+                      timeout=20)
+    assert wait_until(lambda: sorted(_provisioned_by_node(nodes).values()) == [1, 1, 2], timeout=8)
+    by_node = _provisioned_by_node(nodes)
+    client = next(c for n, c in zip(nodes, clients) if by_node[n.endpoint] == 1)
+
+    def invoke(delay: float) -> str:
+        time.sleep(delay)  # each one routed after the one before has taken its environment
+        out = client.invoke(FunctionName=fname, Qualifier=version, Payload=json.dumps({"sleep": 3}).encode())
+        return json.loads(out["Payload"].read())
+
+    with ThreadPoolExecutor(4) as pool:
+        ran = list(pool.map(invoke, [0, 0.4, 0.8, 1.2]))
+    assert ran == ["provisioned-concurrency"] * 4, ran
+    for c in clients:
+        c.close()
+
+
 def test_provisioned_configs_put_at_once_on_two_nodes_stay_within_the_reservation(cluster, fname) -> None:
     """Two nodes put configs of 2 for two versions of a function reserving 3, at the same moment, many times: one
     is refused each time (the store decides over what both stored), never both stored."""

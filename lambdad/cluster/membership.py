@@ -41,7 +41,7 @@ class NodeInfo:
     cores: int
     busy: int  # environments running an invocation
     environments: int  # environments alive (busy, idle or starting)
-    # provisioned concurrency here: "name:qualifier" -> [initialised environments, failure or None]
+    # provisioned concurrency here: "name:qualifier" -> [initialised environments, failure or None, version]
     provisioned: dict[str, list[Any]] = field(default_factory=dict)
 
 

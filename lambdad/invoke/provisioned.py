@@ -168,9 +168,14 @@ class ProvisionedConcurrency:
         self._configs.update(stored)
 
     def report(self) -> dict[str, list[Any]]:
-        """``name:qualifier`` -> [initialised environments here, failure] of every config (the heartbeat's)."""
-        return {f"{n}:{q}": [self._pool.provisioned_ready((n, q)), self._pool.provision_failure((n, q))]
-                for n, q in self._configs}
+        """``name:qualifier`` -> [initialised environments here, failure, the version they run] of every config
+        (the heartbeat's: the status on other nodes counts them, their routers send invocations to them)."""
+        out: dict[str, list[Any]] = {}
+        for owner in self._configs:
+            applied = self._applied.get(owner)
+            out[f"{owner[0]}:{owner[1]}"] = [self._pool.provisioned_ready(owner), self._pool.provision_failure(owner),
+                                             applied[0] if applied is not None else None]
+        return out
 
     def allocated(self) -> list[tuple[str, str, int, int]]:
         """(function, version, memory MB, initialised environments here) of every config: what the usage meter
