@@ -64,8 +64,8 @@ class SpreadPlacement:
         covered = 0
         for info in live:
             if info.node != self._node:
-                there = info.provisioned.get(key)
-                ready = int(there[0]) if there else 0
+                there = info.provisioned.get(key)  # [initialised, failure, version] (older nodes: no version)
+                ready = int(there[0]) if there and (len(there) < 3 or there[2] == version) else 0
                 covered += min(ready, share_of(nodes, info.node, name, version, requested))
         return max(share, min(ready_here, requested - covered))
 
