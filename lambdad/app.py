@@ -90,6 +90,9 @@ from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.logs.api import logs_handlers
 from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
+from lambdad.api.rest_api import RestJsonApi
+from lambdad.schedules.api import scheduler_handlers
+from lambdad.schedules.service import Schedules
 from lambdad.schedules.timer import LEASE as TIMER_LEASE, Timer
 from lambdad.api.rpc_api import RpcApi
 from lambdad.metrics.api import cloudwatch_handlers
@@ -380,6 +383,10 @@ class LambdadApp:
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
         self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE))
+        # EventBridge Scheduler (schedules/service.py): schedules in the store, fired through the timer
+        self.schedules = Schedules(self.store, self.timer, self.runs, self.submissions, region=s.region,
+                                   account_id=s.account_id)
+        await self.schedules.load()
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -558,6 +565,8 @@ class LambdadApp:
                                           self.log_retention.wake), (s.region,),
                             validation_error="InvalidParameterException"),
         }
+        services["scheduler"] = RestJsonApi(session.get_service_model("scheduler"),
+                                            scheduler_handlers(self.schedules, self.authorizer), (s.region,))
         metrics_endpoint = None
         if self.metrics is not None:
             assert self.recorder is not None
@@ -708,6 +717,7 @@ class LambdadApp:
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
             ("timers", self.timer.aclose),  # before the async queue: a fire submits to it
+            ("schedules", self.schedules.aclose),
             ("async queue", self.async_queue.aclose),
             ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),

@@ -275,6 +275,9 @@ class Timer:
                         later = _following(schedule, tz, now, *bounds)
                         break
                     later = _following(schedule, tz, scheduled, *bounds)
+            if not missed and now - scheduled > float(row["window"]) + 1.0 and row["attempts"] == 0:
+                log.warning("timers: %s %s: the occurrence of %s is fired %.0f s late (no node fired it in time: "
+                            "was the server down?)", kind, key, _at(scheduled), now - scheduled)
             if missed:
                 log.warning("timers: %s %s missed %s%d occurrence(s) (no node fired them in time: was the server "
                             "down?); firing once, late, for %s", kind, key, "at least " if missed >= _MISSED_COUNTED
