@@ -382,7 +382,8 @@ class LambdadApp:
             "AsyncEventsReceived", name, qualifier)) if recorder is not None else self.async_queue)
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
-        self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE))
+        self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE),
+                           poll_seconds=1.0 if self.link.clustered else 30.0)
         # EventBridge Scheduler (schedules/service.py): schedules in the store, fired through the timer
         self.schedules = Schedules(self.store, self.timer, self.runs, self.submissions, region=s.region,
                                    account_id=s.account_id)
