@@ -277,3 +277,40 @@ def test_schedules_survive_a_restart_and_a_missed_fire_is_made_once(fresh_server
     assert {f"{fname}-missed", f"{fname}-later", f"{fname}-flex"} <= names
     time.sleep(2)
     assert len(recorder.events) == 2
+
+
+def test_a_cluster_fires_each_occurrence_once_and_another_node_takes_over(cluster, fname) -> None:
+    """Two nodes: schedules made on either fire once (by the holder of the lease ``timers``); when the holder is
+    killed, the other node takes the lease and fires what comes due (within the lease's TTL)."""
+    import re
+    import signal
+    import sys
+
+    from tests.services import NATS
+
+    nodes = cluster(2).nodes
+    recorder = Recorder()
+    create_python_function(nodes[0].client(), fname, recorder.code())
+    first, first_at = at_ahead(3)
+    nodes[1].client("scheduler").create_schedule(Name=f"{fname}-1", ScheduleExpression=first,
+                                                 FlexibleTimeWindow={"Mode": "OFF"},
+                                                 Target=target(fname, Input='{"n": 1}'))
+    assert wait_until(lambda: recorder.events, timeout=first_at - time.time() + 10)
+    time.sleep(2)
+    assert [e["event"] for e in recorder.events] == [{"n": 1}]
+    name = nodes[0].extra_env["LAMBDAD_CLUSTER_NAME"]
+    out = subprocess.run([sys.executable, "-m", "lambdad", "cluster", "status", "--nats-url", NATS,
+                          "--cluster-name", name], capture_output=True, text=True, timeout=30).stdout
+    holder = re.search(r"lease timers: held by (\S+)", out)
+    assert holder is not None, out
+    endpoints = {line.split("\t")[0]: line.split("\t")[1] for line in out.splitlines() if "\t" in line}
+    victim = next(n for n in nodes if n.endpoint == endpoints[holder.group(1)])
+    survivor = next(n for n in nodes if n is not victim)
+    second, second_at = at_ahead(2)
+    survivor.client("scheduler").create_schedule(Name=f"{fname}-2", ScheduleExpression=second,
+                                                 FlexibleTimeWindow={"Mode": "OFF"},
+                                                 Target=target(fname, Input='{"n": 2}'))
+    victim.stop(signal.SIGKILL)
+    assert wait_until(lambda: len(recorder.events) >= 2, timeout=second_at - time.time() + 20)
+    time.sleep(2)
+    assert [e["event"] for e in recorder.events] == [{"n": 1}, {"n": 2}]
