@@ -154,7 +154,7 @@ def test_the_aws_cli(server, lam, fname) -> None:
     assert int(recorder.events[0]["at"]) % 60 < 3
 
 
-def test_a_target_that_cannot_be_invoked_goes_to_the_dead_letter_queue(server, scheduler, aws, fname) -> None:
+def test_a_target_that_cannot_be_invoked_goes_to_the_dead_letter_queue(server, lam, scheduler, aws, fname) -> None:
     sqs = aws("sqs")
     url = sqs.create_queue(QueueName=f"{fname}-dlq")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -179,6 +179,18 @@ def test_a_target_that_cannot_be_invoked_goes_to_the_dead_letter_queue(server, s
     assert attributes["SCHEDULE_ARN"].endswith(f":schedule/default/{fname}")
     assert attributes["TARGET_ARN"] == f"{FUNCTION_ARN}:{fname}-missing"
     scheduler.delete_schedule(Name=fname)
+    # an Input that is not JSON, which Lambda refuses: no retry left, so at once to the queue
+    create_python_function(lam, fname, "def handler(event, context):\n    return 1\n")
+    scheduler.create_schedule(
+        Name=f"{fname}-text", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target(fname, Input="not json", RetryPolicy={"MaximumRetryAttempts": 0},
+                      DeadLetterConfig={"Arn": queue_arn}))
+    messages.clear()
+    assert wait_until(received, timeout=20)
+    attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
+    assert messages[0]["Body"] == "not json"
+    assert (attributes["ERROR_CODE"], attributes["RETRY_ATTEMPTS"]) == ("InvalidRequestContentException", "0")
+    scheduler.delete_schedule(Name=f"{fname}-text")
 
 
 def test_validation_errors(server, scheduler, fname) -> None:

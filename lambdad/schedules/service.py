@@ -10,7 +10,8 @@ and the timer's lease holder fires. A create or update writes the row, then puts
 ``<aws.scheduler.attempt-number>`` replaced) and submits it to lambdad's async queue for the target function: an
 asynchronous Invoke, as Scheduler's Lambda target is, so the function's own async retries, maximum age and
 destinations apply to what the function does. The schedule's RetryPolicy is Scheduler's: it covers the hand-off —
-a target that cannot be invoked (the function, or its version or alias, does not exist) is tried again with
+a target that cannot be invoked (the function, or its version or alias, does not exist; an Input that is not
+JSON, which Lambda refuses) is tried again with
 exponential back-off until MaximumRetryAttempts or MaximumEventAgeInSeconds runs out, then its event goes to the
 DeadLetterConfig's SQS queue (the Input as body, Scheduler's attributes ERROR_CODE, ERROR_MESSAGE,
 EXHAUSTED_RETRY_CONDITION, RETRY_ATTEMPTS, SCHEDULE_ARN, TARGET_ARN, SCHEDULED_TIME, EXECUTION_ID) or is dropped
@@ -316,8 +317,8 @@ class Schedules:
                             policy["MaximumEventAgeInSeconds"])
                 await self._dead_letter(config, scheduled, execution, 0, "MaximumEventAgeInSeconds",
                                         "EventAgeExceeded", "The event was older than its maximum age.")
-            elif await self._hand_off(config, scheduled, execution, 0) is not None:
-                task = asyncio.get_running_loop().create_task(self._retry(config, scheduled, execution))
+            elif (failed := await self._hand_off(config, scheduled, execution, 0)) is not None:
+                task = asyncio.get_running_loop().create_task(self._retry(config, scheduled, execution, failed))
                 self._retries.add(task)
                 task.add_done_callback(self._retries.discard)
         if fire.last and config.get("ActionAfterCompletion") == "DELETE":
@@ -352,16 +353,22 @@ class Schedules:
                         target["Arn"], exc.name, exc.message)
             return exc.name, exc.message
         payload = self._payload(config, scheduled, execution, retries)
+        try:
+            json.loads(payload)
+        except ValueError as exc:  # what Lambda's Invoke refuses
+            log.warning("schedule %s/%s: its Input is not JSON, which Lambda does not take: %s", config["GroupName"],
+                        config["Name"], exc)
+            return "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
         request_id = await self._queue.submit(version.name, ref.qualifier or "", payload, None)
         log.info("schedule %s/%s fired for %s: async invocation %s of %s", config["GroupName"], config["Name"],
                  _iso(scheduled), request_id, target["Arn"])
         return None
 
-    async def _retry(self, config: dict[str, Any], scheduled: float, execution: str) -> None:
+    async def _retry(self, config: dict[str, Any], scheduled: float, execution: str,
+                     error: tuple[str, str]) -> None:
         """Hand the event off again with exponential back-off until it is queued or the RetryPolicy runs out."""
         policy = config["Target"]["RetryPolicy"]
         attempts, most, max_age = 0, int(policy["MaximumRetryAttempts"]), float(policy["MaximumEventAgeInSeconds"])
-        error = ("ResourceNotFoundException", "The target cannot be invoked.")
         while True:
             if attempts >= most:
                 condition = "MaximumRetryAttempts"
