@@ -311,7 +311,10 @@ class Schedules:
             execution = str(uuid.uuid4())
             policy = config["Target"]["RetryPolicy"]
             scheduled = fire.scheduled.timestamp()
-            if time.time() - scheduled > policy["MaximumEventAgeInSeconds"]:
+            window = config["FlexibleTimeWindow"]
+            flexible = float(window.get("MaximumWindowInMinutes") or 0) * 60 if window["Mode"] == "FLEXIBLE" else 0.0
+            # the event is as old as the time since its occurrence, less the delay its window allowed
+            if time.time() - scheduled - flexible > policy["MaximumEventAgeInSeconds"]:
                 log.warning("schedule %s: the occurrence of %s was missed and is older than its "
                             "MaximumEventAgeInSeconds (%s s): not invoked", fire.key, _iso(scheduled),
                             policy["MaximumEventAgeInSeconds"])
