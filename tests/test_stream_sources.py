@@ -437,6 +437,32 @@ def test_tumbling_window_carries_state(server, lam, aws, fname) -> None:
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+def test_tumbling_windows_per_lane(server, lam, aws, fname) -> None:
+    """Factor 3 with a tumbling window: each lane carries its own window state (the keys of one lane only), and
+    every record is counted once across the lanes' final invocations."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, WINDOWED.replace(
+        "state['count'] = state.get('count', 0) + len(event['Records'])",
+        "state['count'] = state.get('count', 0) + len(event['Records'])\n"
+        "    state['keys'] = sorted(set(state.get('keys', [])) | {r['kinesis']['partitionKey'] for r in event['Records']})"))
+    keys = keys_over_lanes(3, 2)
+    put_interleaved(kinesis, fname, keys, 3)
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2, TumblingWindowInSeconds=2, ParallelizationFactor=3)["UUID"]
+
+    def finals() -> list[dict]:
+        return [json.loads(text) for text in log_lines(server, fname, "FINAL ")]
+
+    assert wait_until(lambda: sum(f["state"].get("count", 0) for f in finals()) >= 18, timeout=30)
+    time.sleep(0.5)
+    assert sum(f["state"]["count"] for f in finals()) == 18
+    lanes = {frozenset(keys[i::3]) for i in range(3)}
+    for final in finals():
+        assert final["n"] == 0 and final["shardId"] == "shardId-000000000000"
+        assert any(set(final["state"]["keys"]) <= lane for lane in lanes)  # one lane's keys: its own state
+    lam.delete_event_source_mapping(UUID=uuid)
+
 def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
     """The module's server is stopped and started again mid-stream (the tests after it run on the new one)."""
     kinesis = aws("kinesis")
