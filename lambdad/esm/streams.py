@@ -62,6 +62,7 @@ __all__ = ["StreamSource", "kinesis_record", "dynamodb_record"]
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # an empty shard's next GetRecords
+READ_SECONDS = 0.2  # the next GetRecords of a shard that gave records (Kinesis allows 5 a second per shard)
 LIST_SECONDS = 10.0  # the shards are listed again (new ones from splits and merges)
 BACKOFF_MAX = 30.0
 MAX_EVENT_BYTES = 6 * 1024 * 1024 - 64 * 1024
@@ -288,10 +289,10 @@ class StreamPoller:
         last_read = self._checkpoints.get(shard_id)
         closed = False
         not_before = 0.0
+        next_read = 0.0  # monotonic: GetRecords no more often than READ_SECONDS, POLL_SECONDS while empty
         try:
             while True:
-                delay = POLL_SECONDS
-                if not closed and shard.buffered < self._read_ahead:
+                if not closed and shard.buffered < self._read_ahead and time.monotonic() >= next_read:
                     try:
                         if iterator is None:
                             iterator, not_before = await asyncio.to_thread(self._iterator, shard_id, last_read)
@@ -305,25 +306,29 @@ class StreamPoller:
                         log.warning("event source %s: reading %s failed (%s); trying again", self._arn, shard_id, exc)
                         self._target.processed(f"PROBLEM: GetRecords failed: {exc}")
                         iterator = None
-                        await asyncio.sleep(2.0)
-                        continue
-                    iterator = out.get("NextShardIterator")
-                    records = list(out.get("Records") or [])
-                    if records:
-                        last_read = sequence_of(records[-1])
-                        delay = 0.0  # more may be there
-                    for record in records:
-                        if not_before and arrival_of(record) < not_before:
-                            continue
-                        lane = shard.lanes[lane_of(record, self._lanes)]
-                        if not lane.pending:
-                            lane.started = time.monotonic()
-                        lane.pending.append(record)
-                        shard.progress.read(sequence_of(record))
-                    closed = iterator is None or (not records and bool(ending) and last_read is not None
-                                                  and _after_or_at(last_read, ending))
-                elif not closed:
-                    delay = BACKOFF_MAX  # read ahead enough: a lane's end wakes the reader
+                        next_read = time.monotonic() + 2.0
+                    else:
+                        iterator = out.get("NextShardIterator")
+                        records = list(out.get("Records") or [])
+                        next_read = time.monotonic() + (READ_SECONDS if records else POLL_SECONDS)
+                        if records:
+                            last_read = sequence_of(records[-1])
+                        for record in records:
+                            if not_before and arrival_of(record) < not_before:
+                                continue
+                            lane = shard.lanes[lane_of(record, self._lanes)]
+                            if not lane.pending:
+                                lane.started = time.monotonic()
+                            lane.pending.append(record)
+                            shard.progress.read(sequence_of(record))
+                        closed = iterator is None or (not records and bool(ending) and last_read is not None
+                                                      and _after_or_at(last_read, ending))
+                if closed:
+                    delay = POLL_SECONDS
+                elif shard.buffered < self._read_ahead:
+                    delay = max(0.0, next_read - time.monotonic())
+                else:
+                    delay = BACKOFF_MAX  # read far enough ahead: a lane's end wakes the reader
                 for lane in shard.lanes:
                     if lane.task is not None and lane.task.done():
                         task, lane.task = lane.task, None
