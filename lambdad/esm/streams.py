@@ -178,6 +178,7 @@ class StreamPoller:
         self._window = float(config.get("MaximumBatchingWindowInSeconds", 0))
         self._lanes = max(1, int(config.get("ParallelizationFactor") or 1))
         self._read_ahead = self._batch_size * (self._lanes + 1)
+        self._most = 10000 if self._kinesis else 1000  # GetRecords' Limit at most
         self._retries = int(config.get("MaximumRetryAttempts", -1))
         self._max_age = int(config.get("MaximumRecordAgeInSeconds", -1))
         self._bisect = bool(config.get("BisectBatchOnFunctionError", False))
@@ -298,7 +299,7 @@ class StreamPoller:
                             iterator, not_before = await asyncio.to_thread(self._iterator, shard_id, last_read)
                         room = self._read_ahead - shard.buffered
                         out = await asyncio.to_thread(self._client.get_records, ShardIterator=iterator,
-                                                      Limit=min(10000, max(1, room)))
+                                                      Limit=min(self._most, max(1, room)))
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
