@@ -360,6 +360,33 @@ def test_parallelization_factor_runs_batches_of_a_shard_at_once(server, lam, aws
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+def test_parallelization_factor_failures_stay_in_their_lane(server, lam, aws, fname) -> None:
+    """Factor 2: a failing record is retried, given up and reported to OnFailure within its lane, while the other
+    lane's keys go on; every other record handled, in order per key."""
+    kinesis, sqs = aws("kinesis"), aws("sqs")
+    stream = make_stream(kinesis, fname)
+    url = sqs.create_queue(QueueName=f"{fname}-dlq"[:70])["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create_python_function(lam, fname, FAILING)
+    first, second = keys_over_lanes(2, 1)
+    sent_first = put(kinesis, fname, ["a0", "bad", "a1"], key=first)
+    put(kinesis, fname, ["b0", "b1", "b2"], key=second)
+    uuid = lam.create_event_source_mapping(
+        EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON", BatchSize=1,
+        ParallelizationFactor=2, MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": queue}})["UUID"]
+    assert wait_until(lambda: {"a1", "b2"} <= set(datas(server, fname)), timeout=30)
+    time.sleep(0.5)
+    seen = datas(server, fname)
+    assert sorted(seen) == ["a0", "a1", "b0", "b1", "b2"]
+    assert [d for d in seen if d.startswith("a")] == ["a0", "a1"] and [d for d in seen if d.startswith("b")] == [
+        "b0", "b1", "b2"]
+    failure = json.loads(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"][0]["Body"])
+    info = failure["KinesisBatchInfo"]
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == sent_first[1] and info["batchSize"] == 1
+    lam.delete_event_source_mapping(UUID=uuid)
+
 def test_parallelization_factor_update_keeps_the_position(server, lam, aws, fname) -> None:
     """From 1 to 3 mid-stream: the new poller resumes after the checkpoint (nothing skipped, keys in order) and
     then runs batches side by side."""
