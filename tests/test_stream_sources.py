@@ -531,7 +531,7 @@ def test_restart_with_parallel_batches_skips_nothing(server, lam, aws, fname) ->
         return sum(len(v) for k, v in first_seen(spans(server, fname)).items() if k in among)
 
     assert wait_until(lambda: handled(keys) - handled(slow) >= 30, timeout=30)
-    assert handled(slow) <= 12  # the slow lane is behind: records below the fast lanes' are unfinished
+    assert handled(slow) <= 14  # the slow lane is behind: records below the fast lanes' are unfinished
     server.stop()
     server.start()
     assert wait_until(lambda: handled(keys) >= 60, timeout=60)

@@ -9,7 +9,7 @@ whose parent shards are finished (a split's or a merge's children start once the
 end). A reader starts after the shard's checkpoint (stored in the store: ``stream_checkpoints``), else at the
 mapping's StartingPosition (LATEST: the records added after the mapping was created, through AT_TIMESTAMP of its
 creation for Kinesis; DynamoDB Streams' LATEST as it is). It reads ahead (at most ``BatchSize`` × (lanes + 1)
-records unhandled) and hands each record to one of ParallelizationFactor *lanes* by its partition key or item keys
+records waiting for a batch, and with several lanes at least ``READ_AHEAD``) and hands each record to one of ParallelizationFactor *lanes* by its partition key or item keys
 (``lanes.py``): each lane has at most one batch in flight, so one key's records are handled in shard order while
 the lanes of a shard run side by side (factor 1: one lane, one batch in flight per shard). A lane gathers up to
 BatchSize records for at most MaximumBatchingWindowInSeconds (0: what it has when it is free), drops those the
@@ -65,6 +65,7 @@ POLL_SECONDS = 0.5  # an empty shard's next GetRecords
 READ_SECONDS = 0.2  # the next GetRecords of a shard that gave records (Kinesis allows 5 a second per shard)
 LIST_SECONDS = 10.0  # the shards are listed again (new ones from splits and merges)
 BACKOFF_MAX = 30.0
+READ_AHEAD = 1000  # with ParallelizationFactor > 1, the records a shard's reader may hold for its lanes, at least
 MAX_EVENT_BYTES = 6 * 1024 * 1024 - 64 * 1024
 
 
@@ -177,7 +178,11 @@ class StreamPoller:
         self._batch_size = int(config.get("BatchSize", 100))
         self._window = float(config.get("MaximumBatchingWindowInSeconds", 0))
         self._lanes = max(1, int(config.get("ParallelizationFactor") or 1))
+        # records read but not yet in a batch: a batch more than the lanes take; with several lanes at least
+        # READ_AHEAD, so the lanes of other keys go on while one is slow or retries
         self._read_ahead = self._batch_size * (self._lanes + 1)
+        if self._lanes > 1:
+            self._read_ahead = max(self._read_ahead, READ_AHEAD)
         self._most = 10000 if self._kinesis else 1000  # GetRecords' Limit at most
         self._retries = int(config.get("MaximumRetryAttempts", -1))
         self._max_age = int(config.get("MaximumRecordAgeInSeconds", -1))
