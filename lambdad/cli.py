@@ -373,7 +373,7 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
     click.echo(f"cluster {name}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
     for node in nodes:
         up = time.time() - node.started
-        provisioned = sum(int(ready) for ready, _failure in node.provisioned.values())
+        provisioned = sum(int(there[0]) for there in node.provisioned.values())  # [initialised, …]
         click.echo(f"{node.node}\t{node.endpoint}\tup {up:.0f} s\tenvironments {node.busy} busy / "
                    f"{node.environments}\tprovisioned {provisioned}\t{node.cores} cores\tlambdad {node.version}")
     for lease, holder in sorted(holders.items()):

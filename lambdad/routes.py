@@ -1,6 +1,6 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
-same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, monitoring, lambdad-stacks), function URLs (told by
-Host), code download links and ``/metrics``. Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
+same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, scheduler, monitoring, and
+lambdad-stacks, ours), function URLs (told by Host), code download links and ``/metrics``. Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
 services, this module routes to them."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from lambdad.api.json_api import JsonApi
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
 from lambdad.api.query_api import QueryApi
+from lambdad.api.rest_api import RestJsonApi
 from lambdad.api.rpc_api import RpcApi
 from lambdad.api.server import App, HttpRequest, HttpResponse, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
@@ -36,6 +37,7 @@ from lambdad.logs.api import logs_handlers
 from lambdad.metrics.api import cloudwatch_handlers
 from lambdad.metrics.errors import SHAPES as CLOUDWATCH_ERROR_SHAPES
 from lambdad.metrics.prometheus import METRICS_PATH, PrometheusEndpoint
+from lambdad.schedules.api import scheduler_handlers
 from lambdad.urls.front import UrlFront
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ def other_services(app: LambdadApp) -> dict[str, OtherService]:
                         logs_handlers(app.store, app.authorizer, s.region, s.account_id, app.log_retention.wake),
                         (s.region,), validation_error="InvalidParameterException"),
     }
+    services["scheduler"] = RestJsonApi(session.get_service_model("scheduler"),
+                                        scheduler_handlers(app.schedules, app.authorizer), (s.region,))
     services[STACKS] = JsonApi(stacks_model(), stacks_handlers(app.store, app.authorizer, s.region, s.account_id),
                                (s.region,))
     if app.metrics is not None:

@@ -20,7 +20,8 @@ from sqlalchemy.sql.functions import GenericFunction
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
            "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
-           "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
+           "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length", "timers", "schedules",
+           "schedule_groups"]
 
 metadata = sa.MetaData()
 
@@ -264,6 +265,36 @@ usage = sa.Table(  # metered use, as Lambda bills it (``lambdad usage``); kept a
     sa.PrimaryKeyConstraint("function_name", "version", "hour"),
 )
 
+
+timers = sa.Table(  # what lambdad/schedules/timer.py fires, by kind and key (migration 0015)
+    "timers", metadata,
+    sa.Column("kind", sa.Text, nullable=False),  # who registered it: "scheduler", "events-rule", ...
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("expression", sa.Text, nullable=False),  # rate(...), cron(...) or at(...)
+    sa.Column("timezone", sa.Text, nullable=False),
+    sa.Column("not_before", sa.Float, nullable=True),  # epoch seconds; no occurrence before it (StartDate)
+    sa.Column("not_after", sa.Float, nullable=True),  # no occurrence after it (EndDate)
+    sa.Column("anchor", sa.Float, nullable=False),  # a rate's first occurrence (start, else when it was put)
+    sa.Column("window", sa.Float, nullable=False),  # a fire is due at a random moment this many seconds after it
+    sa.Column("next_fire", sa.Float, nullable=True),  # the next occurrence; NULL: none left (completed)
+    sa.Column("due", sa.Float, nullable=True),  # when to fire it: next_fire + a delay in the window, or a retry's
+    sa.Column("attempts", sa.Integer, nullable=False),  # failed fires of next_fire so far
+    sa.Column("revision", sa.Integer, nullable=False),  # bumped by each put: a fire's advance names the one it read
+    sa.PrimaryKeyConstraint("kind", "key"),
+    sa.Index("timers_due", "due"),
+)
+schedule_groups = sa.Table(  # EventBridge Scheduler's schedule groups (migration 0015; lambdad/schedules/api.py)
+    "schedule_groups", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the group as GetScheduleGroup shows it
+)
+schedules = sa.Table(  # EventBridge Scheduler's schedules (migration 0015; lambdad/schedules/api.py)
+    "schedules", metadata,
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the schedule as GetSchedule shows it
+    sa.PrimaryKeyConstraint("group_name", "name"),
+)
 
 class octet_length(GenericFunction[int]):
     """The size of a text in UTF-8 bytes: ``octet_length`` on PostgreSQL; SQLite (before 3.43) has none, and
