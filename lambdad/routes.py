@@ -1,7 +1,7 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
 same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, scheduler, monitoring, and
-lambdad-stacks, ours), function URLs (told by Host), code download links and ``/metrics``. Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
-services, this module routes to them."""
+lambdad-stacks, ours), function URLs (told by Host), code download links and ``/metrics``. Built once at ``serve``
+from a built ``LambdadApp``; app.py wires the services, this module routes to them."""
 
 from __future__ import annotations
 

@@ -301,6 +301,37 @@ def test_scheduled_job_example(conn: Connection, app: Path) -> None:
     assert invoke(conn, "nightly-JobFunction", {"task": "now"})["job"] == "nightly-cleanup"
 
 
+def test_schedule_v2_event_makes_a_scheduler_schedule(conn: Connection, tmp_path: Path) -> None:
+    try:
+        conn.client("scheduler").list_schedules()
+    except ClientError as exc:
+        pytest.skip(f"this lambdad does not serve EventBridge Scheduler yet ({exc.response['Error']['Code']})")
+    template = tmp_path / "template.yaml"
+    template.write_text("""Transform: AWS::Serverless-2016-10-31
+Resources:
+  Tick:
+    Type: AWS::Serverless::Function
+    Properties:
+      InlineCode: "def handler(e, c): return e"
+      Handler: index.handler
+      Runtime: python3.12
+      Events:
+        Every:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: rate(5 minutes)
+            Input: '{"tick": true}'
+""")
+    _, changes, _ = deploy(conn, "ticks", template)
+    assert ("Add", "TickEvery") in changes
+    stack = read_stack(conn, "ticks")
+    assert stack is not None
+    name = stack.document["Resources"]["TickEvery"]["PhysicalId"]  # SAM names it after the event
+    schedule = conn.client("scheduler").get_schedule(Name=name)
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["Target"]["Input"] == '{"tick": true}'
+    assert schedule["Target"]["Arn"].endswith(":function:ticks-Tick")
+
+
 # -- watch, build, the command line --------------------------------------------------------------------------------
 
 def test_watch_pushes_an_edit_within_a_second(conn: Connection, app: Path) -> None:
@@ -319,13 +350,15 @@ def test_watch_pushes_an_edit_within_a_second(conn: Connection, app: Path) -> No
         source = app / "src/hello/app.py"
         source.write_text(source.read_text().replace('"stage":', '"watched": 1, "stage":'))
         saved = time.monotonic()
-        while time.monotonic() - saved < 10:
-            if "watched" in json.loads(invoke(conn, "watched-HelloFunction")["body"]):
-                break
-            time.sleep(0.05)
+        # the push, then the invoke: an invocation that cold-starts while UpdateFunctionCode replaces the code
+        # can fail on this server (its old code's directory collected under it), which is not the watcher's doing
+        while not any("pushed" in line for line in lines) and time.monotonic() - saved < 10:
+            time.sleep(0.01)
+        body = json.loads(invoke(conn, "watched-HelloFunction")["body"])
         took = time.monotonic() - saved
         print(f"watch: the edit ran {took:.2f} s after the save")
         assert any("pushed" in line and "watched-HelloFunction" in line for line in lines), lines
+        assert "watched" in body
         assert took < 3, f"the edit ran after {took:.1f} s"
         # a broken template is reported and the loop goes on
         (app / "template.yaml").write_text("Resources: [\n")
@@ -440,3 +473,40 @@ def test_stacks_api_checks_access_with_cloudformation_actions(srv: Server, conn:
         assert "cloudformation:CreateStack" in str(exc.value)
     finally:
         user.close()
+
+
+def test_deploy_watch_from_the_command_line(srv: Server, app: Path) -> None:
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1",
+               PYTHONPATH=str(Path(__file__).parent.parent), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lambdad", "deploy", "--stack-name", "cliwatch", "--no-confirm",
+                             "--watch", "--endpoint-url", srv.endpoint], cwd=app, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("watching") for line in lines) and time.monotonic() < deadline:
+            assert proc.poll() is None, "".join(lines)
+            time.sleep(0.1)
+        time.sleep(0.3)
+        source = app / "src/items/index.js"
+        source.write_text(source.read_text().replace("method:", "watched: true, method:"))
+        saved = time.monotonic()
+        while not any("pushed" in line for line in lines) and time.monotonic() - saved < 10:
+            time.sleep(0.01)
+        lam = srv.client()
+        out = lam.invoke(FunctionName="cliwatch-ItemsFunction", Payload=json.dumps(
+            {"rawPath": "/", "requestContext": {"http": {"method": "GET"}}}).encode())
+        payload = json.loads(out["Payload"].read())
+        assert json.loads(payload["body"])["watched"] is True, (payload, "".join(lines))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0, "".join(lines)
+        reader.join(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert any("pushed" in line and "cliwatch-ItemsFunction" in line for line in lines)
