@@ -510,3 +510,34 @@ def test_deploy_watch_from_the_command_line(srv: Server, app: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert any("pushed" in line and "cliwatch-ItemsFunction" in line for line in lines)
+
+
+def test_a_deploy_that_dies_half_way_is_taken_over_by_the_next(conn: Connection, app: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step is recorded as it is made: a deploy killed after its first function leaves a stack in progress;
+    a second deploy at once is refused (the first may still run), and once the first is taken for dead the next
+    deploy plans against what it recorded — it makes the rest, and makes nothing twice."""
+    from lambdad.deploy import engine
+    from lambdad.deploy.resources_lambda import UrlKind
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # not an Exception: no rollback runs, as when the process dies
+
+    monkeypatch.setattr(UrlKind, "create", killed)
+    deployment = Deployment(conn, "killed", app / "template.yaml", log=lambda line: None)
+    deployment.prepare()
+    with pytest.raises(KeyboardInterrupt):
+        deployment.apply()
+    monkeypatch.undo()
+    left = read_stack(conn, "killed")
+    assert left is not None and left.status == "CREATE_IN_PROGRESS"
+    assert {"HelloFunctionRole", "HelloFunction"} <= set(left.document["Resources"])
+    with pytest.raises(DeployError, match="another deploy is applying it"):
+        Deployment(conn, "killed", app / "template.yaml").prepare()
+    monkeypatch.setattr(engine, "TAKEOVER_SECONDS", 0.0)
+    _, changes, outputs = deploy(conn, "killed", app / "template.yaml")
+    assert ("Add", "HelloFunction") not in changes and ("Add", "HelloFunctionUrl") in changes
+    stack = read_stack(conn, "killed")
+    assert stack is not None and stack.status == "CREATE_COMPLETE"
+    assert json.loads(invoke(conn, "killed-HelloFunction")["body"])["message"] == "Hello, world! (dev)"
+    assert outputs["HelloUrl"]["Value"].startswith("http://")

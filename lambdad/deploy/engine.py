@@ -3,10 +3,12 @@ apply it, record the stack; roll back on failure.
 
 The steps, in order:
 1. Claim the stack: PutStack at the generation read, status ``*_IN_PROGRESS`` (another deploy of the same stack
-   now fails at its own claim, instead of both writing).
+   now fails at its own claim, instead of both writing; one that finds the stack in progress refuses, unless it
+   has made no progress for ``TAKEOVER_SECONDS``: then the deploy that left it died, and this one takes over).
 2. Apply, dependencies first: Add creates; Modify updates in place (a function's code is uploaded only when its
    CodeSha256 differs); Replace creates the new resource and leaves the old one for step 4. Each step's undo is
-   kept.
+   kept, and what is made so far is recorded after each step (``_checkpoint``), so a deploy that dies half-way
+   leaves a stack the next one plans against.
 3. On any failure: the undos run newest first (made resources deleted, changed ones put back as they were, code
    included), and the stack record is put back as it was (a stack that did not exist before is forgotten).
 4. Clean up: replaced resources and removed ones (unless ``DeletionPolicy: Retain``) are deleted, dependents
@@ -18,6 +20,7 @@ The steps, in order:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,6 +36,9 @@ from lambdad.deploy.template import Builder, Template, TemplateError, expand, lo
 __all__ = ["DeployError", "Deployment", "Stack", "read_stack", "delete_stack"]
 
 
+TAKEOVER_SECONDS = 120.0  # a stack in progress with no progress for this long was left by a deploy that died
+
+
 class DeployError(Exception):
     pass
 
@@ -44,6 +50,7 @@ class Stack:
     status: str
     template_hash: str
     document: dict[str, Any]
+    updated: float = 0.0
 
     @property
     def resources(self) -> dict[str, Recorded]:
@@ -62,7 +69,7 @@ def read_stack(connection: Connection, name: str) -> Stack | None:
             return None
         raise
     return Stack(out["StackName"], int(out["Generation"]), out["Status"], out["TemplateHash"],
-                 json.loads(out["Document"]))
+                 json.loads(out["Document"]), float(out.get("LastUpdatedTime") or 0))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -93,6 +100,13 @@ class Deployment:
             iam = self.connection.client("iam")
             account = str(self.connection.client("sts").get_caller_identity()["Account"])
             self.previous = read_stack(self.connection, self.stack_name)
+            if self.previous is not None and self.previous.status.endswith("_IN_PROGRESS"):
+                idle = time.time() - self.previous.updated
+                if idle < TAKEOVER_SECONDS:
+                    raise DeployError(f"stack {self.stack_name} is {self.previous.status}: another deploy is "
+                                      f"applying it (last progress {idle:.0f} s ago); retry when it is done")
+                self.log(f"stack {self.stack_name} was left {self.previous.status} by a deploy that did not finish "
+                         f"({idle:.0f} s ago): planning against what it recorded")
             region = self.connection.region
             stack_id = (self.previous.document.get("StackId") if self.previous else None) or \
                 f"arn:aws:cloudformation:{region}:{account}:stack/{self.stack_name}/lambdad"
@@ -166,6 +180,7 @@ class Deployment:
                     new, undo = kind.update(ctx, logical_id, old.made, old.properties, props)
                     undos.append((logical_id, undo))
                 made[logical_id] = Recorded(logical_id, kind_name, new, props, policy)
+                generation = self._checkpoint(generation, recorded, made, replaced)
             outputs = self._outputs(resolver)
         except Exception as exc:
             self.log(f"deploy failed: {_error_text(exc)}")
@@ -182,7 +197,8 @@ class Deployment:
                     "Skipped": {k: {"Type": t, "Reason": r} for k, (t, r) in plan.skipped.items()},
                     "Parameters": _shown_parameters(plan), "Outputs": outputs,
                     "CodeDirs": {k: str(v) for k, v in self.template.code_dirs.items()}}
-        status = "UPDATE_COMPLETE" if previous else "CREATE_COMPLETE"
+        first = previous is None or previous.status == "CREATE_IN_PROGRESS"
+        status = "CREATE_COMPLETE" if first else "UPDATE_COMPLETE"
         self.connection.stacks.put_stack(StackName=self.stack_name, ExpectedGeneration=generation, Status=status,
                                          TemplateHash=self.template.hash, Document=json.dumps(document))
         return outputs
@@ -190,6 +206,8 @@ class Deployment:
     def _claim(self) -> int:
         previous = self.previous
         status = "UPDATE_IN_PROGRESS" if previous else "CREATE_IN_PROGRESS"
+        if previous is not None and previous.status == "CREATE_IN_PROGRESS":
+            status = previous.status  # taking over a first deploy that died
         try:
             out = self.connection.stacks.put_stack(
                 StackName=self.stack_name, ExpectedGeneration=previous.generation if previous else 0, Status=status,
@@ -197,6 +215,26 @@ class Deployment:
                 Document=json.dumps(previous.document if previous else {}))
         except ClientError as exc:
             raise DeployError(f"stack {self.stack_name}: {_error_text(exc)}") from None
+        return int(out["Generation"])
+
+    def _checkpoint(self, generation: int, recorded: Mapping[str, Recorded], made: Mapping[str, Recorded],
+                    replaced: list[Recorded]) -> int:
+        """Record what is made so far (step 2's record, status still ``*_IN_PROGRESS``), so that a deploy that
+        dies half-way (killed, the machine gone) leaves a stack the next deploy plans against instead of resources
+        nothing knows of: replaced resources stay recorded under ``ID~replaced`` until deleted."""
+        previous = self.previous
+        resources = {k: v.to_json() for k, v in recorded.items()}
+        for old in replaced:
+            resources[f"{old.logical_id}~replaced"] = resources.pop(old.logical_id, old.to_json())
+        resources.update({k: v.to_json() for k, v in made.items()})
+        order = [k for k in (previous.order if previous else []) if k in resources]
+        order = [k for k in resources if k.endswith("~replaced")] + order + [k for k in made if k not in order]
+        document = dict(previous.document if previous else {}, Resources=resources, Order=order)
+        out = self.connection.stacks.put_stack(
+            StackName=self.stack_name, ExpectedGeneration=generation,
+            Status=previous.status if previous and previous.status.endswith("_IN_PROGRESS") else (
+                "UPDATE_IN_PROGRESS" if previous else "CREATE_IN_PROGRESS"),
+            TemplateHash=previous.template_hash if previous else "", Document=json.dumps(document))
         return int(out["Generation"])
 
     def _roll_back(self, undos: list[tuple[str, Undo]], generation: int) -> None:
