@@ -94,6 +94,9 @@ def deploy(template: Path, stack_name: str | None, parameter_overrides: tuple[st
             click.echo(f"skipped {logical_id} [{kind}]: {why}", err=True)
         if not plan.changes:
             click.echo(f"stack {name}: no changes")
+            recorded = deployment.previous.document.get("Outputs", {}) if deployment.previous else {}
+            for key, output in recorded.items():
+                click.echo(f"output {key}: {output['Value']}")
         else:
             click.echo(f"change set for stack {name}:")
             for change in plan.changes:

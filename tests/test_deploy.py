@@ -211,11 +211,17 @@ Resources:
       InlineCode: "def handler(e, c): return {'ok': True}"
       Handler: index.handler
       Runtime: python3.12
+      Events:
+        Get:
+          Type: HttpApi
 """)
     deployment, changes, _ = deploy(conn, "mixed", template)
+    unsupported = "not a resource type lambdad serves"
     assert deployment.plan is not None and deployment.plan.skipped == {
-        "Bucket": ("AWS::S3::Bucket", "not a resource type lambdad serves"),
-        "Table": ("AWS::DynamoDB::Table", "not a resource type lambdad serves")}
+        "Bucket": ("AWS::S3::Bucket", unsupported), "Table": ("AWS::DynamoDB::Table", unsupported),
+        "ServerlessHttpApi": ("AWS::ApiGatewayV2::Api", unsupported),
+        "ServerlessHttpApiApiGatewayDefaultStage": ("AWS::ApiGatewayV2::Stage", unsupported),
+        "FnGetPermission": ("AWS::Lambda::Permission", "lets skipped ServerlessHttpApi invoke the function")}
     assert invoke(conn, "mixed-Fn") == {"ok": True}
     with pytest.raises(DeployError, match=r"--refuse-unsupported.*Bucket \(AWS::S3::Bucket\)"):
         Deployment(conn, "mixed2", template, refuse_unsupported=True).prepare()

@@ -33,7 +33,7 @@ from lambdad.deploy.planner import KINDS, Plan, PlanError, Recorded, make_plan
 from lambdad.deploy.resources import Context, Made, Undo
 from lambdad.deploy.template import Builder, Template, TemplateError, expand, load_template
 
-__all__ = ["DeployError", "Deployment", "Stack", "read_stack", "delete_stack"]
+__all__ = ["DeployError", "Deployment", "Stack", "delete_stack", "error_text", "read_stack"]
 
 
 TAKEOVER_SECONDS = 120.0  # a stack in progress with no progress for this long was left by a deploy that died
@@ -72,7 +72,7 @@ def read_stack(connection: Connection, name: str) -> Stack | None:
                  json.loads(out["Document"]), float(out.get("LastUpdatedTime") or 0))
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{error.get('Code')}: {error.get('Message')}"
@@ -121,7 +121,7 @@ class Deployment:
         except (TemplateError, PlanError, ResolveError) as exc:
             raise DeployError(str(exc)) from None
         except (ClientError, BotoCoreError) as exc:
-            raise DeployError(f"lambdad at {self.connection.endpoint}: {_error_text(exc)}") from None
+            raise DeployError(f"lambdad at {self.connection.endpoint}: {error_text(exc)}") from None
         return self.plan
 
     def _import(self, export: str) -> str:
@@ -148,7 +148,8 @@ class Deployment:
         def lookup(logical: str, attr: str | None) -> Any:
             found = made.get(logical) or recorded.get(logical)
             if found is None:
-                raise ResolveError(f"{logical} is not made yet")
+                skipped = plan.skipped.get(logical)
+                raise ResolveError(f"{logical} is skipped ({skipped[0]})" if skipped else f"{logical} is not made yet")
             if attr is None:
                 return found.made.ref
             if attr not in found.made.attributes:
@@ -183,10 +184,10 @@ class Deployment:
                 generation = self._checkpoint(generation, recorded, made, replaced)
             outputs = self._outputs(resolver)
         except Exception as exc:
-            self.log(f"deploy failed: {_error_text(exc)}")
+            self.log(f"deploy failed: {error_text(exc)}")
             self._roll_back(undos, generation)
             raise DeployError(f"stack {self.stack_name}: deploy failed and was rolled back: "
-                              f"{_error_text(exc)}") from exc
+                              f"{error_text(exc)}") from exc
         failures = self._clean_up(ctx, replaced + [recorded[k] for k in reversed(previous.order if previous else [])
                                                    if k in plan.removed])
         for left in failures:
@@ -214,7 +215,7 @@ class Deployment:
                 TemplateHash=previous.template_hash if previous else "",
                 Document=json.dumps(previous.document if previous else {}))
         except ClientError as exc:
-            raise DeployError(f"stack {self.stack_name}: {_error_text(exc)}") from None
+            raise DeployError(f"stack {self.stack_name}: {error_text(exc)}") from None
         return int(out["Generation"])
 
     def _checkpoint(self, generation: int, recorded: Mapping[str, Recorded], made: Mapping[str, Recorded],
@@ -243,7 +244,7 @@ class Deployment:
                 undo()
                 self.log(f"  rolled back {logical_id}")
             except Exception as exc:  # keep undoing the others
-                self.log(f"  could not roll back {logical_id}: {_error_text(exc)}")
+                self.log(f"  could not roll back {logical_id}: {error_text(exc)}")
         stacks = self.connection.stacks
         if self.previous is None:
             stacks.delete_stack(StackName=self.stack_name, ExpectedGeneration=generation)
@@ -262,7 +263,7 @@ class Deployment:
                 self.log(f"  deleting {old.logical_id} [{old.type_name}]")
                 KINDS[old.type_name].delete(ctx, old.made, old.properties)
             except Exception as exc:
-                self.log(f"  could not delete {old.logical_id}: {_error_text(exc)} (kept in the stack; the next "
+                self.log(f"  could not delete {old.logical_id}: {error_text(exc)} (kept in the stack; the next "
                          "deploy tries again)")
                 failed.append(old)
         return failed
@@ -326,5 +327,5 @@ def delete_stack(connection: Connection, name: str, log: Callable[[str], None] =
         document = dict(stack.document, Resources={k: v.to_json() for k, v in left.items()})
         connection.stacks.put_stack(StackName=name, ExpectedGeneration=stack.generation, Status="DELETE_FAILED",
                                     TemplateHash=stack.template_hash, Document=json.dumps(document))
-        raise DeployError(f"stack {name}: could not delete {logical_id}: {_error_text(exc)}") from exc
+        raise DeployError(f"stack {name}: could not delete {logical_id}: {error_text(exc)}") from exc
     connection.stacks.delete_stack(StackName=name, ExpectedGeneration=stack.generation)

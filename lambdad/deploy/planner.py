@@ -5,8 +5,9 @@ in which order, and the change set shown before anything is applied.
    not part of the stack.
 2. Each resource is of a kind lambdad deploys (resources.py), of a kind SAM makes for a feature lambdad gives its
    own way (CodeDeploy and its service role for DeploymentPreference: skipped, saying why), or unsupported (S3 buckets, DynamoDB tables,
-   API Gateway...): listed as skipped, or the deploy refused with ``--refuse-unsupported``. A deployed resource
-   that refers to a skipped one refuses the deploy before anything is applied: never half-applied.
+   API Gateway...): listed as skipped, or the deploy refused with ``--refuse-unsupported``. A permission that
+   lets a skipped resource invoke a function (SAM's for an Api event) is skipped with it; any other deployed
+   resource that refers to a skipped one refuses the deploy before anything is applied: never half-applied.
 3. Order: every resource after those it names (Ref, Fn::GetAtt, Fn::Sub, DependsOn); a cycle is refused.
 4. Change set: each resource resolved with what is known before applying (the recorded attributes of resources
    that stay; ``PENDING`` for those still to be made): Add, Modify (properties or code differ), Replace (a
@@ -121,6 +122,11 @@ def make_plan(template: dict[str, Any], overrides: Mapping[str, str], pseudo: di
     if unsupported and refuse_unsupported:
         listed = ", ".join(f"{k} ({t})" for k, (t, _) in sorted(unsupported.items()))
         raise PlanError(f"--refuse-unsupported: the template has resources lambdad does not serve: {listed}")
+    for logical_id, resource in list(active.items()):  # a permission for a skipped resource goes with it
+        glue = [n for n in sorted(references(resource.get("Properties") or {})) if n in plan.skipped]
+        if resource.get("Type") == "AWS::Lambda::Permission" and glue:
+            del active[logical_id]
+            plan.skipped[logical_id] = ("AWS::Lambda::Permission", f"lets skipped {glue[0]} invoke the function")
     plan.order = _order(active, parameters, pseudo, plan.skipped)
     plan.removed = [k for k in recorded if k not in active]
     _changes(plan, recorded, imports)

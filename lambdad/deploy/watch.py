@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lambdad.deploy.code import PackageError, package_path
-from lambdad.deploy.engine import DeployError, Deployment, _error_text, read_stack
+from lambdad.deploy.engine import DeployError, Deployment, error_text, read_stack
 
 __all__ = ["watch_stack"]
 
@@ -89,7 +89,7 @@ def _push(deployment: Deployment, source: Path, targets: list[dict[str, Any]], l
             log(f"pushed {source} to {target['name']} ({len(package.data)} bytes, {took:.0f} ms)"
                 + (f"; aliases {', '.join(target['aliases'])} moved to a new version" if target["aliases"] else ""))
     except (PackageError, Exception) as exc:  # the loop goes on: say what failed
-        log(f"error: pushing {source}: {_error_text(exc)}")
+        log(f"error: pushing {source}: {error_text(exc)}")
 
 
 def _redeploy(deployment: Deployment, log: Callable[[str], None]) -> None:
@@ -106,4 +106,4 @@ def _redeploy(deployment: Deployment, log: Callable[[str], None]) -> None:
     except DeployError as exc:
         log(f"error: {exc}")
     except Exception as exc:
-        log(f"error: {_error_text(exc)}")
+        log(f"error: {error_text(exc)}")
