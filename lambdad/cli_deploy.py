@@ -24,10 +24,20 @@ PROFILE = click.option("--profile", default=None, help="The AWS profile whose cr
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE words; one word may hold several separated by spaces (as sam deploy takes them), a space not
+    followed by KEY= staying in the value ("Schedule=rate(5 minutes)"); ParameterKey=K,ParameterValue=V too."""
+    import re
+
     out: dict[str, str] = {}
     for pair in pairs:
-        for item in pair.split() if "=" in pair and " " in pair else [pair]:
-            if item.startswith("ParameterKey="):  # sam deploy's long form: ParameterKey=K,ParameterValue=V
+        items: list[str] = []
+        for word in pair.split(" "):
+            if items and not re.match(r"[A-Za-z0-9]+=", word):
+                items[-1] += " " + word
+            elif word:
+                items.append(word)
+        for item in items:
+            if item.startswith("ParameterKey="):
                 key, _, value = item[len("ParameterKey="):].partition(",ParameterValue=")
             else:
                 key, sep, value = item.partition("=")

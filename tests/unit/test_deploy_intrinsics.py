@@ -93,3 +93,15 @@ def test_short_form_tags_read_as_long_forms(tmp_path: Path) -> None:
     assert props["Layers"] == {"Fn::Split": [",", {"Fn::Join": [",", ["a", "b"]]}]}
     assert props["Tags"] == {"Fn::FindInMap": ["M", "a", "b"]}
     assert props["When"] == "2026-01-01"
+
+
+def test_parameter_overrides_are_read_as_sam_deploy_reads_them() -> None:
+    import click
+
+    from lambdad.cli_deploy import _overrides
+
+    assert _overrides(("Schedule=rate(5 minutes)",)) == {"Schedule": "rate(5 minutes)"}
+    assert _overrides(("A=1 B=2", "C=x y", "D=")) == {"A": "1", "B": "2", "C": "x y", "D": ""}
+    assert _overrides(("ParameterKey=K,ParameterValue=a=b",)) == {"K": "a=b"}
+    with pytest.raises(click.UsageError):
+        _overrides(("novalue",))
