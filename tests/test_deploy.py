@@ -197,6 +197,67 @@ Outputs:""")
         conn.lambda_.get_function(FunctionName="failnew-HelloFunction")
 
 
+def test_layers_aliases_deployment_preference_and_plain_cloudformation(conn: Connection, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "layer/python").mkdir(parents=True)
+    (tmp_path / "src/app.py").write_text("import shared\n\ndef handler(e, c):\n    return [1, shared.X]\n")
+    (tmp_path / "layer/python/shared.py").write_text("X = 'layer-1'\n")
+    template = tmp_path / "template.yaml"
+    template.write_text("""Transform: AWS::Serverless-2016-10-31
+Resources:
+  Shared:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      LayerName: !Sub "${AWS::StackName}-shared"
+      ContentUri: layer/
+      CompatibleRuntimes: [python3.12]
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+      Layers: [!Ref Shared]
+      EphemeralStorage: {Size: 1024}
+      ReservedConcurrentExecutions: 3
+      LoggingConfig: {LogFormat: JSON}
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: Canary10Percent5Minutes
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties:
+      Code: src/
+      Handler: app.handler
+      Runtime: python3.12
+      Role: !GetAtt FnRole.Arn
+      Layers: [!Ref Shared]
+""")
+    deployment, _, _ = deploy(conn, "layered", template)
+    assert deployment.plan is not None and {k for k, (_, why) in deployment.plan.skipped.items()
+                                            if why.startswith("DeploymentPreference")} == {
+        "CodeDeployServiceRole", "FnDeploymentGroup", "ServerlessDeploymentApplication"}
+    lam = conn.lambda_
+    assert invoke(conn, "layered-Fn:live") == [1, "layer-1"] and invoke(conn, "layered-Plain") == [1, "layer-1"]
+    function = lam.get_function(FunctionName="layered-Fn")
+    config = function["Configuration"]
+    assert (config["EphemeralStorage"], config["LoggingConfig"]["LogFormat"]) == ({"Size": 1024}, "JSON")
+    assert function["Concurrency"] == {"ReservedConcurrentExecutions": 3}
+    assert lam.get_alias(FunctionName="layered-Fn", Name="live")["FunctionVersion"] == "1"
+    # new code and a new layer: a new version, the alias moved to it at once, the old version and layer kept
+    (tmp_path / "src/app.py").write_text((tmp_path / "src/app.py").read_text().replace("[1,", "[2,"))
+    (tmp_path / "layer/python/shared.py").write_text("X = 'layer-2'\n")
+    _, changes, _ = deploy(conn, "layered", template)
+    for prefix in ("Shared", "FnVersion"):  # their logical ids carry a hash of what they hold
+        assert sorted(a for a, k in changes if k.startswith(prefix)) == ["Add", "Remove"], changes
+    assert ("Modify", "FnAliaslive") in changes and ("Modify", "Fn") in changes and ("Modify", "Plain") in changes
+    assert invoke(conn, "layered-Fn:live") == [2, "layer-2"] and invoke(conn, "layered-Plain") == [2, "layer-2"]
+    assert lam.get_alias(FunctionName="layered-Fn", Name="live")["FunctionVersion"] == "2"
+    assert invoke(conn, "layered-Fn:1") == [1, "layer-1"]  # DeletionPolicy Retain: kept
+    layers = lam.list_layer_versions(LayerName="layered-shared")["LayerVersions"]
+    assert [v["Version"] for v in layers] == [2, 1]
+
+
 def test_unsupported_resources_are_listed_skipped_or_refused(conn: Connection, tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text("""Transform: AWS::Serverless-2016-10-31
