@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from lambdad.deploy.code import PackageError, package_path
+from lambdad.deploy.code import package_path
 from lambdad.deploy.engine import DeployError, Deployment, error_text, read_stack
 
 __all__ = ["watch_stack"]
@@ -88,7 +88,7 @@ def _push(deployment: Deployment, source: Path, targets: list[dict[str, Any]], l
             took = (time.monotonic() - started) * 1000
             log(f"pushed {source} to {target['name']} ({len(package.data)} bytes, {took:.0f} ms)"
                 + (f"; aliases {', '.join(target['aliases'])} moved to a new version" if target["aliases"] else ""))
-    except (PackageError, Exception) as exc:  # the loop goes on: say what failed
+    except Exception as exc:  # the loop goes on: say what failed (a build, a zip, the upload)
         log(f"error: pushing {source}: {error_text(exc)}")
 
 
