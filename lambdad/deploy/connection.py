@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ProfileNotFound
 
 from lambdad.auth.credentials import PROFILE
 from lambdad.config import Settings
@@ -47,7 +48,12 @@ class Connection:
     def open(cls, endpoint_url: str | None, profile: str | None, settings: Settings | None = None) -> "Connection":
         settings = settings or Settings.load()
         core = botocore.session.Session(profile=profile)
-        if profile is None and core.get_credentials() is None:
+        try:
+            credentials = core.get_credentials()
+        except ProfileNotFound as exc:
+            raise ConnectionError_(f"{exc}: name one of the profiles in your AWS config and credentials files") \
+                from None
+        if profile is None and credentials is None:
             written = Path(settings.data_dir) / "credentials"
             if not written.exists():
                 raise ConnectionError_(
