@@ -6,12 +6,15 @@ import json
 import sys
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+import contextlib
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
 if TYPE_CHECKING:
     from lambdad.deploy.connection import Connection
+    from lambdad.deploy.engine import Deployment
+    from lambdad.deploy.planner import Plan
 
 __all__ = ["deploy", "stacks"]
 
@@ -47,6 +50,19 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _told() -> Iterator[None]:
+    """An error of the server or of the connection to it, told as one line instead of a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lambdad.deploy.engine import error_text
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise click.ClickException(error_text(exc)) from exc
+
+
 def _connect(endpoint_url: str | None, profile: str | None) -> Connection:
     from lambdad.deploy.connection import Connection, ConnectionError_
 
@@ -80,26 +96,31 @@ def deploy(template: Path, stack_name: str | None, parameter_overrides: tuple[st
     removed, after showing the change set.
 
     As with sam deploy, --parameter-overrides may be followed by several KEY=VALUE words."""
+    import logging
+
+    from lambdad.deploy.builder import build_dir
+    from lambdad.deploy.engine import Deployment
+
     if more_overrides and not parameter_overrides:
         raise click.UsageError(f"unexpected {more_overrides[0]!r}: parameter values follow --parameter-overrides")
     parameter_overrides += more_overrides
-    import logging
-
-    from lambdad.deploy.engine import DeployError, Deployment
-
     logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle notes are not the user's
     name = stack_name or _default_name(template)
     connection = _connect(endpoint_url, profile)
-    from lambdad.deploy.builder import build_dir
-
     builder = None if no_build else build_dir
     deployment = Deployment(connection, name, template, _overrides(parameter_overrides), refuse_unsupported,
                             builder, log=click.echo)
     try:
-        try:
-            plan = deployment.prepare()
-        except DeployError as exc:
-            raise click.ClickException(str(exc)) from exc
+        _deploy(deployment, name, no_confirm, watch)
+    finally:
+        connection.close()
+
+
+def _deploy(deployment: Deployment, name: str, no_confirm: bool, watch: bool) -> None:
+    from lambdad.deploy.engine import DeployError
+
+    with _told():
+        plan = _prepared(deployment)
         for logical_id, (kind, why) in sorted(plan.skipped.items()):
             click.echo(f"skipped {logical_id} [{kind}]: {why}", err=True)
         if not plan.changes:
@@ -125,8 +146,15 @@ def deploy(template: Path, stack_name: str | None, parameter_overrides: tuple[st
             from lambdad.deploy.watch import watch_stack
 
             watch_stack(deployment, click.echo)
-    finally:
-        connection.close()
+
+
+def _prepared(deployment: Deployment) -> Plan:
+    from lambdad.deploy.engine import DeployError
+
+    try:
+        return deployment.prepare()
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _default_name(template: Path) -> str:
@@ -141,6 +169,16 @@ def stacks() -> None:
     """Stacks made by `lambdad deploy`: list, describe, delete."""
 
 
+@contextlib.contextmanager
+def _connected(endpoint_url: str | None, profile: str | None) -> Iterator[Connection]:
+    connection = _connect(endpoint_url, profile)
+    try:
+        with _told():
+            yield connection
+    finally:
+        connection.close()
+
+
 @stacks.command("list")
 @ENDPOINT
 @PROFILE
@@ -148,14 +186,11 @@ def stacks_list(endpoint_url: str | None, profile: str | None) -> None:
     """Print each stack: name, status, resources, last update."""
     import time
 
-    connection = _connect(endpoint_url, profile)
-    try:
+    with _connected(endpoint_url, profile) as connection:
         for s in connection.stacks.list_stacks().get("Stacks", []):
             count = len(json.loads(s["Document"]).get("Resources", {}))
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s["LastUpdatedTime"]))
             click.echo(f"{s['StackName']}\t{s['Status']}\t{count} resources\t{when}")
-    finally:
-        connection.close()
 
 
 @stacks.command("describe")
@@ -167,11 +202,8 @@ def stacks_describe(name: str, endpoint_url: str | None, profile: str | None, as
     """Print a stack's resources (logical id, type, physical id), skipped resources and outputs."""
     from lambdad.deploy.engine import read_stack
 
-    connection = _connect(endpoint_url, profile)
-    try:
+    with _connected(endpoint_url, profile) as connection:
         stack = read_stack(connection, name)
-    finally:
-        connection.close()
     if stack is None:
         raise click.ClickException(f"no stack {name}")
     if as_json:
@@ -200,11 +232,9 @@ def stacks_delete(name: str, endpoint_url: str | None, profile: str | None, no_c
 
     if not no_confirm and not click.confirm(f"delete stack {name} and its resources?", default=False):
         sys.exit(1)
-    connection = _connect(endpoint_url, profile)
-    try:
-        delete_stack(connection, name, click.echo)
-    except DeployError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        connection.close()
+    with _connected(endpoint_url, profile) as connection:
+        try:
+            delete_stack(connection, name, click.echo)
+        except DeployError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"stack {name}: deleted")
