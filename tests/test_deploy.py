@@ -427,13 +427,22 @@ def test_watch_pushes_an_edit_within_a_second(conn: Connection, app: Path) -> No
         assert any("pushed" in line and "watched-HelloFunction" in line for line in lines), lines
         assert "watched" in body
         assert took < 3, f"the edit ran after {took:.1f} s"
-        # a broken template is reported and the loop goes on
+        # a broken template is reported and the loop goes on; mended, it is deployed
+        original = (app / "template.yaml").read_text()
         (app / "template.yaml").write_text("Resources: [\n")
         deadline = time.monotonic() + 10
         while not any(line.startswith("error:") for line in lines) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert any("not a valid YAML" in line for line in lines), lines
         assert watcher.is_alive()
+        (app / "template.yaml").write_text(original.replace("Default: Hello", "Default: Ahoy"))
+        deadline = time.monotonic() + 20
+        while not any(line == "stack watched: deployed" for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # the record still names the deployed code (the watcher pushed the edit to the function, not the stack)
+        assert "  Modify   HelloFunction [AWS::Lambda::Function] (watched-HelloFunction): Code, Environment" in lines, \
+            lines
+        assert json.loads(invoke(conn, "watched-HelloFunction")["body"])["message"].startswith("Ahoy")
     finally:
         stop.set()
         watcher.join(10)
