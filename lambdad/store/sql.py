@@ -9,7 +9,8 @@ parts, one module per area of the schema:
   brokers, function URLs;
 - sql_access.py: IAM and the concurrency grants of cluster mode;
 - sql_logs.py: log events and the CloudWatch Logs API's queries;
-- sql_metrics.py: metric aggregates and usage records.
+- sql_metrics.py: metric aggregates and usage records;
+- sql_console.py: the web console's sessions and saved test events.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 """
@@ -17,6 +18,7 @@ A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 from __future__ import annotations
 
 from lambdad.store.sql_access import AccessTables
+from lambdad.store.sql_console import ConsoleTables
 from lambdad.store.sql_base import database_url, open_engine
 from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
@@ -26,7 +28,7 @@ from lambdad.store.sql_sources import SourceTables
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
-class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables):
+class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, ConsoleTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
     provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
-    and usage. Owner of its engine and threads (``SqlBase``)."""
+    and usage, and the console's sessions. Owner of its engine and threads (``SqlBase``)."""
