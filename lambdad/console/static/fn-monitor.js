@@ -24,7 +24,8 @@ export async function show(root, fn) {
       const out = await call("monitoring", "GetMetricData", { StartTime: start, EndTime: end, MetricDataQueries: queries, ScanBy: "TimestampAscending" });
       const byId = Object.fromEntries((out.MetricDataResults || []).map((r) => [r.Id, r]));
       chartError.textContent = "";
-      charts.replaceChildren(...GRAPHS.map(([title, series], g) => chart(title, series.map((_, s) => byId[`g${g}s${s}`] || { Timestamps: [], Values: [] }), start, end, period)));
+      charts.replaceChildren(...GRAPHS.map(([title, series], g) => chart(title, series.map(([, stat], s) =>
+        filled(byId[`g${g}s${s}`] || { Timestamps: [], Values: [] }, stat, start, end, period)), start, end)));
     } catch (ex) { chartError.textContent = `Metrics: ${ex.message}`; }
   };
   range.addEventListener("change", drawCharts);
@@ -34,7 +35,7 @@ export async function show(root, fn) {
   const logs = h("pre.logs", { tabindex: 0, "aria-label": "Log events" });
   const logError = h("p.error", { role: "alert" });
   const invocations = h("tbody");
-  let since = Date.now() - 3600 * 1000, seen = new Set(), lines = [], timer = null, busy = false;
+  let since = Date.now() - 3600 * 1000, seen = new Set(), lines = [], reports = [], timer = null, busy = false;
   const group = (fn.Configuration.LoggingConfig || {}).LogGroup || `/aws/lambda/${name}`;
   const fetchLogs = async (reset) => {
     if (busy) return;
@@ -53,6 +54,14 @@ export async function show(root, fn) {
       lines.sort((a, b) => a.timestamp - b.timestamp);
       if (lines.length > 5000) lines = lines.slice(-5000);
       if (lines.length) since = Math.max(since, lines[lines.length - 1].timestamp - 2000);  // late arrivals: deduped by id
+      let found = [], next, more = 0;  // the newest 20 REPORT lines of the last hour, whatever the filter
+      do {
+        const recent = await call("logs", "FilterLogEvents", { logGroupName: group, startTime: Date.now() - 3600 * 1000,
+          filterPattern: '"REPORT RequestId"', ...(next ? { nextToken: next } : {}) });
+        found = found.concat(recent.events || []).slice(-20);
+        next = recent.nextToken;
+      } while (next && ++more < 5);
+      reports = found.reverse();
       logError.textContent = "";
       draw();
     } catch (ex) {
@@ -63,7 +72,6 @@ export async function show(root, fn) {
     const atEnd = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
     logs.replaceChildren(...lines.map((e) => h("div", {}, h("span.ts", {}, new Date(e.timestamp).toISOString().slice(11, 23) + " "), e.message.replace(/\n$/, ""))));
     if (atEnd || follow.checked) logs.scrollTop = logs.scrollHeight;
-    const reports = lines.filter((e) => e.message.startsWith("REPORT RequestId:")).slice(-20).reverse();
     invocations.replaceChildren(...reports.map((e) => {
       const m = /RequestId: (\S+)\s+Duration: ([\d.]+) ms.*?Max Memory Used: (\d+) MB(?:.*Init Duration: ([\d.]+) ms)?(?:.*Status: (\w+))?/.exec(e.message) || [];
       return h("tr", {}, h("td", {}, new Date(e.timestamp).toLocaleTimeString()),
@@ -87,28 +95,36 @@ export async function show(root, fn) {
   await Promise.all([drawCharts(), fetchLogs(true)]);
 }
 
-function chart(title, series, start, end, period) {
-  const W = 400, H = 120, L = 34, B = 16;
-  const all = series.flatMap((s) => s.Values || []);
+// a count's periods without data were zero: filled so that the graph is a line (a percentile's stay gaps)
+function filled(result, stat, start, end, period) {
+  const points = new Map((result.Timestamps || []).map((t, k) => [Math.round(Date.parse(t) / 1000), result.Values[k]]));
+  if (stat.startsWith("p")) return { Points: [...points].sort((a, b) => a[0] - b[0]) };
+  const out = [];
+  for (let t = start; t < end; t += period) out.push([t, points.get(t) ?? 0]);
+  return { Points: out };
+}
+
+function chart(title, series, start, end) {
+  const W = 600, H = 150, L = 40, B = 18;
+  const all = series.flatMap((s) => s.Points.map((p) => p[1]));
   const max = Math.max(1, ...all);
   const x = (t) => L + ((t - start) / (end - start)) * (W - L - 4);
   const y = (v) => H - B - (v / max) * (H - B - 8);
   const ns = "http://www.w3.org/2000/svg";
   const el = (tag, attrs, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; };
-  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${all.length ? `latest ${series.map((s) => (s.Values || []).at(-1) ?? 0).join(" / ")}` : "no data"}` });
+  const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${all.length ? `latest ${series.map((s) => (s.Points.at(-1) || [0, 0])[1]).join(" / ")}` : "no data"}` });
   svg.append(el("line", { class: "axis", x1: L, y1: H - B, x2: W, y2: H - B }), el("line", { class: "axis", x1: L, y1: 4, x2: L, y2: H - B }),
     el("text", { x: 2, y: 12 }, fmt(max)), el("text", { x: 2, y: H - B }, "0"),
     el("text", { x: L, y: H - 2 }, new Date(start * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
-    el("text", { x: W - 40, y: H - 2 }, new Date(end * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    el("text", { x: W - 2, y: H - 2, "text-anchor": "end" }, new Date(end * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
   series.forEach((s, i) => {
-    const points = (s.Timestamps || []).map((t, k) => [Date.parse(t) / 1000, s.Values[k]]).sort((a, b) => a[0] - b[0]);
+    const points = s.Points;
     if (!points.length) return;
-    // a period without a point had no data: drawn at zero for counts
     const d = points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     svg.append(el("polyline", { class: i ? "line2" : "line", points: points.length > 1 ? d : `${d} ${(x(points[0][0]) + 2).toFixed(1)},${y(points[0][1]).toFixed(1)}` }));
-    for (const [t, v] of points) svg.append(el("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2, class: i ? "line2" : "line" }));
+    for (const [t, v] of points) if (v) svg.append(el("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2, class: i ? "line2" : "line" }));
   });
-  const total = series.map((s) => (s.Values || []).reduce((a, b) => a + b, 0));
+  const total = series.map((s) => s.Points.reduce((a, p) => a + p[1], 0));
   return h("div.chart", { "data-metric": title }, h("h3", {}, title, h("span.muted", {}, `  ${series.length > 1 ? "" : `(${fmt(total[0])} in range)`}`)), svg);
 }
 
