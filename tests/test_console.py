@@ -273,6 +273,21 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy(server: Server)
     e.value.close()
 
 
+def test_a_session_opened_on_one_node_is_good_on_another_and_ends_on_both(cluster) -> None:
+    a, b = cluster(2).nodes
+    console = Console(a)
+    console.signin()
+    cookie = console.cookie()
+    on_b = Console(b)
+    on_b.csrf = console.csrf
+    on_b.opener.addheaders = [("Cookie", f"lambdad_console={cookie}")]
+    status, body = on_b.call("lambda", "ListFunctions", {})
+    assert status == 200, body
+    assert console.request("POST", "/console/api/signout", {})[0] == 200
+    status, body = on_b.call("lambda", "ListFunctions", {})
+    assert status == 401
+
+
 # -- the pages in Chromium ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -302,10 +317,14 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     assert not errors, errors
 
 
-def _shot(page: Any, name: str) -> None:
+def _shot(page: Any, name: str, dark: bool = False) -> None:
     where = os.environ.get("CONSOLE_SCREENSHOTS")
     if where:
         page.screenshot(path=os.path.join(where, f"{name}.png"))
+        if dark:
+            page.emulate_media(color_scheme="dark")
+            page.screenshot(path=os.path.join(where, f"{name}-dark.png"))
+            page.emulate_media(color_scheme="light")
 
 
 def _signin(page: Any, key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> None:
@@ -323,7 +342,7 @@ def test_browser_write_test_read_logs_and_ship(page: Any, server: Server, fname:
     page.fill("input[name=FunctionName]", fname)
     page.click("button:has-text('Create function')")
     page.wait_for_selector(".cm-content")
-    _shot(page, "code")
+    _shot(page, "code", dark=True)
     # edit: a line that prints, then save with the keyboard
     page.click(".cm-content")
     page.keyboard.press("Control+Home")
@@ -449,3 +468,63 @@ def test_browser_post_without_csrf_token_is_refused_and_sign_out(page: Any, serv
     assert status == 401
     page.reload()
     page.wait_for_selector("#signin:visible")
+
+
+def test_a_blank_node_function_runs(server: Server, fname: str) -> None:
+    console = Console(server)
+    console.signin()
+    status, _, made = console.request("POST", "/console/api/create",
+                                      {"FunctionName": fname, "Runtime": "nodejs20.x", "Role": ROLE})
+    assert status == 201, made
+    assert made["Handler"] == "index.handler"
+    result = server.client().invoke(FunctionName=fname, Payload=b"{}")
+    assert json.loads(result["Payload"].read()) == {"statusCode": 200, "body": '"Hello from lambdad!"'}
+    status, _, code = console.request("GET", f"/console/api/code/{fname}")
+    assert [f["path"] for f in code["files"]] == ["index.mjs"]
+    status, _, body = console.request("POST", "/console/api/create",
+                                      {"FunctionName": fname + "-c", "Runtime": "provided.al2023", "Role": ROLE})
+    assert status == 400 and "upload a zip" in body["Error"]["Message"]
+
+
+def test_browser_zip_upload_and_a_failing_run(page: Any, server: Server, fname: str, tmp_path) -> None:
+    from tests.server import make_zip
+
+    package = tmp_path / "fn.zip"
+    package.write_bytes(make_zip({"app.py": "import time\n\ndef handler(e, c):\n    if e.get('sleep'):\n"
+                                            "        time.sleep(5)\n    raise ValueError('no good')\n"}))
+    _signin(page)
+    page.click("text=Create function >> nth=0")
+    page.fill("input[name=FunctionName]", fname)
+    page.check("input[value=zip]")
+    page.set_input_files("input[type=file]", str(package))
+    page.fill("input[name=Handler]", "app.handler")
+    page.click("button:has-text('Create function')")
+    page.wait_for_selector(".files button:has-text('app.py')")
+    page.click("nav.tabs a:has-text('Test')")
+    page.click("button.primary:has-text('Test')")
+    page.wait_for_selector("h2:has-text('Failed: ValueError')")
+    assert page.is_visible("p.error:has-text('no good')")
+    server.client().update_function_configuration(FunctionName=fname, Timeout=1)
+    server.client().get_waiter("function_updated_v2").wait(FunctionName=fname)
+    page.fill("textarea[aria-label='Event JSON']", '{"sleep": true}')
+    page.click("button.primary:has-text('Test')")
+    page.wait_for_selector("h2:has-text('Failed: Sandbox.Timedout')")
+    assert page.is_visible("p.error:has-text('Task timed out after 1.00 seconds')")
+    assert "Status: timeout" in page.inner_text("pre.log")
+
+
+def test_browser_first_paint_is_fast_and_nothing_leaves_the_origin(browser: Any, server: Server) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server.endpoint + "/console/")
+    page.wait_for_selector("#signin:visible")
+    paint = page.evaluate("""() => {
+        const entry = performance.getEntriesByName('first-contentful-paint')[0];
+        return entry ? entry.startTime : null;
+    }""")
+    context.close()
+    # the issue's bar is 300 ms from localhost; a loaded CI machine gets some room
+    assert paint is not None and paint < 1000, paint
+    assert requested and all(url.startswith(server.endpoint) for url in requested), requested
