@@ -369,21 +369,37 @@ def test_browser_write_test_read_logs_and_ship(page: Any, server: Server, fname:
     page.click("button:has-text('Save configuration')")
     page.wait_for_selector("#err-memorySize:has-text('greater than or equal to 128')")
     page.fill("input[name=MemorySize]", "256")
+    page.click("button:has-text('Add variable')")
+    page.fill("input[aria-label='Key'] >> nth=-1", "AWS_REGION")
+    page.fill("input[aria-label='Value'] >> nth=-1", "x")
+    page.click("button:has-text('Save configuration')")
+    page.wait_for_selector("#err-environment:has-text('AWS_REGION')")  # a reserved key: the API's message
+    page.fill("input[aria-label='Key'] >> nth=-1", "GREETING")
+    page.fill("input[name=ReservedConcurrentExecutions]", "5")
     page.click("button:has-text('Save configuration')")
     page.wait_for_selector("#toast:has-text('Configuration saved')")
-    assert server.client().get_function_configuration(FunctionName=fname)["MemorySize"] == 256
+    saved = server.client().get_function(FunctionName=fname)
+    assert saved["Configuration"]["MemorySize"] == 256
+    assert saved["Configuration"]["Environment"]["Variables"] == {"GREETING": "x"}
+    assert saved["Concurrency"]["ReservedConcurrentExecutions"] == 5
     # monitor: the invocation's graph point and its log lines
     page.click("nav.tabs a:has-text('Monitor')")
     page.wait_for_selector(".logs div:has-text('REPORT RequestId')")
     page.wait_for_selector(".chart[data-metric='Invocations'] circle", timeout=30000)
+    lam = server.client()
+    for _ in range(3):  # the graph follows new invocations while the page is open
+        lam.invoke(FunctionName=fname, Payload=b"{}")
+    page.wait_for_selector(".chart[data-metric='Invocations'] h3:has-text('(4 in range)')", timeout=30000)
     page.fill("input[aria-label='Filter pattern']", '"edited in the console"')
-    page.wait_for_function("() => document.querySelectorAll('.logs div').length === 1")
+    page.wait_for_function("""() => {
+        const lines = [...document.querySelectorAll('.logs div')];
+        return lines.length >= 1 && lines.every((l) => l.textContent.includes('edited in the console'));
+    }""")
     _shot(page, "monitor")
     # ship: publish a version, an alias to it, a function URL, opened
     page.click("nav.tabs a:has-text('Versions')")
     page.click("button:has-text('Publish new version')")
     page.wait_for_selector("td:text-is('1')")
-    lam = server.client()
     lam.update_function_configuration(FunctionName=fname, MemorySize=320)
     lam.get_waiter("function_updated_v2").wait(FunctionName=fname)
     page.click("button:has-text('Publish new version')")

@@ -73,8 +73,9 @@ class ApiCaller:
         try:
             decoded = _decode_blobs(dict(params), op.input_shape) if op.input_shape is not None else {}
             serialized = create_serializer(protocol, include_validation=False).serialize_to_request(decoded, op)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return CallResult(400, {"Error": {"Code": "SerializationException", "Message": str(exc)}})
+        except Exception as exc:  # a value of the wrong type for its shape: botocore's serializer says which
+            return CallResult(400, {"Error": {"Code": "SerializationException",
+                                              "Message": f"{type(exc).__name__}: {exc}"}})
         target = serialized["url_path"]
         query = serialized["query_string"]
         if query:

@@ -9,7 +9,7 @@ export async function show(root, fn) {
   let saved = (await api(path)).Events;
   const picker = h("select", { "aria-label": "Test event" });
   const eventName = h("input", { "aria-label": "Event name", placeholder: "event name", pattern: "[A-Za-z0-9_\\-]{1,25}", size: 18 });
-  const text = h("textarea.code", { rows: 14, spellcheck: "false", "aria-label": "Event JSON" });
+  const text = h("textarea.code", { rows: 9, spellcheck: "false", "aria-label": "Event JSON" });
   const qualifier = h("input", { "aria-label": "Qualifier", placeholder: "$LATEST", size: 10 });
   const error = h("p.error", { role: "alert" });
   const result = h("div", { "aria-live": "polite" });
