@@ -273,6 +273,30 @@ def test_the_page_and_its_assets_are_served_with_a_strict_policy(server: Server)
     e.value.close()
 
 
+def test_a_large_body_is_read_only_for_a_signed_in_page(server: Server, fname: str) -> None:
+    import base64
+    from tests.server import make_zip
+
+    package = make_zip({"app.py": "def handler(e, c):\n    return 7\n", "blob.bin": os.urandom(300_000)})
+    params = {"FunctionName": fname, "Runtime": "python3.12", "Role": ROLE, "Handler": "app.handler",
+              "Code": {"ZipFile": base64.b64encode(package).decode()}}
+    anonymous = Console(server)
+    status, _, body = anonymous.request("POST", "/console/api/create", params)
+    assert status == 401 and body["Error"]["Code"] == "NotSignedIn"
+    console = Console(server)
+    console.signin()
+    status, _, body = console.request("POST", "/console/api/create", params)
+    assert status == 201, body
+    assert json.loads(server.client().invoke(FunctionName=fname)["Payload"].read()) == 7
+    status, _, code = console.request("GET", f"/console/api/code/{fname}")
+    assert [f["path"] for f in code["files"] if "text" in f] == ["app.py"]  # the binary file is listed, not shown
+    status, _, body = console.request("POST", f"/console/api/code/{fname}",
+                                      {"Changed": {"app.py": "def handler(e, c):\n    return 8\n"}})
+    assert status == 200, body
+    assert json.loads(server.client().invoke(FunctionName=fname)["Payload"].read()) == 8
+    assert body["CodeSize"] > 300_000  # the binary file was kept
+
+
 def test_a_session_opened_on_one_node_is_good_on_another_and_ends_on_both(cluster) -> None:
     a, b = cluster(2).nodes
     console = Console(a)

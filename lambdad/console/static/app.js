@@ -196,7 +196,7 @@ async function functionsList() {
   const search = h("input", { type: "search", placeholder: "Search by name, runtime…", "aria-label": "Search functions" });
   const body = h("tbody");
   const status = h("p.muted", {}, "Loading…");
-  page(h("div.row", {}, h("h1.grow", {}, "Functions"), h("a", { href: "#/create" }, h("button.primary", { tabindex: -1 }, "Create function"))),
+  page(h("div.row", {}, h("h1.grow", {}, "Functions"), h("a.button.primary", { href: "#/create" }, "Create function")),
     h("div.row", {}, search), status,
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Runtime"), h("th.num", {}, "Memory (MB)"),
       h("th", {}, "Last modified"), h("th.num", {}, "Invocations (24 h)"), h("th.num", {}, "Errors (24 h)"), h("th", {}, ""))), body));

@@ -121,7 +121,7 @@ async function url(root, name) {
   root.replaceChildren(h("h2", {}, "Function URL"), error, config
     ? h("div", {}, h("p", {}, h("a.mono", { href: config.FunctionUrl, target: "_blank", rel: "noopener noreferrer", id: "function-url" }, config.FunctionUrl),
         " ", h("span.pill", {}, config.AuthType)),
-      h("div.row", {}, h("button", { onclick: copy }, "Copy"), h("a", { href: config.FunctionUrl, target: "_blank", rel: "noopener noreferrer" }, h("button", { tabindex: -1 }, "Open")),
+      h("div.row", {}, h("button", { onclick: copy }, "Copy"), h("a.button", { href: config.FunctionUrl, target: "_blank", rel: "noopener noreferrer" }, "Open"),
         h("button.danger", { onclick: remove }, "Delete URL")))
     : h("div.row", {}, auth, h("button.primary", { onclick: create }, "Create function URL")));
 }
