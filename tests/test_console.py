@@ -450,9 +450,10 @@ def test_browser_write_test_read_logs_and_ship(page: Any, server: Server, fname:
     assert "Hello from lambdad!" in new.content(), url
     # the list shows it; delete asks first
     page.click("a:has-text('Functions')")
-    page.fill("input[type=search]", fname)
     page.wait_for_selector(f"td a:text-is('{fname}')")
+    page.wait_for_selector("td.num:text-is('6')")  # the counts of the last 24 hours have come
     _shot(page, "functions")
+    page.fill("input[type=search]", fname)
     page.click(f"button[aria-label='Delete {fname}']")
     page.fill("dialog input", "delete")
     page.click("dialog button:has-text('Delete')")
