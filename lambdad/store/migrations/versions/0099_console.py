@@ -1,7 +1,7 @@
 """The web console's sessions and saved test events (lambdad/console/).
 
 Revision ID: 0099
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
