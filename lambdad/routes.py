@@ -113,7 +113,7 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
     download = app.code_urls.handler(app.functions)
     console = ConsoleFront(
         app.store, app._lookup_identity,
-        ApiCaller(api, ("lambda", "logs", "monitoring") if app.metrics is not None else ("lambda", "logs")),
+        ApiCaller(api, ("lambda", "logs", "scheduler") + (("monitoring",) if app.metrics is not None else ())),
         download, session_seconds=s.console_session_hours * 3600, region=s.region, account_id=s.account_id,
         runtimes=tuple(r for r in app.runtimes.names if r.startswith(("python", "nodejs"))))
     urls = UrlFront(app.function_urls, app.runs, app.functions, app.authorizer, app._lookup_identity,

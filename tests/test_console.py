@@ -569,3 +569,26 @@ def test_browser_first_paint_is_fast_and_nothing_leaves_the_origin(browser: Any,
     # the bar is 300 ms from localhost; a loaded CI machine gets some room
     assert paint is not None and paint < 1000, paint
     assert requested and all(url.startswith(server.endpoint) for url in requested), requested
+
+
+def test_browser_triggers_list_a_schedule_and_disable_it(page: Any, server: Server, fname: str) -> None:
+    lam = server.client()
+    arn = create_python_function(lam, fname, "def handler(e, c):\n    return 1\n")["FunctionArn"]
+    scheduler = server.client("scheduler")
+    scheduler.create_schedule(Name=fname, ScheduleExpression="rate(1 day)", FlexibleTimeWindow={"Mode": "OFF"},
+                              Description="nightly", Target={"Arn": arn, "RoleArn": ROLE, "Input": '{"n": 1}'})
+    _signin(page)
+    page.goto(f"{server.endpoint}/console/#/fn/{fname}/ship")
+    row = page.wait_for_selector(f"tr:has(td:text-is('default/{fname}'))")
+    assert "ENABLED" in row.inner_text()
+    page.click(f"button[aria-label='Disable schedule {fname}']")
+    page.wait_for_selector(f"button[aria-label='Enable schedule {fname}']")
+    got = scheduler.get_schedule(Name=fname)
+    assert got["State"] == "DISABLED"
+    # the rest of the schedule is as it was
+    assert got["ScheduleExpression"] == "rate(1 day)" and got["Description"] == "nightly"
+    assert got["Target"]["Input"] == '{"n": 1}'
+    page.click(f"button[aria-label='Enable schedule {fname}']")
+    page.wait_for_selector(f"button[aria-label='Disable schedule {fname}']")
+    assert scheduler.get_schedule(Name=fname)["State"] == "ENABLED"
+    scheduler.delete_schedule(Name=fname)

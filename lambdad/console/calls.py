@@ -1,4 +1,4 @@
-"""An operation of the endpoint's APIs (Lambda, CloudWatch Logs, CloudWatch) called in-process as a known
+"""An operation of the endpoint's APIs (Lambda, CloudWatch Logs, CloudWatch, EventBridge Scheduler) called in-process as a known
 principal: what the console does for each action of its user.
 
 The browser sends an operation's name and its parameters as JSON. They are serialized into the very HTTP request an
@@ -30,7 +30,8 @@ from lambdad.auth.principals import Principal
 __all__ = ["ApiCaller", "CallResult", "SERVICES"]
 
 # the SigV4 service name the console may call -> (botocore's model name, the protocol it speaks to us)
-SERVICES = {"lambda": ("lambda", "rest-json"), "logs": ("logs", "json"), "monitoring": ("cloudwatch", "json")}
+SERVICES = {"lambda": ("lambda", "rest-json"), "logs": ("logs", "json"), "monitoring": ("cloudwatch", "json"),
+            "scheduler": ("scheduler", "rest-json")}
 
 
 @dataclass(frozen=True)

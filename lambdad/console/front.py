@@ -5,7 +5,7 @@
     POST /console/api/signout           the session ends (here and on every node)
     GET  /console/api/session           who is signed in, and the CSRF token of the session
     POST /console/api/call/<svc>/<Op>   an API operation as the session's principal (calls.py): lambda, logs,
-                                        monitoring
+                                        monitoring, scheduler
     POST /console/api/create            CreateFunction, its code a blank template when it brings no zip
     GET  /console/api/code/<function>   the function's files ($LATEST), through GetFunction and its code link
     POST /console/api/code/<function>   UpdateFunctionCode with edited files ({"Changed", "Removed", "RevisionId"})

@@ -1,5 +1,6 @@
 // The Versions, aliases & URL tab: PublishVersion and the versions; aliases with a weighted second version (a
-// slider); the function URL (create, copy, open, delete); triggers (event source mappings: state, enable/disable).
+// slider); the function URL (create, copy, open, delete); triggers (event source mappings and EventBridge Scheduler
+// schedules: state, enable/disable).
 import { call, h, toast, fmtDate, confirmDialog } from "./app.js";
 
 export async function show(root, fn) {
@@ -126,22 +127,47 @@ async function url(root, name) {
     : h("div.row", {}, auth, h("button.primary", { onclick: create }, "Create function URL")));
 }
 
+const RUNNING = ["Enabled", "Enabling", "Creating", "Updating"];
+// what UpdateSchedule takes of what GetSchedule gives (it replaces the whole schedule)
+const SCHEDULE_FIELDS = ["Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "StartDate", "EndDate",
+  "Description", "FlexibleTimeWindow", "Target", "ActionAfterCompletion", "KmsKeyArn"];
+
 async function triggers(root, name) {
   const error = h("p.error", { role: "alert" });
-  let list = [];
-  try { list = await listAll("ListEventSourceMappings", { FunctionName: name }, "EventSourceMappings"); }
+  const arn = (await call("lambda", "GetFunctionConfiguration", { FunctionName: name })).FunctionArn;
+  let mappings = [], schedules = [];
+  try { mappings = await listAll("ListEventSourceMappings", { FunctionName: name }, "EventSourceMappings"); }
   catch (ex) { error.textContent = `${ex.code}: ${ex.message}`; }
-  const toggle = async (m) => {
+  try {  // EventBridge Scheduler's schedules whose target is this function (or one of its versions or aliases)
+    let token;
+    do {
+      const page = await call("scheduler", "ListSchedules", token ? { NextToken: token } : {});
+      schedules.push(...(page.Schedules || []).filter((s) => s.Target && (s.Target.Arn === arn || s.Target.Arn.startsWith(`${arn}:`))));
+      token = page.NextToken;
+    } while (token);
+  } catch (ex) { error.textContent += `${ex.code}: ${ex.message}`; }
+  const act = async (work) => {
     error.textContent = "";
-    try {
-      await call("lambda", "UpdateEventSourceMapping", { UUID: m.UUID, Enabled: !["Enabled", "Enabling", "Creating", "Updating"].includes(m.State) });
-      await triggers(root, name);
-    } catch (ex) { error.textContent = `${ex.code}: ${ex.message}`; }
+    try { await work(); await triggers(root, name); } catch (ex) { error.textContent = `${ex.code}: ${ex.message}`; }
   };
+  const toggleMapping = (m) => act(() => call("lambda", "UpdateEventSourceMapping", { UUID: m.UUID, Enabled: !RUNNING.includes(m.State) }));
+  const toggleSchedule = (s) => act(async () => {
+    const full = await call("scheduler", "GetSchedule", { Name: s.Name, GroupName: s.GroupName });
+    const params = Object.fromEntries(SCHEDULE_FIELDS.filter((k) => full[k] !== undefined && full[k] !== null).map((k) => [k, full[k]]));
+    params.State = full.State === "ENABLED" ? "DISABLED" : "ENABLED";
+    await call("scheduler", "UpdateSchedule", params);
+  });
+  const rows = [
+    ...mappings.map((m) => h("tr", {}, h("td", {}, "event source mapping"), h("td.mono", {}, m.EventSourceArn || JSON.stringify(m.SelfManagedEventSource || {})),
+      h("td", {}, m.State), h("td", {}, [m.BatchSize ? `batch ${m.BatchSize}` : "", m.LastProcessingResult || ""].filter(Boolean).join(", ")),
+      h("td", {}, h("button", { onclick: () => toggleMapping(m) }, RUNNING.includes(m.State) ? "Disable" : "Enable")))),
+    ...schedules.map((s) => h("tr", {}, h("td", {}, "schedule"), h("td.mono", {}, `${s.GroupName}/${s.Name}`),
+      h("td", {}, s.State), h("td.mono", {}, s.Target.Arn === arn ? "" : s.Target.Arn.slice(arn.length + 1)),
+      h("td", {}, h("button", { "aria-label": `${s.State === "ENABLED" ? "Disable" : "Enable"} schedule ${s.Name}`, onclick: () => toggleSchedule(s) },
+        s.State === "ENABLED" ? "Disable" : "Enable")))),
+  ];
   root.replaceChildren(h("h2", {}, "Triggers"), error,
-    list.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Source"), h("th", {}, "State"), h("th.num", {}, "Batch size"), h("th", {}, "Last result"), h("th", {}, ""))),
-      h("tbody", {}, list.map((m) => h("tr", {}, h("td.mono", {}, m.EventSourceArn || JSON.stringify(m.SelfManagedEventSource || {})), h("td", {}, m.State),
-        h("td.num", {}, m.BatchSize ?? ""), h("td", {}, m.LastProcessingResult || ""),
-        h("td", {}, h("button", { onclick: () => toggle(m) }, ["Enabled", "Enabling", "Creating", "Updating"].includes(m.State) ? "Disable" : "Enable"))))))
-      : h("p.muted", {}, "No event source mappings. (Create them with the API: aws lambda create-event-source-mapping.)"));
+    rows.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", {}, "Source"), h("th", {}, "State"), h("th", {}, "Details"), h("th", {}, ""))),
+      h("tbody", {}, rows))
+      : h("p.muted", {}, "No triggers: no event source mapping, no EventBridge Scheduler schedule targets this function. (Create them with the API: aws lambda create-event-source-mapping, aws scheduler create-schedule.)"));
 }
