@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-__all__ = ["MAX_EDITABLE", "TEMPLATES", "Template", "edited_zip", "files_of", "template_zip"]
+__all__ = ["MAX_EDITABLE", "TEMPLATES", "Template", "edited_zip", "files_of", "template_of", "template_zip"]
 
 MAX_EDITABLE = 3 * 1024 * 1024
 MAX_FILE = 1024 * 1024
