@@ -255,6 +255,8 @@ def test_test_events_are_the_callers_own(server: Server, fname: str) -> None:
 def test_the_page_and_its_assets_are_served_with_a_strict_policy(server: Server) -> None:
     import gzip
 
+    assert f"console: {server.endpoint}/console/" in "".join(server.output)  # the banner says where
+
     with urllib.request.urlopen(server.endpoint + "/console/", timeout=10) as response:
         page = response.read().decode()
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
