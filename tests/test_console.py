@@ -1,7 +1,8 @@
 """The web console (lambdad/console/): its backend over plain HTTP (the session cookie's flags, CSRF, origin,
 expiry, sign-out, authorization as the API's), and the pages in Debian's Chromium driven by Playwright.
 
-The browser tests skip, saying why, where /usr/bin/chromium or the playwright package is absent. With
+The browser tests install Debian's Chromium when it is absent and they run as root with apt-get (tests/services.py
+``ensure_chromium``); elsewhere they skip, saying why, as they do without the playwright package. With
 CONSOLE_SCREENSHOTS=DIR they save the main pages' screenshots there (docs/console/*.png are made so).
 """
 
@@ -20,6 +21,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.server import ACCESS_KEY, ROLE, SECRET_KEY, Server, create_python_function
+from tests.services import ensure_chromium
 
 CHROMIUM = "/usr/bin/chromium"
 READ_ONLY = {"Version": "2012-10-17", "Statement": [
@@ -318,8 +320,9 @@ def test_a_session_opened_on_one_node_is_good_on_another_and_ends_on_both(cluste
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"needs Debian's Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    missing = ensure_chromium()  # installed from Debian's packages where it may be (tests/services.py)
+    if missing:
+        pytest.skip(missing)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

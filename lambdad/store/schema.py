@@ -129,7 +129,7 @@ stream_checkpoints = sa.Table(  # the last sequence number a stream mapping hand
     sa.PrimaryKeyConstraint("uuid", "shard_id"),
     sa.Index("stream_checkpoints_name", "name"),
 )
-console_sessions = sa.Table(  # signed-in console sessions (migration 0099; lambdad/console/sessions.py)
+console_sessions = sa.Table(  # signed-in console sessions (migration 0016; lambdad/console/sessions.py)
     "console_sessions", metadata,
     sa.Column("id", sa.Text, primary_key=True),  # the SHA-256 (hex) of the cookie's random id, never the id itself
     sa.Column("access_key_id", sa.Text, nullable=False),  # whose key signed in: each request acts as its principal
@@ -139,7 +139,7 @@ console_sessions = sa.Table(  # signed-in console sessions (migration 0099; lamb
     sa.Column("expires", sa.Float, nullable=False),
     sa.Index("console_sessions_expires", "expires"),
 )
-console_test_events = sa.Table(  # the console's saved test events: a principal's, per function (migration 0099)
+console_test_events = sa.Table(  # the console's saved test events: a principal's, per function (migration 0016)
     "console_test_events", metadata,
     sa.Column("owner", sa.Text, nullable=False),  # the principal's ARN
     _function_name(),

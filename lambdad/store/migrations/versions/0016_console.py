@@ -1,6 +1,6 @@
 """The web console's sessions and saved test events (lambdad/console/).
 
-Revision ID: 0099
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099"
+revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
