@@ -186,6 +186,7 @@ def _print_banner(app: LambdadApp, port: int) -> None:
     else:
         lines.append("credentials: from LAMBDAD_ACCESS_KEY_ID / LAMBDAD_SECRET_ACCESS_KEY")
     lines.append(f"  aws --endpoint-url {endpoint} lambda list-functions")
+    lines.append(f"console: {endpoint}/console/ (sign in with an access key id and its secret)")
     lines += _containment_lines(app.launcher.containment)
     click.echo("\n".join(lines), err=True)
     sys.stderr.flush()

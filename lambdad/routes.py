@@ -1,7 +1,8 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
 same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, scheduler, monitoring, and
-lambdad-stacks, ours), function URLs (told by Host), code download links and ``/metrics``. Built once at ``serve``
-from a built ``LambdadApp``; app.py wires the services, this module routes to them."""
+lambdad-stacks, ours), function URLs (told by Host), code download links, ``/metrics`` and the web console
+(``/console/``, lambdad/console/). Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
+services, this module routes to them."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from lambdad.api.server import App, HttpRequest, HttpResponse, Precheck, Streame
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.deploy.stacks_api import SERVICE as STACKS, stacks_handlers, stacks_model
+from lambdad.console.calls import ApiCaller
+from lambdad.console.front import CONSOLE_PATH, ConsoleFront
 from lambdad.errors import InvalidParameterValueException
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.sts import sts_handlers
@@ -112,6 +115,11 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
             app.recorder, lambda: (pool.environment_count, pool.in_use, pool.unreserved_in_use), s.metrics_token)
     api = LambdaApi(model, handlers, app._lookup_identity, access.check, s.region, other_services(app))
     download = app.code_urls.handler(app.functions)
+    console = ConsoleFront(
+        app.store, app._lookup_identity,
+        ApiCaller(api, ("lambda", "logs", "scheduler") + (("monitoring",) if app.metrics is not None else ())),
+        download, session_seconds=s.console_session_hours * 3600, region=s.region, account_id=s.account_id,
+        runtimes=tuple(r for r in app.runtimes.names if r.startswith(("python", "nodejs"))))
     urls = UrlFront(app.function_urls, app.runs, app.functions, app.authorizer, app._lookup_identity,
                     region=s.region, account_id=s.account_id,
                     stream_limit=int(s.stream_response_max_mb * 1024 * 1024))
@@ -130,6 +138,8 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
             return await urls.handle(request)
         if request.target.startswith(CODE_PATH):
             return await download(request)
+        if request.target.startswith(CONSOLE_PATH):
+            return await console.handle(request)
         if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
             return await metrics_endpoint.handle(request)
         return await api.handle(request)
@@ -138,10 +148,15 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
         # a large body to a function URL is not signed for the API (NONE: not signed at all)
         if _addresses_url(headers, marks):
             return None
+        if target.startswith(CONSOLE_PATH):
+            host = next((value for name, value in headers if name.lower() == "host"), "")
+            return await console.precheck(method, target, headers, host)
         return await api.precheck(method, target, headers)
 
     def limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
         """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
+        if target.startswith(CONSOLE_PATH) and not _addresses_url(headers, marks):
+            return console.body_limit(method, target)
         found = body_limit(method, target, headers)
         if found == MAX_CONTROL_BODY and _addresses_url(headers, marks):
             return MAX_SYNC_PAYLOAD

@@ -434,6 +434,15 @@ class StreamPoller:
         retries, invokes, backoff = 0, 0, 0.0
         while queue:
             batch = queue[0]
+            expired = self._expired(batch)
+            if expired:  # older than MaximumRecordAgeInSeconds: never sent to the function (nor retried further)
+                await self._discard(shard_id, batch[:expired], None, "RecordAgeExceeded", invokes)
+                await through(batch[expired - 1][0])
+                if expired == len(batch):
+                    queue.pop(0)
+                    retries, invokes = 0, 0
+                    continue
+                batch = queue[0] = batch[expired:]
             payload = json.dumps(self._event(shard_id, lane, [e for _, e in batch])).encode()
             try:
                 delivery = await self._target.invoke(payload)
@@ -470,7 +479,7 @@ class StreamPoller:
                 batch = queue[0] = batch[failed_at:]
             self._target.processed("PROBLEM: Function call failed")
             condition = ""
-            if self._max_age >= 0 and time.time() - arrival_of(batch[0][0]) > self._max_age:
+            if self._expired(batch):
                 condition = "RecordAgeExceeded"
             elif self._bisect and len(batch) > 1:  # split in two, without counting a retry
                 half = len(batch) // 2
@@ -523,13 +532,28 @@ class StreamPoller:
         await self._store(shard)
         self._target.processed("OK")
 
+    def _expired(self, batch: _Batch) -> int:
+        """How many records at the batch's start are older than MaximumRecordAgeInSeconds (a lane's records are in
+        arrival order): Lambda does not send them to the function, throttled or not."""
+        if self._max_age < 0:
+            return 0
+        oldest = time.time() - self._max_age
+        count = 0
+        while count < len(batch) and arrival_of(batch[count][0]) < oldest:
+            count += 1
+        return count
+
     async def _discard(self, shard_id: str, batch: _Batch, delivery: Any, condition: str, invokes: int) -> None:
-        """Lambda's failure record of a batch it gives up, to the OnFailure destination (if any)."""
+        """Lambda's failure record of a batch it gives up, to the OnFailure destination (if any). ``delivery``:
+        the last invocation's outcome, None when the records expired before one."""
+        arn = self._target.function_arn
+        qualifier = arn.split(":")[7] if arn.count(":") == 7 else "$LATEST"
         record = failure_record(kinesis=self._kinesis, shard_id=shard_id, arn=self._arn, first=batch[0][0],
                                 last=batch[-1][0], size=len(batch),
-                                request_id=delivery.request_id or str(uuids.uuid4()),
-                                function_arn=self._target.function_arn, condition=condition, invokes=invokes,
-                                executed_version=delivery.executed_version, function_error=delivery.function_error)
+                                request_id=(delivery.request_id if delivery else "") or str(uuids.uuid4()),
+                                function_arn=arn, condition=condition, invokes=invokes,
+                                executed_version=delivery.executed_version if delivery else qualifier,
+                                function_error=delivery.function_error if delivery else None)
         log.warning("event source %s: %d records of %s discarded (%s)", self._arn, len(batch), shard_id, condition)
         if not self._on_failure:
             return

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length", "timers", "schedules",
            "schedule_groups"]
@@ -128,6 +128,25 @@ stream_checkpoints = sa.Table(  # the last sequence number a stream mapping hand
     sa.Column("updated", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("uuid", "shard_id"),
     sa.Index("stream_checkpoints_name", "name"),
+)
+console_sessions = sa.Table(  # signed-in console sessions (migration 0016; lambdad/console/sessions.py)
+    "console_sessions", metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # the SHA-256 (hex) of the cookie's random id, never the id itself
+    sa.Column("access_key_id", sa.Text, nullable=False),  # whose key signed in: each request acts as its principal
+    sa.Column("principal", sa.Text, nullable=False),  # its ARN, to show
+    sa.Column("csrf", sa.Text, nullable=False),  # the token every state-changing request carries in a header
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("console_sessions_expires", "expires"),
+)
+console_test_events = sa.Table(  # the console's saved test events: a principal's, per function (migration 0016)
+    "console_test_events", metadata,
+    sa.Column("owner", sa.Text, nullable=False),  # the principal's ARN
+    _function_name(),
+    sa.Column("event_name", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("owner", "name", "event_name"),
 )
 brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (migration 0013; lambdad/esm/brokers.py)
     "brokers", metadata,

@@ -10,7 +10,8 @@ parts, one module per area of the schema:
 - sql_access.py: IAM and the concurrency grants of cluster mode;
 - sql_logs.py: log events and the CloudWatch Logs API's queries;
 - sql_metrics.py: metric aggregates and usage records;
-- sql_stacks.py: the stacks `lambdad deploy` records.
+- sql_stacks.py: the stacks `lambdad deploy` records;
+- sql_console.py: the web console's sessions and saved test events.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 """
@@ -18,6 +19,7 @@ A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 from __future__ import annotations
 
 from lambdad.store.sql_access import AccessTables
+from lambdad.store.sql_console import ConsoleTables
 from lambdad.store.sql_base import database_url, open_engine
 from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
@@ -28,7 +30,8 @@ from lambdad.store.sql_stacks import StackTables
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
-class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, StackTables):
+class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, ConsoleTables, StackTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
-    provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics,
-    usage and stacks. Owner of its engine and threads (``SqlBase``)."""
+    provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
+    and usage, the console's sessions and the stacks of `lambdad deploy`. Owner of its engine and threads
+    (``SqlBase``)."""

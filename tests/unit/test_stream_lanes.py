@@ -56,3 +56,20 @@ def test_a_dynamodb_item_goes_by_its_keys_whatever_their_order() -> None:
     assert 0 <= lane_of(binary, 7) < 7
     items = Counter(lane_of({"dynamodb": {"Keys": {"id": {"S": str(i)}}}}, 4) for i in range(200))
     assert set(items) == {0, 1, 2, 3}
+
+
+def test_records_older_than_the_maximum_age_are_the_expired_prefix() -> None:
+    """MaximumRecordAgeInSeconds: the records at a batch's start that arrived before now - age are never sent to
+    the function (StreamPoller._expired); -1 keeps every record."""
+    import time
+    from types import SimpleNamespace
+
+    from lambdad.esm.streams import StreamPoller
+
+    now = time.time()
+    batch = [({"ApproximateArrivalTimestamp": now - age}, {}) for age in (300, 120, 30, 5)]
+    assert StreamPoller._expired(SimpleNamespace(_max_age=60), batch) == 2  # type: ignore[arg-type]
+    assert StreamPoller._expired(SimpleNamespace(_max_age=600), batch) == 0  # type: ignore[arg-type]
+    assert StreamPoller._expired(SimpleNamespace(_max_age=-1), batch) == 0  # type: ignore[arg-type]
+    dynamodb = [({"dynamodb": {"ApproximateCreationDateTime": now - 90}}, {})]
+    assert StreamPoller._expired(SimpleNamespace(_max_age=60), dynamodb) == 1  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Stacks of `lambdad deploy`: a SAM template's resources, their physical ids, outputs and the template's hash.
 
 Revision ID: 0099
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
