@@ -1,6 +1,6 @@
 """Stacks of `lambdad deploy`: a SAM template's resources, their physical ids, outputs and the template's hash.
 
-Revision ID: 0099
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
