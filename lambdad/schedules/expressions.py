@@ -57,7 +57,8 @@ class Schedule:
     text: str
     kind: str  # "rate", "cron" or "at"
 
-    def next_after(self, instant: dt.datetime, zone: dt.tzinfo, anchor: dt.datetime | None = None) -> dt.datetime | None:
+    def next_after(self, instant: dt.datetime, zone: dt.tzinfo,
+                   anchor: dt.datetime | None = None) -> dt.datetime | None:
         raise NotImplementedError
 
 
@@ -67,7 +68,8 @@ class Rate(Schedule):
     seconds: int
     kind: str = "rate"
 
-    def next_after(self, instant: dt.datetime, zone: dt.tzinfo, anchor: dt.datetime | None = None) -> dt.datetime | None:
+    def next_after(self, instant: dt.datetime, zone: dt.tzinfo,
+                   anchor: dt.datetime | None = None) -> dt.datetime | None:
         base = anchor if anchor is not None else instant
         if instant < base:
             return base.astimezone(UTC)
@@ -81,7 +83,8 @@ class At(Schedule):
     local: dt.datetime  # naive: wall-clock time in the schedule's zone
     kind: str = "at"
 
-    def next_after(self, instant: dt.datetime, zone: dt.tzinfo, anchor: dt.datetime | None = None) -> dt.datetime | None:
+    def next_after(self, instant: dt.datetime, zone: dt.tzinfo,
+                   anchor: dt.datetime | None = None) -> dt.datetime | None:
         when = _resolve(self.local, zone)
         return when if when is not None and when > instant else None
 
@@ -101,7 +104,8 @@ class Cron(Schedule):
     years: frozenset[int]
     kind: str = "cron"
 
-    def next_after(self, instant: dt.datetime, zone: dt.tzinfo, anchor: dt.datetime | None = None) -> dt.datetime | None:
+    def next_after(self, instant: dt.datetime, zone: dt.tzinfo,
+                   anchor: dt.datetime | None = None) -> dt.datetime | None:
         local = instant.astimezone(zone).replace(tzinfo=None)
         floor = local - dt.timedelta(hours=3)  # wall-clock candidates before this are past whatever the offsets
         year, month = floor.year, floor.month

@@ -16,8 +16,9 @@ then at once (EventBridge Scheduler's rule; a caller that wants the first one a 
 **Durable and cluster-safe.** Timers are rows of the store's ``timers`` table: the next occurrence
 (``next_fire``) and when to fire it (``due``: the occurrence, plus a random delay within ``window`` seconds —
 FlexibleTimeWindow — or a retry's time). One loop fires them: the node holding the lease ``timers``
-(``cluster/leases.py``; the embedded node always does). It reads the due rows and sleeps until the next one (at
-most a second, so a timer put on another node is seen within one), so a timer fires within a second of its time.
+(``cluster/leases.py``; the embedded node always does). It reads the due rows and sleeps until the next one (in a
+cluster at most a second, so a timer put on another node is seen within one; a node alone is woken by its own
+puts), so a timer fires within a second of its time.
 
 **At least once, no drift.** A fire calls the kind's callback with a ``Fire`` and only when the callback returns
 (it has durably accepted the event, e.g. the async queue stored the invocation) is the row advanced to the next
@@ -125,9 +126,12 @@ def _due(next_fire: float | None, window: float) -> float | None:
 
 
 class Timer:
-    def __init__(self, store: SqlStore, lease: Held) -> None:
+    def __init__(self, store: SqlStore, lease: Held, poll_seconds: float = POLL_SECONDS) -> None:
         self._store = store
         self._lease = lease
+        # the longest the loop sleeps without being woken: in a cluster a second, since other nodes put timers
+        # too; a node alone is woken by every put, and needs the store only when something is due
+        self._poll = poll_seconds
         self._callbacks: dict[str, FireCallback] = {}
         self._firing: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._unknown: set[str] = set()
@@ -211,8 +215,10 @@ class Timer:
                     delay = await self._round()
                 except Exception:
                     log.exception("timers: a round failed")
+            else:
+                delay = POLL_SECONDS  # the lease may come: try again soon
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, POLL_SECONDS)))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(delay, self._poll)))
             except asyncio.TimeoutError:
                 pass
 
@@ -238,7 +244,7 @@ class Timer:
             task.add_done_callback(self._done)
         if len(rows) >= _BATCH:
             return 0.0
-        return POLL_SECONDS if following is None else float(following) - time.time()
+        return self._poll if following is None else float(following) - time.time()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         for name, running in list(self._firing.items()):
@@ -275,6 +281,9 @@ class Timer:
                         later = _following(schedule, tz, now, *bounds)
                         break
                     later = _following(schedule, tz, scheduled, *bounds)
+            if not missed and now - scheduled > float(row["window"]) + 1.0 and row["attempts"] == 0:
+                log.warning("timers: %s %s: the occurrence of %s is fired %.0f s late (no node fired it in time: "
+                            "was the server down?)", kind, key, _at(scheduled), now - scheduled)
             if missed:
                 log.warning("timers: %s %s missed %s%d occurrence(s) (no node fired them in time: was the server "
                             "down?); firing once, late, for %s", kind, key, "at least " if missed >= _MISSED_COUNTED
@@ -298,3 +307,4 @@ class Timer:
         statement = sa.update(table).where(table.c.kind == row["kind"], table.c.key == row["key"],
                                            table.c.revision == row["revision"]).values(**values)
         await self._store.run(lambda conn: conn.execute(statement), write=True)
+        self._wake.set()  # its next due time: the loop sleeps until the earliest

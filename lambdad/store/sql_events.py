@@ -1,28 +1,22 @@
-"""SqlStore's EventBridge part (``events/store.py``'s ``EventsStore``): buses, rules and targets.
+"""The metadata store's EventBridge part: a part of ``SqlStore`` (store/sql.py), ``events/store.py``'s
+``EventsStore``: buses (other than ``default``), rules and their targets.
 
-A mixin of ``SqlStore``: it uses the store's ``_read``, ``_transaction``, ``_upsert`` and ``_wrote`` (every write is
-an ``events`` change notice naming its bus, so a cluster's other nodes read the rules again).
+Every write is an ``events`` change notice naming its bus, so a cluster's other nodes read the rules again.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import sqlalchemy as sa
 
 from lambdad.store import schema as t
+from lambdad.store.sql_base import SqlBase
 
-__all__ = ["SqlEventsMixin"]
+__all__ = ["EventTables"]
 
 
-class SqlEventsMixin:
-    # provided by SqlStore
-    async def _read(self, query: sa.Executable) -> list[Any]: ...  # type: ignore[empty-body]
-    async def _transaction(self, statements: Sequence[sa.Executable]) -> None: ...
-    def _upsert(self, table: sa.Table, keys: tuple[str, ...],  # type: ignore[empty-body]
-                **values: Any) -> sa.Executable: ...
-    def _wrote(self, kind: str, name: str) -> None: ...
-
+class EventTables(SqlBase):
     async def load_event_buses(self) -> list[tuple[str, str, float]]:
         b = t.event_buses
         return [(n, c, cr) for n, c, cr in await self._read(sa.select(b.c.name, b.c.config, b.c.created))]

@@ -175,3 +175,28 @@ def test_timers_outlive_their_timer(tmp_path: Path) -> None:
 
     fired = run(tmp_path, second)
     assert len(fired) == 1 and fired[0].scheduled.timestamp() == when and fired[0].last
+
+
+def test_a_window_delays_the_fire_within_it(tmp_path: Path) -> None:
+    """FlexibleTimeWindow: each fire is due at a random moment within ``window`` seconds after its occurrence;
+    the occurrence it reports is the scheduled one."""
+    async def work(store: SqlStore, timer: Timer) -> None:
+        fired: list[tuple[Fire, float]] = []
+
+        async def on_fire(fire: Fire) -> None:
+            fired.append((fire, time.time()))
+
+        timer.register("test", on_fire)
+        expression, when = at_expression(0.5)
+        await timer.put("test", "w", expression, window=2.0)
+        state = await timer.get("test", "w")
+        assert state is not None and state.due is not None and state.next_fire is not None
+        assert when <= state.due.timestamp() <= when + 2.0 and state.next_fire.timestamp() == when
+        timer.start()
+        await asyncio.sleep(when - time.time() + 3.5)
+        assert len(fired) == 1
+        fire, at = fired[0]
+        assert fire.scheduled.timestamp() == when and fire.missed == 0
+        assert when <= at < when + 3.0
+
+    run(tmp_path, work)

@@ -1,7 +1,7 @@
 """EventBridge: buses (other than "default"), rules and their targets (lambdad/events/).
 
-Revision ID: 0099e
-Revises: 0099 (the schedules branch's timers; the merger renumbers both)
+Revision ID: 0099
+Revises: 0017
 Create Date: 2026-12-05
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099e"
-down_revision = "0099"
+revision = "0099"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Timers (lambdad/schedules/timer.py) and EventBridge Scheduler's schedules and schedule groups.
 
-Revision ID: 0099
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
