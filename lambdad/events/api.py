@@ -92,12 +92,14 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
     async def delete_event_bus(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = str(params["Name"])
         allow(ctx, "DeleteEventBus", names.bus_arn(name))
+        await events.known(name)
         await events.delete_bus(name)
         return {}
 
     async def describe_event_bus(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         name = names.bus_name(params.get("Name"))
         allow(ctx, "DescribeEventBus", names.bus_arn(name))
+        await events.known(name)
         bus = events.bus(name)
         out: dict[str, Any] = {"Name": bus.name, "Arn": names.bus_arn(bus.name), "CreationTime": bus.created,
                                "LastModifiedTime": bus.created}
@@ -123,16 +125,19 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
         _refuse(params, "Tags")
         config = {k: params[k] for k in _RULE_FIELDS if params.get(k) is not None}
         config.setdefault("State", "ENABLED")
+        await events.known(bus)
         return {"RuleArn": await events.put_rule(bus, name, config)}
 
     async def describe_rule(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus, name = names.bus_name(params.get("EventBusName")), str(params["Name"])
         allow(ctx, "DescribeRule", rule_arn(bus, name))
+        await events.known(bus, name)
         return {**described(events.rule(bus, name)), "CreatedBy": names.account}
 
     async def list_rules(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus = names.bus_name(params.get("EventBusName"))
         allow(ctx, "ListRules", rule_arn(bus, "*"))
+        await events.known(bus)
         prefix = str(params.get("NamePrefix") or "")
         page, token = _page([(r.name, described(r)) for r in events.rules(bus) if r.name.startswith(prefix)], params)
         return {"Rules": page, "NextToken": token}
@@ -141,6 +146,7 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
         async def handler(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
             bus, name = names.bus_name(params.get("EventBusName")), str(params["Name"])
             allow(ctx, operation, rule_arn(bus, name))
+            await events.known(bus, name)
             await events.set_state(bus, name, state)
             return {}
         return handler
@@ -148,6 +154,7 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
     async def delete_rule(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus, name = names.bus_name(params.get("EventBusName")), str(params["Name"])
         allow(ctx, "DeleteRule", rule_arn(bus, name))
+        await events.known(bus, name)
         await events.delete_rule(bus, name)
         return {}
 
@@ -160,18 +167,21 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
         if len(targets) > 10:
             raise validation("1 validation error detected: Value at 'targets' failed to satisfy constraint: Member "
                              "must have length less than or equal to 10")
+        await events.known(bus, name)
         failed = await events.put_targets(bus, name, targets)
         return {"FailedEntryCount": len(failed), "FailedEntries": failed}
 
     async def remove_targets(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus, name = names.bus_name(params.get("EventBusName")), str(params["Rule"])
         allow(ctx, "RemoveTargets", rule_arn(bus, name))
+        await events.known(bus, name)
         failed = await events.remove_targets(bus, name, [str(i) for i in params["Ids"]])
         return {"FailedEntryCount": len(failed), "FailedEntries": failed}
 
     async def list_targets_by_rule(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus, name = names.bus_name(params.get("EventBusName")), str(params["Rule"])
         allow(ctx, "ListTargetsByRule", rule_arn(bus, name))
+        await events.known(bus, name)
         rule = events.rule(bus, name)
         page, token = _page(sorted((t.id, t.config) for t in rule.targets.values()), params)
         return {"Targets": page, "NextToken": token}
@@ -179,6 +189,7 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
     async def list_rule_names_by_target(ctx: JsonContext, params: dict[str, Any]) -> Mapping[str, Any]:
         bus = names.bus_name(params.get("EventBusName"))
         allow(ctx, "ListRuleNamesByTarget", rule_arn(bus, "*"))
+        await events.known(bus)
         found = events.rule_names_by_target(bus, str(params["TargetArn"]))
         page, token = _page([(n, n) for n in found], params)
         return {"RuleNames": page, "NextToken": token}
@@ -196,6 +207,7 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
         buses = [names.bus_name(e.get("EventBusName")) for e in entries]
         for bus in sorted(set(buses)):
             allow(ctx, "PutEvents", names.bus_arn(bus))
+            await events.known(bus)
         received = time.time()
         results: list[dict[str, Any]] = []
         for entry, bus in zip(entries, buses):

@@ -45,6 +45,7 @@ __all__ = ["EventBridge", "event_time", "check_schedule"]
 log = logging.getLogger(__name__)
 
 TIMER_KIND = "rule"  # schedules/timer.py's kind of scheduled rules' timers
+_MISS_RELOAD = 0.2  # seconds between reads of the store for a bus or rule this node does not know
 MAX_ENTRIES_BYTES = 256 * 1024  # PutEvents: the entries of one request together
 _TIME_BYTES = 14  # what an entry's Time counts for in its size
 
@@ -98,6 +99,7 @@ class EventBridge:
         self._rules: dict[tuple[str, str], Rule] = {}
         self._lock = asyncio.Lock()
         self._timer: Timer | None = None
+        self._missed_at = -_MISS_RELOAD
 
     # -- loading ------------------------------------------------------------------------------------------------
 
@@ -121,6 +123,19 @@ class EventBridge:
             if found is not None:
                 found.targets[target_id] = Target(target_id, json.loads(config))
         self._buses, self._rules = buses, rules
+
+    async def known(self, bus: str, rule: str | None = None) -> None:
+        """Read everything again when ``bus`` (or its ``rule``) is not known here: it may have been made a moment
+        ago on another node of a cluster, whose change notice is still on its way (a read after a write is
+        consistent on any node). At most once per ``_MISS_RELOAD`` seconds, so asking again and again for what
+        does not exist does not read the store each time."""
+        if bus in self._buses and (rule is None or (bus, rule) in self._rules):
+            return
+        now = time.monotonic()
+        if now - self._missed_at < _MISS_RELOAD:
+            return
+        self._missed_at = now
+        await self.load()
 
     async def reload(self, _bus: str) -> None:
         """Another node changed something of bus ``_bus`` (cluster change notices): read everything again."""
@@ -411,6 +426,7 @@ class EventBridge:
         if len(parts) != 6 or (parts[3], parts[4]) != (self.names.region, self.names.account):
             return False
         bus = self.names.bus_name(bus_arn)
+        await self.known(bus)
         self.bus(bus)
         problem = self.entry_problem(entry)
         if problem is not None:
