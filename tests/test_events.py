@@ -306,7 +306,9 @@ def test_a_user_may_do_what_its_policy_allows(server, events, fname) -> None:
     iam.create_user(UserName=user)
     policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["events:PutEvents", "events:DescribeRule"], "Resource": [
-            f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default", f"{RULE_ARN}/{fname[:30]}*"]}]}
+            f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default", f"{RULE_ARN}/{fname[:30]}*"]},
+        {"Effect": "Deny", "Action": "events:PutEvents", "Resource": "*",
+         "Condition": {"StringLike": {"events:source": "forbidden.*"}}}]}
     iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     client = boto3.client("events", endpoint_url=server.endpoint, region_name="us-east-1",
@@ -320,6 +322,11 @@ def test_a_user_may_do_what_its_policy_allows(server, events, fname) -> None:
         client.put_rule(Name=f"{fname[:30]}-x", EventPattern='{"source": ["x"]}')
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "events:PutRule" in caught.value.response["Error"]["Message"]
+    with pytest.raises(client.exceptions.ClientError) as caught:  # the condition key events:source
+        client.put_events(Entries=[{"Source": "a", "DetailType": "b", "Detail": "{}"},
+                                   {"Source": "forbidden.app", "DetailType": "b", "Detail": "{}"}])
+    assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "explicit deny" in caught.value.response["Error"]["Message"]
 
 
 def test_the_aws_cli_put_rule_put_targets_and_add_permission(server, fname, tmp_path) -> None:

@@ -4,7 +4,8 @@ Handlers parse and check a request, ask the authorizer, call the service and sha
 caller other than root: action ``events:<Operation>`` on the ARN AWS's service authorization reference gives it —
 a rule's (``arn:aws:events:<region>:<account>:rule/[<bus>/]<name>``) for the rule and target operations, a bus's
 (``...:event-bus/<name>``) for the bus operations and PutEvents, ``rule/[<bus>/]*`` / ``event-bus/*`` for the
-lists, ``*`` for TestEventPattern.
+lists, ``*`` for TestEventPattern. PutEvents is checked for each entry on its bus, with the condition keys
+``events:source`` and ``events:detail-type`` of the entry: a refusal of any refuses the request.
 
 Paging (ListRules, ListTargetsByRule, ListEventBuses, ListRuleNamesByTarget): ``Limit`` up to 100 a page
 (100 when absent), ``NextToken`` an opaque token naming the last item of the page before.
@@ -205,8 +206,12 @@ def events_handlers(events: EventBridge, authorizer: Authorizer) -> dict[str, Js
         if sum(entry_size(e) for e in entries) > MAX_ENTRIES_BYTES:
             raise validation("Total size of the entries in the request is over the limit.")
         buses = [names.bus_name(e.get("EventBusName")) for e in entries]
+        for entry, bus in zip(entries, buses):  # each entry, with EventBridge's condition keys of PutEvents
+            authorizer.check(ctx.principal, "events:PutEvents", names.bus_arn(bus), source_ip=ctx.source_ip,
+                             context={k: str(entry[f]) for k, f in (("events:source", "Source"),
+                                                                    ("events:detail-type", "DetailType"))
+                                      if entry.get(f)})
         for bus in sorted(set(buses)):
-            allow(ctx, "PutEvents", names.bus_arn(bus))
             await events.known(bus)
         received = time.time()
         results: list[dict[str, Any]] = []
