@@ -495,3 +495,21 @@ def test_a_loop_through_a_destination_and_a_rule_is_stopped(server, lam, events,
     time.sleep(1.5)
     assert len(records(server, fname)) == runs
     events.remove_targets(Rule=rule, Ids=["1"])
+
+
+def test_an_alias_target_is_allowed_by_the_alias_policy(server, lam, events, fname) -> None:
+    """A qualified target is checked against that qualifier's policy, as Lambda keeps one per alias and version:
+    the alias allows EventBridge, the unqualified function does not."""
+    rule = f"{fname[:50]}-r"
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["alias.test"]}))
+    create_python_function(lam, fname, PRINTING, Publish=True)
+    lam.create_alias(FunctionName=fname, Name="live", FunctionVersion="1")
+    lam.add_permission(FunctionName=fname, Qualifier="live", StatementId="events", Action="lambda:InvokeFunction",
+                       Principal="events.amazonaws.com", SourceArn=rule_arn(rule))
+    events.put_targets(Rule=rule, Targets=[{"Id": "alias", "Arn": f"{FN_ARN}:{fname}:live"},
+                                           {"Id": "plain", "Arn": f"{FN_ARN}:{fname}"}])
+    events.put_events(Entries=[{"Source": "alias.test", "DetailType": "t", "Detail": '{"q": "live"}'}])
+    assert wait_until(lambda: records(server, fname), timeout=30)
+    time.sleep(1.0)
+    assert [r["detail"] for r in records(server, fname)] == [{"q": "live"}]
+    assert f"of rule {rule_arn(rule)} not delivered to target plain (NO_PERMISSIONS)" in "".join(server.output)
