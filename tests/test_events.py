@@ -190,10 +190,12 @@ def test_restart_keeps_buses_rules_and_targets(fresh_server, tmp_path) -> None:
     events.put_targets(Rule="r1", EventBusName="kept", Targets=[
         {"Id": "t", "Arn": f"{FN_ARN}:f", "InputPath": "$.detail",
          "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 600}}])
+    default_made = events.describe_event_bus()["CreationTime"]
     srv.stop()
     srv = fresh_server(data_dir=data)
     events = srv.client("events")
     assert [b["Name"] for b in events.list_event_buses()["EventBuses"]] == ["default", "kept"]
+    assert events.describe_event_bus(Name="default")["CreationTime"] == default_made
     assert events.describe_event_bus(Name="kept")["Description"] == "a bus"
     described = events.describe_rule(Name="r1", EventBusName="kept")
     assert (described["State"], described["Description"], described["EventPattern"]) == (

@@ -3,14 +3,15 @@
 Contract:
 - Buses, rules and targets live in memory on every node and in the store (``EventsStore``); a write is stored
   before the call returns, and tells the other nodes of a cluster (``events`` change notices), which read everything
-  again (``reload``). The ``default`` bus always exists and is not stored.
+  again (``reload``).
 - A rule has an ``EventPattern`` (compiled once by ``esm/filtering.py``'s ``compile_event_pattern``), a
   ``ScheduleExpression`` (default bus only, as AWS requires), or both. PutRule replaces the rule: what it omits is
   gone, as on AWS; its targets stay.
 - ``put_events`` builds each entry's event (EventBridge's shape: version "0", id, detail-type, source, account,
   time, region, resources, detail), matches it against the enabled rules of its bus that have a pattern, and hands
   each matching rule's targets to ``Deliveries`` — which has written the event to the async queue (or refused it,
-  counted and logged) before ``put_events`` returns.
+  counted and logged) before ``put_events`` returns. The ``default`` bus always exists (recorded at the first
+  start, for its creation time) and cannot be deleted.
 - Scheduled rules fire through ``schedules/timer.py`` (durable, cluster-safe, one node fires each occurrence): an
   enabled scheduled rule has a timer (kind ``rule``, key ``<bus>/<name>``) in UTC, put when the rule is made, its
   expression changes or it is enabled, deleted when it is disabled or deleted, by the node that made the change;
@@ -104,8 +105,12 @@ class EventBridge:
     # -- loading ------------------------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        buses = {DEFAULT_BUS: self._buses.get(DEFAULT_BUS) or Bus(DEFAULT_BUS, time.time())}
-        for name, config, created in await self._store.load_event_buses():
+        stored = await self._store.load_event_buses()
+        if not any(name == DEFAULT_BUS for name, _, _ in stored):  # its creation time, kept from the first start
+            await self._store.add_event_bus(DEFAULT_BUS, "{}", time.time())
+            stored = await self._store.load_event_buses()
+        buses: dict[str, Bus] = {}
+        for name, config, created in stored:
             buses[name] = Bus(name, created, json.loads(config))
         rules: dict[tuple[str, str], Rule] = {}
         for bus, name, config, created in await self._store.load_event_rules():

@@ -13,7 +13,10 @@ __all__ = ["EventsStore"]
 
 class EventsStore(Protocol):
     async def load_event_buses(self) -> list[tuple[str, str, float]]:
-        """(name, config JSON, created) of every bus but ``default`` (which always exists)."""
+        """(name, config JSON, created) of every bus (``default`` once it has been recorded)."""
+
+    async def add_event_bus(self, name: str, config: str, created: float) -> None:
+        """Record the bus unless it is recorded already (``default``'s creation time, kept from the first start)."""
 
     async def put_event_bus(self, name: str, config: str, created: float) -> None: ...
 

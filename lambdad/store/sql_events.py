@@ -1,5 +1,5 @@
 """The metadata store's EventBridge part: a part of ``SqlStore`` (store/sql.py), ``events/store.py``'s
-``EventsStore``: buses (other than ``default``), rules and their targets.
+``EventsStore``: buses, rules and their targets.
 
 Every write is an ``events`` change notice naming its bus, so a cluster's other nodes read the rules again.
 """
@@ -20,6 +20,11 @@ class EventTables(SqlBase):
     async def load_event_buses(self) -> list[tuple[str, str, float]]:
         b = t.event_buses
         return [(n, c, cr) for n, c, cr in await self._read(sa.select(b.c.name, b.c.config, b.c.created))]
+
+    async def add_event_bus(self, name: str, config: str, created: float) -> None:
+        """The bus, unless it is stored already (then nothing changes): the ``default`` bus's first record."""
+        statement = self._insert(t.event_buses).values(name=name, config=config, created=created)
+        await self._transaction([statement.on_conflict_do_nothing(index_elements=["name"])])
 
     async def put_event_bus(self, name: str, config: str, created: float) -> None:
         await self._transaction([self._upsert(t.event_buses, ("name",), name=name, config=config, created=created)])
