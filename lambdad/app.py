@@ -289,8 +289,8 @@ class LambdadApp:
                                      self.concurrency.reserved)
         self.url_marks = tuple("." + base for base in url_bases(s.region, s.url_host))  # a URL's Host ends so
         # EventBridge (events/): buses, rules and targets; matched events go to the async queue
-        self.event_deliveries = Deliveries(self.functions, region=s.region, account_id=s.account_id,
-                                           metrics=self.recorder)
+        self.event_deliveries = Deliveries(self.functions, self.store, self.leases.lease("eventbridge-dead-letters"),
+                                           region=s.region, account_id=s.account_id, metrics=self.recorder)
         self.eventbridge = EventBridge(self.store, self.event_deliveries, EventNames(s.region, s.account_id))
         await self.eventbridge.load()
 
@@ -527,6 +527,7 @@ class LambdadApp:
         await self.async_queue.start()
         await self.provisioned.start()
         self.pollers.start()  # event source mappings: invocations need the API's port too
+        self.event_deliveries.start()  # EventBridge: events kept for dead-letter queues
         self.timer.start()  # after every kind is registered, and the async queue takes events
         self.usage.start()
         self.collector.start()

@@ -515,3 +515,31 @@ def test_an_alias_target_is_allowed_by_the_alias_policy(server, lam, events, fna
     time.sleep(1.0)
     assert [r["detail"] for r in records(server, fname)] == [{"q": "live"}]
     assert f"of rule {rule_arn(rule)} not delivered to target plain (NO_PERMISSIONS)" in "".join(server.output)
+
+
+def test_an_event_for_a_dead_letter_queue_outlives_a_restart(moto, aws, fresh_server, tmp_path, fname) -> None:
+    """The dead-letter queue does not exist when the delivery is refused, and the server stops: the event kept in
+    the store reaches the queue once it exists and the server runs again."""
+    env = {**MOTO_ENV, "AWS_ENDPOINT_URL": moto}
+    data = tmp_path / "data"
+    srv = fresh_server(env, data_dir=data)
+    lam, events = srv.client(), srv.client("events")
+    queue_name = f"{fname[:60]}-later"
+    queue_arn = f"arn:aws:sqs:us-east-1:123456789012:{queue_name}"
+    rule = f"{fname[:50]}-r"
+    events.put_rule(Name=rule, EventPattern='{"source": ["dlq.later"]}')
+    events.put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": printing_function(lam, fname),
+                                            "DeadLetterConfig": {"Arn": queue_arn}}])
+    sent = events.put_events(Entries=[{"Source": "dlq.later", "DetailType": "t", "Detail": "{}"}])
+    assert wait_until(lambda: "could not send an event of rule" in "".join(srv.output), timeout=15)
+    srv.stop()
+    sqs = aws("sqs")
+    queue = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] == \
+        queue_arn  # moto's account
+    fresh_server(env, data_dir=data)
+    messages: list = []
+    assert wait_until(lambda: messages.extend(sqs.receive_message(
+        QueueUrl=queue, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get("Messages", [])) or messages, timeout=30)
+    assert json.loads(messages[0]["Body"])["id"] == sent["Entries"][0]["EventId"]
+    assert messages[0]["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"

@@ -16,9 +16,12 @@ take it: ``SDK_CLIENT_ERROR``) is never dropped in silence: it is logged (a WARN
 and why), counted (AWS/Events ``FailedInvocations``, by RuleName and by EventBusName+RuleName, beside
 ``Invocations`` and ``TriggeredRules``; ``MatchedEvents`` per event, by EventBusName) and, when the target has a
 ``DeadLetterConfig``, sent to that SQS queue through botocore with AWS's message attributes ``RULE_ARN``,
-``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE`` (``DeadLetterInvocations``; a send that fails is tried again
-with a growing delay, 5 times, each failure logged, then counted as ``InvocationsFailedToBeSentToDlq``). As on
-AWS, these errors are not retried: retrying cannot grant a permission or make a function exist.
+``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE`` (``DeadLetterInvocations``). The event for the queue is
+written to the store first (``event_dead_letters``) and sent by the node holding the lease
+``eventbridge-dead-letters``, so a stop or a crash does not lose it; a send that fails is tried again after 1, 5,
+15, 60 and 300 seconds, then every 300 seconds, each failure logged (the fifth counted as
+``InvocationsFailedToBeSentToDlq``), and after a day given up with an ERROR line holding the whole event. As on
+AWS, the refusals themselves are not retried: retrying cannot grant a permission or make a function exist.
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
+import uuid
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from lambdad.arn import LATEST, function_arn, parse_function_arn
 from lambdad.errors import LambdaError
 from lambdad.events.model import Rule, Target
+from lambdad.events.store import EventsStore
 from lambdad.events.transform import found, read_path, render_template
 from lambdad.functions.service import FunctionService
 from lambdad.iam.policy import Caller, Decision, Request, evaluate
 from lambdad.metrics.recorder import MetricsRecorder, dimensions_key
-from lambdad.tasks import cancel_and_wait
+from lambdad.periodic import Held, Periodic
 
 __all__ = ["Deliveries", "SERVICE_PRINCIPAL", "target_input"]
 
@@ -44,7 +50,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_PRINCIPAL = "events.amazonaws.com"
 NAMESPACE = "AWS/Events"
-_DLQ_DELAYS = (1.0, 5.0, 15.0, 60.0, 300.0)
+_DLQ_DELAYS = (1.0, 5.0, 15.0, 60.0, 300.0)  # after each failed send (then every 300 s)
+_DLQ_BATCH = 100
+DLQ_POLL_SECONDS = 5.0  # how often the lease's holder looks for stored events to send (a refusal wakes it at once)
+DLQ_MAX_AGE = 86400.0  # a day (EventBridge's longest MaximumEventAgeInSeconds): then given up, logged in full
 
 Submit = Callable[..., Awaitable[str]]  # the async queue's submit(name, qualifier, payload, client_context, ...)
 
@@ -84,14 +93,17 @@ def target_input(target: Mapping[str, Any], rule_arn: str, rule_name: str, event
 
 
 class Deliveries:
-    def __init__(self, functions: FunctionService, *, region: str, account_id: str,
-                 metrics: MetricsRecorder | None = None) -> None:
+    def __init__(self, functions: FunctionService, store: EventsStore, lease: Held, *, region: str,
+                 account_id: str, metrics: MetricsRecorder | None = None) -> None:
         self._functions = functions
+        self._store = store
         self._region, self._account = region, account_id
         self._metrics = metrics
         self.submit: Submit | None = None  # the async queue's, set once it exists
         self._caller = Caller(arn=SERVICE_PRINCIPAL, account=account_id, principal_arns=(), service=SERVICE_PRINCIPAL)
-        self._sending: set[asyncio.Task[None]] = set()
+        # the stored events for dead-letter queues, sent by the node holding the lease
+        self._dead_letters = Periodic("eventbridge-dead-letters", self._send_dead_letters, DLQ_POLL_SECONDS,
+                                      lease=lease)
         self._clients: dict[str, Any] = {}
         self.failures = 0  # refused deliveries since the start (also logged and in AWS/Events FailedInvocations)
 
@@ -113,7 +125,7 @@ class Deliveries:
             if refusal is None:
                 self._count("Invocations", rule)
                 continue
-            self._refused(rule_arn, rule, target, event, *refusal)
+            await self._refused(rule_arn, rule, target, event, *refusal)
 
     def _refusal(self, rule_arn: str, target: Target) -> tuple[str, str] | None:
         """Why ``target`` may not be invoked for ``rule_arn`` (an ERROR_CODE and message), or None."""
@@ -139,8 +151,11 @@ class Deliveries:
                     f"{SERVICE_PRINCIPAL} --source-arn {rule_arn})")
         return None
 
-    def _refused(self, rule_arn: str, rule: Rule, target: Target, event: Mapping[str, Any], code: str,
-                 message: str) -> None:
+    def start(self) -> None:
+        self._dead_letters.start(at_once=True)  # what a stop left unsent
+
+    async def _refused(self, rule_arn: str, rule: Rule, target: Target, event: Mapping[str, Any], code: str,
+                       message: str) -> None:
         self.failures += 1
         self._count("FailedInvocations", rule)
         dead_letter = (target.config.get("DeadLetterConfig") or {}).get("Arn")
@@ -151,25 +166,46 @@ class Deliveries:
         if dead_letter:
             attributes = {"RULE_ARN": rule_arn, "TARGET_ARN": target.arn, "ERROR_CODE": code,
                           "ERROR_MESSAGE": message[:1024]}
-            task = asyncio.get_running_loop().create_task(
-                self._dead_letter(rule, str(dead_letter), json.dumps(event), attributes))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-    async def _dead_letter(self, rule: Rule, queue_arn: str, body: str, attributes: dict[str, str]) -> None:
-        for attempt, delay in enumerate((0.0, *_DLQ_DELAYS)):
-            await asyncio.sleep(delay)
+            now = time.time()
             try:
-                await asyncio.to_thread(self._send_sqs, queue_arn, body, attributes)
+                await self._store.put_event_dead_letter({
+                    "id": str(uuid.uuid4()), "queue_arn": str(dead_letter), "body": json.dumps(event),
+                    "attributes": json.dumps(attributes), "rule": f"{rule.bus}/{rule.name}", "attempts": 0,
+                    "not_before": now, "created": now})
+            except Exception:
+                log.exception("EventBridge: event %s of rule %s could not be kept for its dead-letter queue %s",
+                              event.get("id"), rule_arn, dead_letter)
+                self._count("InvocationsFailedToBeSentToDlq", rule)
+                return
+            self._dead_letters.wake()
+
+    async def _send_dead_letters(self) -> bool:
+        """Send the stored events whose time has come to their dead-letter queues; True when there may be more."""
+        rows = await self._store.due_event_dead_letters(time.time(), _DLQ_BATCH)
+        for row in rows:
+            queue_arn, attempts = str(row["queue_arn"]), int(str(row["attempts"]))
+            bus, _, name = str(row["rule"]).rpartition("/")
+            rule = Rule(bus, name, {}, 0.0)
+            try:
+                await asyncio.to_thread(self._send_sqs, queue_arn, str(row["body"]),
+                                        json.loads(str(row["attributes"])))
             except Exception as exc:
-                log.warning("EventBridge: could not send to the dead-letter queue %s (try %d: %s: %s)", queue_arn,
-                            attempt + 1, type(exc).__name__, exc)
+                attempts += 1
+                log.warning("EventBridge: could not send an event of rule %s to its dead-letter queue %s (try %d: "
+                            "%s: %s)", row["rule"], queue_arn, attempts, type(exc).__name__, exc)
+                if attempts == len(_DLQ_DELAYS):
+                    self._count("InvocationsFailedToBeSentToDlq", rule)
+                if time.time() - float(str(row["created"])) > DLQ_MAX_AGE:
+                    log.error("EventBridge: gave up sending an event of rule %s to its dead-letter queue %s after "
+                              "%d tries over a day: %s", row["rule"], queue_arn, attempts, row["body"])
+                    await self._store.delete_event_dead_letter(str(row["id"]))
+                    continue
+                delay = _DLQ_DELAYS[min(attempts, len(_DLQ_DELAYS)) - 1]
+                await self._store.retry_event_dead_letter(str(row["id"]), attempts, time.time() + delay)
                 continue
+            await self._store.delete_event_dead_letter(str(row["id"]))
             self._count("DeadLetterInvocations", rule)
-            return
-        log.error("EventBridge: gave up sending an event of rule %s to its dead-letter queue %s", rule.name,
-                  queue_arn)
-        self._count("InvocationsFailedToBeSentToDlq", rule)
+        return len(rows) == _DLQ_BATCH
 
     def _send_sqs(self, queue_arn: str, body: str, attributes: dict[str, str]) -> None:
         import boto3
@@ -196,8 +232,7 @@ class Deliveries:
                           "Count", (1.0,))
 
     async def aclose(self) -> None:
-        for task in list(self._sending):
-            await cancel_and_wait(task)
+        await self._dead_letters.aclose()
         for client in self._clients.values():
             client.close()
         self._clients.clear()

@@ -38,3 +38,13 @@ class EventsStore(Protocol):
         """Add or replace targets (id, config JSON) of a rule, in one transaction."""
 
     async def delete_event_targets(self, bus: str, rule: str, ids: Sequence[str]) -> None: ...
+
+    async def put_event_dead_letter(self, row: dict[str, object]) -> None:
+        """An event for a dead-letter queue (id, queue_arn, body, attributes, rule, attempts, not_before, created)."""
+
+    async def due_event_dead_letters(self, now: float, limit: int) -> list[dict[str, object]]:
+        """Those whose ``not_before`` has come, oldest first."""
+
+    async def retry_event_dead_letter(self, row_id: str, attempts: int, not_before: float) -> None: ...
+
+    async def delete_event_dead_letter(self, row_id: str) -> None: ...

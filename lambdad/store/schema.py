@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "event_buses", "event_rules", "event_targets", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "event_buses", "event_rules", "event_targets", "event_dead_letters", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length", "timers", "schedules",
            "schedule_groups"]
@@ -168,6 +168,17 @@ event_rules = sa.Table(  # EventBridge rules (migration 0099_events)
     sa.Column("config", sa.Text, nullable=False),  # JSON: EventPattern, ScheduleExpression, State, Description, RoleArn
     sa.Column("created", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("bus", "name"),
+)
+event_dead_letters = sa.Table(  # events on their way to a target's dead-letter queue (migration 0099_events)
+    "event_dead_letters", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("queue_arn", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the event, JSON
+    sa.Column("attributes", sa.Text, nullable=False),  # JSON: RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE
+    sa.Column("rule", sa.Text, nullable=False),  # <bus>/<rule>, for its metrics
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
 )
 event_targets = sa.Table(  # the targets of EventBridge rules (migration 0099_events)
     "event_targets", metadata,

@@ -1,5 +1,5 @@
 """The metadata store's EventBridge part: a part of ``SqlStore`` (store/sql.py), ``events/store.py``'s
-``EventsStore``: buses, rules and their targets.
+``EventsStore``: buses, rules and their targets, and events on their way to a dead-letter queue.
 
 Every write is an ``events`` change notice naming its bus, so a cluster's other nodes read the rules again.
 """
@@ -65,3 +65,22 @@ class EventTables(SqlBase):
         g = t.event_targets
         await self._transaction([sa.delete(g).where(g.c.bus == bus, g.c.rule == rule, g.c.id.in_(list(ids)))])
         self._wrote("events", bus)
+
+    # -- events on their way to a dead-letter queue (events/delivery.py) ----------------------------------------
+
+    async def put_event_dead_letter(self, row: dict[str, object]) -> None:
+        await self._transaction([sa.insert(t.event_dead_letters).values(**row)])
+
+    async def due_event_dead_letters(self, now: float, limit: int) -> list[dict[str, object]]:
+        d = t.event_dead_letters
+        rows = await self._read(sa.select(*d.c).where(d.c.not_before <= now).order_by(d.c.not_before).limit(limit))
+        return [dict(row._mapping) for row in rows]
+
+    async def retry_event_dead_letter(self, row_id: str, attempts: int, not_before: float) -> None:
+        d = t.event_dead_letters
+        await self._transaction([sa.update(d).where(d.c.id == row_id).values(attempts=attempts,
+                                                                              not_before=not_before)])
+
+    async def delete_event_dead_letter(self, row_id: str) -> None:
+        d = t.event_dead_letters
+        await self._transaction([sa.delete(d).where(d.c.id == row_id)])

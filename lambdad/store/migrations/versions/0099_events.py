@@ -1,4 +1,4 @@
-"""EventBridge: buses (other than "default"), rules and their targets (lambdad/events/).
+"""EventBridge: buses, rules and their targets, and events on their way to a dead-letter queue (lambdad/events/).
 
 Revision ID: 0099
 Revises: 0017
@@ -39,9 +39,21 @@ def upgrade() -> None:
         sa.Column("config", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("bus", "rule", "id"),
     )
+    op.create_table(
+        "event_dead_letters",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("queue_arn", sa.Text, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("not_before", sa.Float, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("event_dead_letters")
     op.drop_table("event_targets")
     op.drop_table("event_rules")
     op.drop_table("event_buses")
