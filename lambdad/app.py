@@ -107,6 +107,11 @@ from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_se
 from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
+from lambdad.s3events.api import SERVICE_NAME as NOTIFICATIONS_SERVICE
+from lambdad.s3events.api import notifications_api
+from lambdad.s3events.configs import ENDPOINT_PREFIX as S3_EVENTS_PREFIX
+from lambdad.s3events.configs import S3Notifications
+from lambdad.s3events.webhook import S3EventsWebhook
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
@@ -377,6 +382,8 @@ class LambdadApp:
         self.submissions: EventQueue = (CountedQueue(self.async_queue, lambda name, qualifier: recorder.function_event(
             "AsyncEventsReceived", name, qualifier)) if recorder is not None else self.async_queue)
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
+        # S3 object events: functions' notification endpoints, read from the store by the webhook (s3events/)
+        self.s3_notifications = S3Notifications(self.functions, self.store, region=s.region, account_id=s.account_id)
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
@@ -565,7 +572,17 @@ class LambdadApp:
             metrics_endpoint = PrometheusEndpoint(
                 self.recorder, lambda: (pool.environment_count, pool.in_use, pool.unreserved_in_use),
                 s.metrics_token)
+        services[NOTIFICATIONS_SERVICE] = notifications_api(self.s3_notifications, self.authorizer, s.region,
+                                                            s.account_id)
         api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
+
+        def may_invoke(principal: Any, name: str, qualifier: str | None, source_ip: str | None) -> None:
+            access.check(principal, "Invoke", {"FunctionName": name}, {"Qualifier": [qualifier]} if qualifier else {},
+                         {}, source_ip)
+
+        s3_events = S3EventsWebhook(self.s3_notifications, self.submissions, region=s.region,
+                                    max_records=s.s3_events_max_records, lookup=self._lookup_identity,
+                                    authorize_invoke=may_invoke)
         download = self.code_urls.handler(self.functions)
         urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
                         region=s.region, account_id=s.account_id,
@@ -585,13 +602,15 @@ class LambdadApp:
                 return await urls.handle(request)
             if request.target.startswith(CODE_PATH):
                 return await download(request)
+            if request.target.startswith(S3_EVENTS_PREFIX):  # a store's S3 event records: a token, not SigV4
+                return await s3_events.handle(request)
             if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
                 return await metrics_endpoint.handle(request)
             return await api.handle(request)
 
         async def precheck(method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
             # a large body to a function URL is not signed for the API (NONE: not signed at all)
-            if self._addresses_url(headers, marks):
+            if self._addresses_url(headers, marks) or target.startswith(S3_EVENTS_PREFIX):
                 return None
             return await api.precheck(method, target, headers)
 
@@ -615,6 +634,8 @@ class LambdadApp:
 
     def _body_limit(self, method: str, target: str, headers: list[tuple[str, str]]) -> int:
         """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
+        if target.startswith(S3_EVENTS_PREFIX) and not self._addresses_url(headers, self.url_marks):
+            return self.settings.s3_events_max_body_kb * 1024
         limit = body_limit(method, target, headers)
         if limit == MAX_CONTROL_BODY and self._addresses_url(headers, self.url_marks):
             return MAX_SYNC_PAYLOAD
