@@ -1,4 +1,5 @@
-"""Builds a lambdad server: the one place where stores, services, the pool and the routes are wired together.
+"""Builds a lambdad server: the one place where stores, services and the pool are wired together (routes.py
+routes requests to them; rundirs.py keeps the run dir).
 
 ``LambdadApp.open(settings)`` takes the data dir lock, opens the stores, loads functions, and starts the
 background tasks (log sink, idle reaper); ``serve()`` binds the HTTP listener and starts the async queue; ``aclose()`` undoes
@@ -10,39 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
 import functools
 import gc
 import logging
-import os
-import resource
 import shutil
 import socket
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable
 
-import botocore.session
 
 from lambdad import __version__
-from lambdad.api.access import AccessControl
-from lambdad.api.aliases import alias_handlers
-from lambdad.api.code_urls import CODE_PATH, CodeUrlSigner
-from lambdad.api.concurrency import concurrency_handlers
-from lambdad.api.event_invoke import event_invoke_handlers
-from lambdad.api.event_sources import event_source_handlers
-from lambdad.api.function_urls import function_url_handlers
-from lambdad.api.functions import function_handlers
-from lambdad.api.http import (MAX_BODY_BYTES, MAX_CONTROL_BODY, MAX_SYNC_PAYLOAD, Handler, LambdaApi, OtherService,
-                              RequestContext, body_limit, request_too_busy, request_too_large)
-from lambdad.api.invoke import invoke_handlers
-from lambdad.api.layers import layer_handlers
-from lambdad.api.policies import policy_handlers
-from lambdad.api.server import App, HttpRequest, HttpResponse, HttpServer, Limits, Precheck, StreamedResponse
-from lambdad.api.tags import tag_handlers
-from lambdad.api.versions import version_handlers
+from lambdad.api.code_urls import CodeUrlSigner
+from lambdad.api.http import (MAX_BODY_BYTES, Handler, request_too_busy, request_too_large)
+from lambdad.api.server import HttpServer, Limits
 from lambdad.arn import FunctionRef
 from lambdad.auth.credentials import RootCredentials, load_root_credentials, shared_root_credentials
 from lambdad.auth.issued import CredentialIssuer, IssuedCredentials
@@ -57,20 +41,17 @@ from lambdad.cluster.link import Link
 from lambdad.cluster.membership import Membership
 from lambdad.cluster.notices import ChangeNotices
 from lambdad.cluster.placement import SpreadPlacement
-from lambdad.errors import InvalidParameterValueException, LambdaError
+from lambdad.errors import LambdaError
 from lambdad.esm.mappings import EventSourceMappings
 from lambdad.esm.pollers import PollerManager, Source
 from lambdad.esm.rmq import RmqSource
 from lambdad.esm.sqs import SqsSource
 from lambdad.esm.streams import StreamSource
-from lambdad.iam.api import iam_handlers
 from lambdad.iam.authorize import Authorizer
 from lambdad.iam.keycache import KeyCache
 from lambdad.iam.policy import validate_policy
 from lambdad.iam.service import IamService
-from lambdad.iam.sts import Sessions, sts_handlers
-from lambdad.api.json_api import JsonApi
-from lambdad.api.query_api import QueryApi
+from lambdad.iam.sts import Sessions
 from lambdad.cluster.permits import ClusterPermits
 from lambdad.cluster.routing import InvokeRouter
 from lambdad.config import Settings
@@ -87,14 +68,9 @@ from lambdad.invoke.destinations import DeliveryResult, Destinations
 from lambdad.invoke.event_config import AsyncRules, EventInvokeConfigs
 from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
-from lambdad.logs.api import logs_handlers
 from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
-from lambdad.api.rpc_api import RpcApi
-from lambdad.metrics.api import cloudwatch_handlers
 from lambdad.metrics.emf import maybe_emf, record_emf
-from lambdad.metrics.errors import SHAPES as CLOUDWATCH_ERROR_SHAPES
-from lambdad.metrics.prometheus import METRICS_PATH, PrometheusEndpoint
 from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.metrics.service import MetricsService
 from lambdad.logs.sink import LogSink
@@ -107,17 +83,15 @@ from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_se
 from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
-from lambdad.s3events.api import SERVICE_NAME as NOTIFICATIONS_SERVICE
-from lambdad.s3events.api import notifications_api
-from lambdad.s3events.configs import ENDPOINT_PREFIX as S3_EVENTS_PREFIX
 from lambdad.s3events.configs import S3Notifications
-from lambdad.s3events.webhook import S3EventsWebhook
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
 from lambdad.store.sql import SqlStore
 from lambdad.urls.configs import FunctionUrls
-from lambdad.urls.front import UrlFront, url_bases
+from lambdad.urls.front import url_bases
+from lambdad.routes import http_front, lambda_handlers
+from lambdad.rundirs import hold_alive, raise_descriptor_limit, sweep_run_dirs
 
 if TYPE_CHECKING:
     from lambdad.spans import Traces
@@ -127,63 +101,7 @@ __all__ = ["LambdadApp"]
 log = logging.getLogger(__name__)
 
 
-RUN_DIR_GRACE_SECONDS = 60.0
-_HOSTS_REMEMBERED = 4096  # Host headers remembered as a function URL's or not (cleared when full)  # a run dir without its lock file is a server's only this long after it was made
 
-
-def _hold_alive(run_dir: Path) -> int:
-    """Lock ``<run dir>/alive`` for as long as this process lives (the kernel drops an flock with its holder): how
-    a later start tells a live server's run dir from one a kill -9 left."""
-    fd = os.open(run_dir / "alive", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
-def sweep_run_dirs(parent: Path, own: Path) -> int:
-    """Remove the run dirs (``<tmp>/lambdad-<server id>-*``) of servers that are gone: their ``alive`` lock is free
-    (or, for one made before it had one, it is over a minute old). Runs in the background at start: a big tree
-    left by a crash does not hold up the listener. Returns how many it removed."""
-    removed = 0
-    for path in parent.glob("lambdad-*-*"):
-        if path == own or not path.is_dir() or path.is_symlink():
-            continue
-        try:
-            fd = os.open(path / "alive", os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            try:
-                if time.time() - path.stat().st_mtime < RUN_DIR_GRACE_SECONDS:
-                    continue  # a server that is starting, between mkdtemp and its lock
-            except OSError:
-                continue
-            fd = -1
-        except OSError:
-            continue
-        try:
-            if fd >= 0:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # alive
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-        finally:
-            if fd >= 0:
-                os.close(fd)
-    if removed:
-        log.info("removed %d run dirs of servers that are gone", removed)
-    return removed
-
-
-def _raise_descriptor_limit() -> None:
-    """The server holds a descriptor per connection and several per environment: its soft limit goes up to its
-    hard one, so that clients and environments run out of their own limits (API connections, 1,024 descriptors
-    per function process) long before the server runs out of its."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
-        except (ValueError, OSError) as exc:
-            log.warning("could not raise the descriptor limit from %d: %s", soft, exc)
 
 
 class LambdadApp:
@@ -202,7 +120,7 @@ class LambdadApp:
 
     async def _open(self) -> None:
         s = self.settings
-        _raise_descriptor_limit()
+        raise_descriptor_limit()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
@@ -271,7 +189,7 @@ class LambdadApp:
         self.aliases = AliasService(self.functions, self.store)
         self.policies = PolicyService(self.functions, self.store)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"lambdad-{self.server_id}-"))
-        self._alive = _hold_alive(self.run_dir)
+        self._alive = hold_alive(self.run_dir)
         self._run_dir_sweep = asyncio.get_running_loop().create_task(
             asyncio.to_thread(sweep_run_dirs, self.run_dir.parent, self.run_dir))
         isolated = s.isolation == "auto"
@@ -523,106 +441,8 @@ class LambdadApp:
         return identity
 
     def handlers(self) -> dict[str, Handler]:
-        """The handler of every operation this server implements, by operation name."""
-        s = self.settings
-        return {
-            **function_handlers(self.functions, self.code_urls, self.concurrency.reserved),
-            **version_handlers(self.functions),
-            **alias_handlers(self.aliases, s.region, s.account_id),
-            **tag_handlers(self.functions),
-            **policy_handlers(self.policies, s.region, s.account_id),
-            **concurrency_handlers(self.concurrency, self.provisioned, s.region, s.account_id),
-            **event_invoke_handlers(self.event_configs, s.region, s.account_id),
-            **function_url_handlers(self.function_urls, s.region, s.account_id),
-            **event_source_handlers(self.event_sources),
-            **invoke_handlers(self.runs, self.submissions, s.region, s.account_id,
-                              stream_limit=int(s.stream_response_max_mb * 1024 * 1024)),
-            **layer_handlers(self.layers, self.code_urls),
-        }
-
-    def http_app(self) -> tuple[App, Precheck]:
-        """The control API and the code download links, as one HTTP application; and its precheck of requests
-        whose bodies are not read yet."""
-        s = self.settings
-        model = botocore.session.get_session().get_service_model("lambda")
-        handlers = self.handlers()
-        if s.iam_refuse_unknown_roles:
-            for operation in ("CreateFunction", "UpdateFunctionConfiguration"):
-                handlers[operation] = self._known_role(handlers[operation])
-        access = AccessControl(self.functions, self.layers, self.authorizer, s.region, s.account_id,
-                               self.event_sources.function_arn_of)
-        session = botocore.session.get_session()
-        regions = (s.region, "us-east-1")  # IAM is global: SDKs sign its requests for us-east-1
-        services: dict[str, OtherService] = {
-            "iam": QueryApi(session.get_service_model("iam"), iam_handlers(self.iam, self.authorizer), regions),
-            "sts": QueryApi(session.get_service_model("sts"),
-                            sts_handlers(self.iam, self.authorizer, self.sessions), regions),
-            "logs": JsonApi(session.get_service_model("logs"),
-                            logs_handlers(self.store, self.authorizer, s.region, s.account_id,
-                                          self.log_retention.wake), (s.region,),
-                            validation_error="InvalidParameterException"),
-        }
-        metrics_endpoint = None
-        if self.metrics is not None:
-            assert self.recorder is not None
-            services["monitoring"] = RpcApi(session.get_service_model("cloudwatch"),
-                                            cloudwatch_handlers(self.metrics, self.authorizer), (s.region,),
-                                            CLOUDWATCH_ERROR_SHAPES)
-            pool = self.pool
-            metrics_endpoint = PrometheusEndpoint(
-                self.recorder, lambda: (pool.environment_count, pool.in_use, pool.unreserved_in_use),
-                s.metrics_token)
-        services[NOTIFICATIONS_SERVICE] = notifications_api(self.s3_notifications, self.authorizer, s.region,
-                                                            s.account_id)
-        api = LambdaApi(model, handlers, self._lookup_identity, access.check, s.region, services)
-
-        def may_invoke(principal: Any, name: str, qualifier: str | None, source_ip: str | None) -> None:
-            access.check(principal, "Invoke", {"FunctionName": name}, {"Qualifier": [qualifier]} if qualifier else {},
-                         {}, source_ip)
-
-        s3_events = S3EventsWebhook(self.s3_notifications, self.submissions, region=s.region,
-                                    max_records=s.s3_events_max_records, lookup=self._lookup_identity,
-                                    authorize_invoke=may_invoke)
-        download = self.code_urls.handler(self.functions)
-        urls = UrlFront(self.function_urls, self.runs, self.functions, self.authorizer, self._lookup_identity,
-                        region=s.region, account_id=s.account_id,
-                        stream_limit=int(s.stream_response_max_mb * 1024 * 1024))
-        marks = self.url_marks  # a function URL's Host ends with one (before its port)
-        url_hosts: dict[str, bool] = {}  # Host header -> a function URL's? (the API's few hosts: one look-up each)
-
-        async def app(request: HttpRequest) -> HttpResponse | StreamedResponse:
-            host = request.host
-            to_url = url_hosts.get(host)
-            if to_url is None:
-                to_url = host.partition(":")[0].lower().endswith(marks)
-                if len(url_hosts) >= _HOSTS_REMEMBERED:
-                    url_hosts.clear()
-                url_hosts[host] = to_url
-            if to_url:  # before the API: a function URL
-                return await urls.handle(request)
-            if request.target.startswith(CODE_PATH):
-                return await download(request)
-            if request.target.startswith(S3_EVENTS_PREFIX):  # a store's S3 event records: a token, not SigV4
-                return await s3_events.handle(request)
-            if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
-                return await metrics_endpoint.handle(request)
-            return await api.handle(request)
-
-        async def precheck(method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
-            # a large body to a function URL is not signed for the API (NONE: not signed at all)
-            if self._addresses_url(headers, marks) or target.startswith(S3_EVENTS_PREFIX):
-                return None
-            return await api.precheck(method, target, headers)
-
-        return app, precheck
-
-    @staticmethod
-    def _addresses_url(headers: list[tuple[str, str]], marks: tuple[str, ...]) -> bool:
-        """Whether a request's Host (among its ``headers``) is a function URL's."""
-        for name, value in headers:
-            if len(name) == 4 and name.lower() == "host":
-                return value.partition(":")[0].lower().endswith(marks)
-        return False
+        """The handler of every operation of the Lambda API this server implements, by operation name."""
+        return lambda_handlers(self)
 
     def function_url(self, url_id: str) -> str:
         """The FunctionUrl shown for a URL id: under LAMBDAD_URL_HOST, else ``lambda-url.<region>.localhost`` and
@@ -631,25 +451,6 @@ class LambdadApp:
         if s.url_host:
             return f"http://{url_id}.{s.url_host}/"
         return f"http://{url_id}.lambda-url.{s.region}.localhost:{self.port}/"
-
-    def _body_limit(self, method: str, target: str, headers: list[tuple[str, str]]) -> int:
-        """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
-        if target.startswith(S3_EVENTS_PREFIX) and not self._addresses_url(headers, self.url_marks):
-            return self.settings.s3_events_max_body_kb * 1024
-        limit = body_limit(method, target, headers)
-        if limit == MAX_CONTROL_BODY and self._addresses_url(headers, self.url_marks):
-            return MAX_SYNC_PAYLOAD
-        return limit
-
-    def _known_role(self, handler: Handler) -> Handler:
-        """``handler`` refusing a role Lambda could not assume: not an IAM role of this account, or one whose
-        trust policy does not let lambda.amazonaws.com assume it (LAMBDAD_IAM_REFUSE_UNKNOWN_ROLES, as AWS)."""
-        async def checked(ctx: RequestContext, params: dict[str, Any]) -> Mapping[str, Any]:
-            role = params.get("Role")
-            if role and not self.iam.lambda_may_assume(str(role)):
-                raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
-            return await handler(ctx, params)
-        return checked
 
     def _issue_credentials(self, env_id: str, spec: EnvironmentSpec) -> IssuedCredentials:
         """An environment's own credentials: its function's principal, valid while the environment lives."""
@@ -692,11 +493,11 @@ class LambdadApp:
     async def serve(self) -> int:
         """Bind the HTTP listener; returns the port (useful with port 0)."""
         s = self.settings
-        app, precheck = self.http_app()
+        app, precheck, limit = http_front(self)
         limits = Limits(max_connections=s.http_max_connections, max_buffered=s.http_buffer_mb * 1024 * 1024,
                         head_timeout=s.http_head_timeout_seconds, min_rate=s.http_min_rate_kb * 1024)
         self._http = HttpServer(app, max_body=MAX_BODY_BYTES, too_large=request_too_large, limits=limits,
-                                body_limit=self._body_limit, precheck=precheck, too_busy=request_too_busy)
+                                body_limit=limit, precheck=precheck, too_busy=request_too_busy)
         self.port = await self._http.start(self.settings.host, self.settings.port)
         host = s.host if s.host not in ("0.0.0.0", "::", "") else socket.gethostname()
         self.membership.endpoint = s.advertise_url or f"http://{host}:{self.port}"

@@ -29,6 +29,10 @@ called ``event/next`` again; an idle environment being released sends them SHUTD
 
 Error policy: any failure of the process or of the protocol makes the environment DEAD; the pool never reuses a
 DEAD environment, and ``aclose`` (idempotent) releases the process, cgroups, listener and temp dir.
+
+What stays here is the protocol itself: the callbacks of one invocation, from hand-over to answer, that read and
+write the same few fields (its open invocation, its deadline, its extensions' readiness). Split further, each part
+would reach into the others' state; so this one module stays a little over the project's ~600 lines.
 """
 
 from __future__ import annotations
