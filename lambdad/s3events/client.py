@@ -21,7 +21,7 @@ from lambdad.auth.credentials import PROFILE
 from lambdad.config import Settings
 from lambdad.s3events.api import SERVICE_NAME, service_description
 
-__all__ = ["ClientError", "connect"]
+__all__ = ["ClientError", "connect", "make_client"]
 
 
 class ClientError(Exception):
@@ -42,12 +42,16 @@ def connect(endpoint_url: str | None, settings: Settings) -> tuple[Any, str]:
         session = botocore.session.Session()
         session.set_config_variable("credentials_file", str(written))
         session.set_config_variable("profile", PROFILE)
+    return make_client(session, endpoint, region), endpoint
+
+
+def make_client(session: botocore.session.Session, endpoint: str, region: str) -> Any:
+    """A client of the notification API on ``session`` (its credentials sign the requests)."""
     description = service_description()
     with tempfile.TemporaryDirectory(prefix="lambdad-model-") as models:
         where = Path(models) / SERVICE_NAME / description["metadata"]["apiVersion"]
         where.mkdir(parents=True)
         (where / "service-2.json").write_text(json.dumps(description))
         session.get_component("data_loader").search_paths.insert(0, models)
-        client = session.create_client(SERVICE_NAME, region_name=region, endpoint_url=endpoint,
-                                       config=Config(retries={"max_attempts": 2}))
-    return client, endpoint
+        return session.create_client(SERVICE_NAME, region_name=region, endpoint_url=endpoint,
+                                     config=Config(retries={"max_attempts": 2}))

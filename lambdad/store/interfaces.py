@@ -352,29 +352,6 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
-class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore,
-                    LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, BrokerStore, Protocol):
-    """Everything above, from one place (one SQL database)."""
-
-    async def aclose(self) -> None: ...
-
-
-class BlobStore(Protocol):
-    """Code packages by the hex SHA-256 of their bytes. The blocking methods run in a thread."""
-
-    guard: asyncio.Lock  # held by whoever stores code and by the code collector while it deletes
-
-    def path(self, key: str) -> Path: ...
-
-    def put(self, data: bytes, key: str | None = None) -> str: ...
-
-    def get(self, key: str) -> bytes: ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def delete(self, key: str) -> None: ...
-
-
 @dataclass(frozen=True)
 class StoredS3Notification:
     """A function's S3 notification endpoint as stored (``s3events/configs.py``)."""
@@ -404,3 +381,28 @@ class S3NotificationStore(Protocol):
 
     async def delete_s3_notification(self, name: str, qualifier: str) -> bool:
         """Delete the endpoint of (name, qualifier); whether there was one."""
+
+
+class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore,
+                    LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, BrokerStore,
+                    S3NotificationStore, Protocol):
+    """Everything above, from one place (one SQL database)."""
+
+    async def aclose(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Code packages by the hex SHA-256 of their bytes. The blocking methods run in a thread."""
+
+    guard: asyncio.Lock  # held by whoever stores code and by the code collector while it deletes
+
+    def path(self, key: str) -> Path: ...
+
+    def put(self, data: bytes, key: str | None = None) -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "s3_notifications", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
 
@@ -134,6 +134,17 @@ brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (
     sa.Column("kind", sa.Text, nullable=False),  # "broker" (record: {"url"}) or "secret" (record: {"username", "password"})
     sa.Column("record", sa.Text, nullable=False),  # JSON
     sa.Column("created", sa.Float, nullable=False),
+)
+s3_notifications = sa.Table(  # functions' S3 notification endpoints (migration 0099; lambdad/s3events/configs.py)
+    "s3_notifications", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),  # "" for the unqualified function, else a version or an alias
+    sa.Column("notification_id", sa.Text, nullable=False, unique=True),  # the webhook's /s3-events/<id>
+    sa.Column("config", sa.Text, nullable=False),  # JSON: Events, Prefix, Suffix, ConfigurationId
+    sa.Column("token_hash", sa.Text, nullable=False),  # hex SHA-256 of the bearer token (never the token)
+    sa.Column("created", sa.Text, nullable=False),
+    sa.Column("last_modified", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
 )
 async_events = sa.Table(
     "async_events", metadata,

@@ -9,7 +9,8 @@ parts, one module per area of the schema:
   brokers, function URLs;
 - sql_access.py: IAM and the concurrency grants of cluster mode;
 - sql_logs.py: log events and the CloudWatch Logs API's queries;
-- sql_metrics.py: metric aggregates and usage records.
+- sql_metrics.py: metric aggregates and usage records;
+- sql_s3events.py: functions' S3 notification endpoints.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 """
@@ -21,12 +22,13 @@ from lambdad.store.sql_base import database_url, open_engine
 from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
 from lambdad.store.sql_metrics import MetricTables
+from lambdad.store.sql_s3events import S3NotificationTables
 from lambdad.store.sql_sources import SourceTables
 
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
-class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables):
+class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, S3NotificationTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
     provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
-    and usage. Owner of its engine and threads (``SqlBase``)."""
+    and usage, S3 notification endpoints. Owner of its engine and threads (``SqlBase``)."""
