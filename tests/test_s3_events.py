@@ -308,18 +308,26 @@ def test_the_cli_puts_gets_lists_and_deletes(server, lam, fname) -> None:
 
 
 def test_a_restart_keeps_the_endpoints(fresh_server, tmp_path, fname) -> None:
-    srv = fresh_server({"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"})
+    env = {"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5", "LAMBDAD_S3_EVENTS_MAX_BODY_KB": "2048",
+           "LAMBDAD_S3_EVENTS_MAX_RECORDS": "2"}
+    srv = fresh_server(env)
     create_python_function(srv.client(), fname, PRINTING)
     out = notifications(srv).put_s3_notification_configuration(FunctionName=fname, Events=["s3:ObjectCreated:*"],
                                                                Filter={"Key": {"FilterRules": [
                                                                    {"Name": "suffix", "Value": ".jpg"}]}})
     srv.stop()
-    again = fresh_server({"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"}, data_dir=srv.data_dir)
+    again = fresh_server(env, data_dir=srv.data_dir)
     got = notifications(again).get_s3_notification_configuration(FunctionName=fname)
     assert got["EndpointPath"] == out["EndpointPath"] and got["Filter"] == out["Filter"]
     status, answer = post(again, out["EndpointPath"], fixture("minio-put.json"), token=out["Token"])
     assert status == 200 and json.loads(answer)["Queued"] == 1
     assert wait_until(lambda: records(again, fname), timeout=30)
+    # the settings: two records at most, bodies up to 2 MiB, but no event over an Event invocation's 1 MB
+    one = fixture("minio-put.json")["Records"][0]
+    assert post(again, out["EndpointPath"], {"Records": [one] * 3}, token=out["Token"])[0] == 400
+    huge = fixture("minio-put.json", key="a" * 1_200_000 + ".jpg")
+    status, answer = post(again, out["EndpointPath"], huge, token=out["Token"])
+    assert status == 400 and b"limit of an asynchronous invocation" in answer
 
 
 @pytest.mark.skipif(shutil.which("minio") is None or shutil.which("mc") is None,
@@ -352,3 +360,16 @@ def test_a_real_minio_triggers_the_function(server, lam, fname, tmp_path) -> Non
     finally:
         minio.terminate()
         minio.wait(10)
+
+
+def test_an_endpoint_put_on_one_node_is_served_by_another(cluster, fname) -> None:
+    """Cluster mode: the endpoint is in the shared database; a store may POST to any node."""
+    nodes = cluster(2, {"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5"}).nodes
+    create_python_function(nodes[0].client(), fname, PRINTING)
+    out = notifications(nodes[0]).put_s3_notification_configuration(FunctionName=fname,
+                                                                    Events=["s3:ObjectCreated:*"])
+    status, answer = post(nodes[1], out["EndpointPath"], fixture("minio-put.json"), token=out["Token"])
+    assert status == 200 and json.loads(answer)["Queued"] == 1, answer
+    assert wait_until(lambda: records(nodes[0], fname), timeout=30)
+    notifications(nodes[1]).delete_s3_notification_configuration(FunctionName=fname)
+    assert post(nodes[0], out["EndpointPath"], fixture("minio-put.json"), token=out["Token"])[0] == 403

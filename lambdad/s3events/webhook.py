@@ -18,7 +18,8 @@ What a store sends, and what it is answered (MinIO's webhook target, ``internal/
   is authorized.
 - A body that is not JSON records is **400**; a body over ``LAMBDAD_S3_EVENTS_MAX_BODY_KB`` is **413**, refused by
   its Content-Length before it is read (``app.py``'s body limit); more than ``LAMBDAD_S3_EVENTS_MAX_RECORDS``
-  records in one body is 400.
+  records in one body is 400, and so is a record whose event would be over an Event invocation's payload limit
+  (1 MB; only a raised body limit lets one be that large). Every record is checked before any is queued.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import logging
 from typing import Awaitable, Callable
 
+from lambdad.api.http import MAX_ASYNC_PAYLOAD
 from lambdad.api.server import HttpRequest, HttpResponse
 from lambdad.auth.principals import Identity, Principal
 from lambdad.auth.sigv4 import SignedRequest, check_claim, read_claim
@@ -79,19 +81,23 @@ class S3EventsWebhook:
             records = parse_body(request.body, self._max_records)
         except RecordError as exc:
             return _answer(400, str(exc))
-        queued = 0
+        payloads = []  # every record checked before any is queued: a bad one queues none of the request's
         for record in records:
-            if not notification.filter.matches(str(record["eventName"]), object_key(record)):
-                continue
-            event = lambda_event(record, configuration_id=notification.configuration_id, region=self._region)
+            if notification.filter.matches(str(record["eventName"]), object_key(record)):
+                payload = json.dumps(lambda_event(record, configuration_id=notification.configuration_id,
+                                                  region=self._region)).encode()
+                if len(payload) > MAX_ASYNC_PAYLOAD:
+                    return _answer(400, f"A record's event is over the {MAX_ASYNC_PAYLOAD}-byte limit of an "
+                                        "asynchronous invocation")
+                payloads.append(payload)
+        for payload in payloads:
             try:
-                await self._queue.submit(notification.name, notification.qualifier, json.dumps(event).encode(), None)
+                await self._queue.submit(notification.name, notification.qualifier, payload, None)
             except Exception:  # the store sends the request again: nothing is lost
                 log.exception("S3 event for %s could not be queued; answered 500 so that the store retries",
                               notification.name)
                 return _answer(500, "The event could not be queued; send it again")
-            queued += 1
-        return _answer(200, "OK", Queued=queued, Filtered=len(records) - queued)
+        return _answer(200, "OK", Queued=len(payloads), Filtered=len(records) - len(payloads))
 
     async def _allowed(self, request: HttpRequest, path: str, raw_query: str, notification: S3Notification) -> bool:
         """A bearer token that is the endpoint's, or a SigV4 signature of a principal that may invoke its function."""
