@@ -133,7 +133,8 @@ def test_records_are_filtered_by_event_type_and_key_prefix_and_suffix(server, la
     time.sleep(1.0)  # nothing else comes
     got = sorted((r["Records"][0]["eventName"], r["Records"][0]["s3"]["object"]["key"]) for r in records(server, fname))
     assert got == [("ObjectCreated:Put", "2026/holiday+snap.jpg"), ("ObjectRemoved:Delete", "2026/gone.jpg")]
-    removed = next(r["Records"][0] for r in records(server, fname) if r["Records"][0]["eventName"].startswith("ObjectRemoved"))
+    removed = next(r["Records"][0] for r in records(server, fname)
+                   if r["Records"][0]["eventName"].startswith("ObjectRemoved"))
     assert "size" not in removed["s3"]["object"] and "eTag" not in removed["s3"]["object"]  # as S3 sends a removal
 
 
@@ -266,9 +267,9 @@ def test_a_user_needs_the_lambdad_actions(server, lam, fname) -> None:
             api.put_s3_notification_configuration(FunctionName=fname, Events=["s3:ObjectCreated:*"])
         assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
         assert "lambdad:PutS3NotificationConfiguration" in caught.value.response["Error"]["Message"]
+        arn = f"arn:aws:lambda:us-east-1:000000000000:function:{fname}"
         iam.put_user_policy(UserName=user, PolicyName="s3n", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambdad:*",
-                                                    "Resource": f"arn:aws:lambda:us-east-1:000000000000:function:{fname}"}]}))
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambdad:*", "Resource": arn}]}))
         assert wait_until(lambda: _may_put(api, fname), timeout=10)
     finally:
         api.close()

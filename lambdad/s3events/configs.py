@@ -108,7 +108,8 @@ class S3Notifications:
         return name, qualifier
 
     async def put(self, name: str, qualifier: str | None, events: Sequence[Any], filter_document: Any,
-                  configuration_id: str | None, token: str | None, new_token: bool) -> tuple[dict[str, Any], str | None]:
+                  configuration_id: str | None, token: str | None,
+                  new_token: bool) -> tuple[dict[str, Any], str | None]:
         """Make or replace the endpoint of ``name``/``qualifier``; its description and the token, when this call
         set one (made here, or brought: then not echoed back)."""
         try:
@@ -148,15 +149,17 @@ class S3Notifications:
         key = self._key(name, qualifier)
         stored = await self._store.get_s3_notification(*key)
         if stored is None:
-            raise ResourceNotFoundException(f"The function {function_arn(self._region, self._account_id, key[0], key[1] or None)} "
-                                            "has no S3 notification endpoint")
+            raise self._none(*key)
         return _from_stored(stored).describe(self._region, self._account_id)
 
     async def delete(self, name: str, qualifier: str | None) -> None:
         qualifier = "" if qualifier in (None, "", LATEST) else qualifier
         if not await self._store.delete_s3_notification(name, qualifier):
-            raise ResourceNotFoundException(f"The function {function_arn(self._region, self._account_id, name, qualifier or None)} "
-                                            "has no S3 notification endpoint")
+            raise self._none(name, qualifier)
+
+    def _none(self, name: str, qualifier: str) -> ResourceNotFoundException:
+        arn = function_arn(self._region, self._account_id, name, qualifier or None)
+        return ResourceNotFoundException(f"The function {arn} has no S3 notification endpoint")
 
     async def list(self, name: str | None) -> list[dict[str, Any]]:
         return [_from_stored(row).describe(self._region, self._account_id)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote_plus, unquote_plus
 
-__all__ = ["KeyFilter", "NotificationFilter", "RecordError", "lambda_event", "parse_body", "parse_events",
-           "parse_filter", "FilterError", "MAX_FILTER_VALUE"]
+__all__ = ["EVENT_VERSION", "FilterError", "KeyFilter", "MAX_FILTER_VALUE", "NotificationFilter", "RecordError",
+           "lambda_event", "object_key", "parse_body", "parse_events", "parse_filter"]
 
 MAX_FILTER_VALUE = 1024
 MAX_EVENTS = 64
@@ -100,7 +100,7 @@ def parse_filter(document: Mapping[str, Any] | None) -> KeyFilter:
     key = document.get("Key")
     rules = key.get("FilterRules") if isinstance(key, Mapping) else None
     if not isinstance(rules, list):
-        raise FilterError("Filter must be {\"Key\": {\"FilterRules\": [{\"Name\": \"prefix\"|\"suffix\", \"Value\": ...}]}}")
+        raise FilterError('Filter must be {"Key": {"FilterRules": [{"Name": "prefix"|"suffix", "Value": ...}]}}')
     found: dict[str, str] = {}
     for rule in rules:
         if not isinstance(rule, Mapping) or not isinstance(rule.get("Name"), str) \
