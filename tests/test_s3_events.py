@@ -9,6 +9,7 @@ test with a ``minio`` binary on PATH runs only where there is one (marked, skipp
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -161,6 +162,11 @@ def test_bad_tokens_unknown_ids_and_bad_bodies_are_refused(server, fname, endpoi
     assert post(server, path, body, headers={"Authorization": token}) == forbidden  # not "Bearer <token>"
     assert post(server, "/s3-events/" + "a" * 32, body, token=token) == forbidden  # another id: the same answer
     assert post(server, "/s3-events/nope", body, token=token) == forbidden
+    basic = "Basic " + base64.b64encode(f"lambdad:{token}".encode()).decode()  # credentials in a store's URL
+    assert post(server, path, fixture("minio-delete.json"), headers={"Authorization": basic})[0] == 200
+    wrong = "Basic " + base64.b64encode(f"{token}:x".encode()).decode()
+    assert post(server, path, body, headers={"Authorization": wrong}) == forbidden
+    assert post(server, path, body, headers={"Authorization": "Basic !!"}) == forbidden
     assert post(server, path, body, token=token, method="HEAD")[0] == 200  # MinIO's is-it-up check
     assert post(server, path, body, token=token, method="GET")[0] == 405
     assert post(server, path, b"{not json", token=token)[0] == 400

@@ -11,6 +11,8 @@ What a store sends, and what it is answered (MinIO's webhook target, ``internal/
   queue (``invoke/async_queue.py`` ``submit``: stored before it returns), one invocation per record, in Lambda's S3
   event shape (``s3events/records.py``). A failure to queue answers 500, and the store sends the request again;
   records of it queued before the failure are then queued twice — at-least-once, as S3's own delivery is.
+- HTTP Basic authentication with the token as its password (any user name) is taken too, for a store that can
+  only put credentials in its endpoint URL (``http://lambdad:<token>@host/s3-events/<id>``).
 - An unknown id and a wrong or missing token are both answered **403** ``{"Message": "Forbidden"}``, with no
   detail: the answer does not tell which. The token is compared in constant time (``configs.py``). A request
   signed with SigV4 (scope service ``lambda``) by a lambdad user or role is taken instead of a token when that
@@ -24,6 +26,7 @@ What a store sends, and what it is answered (MinIO's webhook target, ``internal/
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Awaitable, Callable
@@ -100,11 +103,18 @@ class S3EventsWebhook:
         return _answer(200, "OK", Queued=len(payloads), Filtered=len(records) - len(payloads))
 
     async def _allowed(self, request: HttpRequest, path: str, raw_query: str, notification: S3Notification) -> bool:
-        """A bearer token that is the endpoint's, or a SigV4 signature of a principal that may invoke its function."""
+        """The endpoint's token (Bearer, or a Basic password), or a SigV4 signature of a principal that may invoke
+        its function."""
         authorization = next((value for name, value in request.headers if name.lower() == "authorization"), "")
         scheme, _, credential = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
             return bool(credential.strip()) and notification.accepts(credential.strip())
+        if scheme.lower() == "basic":  # a store that takes credentials only in its endpoint URL: the password
+            try:
+                _, colon, password = base64.b64decode(credential.strip(), validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            return bool(colon and password) and notification.accepts(password)
         if scheme != "AWS4-HMAC-SHA256":
             return False
         try:
