@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -114,3 +115,13 @@ def s3_notifications_list(function_name: str | None, endpoint_url: str | None) -
     """Print every notification endpoint (of FUNCTION, when given)."""
     click.echo(json.dumps(_notifications_call(endpoint_url, "list_s3_notification_configurations",
                                               FunctionName=function_name), indent=2))
+
+
+@s3_notifications.command("model")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def s3_notifications_model(directory: Path) -> None:
+    """Write the API's botocore model under DIRECTORY, for the aws CLI and the AWS SDKs:
+    `AWS_DATA_PATH=DIRECTORY aws lambdad put-s3-notification-configuration --endpoint-url URL ...`."""
+    from lambdad.s3events.client import write_model
+
+    click.echo(write_model(directory))

@@ -314,6 +314,29 @@ def test_the_cli_puts_gets_lists_and_deletes(server, lam, fname) -> None:
     assert missing.returncode == 1 and "ResourceNotFoundException" in missing.stderr
 
 
+@pytest.mark.skipif(shutil.which("aws") is None, reason="needs the aws CLI")
+def test_the_aws_cli_drives_the_api_with_the_model_lambdad_writes(server, lam, fname, tmp_path) -> None:
+    create_python_function(lam, fname, PRINTING)
+    made = subprocess.run([sys.executable, "-m", "lambdad", "s3-notifications", "model", str(tmp_path / "models")],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    env = {**os.environ, "AWS_DATA_PATH": str(tmp_path / "models"), "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
+    env.pop("AWS_PROFILE", None)
+    put = subprocess.run(["aws", "lambdad", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
+                          "--function-name", fname, "--events", "s3:ObjectCreated:*", "--filter",
+                          json.dumps({"Key": {"FilterRules": [{"Name": "suffix", "Value": ".jpg"}]}})],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert put.returncode == 0, put.stderr
+    out = json.loads(put.stdout)
+    assert post(server, out["EndpointPath"], fixture("minio-put.json"), token=out["Token"])[0] == 200
+    assert wait_until(lambda: records(server, fname), timeout=30)
+    bad = subprocess.run(["aws", "lambdad", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
+                          "--function-name", fname, "--events", "ObjectCreated"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode != 0 and "InvalidParameterValueException" in bad.stderr
+
+
 def test_a_restart_keeps_the_endpoints(fresh_server, tmp_path, fname) -> None:
     env = {"LAMBDAD_ASYNC_RETRY_DELAYS": "0.5,0.5", "LAMBDAD_S3_EVENTS_MAX_BODY_KB": "2048",
            "LAMBDAD_S3_EVENTS_MAX_RECORDS": "2"}

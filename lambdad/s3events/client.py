@@ -21,7 +21,7 @@ from lambdad.auth.credentials import PROFILE
 from lambdad.config import Settings
 from lambdad.s3events.api import SERVICE_NAME, service_description
 
-__all__ = ["ClientError", "connect", "make_client"]
+__all__ = ["ClientError", "connect", "make_client", "write_model"]
 
 
 class ClientError(Exception):
@@ -45,13 +45,20 @@ def connect(endpoint_url: str | None, settings: Settings) -> tuple[Any, str]:
     return make_client(session, endpoint, region), endpoint
 
 
+def write_model(root: Path) -> Path:
+    """Write the API's botocore model under ``root`` as botocore looks for one (``AWS_DATA_PATH=root`` then gives
+    the aws CLI an ``aws lambdad`` command); returns the file written."""
+    description = service_description()
+    where = root / SERVICE_NAME / description["metadata"]["apiVersion"]
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "service-2.json").write_text(json.dumps(description, indent=1))
+    return where / "service-2.json"
+
+
 def make_client(session: botocore.session.Session, endpoint: str, region: str) -> Any:
     """A client of the notification API on ``session`` (its credentials sign the requests)."""
-    description = service_description()
     with tempfile.TemporaryDirectory(prefix="lambdad-model-") as models:
-        where = Path(models) / SERVICE_NAME / description["metadata"]["apiVersion"]
-        where.mkdir(parents=True)
-        (where / "service-2.json").write_text(json.dumps(description))
+        write_model(Path(models))
         session.get_component("data_loader").search_paths.insert(0, models)
         return session.create_client(SERVICE_NAME, region_name=region, endpoint_url=endpoint,
                                      config=Config(retries={"max_attempts": 2}))
