@@ -49,7 +49,7 @@ def write_model(root: Path) -> Path:
     """Write the API's botocore model under ``root`` as botocore looks for one (``AWS_DATA_PATH=root`` then gives
     the aws CLI an ``aws lambdad`` command); returns the file written."""
     description = service_description()
-    where = root / SERVICE_NAME / description["metadata"]["apiVersion"]
+    where: Path = root / SERVICE_NAME / str(description["metadata"]["apiVersion"])
     where.mkdir(parents=True, exist_ok=True)
     (where / "service-2.json").write_text(json.dumps(description, indent=1))
     return where / "service-2.json"
