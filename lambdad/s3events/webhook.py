@@ -75,7 +75,11 @@ class S3EventsWebhook:
         notification_id = path[len(ENDPOINT_PREFIX):].rstrip("/")
         if request.method not in ("POST", "HEAD"):
             return HttpResponse(405, b'{"Message": "Method Not Allowed"}', (*_JSON, ("Allow", "POST, HEAD")))
-        notification = await self._notifications.by_id(notification_id) if "/" not in notification_id else None
+        try:
+            notification = await self._notifications.by_id(notification_id) if "/" not in notification_id else None
+        except Exception:  # the store could not be read: the store sends the request again
+            log.exception("S3 event webhook: the endpoint could not be read")
+            return _answer(500, "The endpoint could not be read; send the request again")
         if notification is None or not await self._allowed(request, path, raw_query, notification):
             return HttpResponse(403, _FORBIDDEN, _JSON)
         if request.method == "HEAD":
