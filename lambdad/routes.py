@@ -1,7 +1,7 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
 same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, monitoring; and lambdad's own), function
-URLs (told by Host), code download links, the S3 event webhook (``/s3-events/``) and ``/metrics``. Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
-services, this module routes to them."""
+URLs (told by Host), code download links, the S3 event webhook (``/s3-events/``) and ``/metrics``. Built once at
+``serve`` from a built ``LambdadApp``; app.py wires the services, this module routes to them."""
 
 from __future__ import annotations
 
