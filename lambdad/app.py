@@ -311,7 +311,7 @@ class LambdadApp:
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
-                                       guard=self.blobs.guard)
+                                       running=self.invoker.running_configs, guard=self.blobs.guard)
         # the shared copies of code nothing references: collected by one node (the lease's holder)
         self.blob_sweep = (BlobSweep(self.shared_blobs, self.collector.referenced_blobs,
                                      self.leases.lease("blob-sweep"), interval=s.blob_sweep_seconds,
