@@ -70,6 +70,8 @@ from lambdad.invoke.provisioned import ProvisionedConcurrency
 from lambdad.invoke.service import Invoker, InvokeService
 from lambdad.invoke.usage import UsageMeter
 from lambdad.logs.retention import LogRetention
+from lambdad.schedules.service import Schedules
+from lambdad.schedules.timer import LEASE as TIMER_LEASE, Timer
 from lambdad.metrics.emf import maybe_emf, record_emf
 from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.metrics.service import MetricsService
@@ -302,10 +304,17 @@ class LambdadApp:
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         # S3 object events: functions' notification endpoints, read from the store by the webhook (s3events/)
         self.s3_notifications = S3Notifications(self.functions, self.store, region=s.region, account_id=s.account_id)
+        # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
+        self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE),
+                           poll_seconds=1.0 if self.link.clustered else 30.0)
+        # EventBridge Scheduler (schedules/service.py): schedules in the store, fired through the timer
+        self.schedules = Schedules(self.store, self.timer, self.runs, self.submissions, region=s.region,
+                                   account_id=s.account_id)
+        await self.schedules.load()
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
-                                       guard=self.blobs.guard)
+                                       running=self.invoker.running_configs, guard=self.blobs.guard)
         # the shared copies of code nothing references: collected by one node (the lease's holder)
         self.blob_sweep = (BlobSweep(self.shared_blobs, self.collector.referenced_blobs,
                                      self.leases.lease("blob-sweep"), interval=s.blob_sweep_seconds,
@@ -444,6 +453,7 @@ class LambdadApp:
         """The handler of every operation of the Lambda API this server implements, by operation name."""
         return lambda_handlers(self)
 
+
     def function_url(self, url_id: str) -> str:
         """The FunctionUrl shown for a URL id: under LAMBDAD_URL_HOST, else ``lambda-url.<region>.localhost`` and
         this node's port."""
@@ -507,6 +517,7 @@ class LambdadApp:
         await self.async_queue.start()
         await self.provisioned.start()
         self.pollers.start()  # event source mappings: invocations need the API's port too
+        self.timer.start()  # after every kind is registered, and the async queue takes events
         self.usage.start()
         self.collector.start()
         if self.blob_sweep is not None:
@@ -525,6 +536,8 @@ class LambdadApp:
             ("membership", self.membership.aclose),  # first: the other nodes stop sending invocations here
             ("invoke router", self.router.aclose),
             ("http listener", self._close_http),
+            ("timers", self.timer.aclose),  # before the async queue: a fire submits to it
+            ("schedules", self.schedules.aclose),
             ("async queue", self.async_queue.aclose),
             ("event source pollers", self._close_event_sources),
             ("destination clients", self._close_destinations),

@@ -16,6 +16,7 @@ from lambdad.auth.credentials import PROFILE
 from lambdad.ids import RequestIdFilter
 from lambdad.cli_common import DATA_DIR, DATABASE_URL, settings_of, with_store
 from lambdad.config import Settings
+from lambdad.cli_deploy import deploy, stacks
 from lambdad.cli_reports import logs, queued, usage
 from lambdad.cli_s3events import s3_notifications
 from lambdad.store.lock import DataDirLock, DataDirLocked
@@ -186,6 +187,7 @@ def _print_banner(app: LambdadApp, port: int) -> None:
     else:
         lines.append("credentials: from LAMBDAD_ACCESS_KEY_ID / LAMBDAD_SECRET_ACCESS_KEY")
     lines.append(f"  aws --endpoint-url {endpoint} lambda list-functions")
+    lines.append(f"console: {endpoint}/console/ (sign in with an access key id and its secret)")
     lines += _containment_lines(app.launcher.containment)
     click.echo("\n".join(lines), err=True)
     sys.stderr.flush()
@@ -373,7 +375,7 @@ def cluster_status(nats_url: str | None, cluster_name: str | None) -> None:
     click.echo(f"cluster {name}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
     for node in nodes:
         up = time.time() - node.started
-        provisioned = sum(int(ready) for ready, _failure in node.provisioned.values())
+        provisioned = sum(int(there[0]) for there in node.provisioned.values())  # [initialised, …]
         click.echo(f"{node.node}\t{node.endpoint}\tup {up:.0f} s\tenvironments {node.busy} busy / "
                    f"{node.environments}\tprovisioned {provisioned}\t{node.cores} cores\tlambdad {node.version}")
     for lease, holder in sorted(holders.items()):
@@ -436,3 +438,7 @@ main.add_command(logs)
 main.add_command(usage)
 main.add_command(queued)
 main.add_command(s3_notifications)
+
+# SAM templates and their stacks (cli_deploy.py)
+main.add_command(deploy)
+main.add_command(stacks)

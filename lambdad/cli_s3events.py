@@ -121,7 +121,7 @@ def s3_notifications_list(function_name: str | None, endpoint_url: str | None) -
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def s3_notifications_model(directory: Path) -> None:
     """Write the API's botocore model under DIRECTORY, for the aws CLI and the AWS SDKs:
-    `AWS_DATA_PATH=DIRECTORY aws lambdad put-s3-notification-configuration --endpoint-url URL ...`."""
+    `AWS_DATA_PATH=DIRECTORY aws lambdad-s3-notifications put-s3-notification-configuration --endpoint-url URL ...`."""
     from lambdad.s3events.client import write_model
 
     click.echo(write_model(directory))

@@ -56,6 +56,7 @@ class Settings:
     metrics_token: str | None = None  # GET /metrics asks for "Authorization: Bearer <token>" when set
     metrics_retention_days: float = 15.0  # metric data older than this is deleted
     metrics_flush_seconds: float = 5.0  # how often each node adds what it recorded to the store
+    console_session_hours: float = 12.0  # a web console session ends this long after its sign-in
     usage_flush_seconds: float = 5.0  # metered use is added to the store this often (and at a clean stop)
     database_url: str | None = None  # postgresql://… for cluster mode; none: SQLite in the data dir
     nats_url: str | None = None  # nats://… (JetStream) for cluster mode; none: a cluster of one, in-process
@@ -138,6 +139,8 @@ class Settings:
             raise ValueError(f"metrics must be 'on' or 'off', not {self.metrics!r}")
         if self.metrics_retention_days <= 0 or self.metrics_flush_seconds <= 0:
             raise ValueError("metrics retention days and flush seconds must be positive")
+        if self.console_session_hours <= 0:
+            raise ValueError("the console session length must be positive")
         if self.usage_flush_seconds <= 0:
             raise ValueError("the usage flush interval must be positive")
         if self.stream_response_max_mb <= 0:
@@ -187,7 +190,7 @@ def _convert(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",
-                "blob_grace_seconds", "metrics_retention_days", "metrics_flush_seconds", "usage_flush_seconds",
+                "blob_grace_seconds", "metrics_retention_days", "metrics_flush_seconds", "usage_flush_seconds", "console_session_hours",
                 "stream_response_max_mb"):
         return float(raw)
     if name in ("cpu_proportional", "iam_refuse_unknown_roles"):

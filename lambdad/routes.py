@@ -1,7 +1,8 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
-same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, monitoring; and lambdad's own), function
-URLs (told by Host), code download links, the S3 event webhook (``/s3-events/``) and ``/metrics``. Built once at
-``serve`` from a built ``LambdadApp``; app.py wires the services, this module routes to them."""
+same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, scheduler, monitoring, and
+lambdad-stacks and lambdad, ours), function URLs (told by Host), code download links, the S3 event webhook
+(``/s3-events/``), ``/metrics`` and the web console (``/console/``, lambdad/console/). Built once at ``serve`` from a
+built ``LambdadApp``; app.py wires the services, this module routes to them."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ from lambdad.api.json_api import JsonApi
 from lambdad.api.layers import layer_handlers
 from lambdad.api.policies import policy_handlers
 from lambdad.api.query_api import QueryApi
+from lambdad.api.rest_api import RestJsonApi
 from lambdad.api.rpc_api import RpcApi
 from lambdad.api.server import App, HttpRequest, HttpResponse, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
 from lambdad.auth.principals import Principal
+from lambdad.deploy.stacks_api import SERVICE as STACKS, stacks_handlers, stacks_model
+from lambdad.console.calls import ApiCaller
+from lambdad.console.front import CONSOLE_PATH, ConsoleFront
 from lambdad.errors import InvalidParameterValueException
 from lambdad.iam.api import iam_handlers
 from lambdad.iam.sts import sts_handlers
@@ -40,6 +45,7 @@ from lambdad.s3events.api import SERVICE_NAME as NOTIFICATIONS_SERVICE
 from lambdad.s3events.api import notifications_api
 from lambdad.s3events.configs import ENDPOINT_PREFIX as S3_EVENTS_PREFIX
 from lambdad.s3events.webhook import S3EventsWebhook
+from lambdad.schedules.api import scheduler_handlers
 from lambdad.urls.front import UrlFront
 
 if TYPE_CHECKING:
@@ -86,6 +92,10 @@ def other_services(app: LambdadApp) -> dict[str, OtherService]:
     }
     # lambdad's own: functions' S3 notification endpoints (s3events/api.py)
     services[NOTIFICATIONS_SERVICE] = notifications_api(app.s3_notifications, app.authorizer, s.region, s.account_id)
+    services["scheduler"] = RestJsonApi(session.get_service_model("scheduler"),
+                                        scheduler_handlers(app.schedules, app.authorizer), (s.region,))
+    services[STACKS] = JsonApi(stacks_model(), stacks_handlers(app.store, app.authorizer, s.region, s.account_id),
+                               (s.region,))
     if app.metrics is not None:
         services["monitoring"] = RpcApi(session.get_service_model("cloudwatch"),
                                         cloudwatch_handlers(app.metrics, app.authorizer), (s.region,),
@@ -120,6 +130,11 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
     s3_events = S3EventsWebhook(app.s3_notifications, app.submissions, region=s.region,
                                 max_records=s.s3_events_max_records, lookup=app._lookup_identity,
                                 authorize_invoke=may_invoke)
+    console = ConsoleFront(
+        app.store, app._lookup_identity,
+        ApiCaller(api, ("lambda", "logs", "scheduler") + (("monitoring",) if app.metrics is not None else ())),
+        download, session_seconds=s.console_session_hours * 3600, region=s.region, account_id=s.account_id,
+        runtimes=tuple(r for r in app.runtimes.names if r.startswith(("python", "nodejs"))))
     urls = UrlFront(app.function_urls, app.runs, app.functions, app.authorizer, app._lookup_identity,
                     region=s.region, account_id=s.account_id,
                     stream_limit=int(s.stream_response_max_mb * 1024 * 1024))
@@ -140,6 +155,8 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
             return await download(request)
         if request.target.startswith(S3_EVENTS_PREFIX):  # a store's S3 event records: a token, not SigV4
             return await s3_events.handle(request)
+        if request.target.startswith(CONSOLE_PATH):
+            return await console.handle(request)
         if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
             return await metrics_endpoint.handle(request)
         return await api.handle(request)
@@ -148,12 +165,17 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
         # a large body to a function URL is not signed for the API (NONE: not signed at all)
         if _addresses_url(headers, marks) or target.startswith(S3_EVENTS_PREFIX):
             return None  # a function URL's or the S3 event webhook's: not signed for the API
+        if target.startswith(CONSOLE_PATH):
+            host = next((value for name, value in headers if name.lower() == "host"), "")
+            return await console.precheck(method, target, headers, host)
         return await api.precheck(method, target, headers)
 
     def limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
         """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
         if target.startswith(S3_EVENTS_PREFIX) and not _addresses_url(headers, marks):
             return s.s3_events_max_body_kb * 1024
+        if target.startswith(CONSOLE_PATH) and not _addresses_url(headers, marks):
+            return console.body_limit(method, target)
         found = body_limit(method, target, headers)
         if found == MAX_CONTROL_BODY and _addresses_url(headers, marks):
             return MAX_SYNC_PAYLOAD

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 from typing import Iterator
@@ -116,3 +117,33 @@ def moto_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> str | None:
+    """Debian's Chromium for the browser tests, installed from Debian's packages when it is absent and this process
+    may (root, apt-get): the project's own test setup, so a fresh machine needs no hand-installed browser. Returns
+    why it is not there, or None. Workers take turns (a lock file): dpkg allows one installer at a time."""
+    import fcntl
+    import shutil
+    import subprocess
+
+    if os.path.exists(CHROMIUM):
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"needs Debian's Chromium at {CHROMIUM} (apt-get install -y chromium, as root)"
+    with open("/tmp/lambdad-tests-chromium.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(CHROMIUM):
+            return None
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        done = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
+        if done.returncode != 0:  # an old package index: read it again once
+            subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600, env=env)
+            done = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
+        if not os.path.exists(CHROMIUM):
+            return f"could not install Debian's Chromium: {(done.stderr or done.stdout).strip()[-300:]}"
+    return None

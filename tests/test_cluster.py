@@ -484,46 +484,140 @@ def _provisioned_by_node(nodes) -> dict[str, int]:
     return found
 
 
+def _provisioned_config(client, fname: str, qualifier: str) -> tuple[str, int]:
+    got = client.get_provisioned_concurrency_config(FunctionName=fname, Qualifier=qualifier)
+    assert got["AllocatedProvisionedConcurrentExecutions"] == got["AvailableProvisionedConcurrentExecutions"]
+    return got["Status"], got["AvailableProvisionedConcurrentExecutions"]
+
+
 def test_provisioned_concurrency_is_spread_over_the_nodes_and_replaced_when_one_dies(cluster, fname) -> None:
-    """A config of 3 on a 3-node cluster runs one environment on each node; every node answers its status with
-    all 3 and runs an invocation on its own provisioned environment. A node killed with kill -9: its environment
-    is started on the others once it is taken for dead, and the config is READY with 3 again."""
+    """A config of 4 on a 3-node cluster runs 2, 1 and 1 environments on the nodes (``lambdad cluster status``
+    shows each node's); every node answers its status with all 4 and runs an invocation on its own provisioned
+    environment. The node running 2 killed with kill -9: its environments are started on the two others once it
+    is taken for dead, and the config is READY with 4 again within 15 s of the kill."""
     nodes = cluster(3).nodes
     clients = [n.client() for n in nodes]
     create_python_function(clients[0], fname, INIT_TYPE)
     version = clients[0].publish_version(FunctionName=fname)["Version"]
     assert wait_until(lambda: all(_knows(c, f"{fname}:{version}") for c in clients), timeout=5)
     put = clients[1].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=version,
-                                                         ProvisionedConcurrentExecutions=3)
-    assert put["RequestedProvisionedConcurrentExecutions"] == 3 and put["Status"] == "IN_PROGRESS"
-
-    def ready(client, available: int = 3) -> bool:
-        got = client.get_provisioned_concurrency_config(FunctionName=fname, Qualifier=version)
-        return got["Status"] == "READY" and got["AvailableProvisionedConcurrentExecutions"] == available
-
-    assert wait_until(lambda: all(ready(c) for c in clients), timeout=20)
-    assert wait_until(lambda: set(_provisioned_by_node(nodes).values()) == {1}, timeout=8), _provisioned_by_node(nodes)
+                                                         ProvisionedConcurrentExecutions=4)
+    assert put["RequestedProvisionedConcurrentExecutions"] == 4 and put["Status"] == "IN_PROGRESS"
+    assert wait_until(lambda: all(_provisioned_config(c, fname, version) == ("READY", 4) for c in clients),
+                      timeout=20)
+    assert wait_until(lambda: sorted(_provisioned_by_node(nodes).values()) == [1, 1, 2], timeout=8), \
+        _provisioned_by_node(nodes)
     for client in clients:  # each node runs it on its own provisioned environment
         out = client.invoke(FunctionName=fname, Qualifier=version, Payload=b"{}")
         assert json.loads(out["Payload"].read()) == "provisioned-concurrency"
 
-    victim = nodes[2]
+    by_node = _provisioned_by_node(nodes)
+    victim = next(n for n in nodes if by_node[n.endpoint] == 2)
+    survivors = [n for n in nodes if n is not victim]
     victim.stop(signal.SIGKILL)
-    survivors = nodes[:2]
     killed = time.monotonic()
-    assert wait_until(lambda: sum(_provisioned_by_node(survivors).values()) == 3, timeout=20), \
-        _provisioned_by_node(survivors)
-    assert time.monotonic() - killed < 16  # heartbeat expiry (6 s), a look each second, a start, a heartbeat
-    assert wait_until(lambda: all(ready(c) for c in clients[:2]), timeout=5)
-    with ThreadPoolExecutor(3) as pool:  # 3 at once on 2 nodes: all on provisioned environments
+    survivor_clients = [c for n, c in zip(nodes, clients) if n is not victim]
+    assert wait_until(lambda: all(_provisioned_config(c, fname, version) == ("READY", 4) for c in survivor_clients)
+                      and sorted(_provisioned_by_node(survivors).values()) == [2, 2], timeout=20), \
+        (_provisioned_by_node(survivors), [_provisioned_config(c, fname, version) for c in survivor_clients])
+    took = time.monotonic() - killed
+    assert took < 15, took  # heartbeat expiry (6 s), a look each second, a start, a heartbeat
+    with ThreadPoolExecutor(4) as pool:  # 4 at once on 2 nodes: (nearly) all on provisioned environments
         answers_ = list(pool.map(lambda c: json.loads(c.invoke(FunctionName=fname, Qualifier=version)["Payload"].read()),
-                                 [clients[0], clients[1], clients[0]]))
-    assert answers_.count("provisioned-concurrency") >= 2  # the third may arrive where both are busy: on demand
+                                 survivor_clients * 2))
+    assert answers_.count("provisioned-concurrency") >= 2, answers_  # some may arrive where all are busy: on demand
 
-    clients[0].delete_provisioned_concurrency_config(FunctionName=fname, Qualifier=version)
+    survivor_clients[0].delete_provisioned_concurrency_config(FunctionName=fname, Qualifier=version)
     assert wait_until(lambda: sum(_provisioned_by_node(survivors).values()) == 0, timeout=8)
     for client in clients:
         client.close()
+
+
+def test_provisioned_concurrency_moves_to_a_joining_node_without_a_gap(cluster, fname) -> None:
+    """A config of 4 on 2 nodes (2 each); a third node joins and gets its share (the shares become 2, 1, 1): the
+    node giving one up keeps it until the newcomer's is initialised, so the config never shows fewer than 4
+    available on any node, nor do the nodes' heartbeats (``lambdad cluster status``) sum to fewer."""
+    made = cluster(2)
+    nodes = list(made.nodes)
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, INIT_TYPE)
+    version = clients[0].publish_version(FunctionName=fname)["Version"]
+    assert wait_until(lambda: all(_knows(c, f"{fname}:{version}") for c in clients), timeout=5)
+    clients[0].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=version,
+                                                  ProvisionedConcurrentExecutions=4)
+    assert wait_until(lambda: all(_provisioned_config(c, fname, version) == ("READY", 4) for c in clients),
+                      timeout=20)
+    assert wait_until(lambda: sorted(_provisioned_by_node(nodes).values()) == [2, 2], timeout=8)
+
+    seen: list[tuple[str, int]] = []
+    sums: list[int] = []
+    done = False
+
+    def watch() -> None:
+        while not done:
+            for client in clients:
+                seen.append(_provisioned_config(client, fname, version))
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(watch)
+        try:
+            nodes.append(made.start_node())
+
+            def moved() -> bool:
+                by_node = _provisioned_by_node(nodes)
+                sums.append(sum(by_node.values()))
+                return sorted(by_node.values()) == [1, 1, 2]
+
+            assert wait_until(moved, timeout=15), _provisioned_by_node(nodes)
+            time.sleep(2.5)  # a heartbeat more: the node that gave one up has said so
+            assert sorted(_provisioned_by_node(nodes).values()) == [1, 1, 2]
+        finally:
+            done = True
+            watching.result()
+    assert len(seen) > 20 and set(seen) == {("READY", 4)}, sorted(set(seen))
+    assert min(sums) >= 4, sums
+    new_client = nodes[2].client()
+    assert wait_until(lambda: _provisioned_config(new_client, fname, version) == ("READY", 4), timeout=5)
+    for client in [*clients, new_client]:
+        client.close()
+
+
+SLEEPY_INIT_TYPE = """
+import os, time
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+"""
+
+
+def test_a_burst_at_one_node_uses_the_environments_provisioned_on_the_others(cluster, fname) -> None:
+    """A config of 4 on 3 nodes (2, 1, 1); 4 overlapping invocations all sent to a node running 1 of them: each
+    runs on a provisioned environment (its own first, then those the other nodes' heartbeats show), none on an
+    on-demand one (without that routing the third would start cold where it arrived)."""
+    nodes = cluster(3).nodes
+    clients = [n.client() for n in nodes]
+    create_python_function(clients[0], fname, SLEEPY_INIT_TYPE, Timeout=10)
+    version = clients[0].publish_version(FunctionName=fname)["Version"]
+    assert wait_until(lambda: all(_knows(c, f"{fname}:{version}") for c in clients), timeout=5)
+    clients[0].put_provisioned_concurrency_config(FunctionName=fname, Qualifier=version,
+                                                  ProvisionedConcurrentExecutions=4)
+    assert wait_until(lambda: all(_provisioned_config(c, fname, version) == ("READY", 4) for c in clients),
+                      timeout=20)
+    assert wait_until(lambda: sorted(_provisioned_by_node(nodes).values()) == [1, 1, 2], timeout=8)
+    by_node = _provisioned_by_node(nodes)
+    client = next(c for n, c in zip(nodes, clients) if by_node[n.endpoint] == 1)
+
+    def invoke(delay: float) -> str:
+        time.sleep(delay)  # each one routed after the one before has taken its environment
+        out = client.invoke(FunctionName=fname, Qualifier=version, Payload=json.dumps({"sleep": 3}).encode())
+        return json.loads(out["Payload"].read())
+
+    with ThreadPoolExecutor(4) as pool:
+        ran = list(pool.map(invoke, [0, 0.4, 0.8, 1.2]))
+    assert ran == ["provisioned-concurrency"] * 4, ran
+    for c in clients:
+        c.close()
 
 
 def test_provisioned_configs_put_at_once_on_two_nodes_stay_within_the_reservation(cluster, fname) -> None:

@@ -335,7 +335,7 @@ def test_the_aws_cli_drives_the_api_with_the_model_lambdad_writes(server, lam, f
     env = {**os.environ, "AWS_DATA_PATH": str(tmp_path / "models"), "AWS_ACCESS_KEY_ID": ACCESS_KEY,
            "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
     env.pop("AWS_PROFILE", None)
-    put = subprocess.run(["aws", "lambdad", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
+    put = subprocess.run(["aws", "lambdad-s3-notifications", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
                           "--function-name", fname, "--events", "s3:ObjectCreated:*", "--filter",
                           json.dumps({"Key": {"FilterRules": [{"Name": "suffix", "Value": ".jpg"}]}})],
                          capture_output=True, text=True, env=env, timeout=60)
@@ -343,7 +343,7 @@ def test_the_aws_cli_drives_the_api_with_the_model_lambdad_writes(server, lam, f
     out = json.loads(put.stdout)
     assert post(server, out["EndpointPath"], fixture("minio-put.json"), token=out["Token"])[0] == 200
     assert wait_until(lambda: records(server, fname), timeout=30)
-    bad = subprocess.run(["aws", "lambdad", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
+    bad = subprocess.run(["aws", "lambdad-s3-notifications", "put-s3-notification-configuration", "--endpoint-url", server.endpoint,
                           "--function-name", fname, "--events", "ObjectCreated"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode != 0 and "InvalidParameterValueException" in bad.stderr

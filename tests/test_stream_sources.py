@@ -289,6 +289,147 @@ def test_split_children_after_their_parent(server, lam, aws, fname) -> None:
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+# ParallelizationFactor: the function's own record of each batch (when it ran, which records), to measure overlap
+SPANNING = ("import json, time\ndef handler(event, context):\n"
+            "    start = time.time()\n    time.sleep(SLEEP)\n"
+            "    keys = [r['kinesis']['partitionKey'] if 'kinesis' in r else r['dynamodb']['Keys']['id']['S']"
+            " for r in event['Records']]\n"
+            "    marks = [r['kinesis']['sequenceNumber'] if 'kinesis' in r else r['dynamodb']['NewImage']['v']['N']"
+            " for r in event['Records']]\n"
+            "    print('SPAN ' + json.dumps({'start': start, 'end': time.time(), 'records': list(zip(keys, marks))}))\n")
+
+
+def spans(server, name: str) -> list[dict]:
+    return sorted((json.loads(text) for text in log_lines(server, name, "SPAN ")), key=lambda s: s["start"])
+
+
+def most_at_once(seen: list[dict]) -> int:
+    """The most batches that ran at the same moment (by the function's own clock)."""
+    return max((sum(1 for o in seen if o["start"] <= s["start"] < o["end"]) for s in seen), default=0)
+
+
+def first_seen(seen: list[dict]) -> dict[str, list[str]]:
+    """Per key, its records in the order they were first handled."""
+    out: dict[str, list[str]] = {}
+    for span in seen:
+        for key, mark in span["records"]:
+            if mark not in out.setdefault(key, []):
+                out[key].append(mark)
+    return out
+
+
+def keys_over_lanes(lanes: int, per_lane: int, item: bool = False) -> list[str]:
+    """Keys that spread evenly over the lanes (as the poller routes them)."""
+    from lambdad.esm.lanes import lane_of
+
+    chosen: dict[int, list[str]] = {lane: [] for lane in range(lanes)}
+    for i in range(1000):
+        key = f"key{i}"
+        record = {"dynamodb": {"Keys": {"id": {"S": key}}}} if item else {"PartitionKey": key}
+        lane = lane_of(record, lanes)
+        if len(chosen[lane]) < per_lane:
+            chosen[lane].append(key)
+    return [key for i in range(per_lane) for lane in range(lanes) for key in chosen[lane][i:i + 1]]
+
+
+def put_interleaved(kinesis, name: str, keys: list[str], each: int) -> dict[str, list[str]]:
+    sent: dict[str, list[str]] = {key: [] for key in keys}
+    for i in range(each):
+        for key in keys:
+            sent[key] += put(kinesis, name, [f"{key}-{i}"], key=key)
+    return sent
+
+
+def test_parallelization_factor_runs_batches_of_a_shard_at_once(server, lam, aws, fname) -> None:
+    """Factor 3: up to three batches of the one shard at once (never more), each partition key's records in order."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, SPANNING.replace("SLEEP", "1.0"))
+    keys = keys_over_lanes(3, 2)
+    sent = put_interleaved(kinesis, fname, keys, 4)
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2, ParallelizationFactor=3)["UUID"]
+    assert lam.get_event_source_mapping(UUID=uuid)["ParallelizationFactor"] == 3
+    assert wait_until(lambda: sum(len(s["records"]) for s in spans(server, fname)) >= 24, timeout=40)
+    time.sleep(0.5)
+    seen = spans(server, fname)
+    assert sorted(mark for s in seen for _, mark in s["records"]) == sorted(q for qs in sent.values() for q in qs)
+    assert first_seen(seen) == sent  # each key's records in order, none twice
+    assert 2 <= most_at_once(seen) <= 3
+    assert max(len(s["records"]) for s in seen) <= 2
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_parallelization_factor_failures_stay_in_their_lane(server, lam, aws, fname) -> None:
+    """Factor 2: a failing record is retried, given up and reported to OnFailure within its lane, while the other
+    lane's keys go on; every other record handled, in order per key."""
+    kinesis, sqs = aws("kinesis"), aws("sqs")
+    stream = make_stream(kinesis, fname)
+    url = sqs.create_queue(QueueName=f"{fname}-dlq"[:70])["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create_python_function(lam, fname, FAILING)
+    first, second = keys_over_lanes(2, 1)
+    sent_first = put(kinesis, fname, ["a0", "bad", "a1"], key=first)
+    put(kinesis, fname, ["b0", "b1", "b2"], key=second)
+    uuid = lam.create_event_source_mapping(
+        EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON", BatchSize=1,
+        ParallelizationFactor=2, MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": queue}})["UUID"]
+    assert wait_until(lambda: {"a1", "b2"} <= set(datas(server, fname)), timeout=30)
+    time.sleep(0.5)
+    seen = datas(server, fname)
+    assert sorted(seen) == ["a0", "a1", "b0", "b1", "b2"]
+    assert [d for d in seen if d.startswith("a")] == ["a0", "a1"] and [d for d in seen if d.startswith("b")] == [
+        "b0", "b1", "b2"]
+    failure = json.loads(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"][0]["Body"])
+    info = failure["KinesisBatchInfo"]
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == sent_first[1] and info["batchSize"] == 1
+    lam.delete_event_source_mapping(UUID=uuid)
+
+def test_parallelization_factor_update_keeps_the_position(server, lam, aws, fname) -> None:
+    """From 1 to 3 mid-stream: the new poller resumes after the checkpoint (nothing skipped, keys in order) and
+    then runs batches side by side."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, SPANNING.replace("SLEEP", "0.3"))
+    keys = keys_over_lanes(3, 2)
+    sent = put_interleaved(kinesis, fname, keys, 8)
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2)["UUID"]
+    assert wait_until(lambda: len(spans(server, fname)) >= 3, timeout=20)
+    assert most_at_once(spans(server, fname)) == 1
+    changed = time.time()
+    lam.update_event_source_mapping(UUID=uuid, ParallelizationFactor=3)
+    assert settled(lam, uuid)["ParallelizationFactor"] == 3
+    assert wait_until(lambda: len(first_seen(spans(server, fname)).get(keys[-1], [])) == 8, timeout=40)
+    assert wait_until(lambda: first_seen(spans(server, fname)) == sent, timeout=10)
+    later = [s for s in spans(server, fname) if s["start"] > changed + 0.5]
+    assert most_at_once(later) >= 2
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_parallelization_factor_on_dynamodb_keeps_each_item_in_order(server, lam, aws, fname) -> None:
+    ddb = aws("dynamodb")
+    table = ddb.create_table(TableName=fname, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                             BillingMode="PAY_PER_REQUEST",
+                             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    stream = table["TableDescription"]["LatestStreamArn"]
+    create_python_function(lam, fname, SPANNING.replace("SLEEP", "0.5"))
+    items = keys_over_lanes(3, 2, item=True)
+    for v in range(1, 5):
+        for item in items:
+            ddb.put_item(TableName=fname, Item={"id": {"S": item}, "v": {"N": str(v)}})
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2, ParallelizationFactor=3)["UUID"]
+    assert wait_until(lambda: sum(len(s["records"]) for s in spans(server, fname)) >= 24, timeout=40)
+    seen = spans(server, fname)
+    assert first_seen(seen) == {item: ["1", "2", "3", "4"] for item in items}
+    assert 2 <= most_at_once(seen) <= 3
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
 WINDOWED = ("import json\ndef handler(event, context):\n"
             "    state = dict(event['state'])\n"
             "    if event['isFinalInvokeForWindow']:\n"
@@ -323,8 +464,34 @@ def test_tumbling_window_carries_state(server, lam, aws, fname) -> None:
     lam.delete_event_source_mapping(UUID=uuid)
 
 
+def test_tumbling_windows_per_lane(server, lam, aws, fname) -> None:
+    """Factor 3 with a tumbling window: each lane carries its own window state (the keys of one lane only), and
+    every record is counted once across the lanes' final invocations."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    create_python_function(lam, fname, WINDOWED.replace(
+        "state['count'] = state.get('count', 0) + len(event['Records'])",
+        "state['count'] = state.get('count', 0) + len(event['Records'])\n"
+        "    state['keys'] = sorted(set(state.get('keys', [])) | {r['kinesis']['partitionKey'] for r in event['Records']})"))
+    keys = keys_over_lanes(3, 2)
+    put_interleaved(kinesis, fname, keys, 3)
+    uuid = lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                           BatchSize=2, TumblingWindowInSeconds=2, ParallelizationFactor=3)["UUID"]
+
+    def finals() -> list[dict]:
+        return [json.loads(text) for text in log_lines(server, fname, "FINAL ")]
+
+    assert wait_until(lambda: sum(f["state"].get("count", 0) for f in finals()) >= 18, timeout=30)
+    time.sleep(0.5)
+    assert sum(f["state"]["count"] for f in finals()) == 18
+    lanes = {frozenset(keys[i::3]) for i in range(3)}
+    for final in finals():
+        assert final["n"] == 0 and final["shardId"] == "shardId-000000000000"
+        assert any(set(final["state"]["keys"]) <= lane for lane in lanes)  # one lane's keys: its own state
+    lam.delete_event_source_mapping(UUID=uuid)
+
 def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
-    """Last in the module: the module's server is stopped and started again mid-stream."""
+    """The module's server is stopped and started again mid-stream (the tests after it run on the new one)."""
     kinesis = aws("kinesis")
     stream = make_stream(kinesis, fname)
     slow = PRINTING.replace("def handler(event, context):\n", "def handler(event, context):\n"
@@ -345,6 +512,30 @@ def test_restart_resumes_after_the_checkpoint(server, lam, aws, fname) -> None:
     assert first_seen == sent  # nothing skipped, in order
     assert len(seen) - len(sent) <= 4  # at most the batch in flight at the stop again
 
+
+def test_restart_with_parallel_batches_skips_nothing(server, lam, aws, fname) -> None:
+    """Factor 3, one lane slow (its keys' batches take 1 s, the others' 0.1 s), the server stopped mid-stream while
+    the fast lanes are far ahead of it: the checkpoint stood before the slow lane's lowest unfinished record, so
+    after the restart every record is handled, each key's first in order."""
+    kinesis = aws("kinesis")
+    stream = make_stream(kinesis, fname)
+    keys = keys_over_lanes(3, 2)
+    slow = keys[0::3]  # the keys of lane 0
+    create_python_function(lam, fname, SPANNING.replace(
+        "SLEEP", f"1.0 if event['Records'][0]['kinesis']['partitionKey'] in {slow!r} else 0.1"), Timeout=10)
+    sent = put_interleaved(kinesis, fname, keys, 10)
+    lam.create_event_source_mapping(EventSourceArn=stream, FunctionName=fname, StartingPosition="TRIM_HORIZON",
+                                    BatchSize=3, ParallelizationFactor=3)
+
+    def handled(among: list[str]) -> int:
+        return sum(len(v) for k, v in first_seen(spans(server, fname)).items() if k in among)
+
+    assert wait_until(lambda: handled(keys) - handled(slow) >= 30, timeout=30)
+    assert handled(slow) <= 14  # the slow lane is behind: records below the fast lanes' are unfinished
+    server.stop()
+    server.start()
+    assert wait_until(lambda: handled(keys) >= 60, timeout=60)
+    assert first_seen(spans(server, fname)) == sent  # nothing skipped; each key's records first seen in order
 
 def test_a_throttled_function_skips_nothing(server, lam, aws, fname) -> None:
     """Reserved concurrency 0: the shard's batch is retried (throttles are not retry attempts, and the batch is

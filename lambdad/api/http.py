@@ -147,7 +147,6 @@ class LambdaApi:
     async def handle(self, request: HttpRequest) -> HttpResponse | StreamedResponse:
         rid = request_id()
         CURRENT_REQUEST_ID.set(rid)  # this request's task: its log lines (and its tasks') carry the id
-        op_name = "Unknown"
         service: OtherService | None = None
         try:
             path, _, raw_query = request.target.partition("?")
@@ -163,8 +162,40 @@ class LambdaApi:
                 service=scope_service if service is not None else "lambda",
             )
             assert identity is not None  # check_claim refuses an unknown key
+        except Exception as exc:  # the boundary: nothing escapes as a raw 500
+            if not isinstance(exc, LambdaError):
+                log.exception("authentication failed")
+                exc = ServiceException(f"Internal error: {type(exc).__name__}")
             if service is not None:
-                return await service.handle(request, identity.principal, access_key, rid)
+                return service.error(exc, rid)
+            status, out_headers, out_body = serialize_error(exc)
+            out_headers["x-amzn-RequestId"] = rid
+            return HttpResponse(status, out_body, tuple(out_headers.items()))
+        if service is not None:
+            return await service.handle(request, identity.principal, access_key, rid)
+        headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
+        return await self._operate(request, rid, identity.principal, access_key, path, raw_query, headers)
+
+    async def handle_as(self, request: HttpRequest, principal: Principal, access_key: str,
+                        service_name: str) -> HttpResponse | StreamedResponse:
+        """``handle`` for a request whose caller is already known (the console's session, console/calls.py): not
+        signed, but routed, parsed, authorized for ``principal`` and answered exactly as a signed one."""
+        rid = request_id()
+        CURRENT_REQUEST_ID.set(rid)
+        service = self._services.get(service_name)
+        if service is not None:
+            return await service.handle(request, principal, access_key, rid)
+        path, _, raw_query = request.target.partition("?")
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            headers.setdefault(name.lower(), value)
+        return await self._operate(request, rid, principal, access_key, path, raw_query, headers)
+
+    async def _operate(self, request: HttpRequest, rid: str, principal: Principal, access_key: str, path: str,
+                       raw_query: str, headers: dict[str, str]) -> HttpResponse | StreamedResponse:
+        """Route, parse, authorize and run a Lambda API request whose caller is known; render its answer."""
+        op_name = "Unknown"
+        try:
             query: dict[str, list[str]] = {}
             if raw_query:
                 for key, value in parse_qsl(raw_query, keep_blank_values=True):
@@ -174,12 +205,11 @@ class LambdaApi:
             handler = self._handlers.get(op.name)
             if handler is None:
                 raise NotImplementedException(f"The operation {op.name} is not supported by this lambdad server yet.")
-            headers = {name: values[0] for name, values in claim.headers.items()}  # lower-cased names
             params = parse_request(op, uri_params, query, headers, request.body)
-            if not identity.principal.root:
-                self._authorize(identity.principal, op.name, uri_params, query, params, request.peer or None)
+            if not principal.root:
+                self._authorize(principal, op.name, uri_params, query, params, request.peer or None)
             trace = headers.get("x-amzn-trace-id")
-            ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", identity.principal,
+            ctx = RequestContext(rid, access_key, op.name, f"http://{request.host}", principal,
                                  lineage_of(trace), trace)
             output = await handler(ctx, params)
             status, out_headers, out_body = serialize_response(op, output)
@@ -187,8 +217,6 @@ class LambdaApi:
                 out_headers["x-amzn-RequestId"] = rid
                 return StreamedResponse(status, tuple(out_headers.items()), output["EventStream"])
         except LambdaError as exc:
-            if service is not None:
-                return service.error(exc, rid)
             status, out_headers, out_body = serialize_error(exc)
         except Exception as exc:  # the boundary: nothing escapes as a raw 500
             log.exception("%s failed", op_name)

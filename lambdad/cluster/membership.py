@@ -41,7 +41,7 @@ class NodeInfo:
     cores: int
     busy: int  # environments running an invocation
     environments: int  # environments alive (busy, idle or starting)
-    # provisioned concurrency here: "name:qualifier" -> [initialised environments, failure or None]
+    # provisioned concurrency here: "name:qualifier" -> [initialised environments, failure or None, version]
     provisioned: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -59,6 +59,7 @@ class Membership:
         self._tasks: list[asyncio.Task[None]] = []
         self._live: list[NodeInfo] = []
         self._live_at = -FRESH
+        self._caught_up = asyncio.Event()  # the watch has delivered what the bucket held when it began
 
     def me(self) -> NodeInfo:
         busy, environments = self._load()
@@ -87,6 +88,12 @@ class Membership:
         watcher = await self._kv.watchall()
         self._tasks = [asyncio.get_running_loop().create_task(self._beating(), name="heartbeat"),
                        asyncio.get_running_loop().create_task(self._watching(watcher), name="membership")]
+        # the nodes already there are known before start() returns: what is worked out from the membership next
+        # (a provisioned concurrency share, a version's home) does not take this node for the only one
+        try:
+            await asyncio.wait_for(self._caught_up.wait(), EXPIRY)
+        except asyncio.TimeoutError:
+            log.warning("cluster: the other nodes' heartbeats were not read within %.0f s", EXPIRY)
         log.info("cluster %s: node %s at %s", self._link.names.cluster, self._link.node_id, self.endpoint)
 
     async def _beat(self) -> None:
@@ -103,6 +110,7 @@ class Membership:
     async def _watching(self, watcher: Any) -> None:
         async for entry in watcher:
             if entry is None:  # the end of what the bucket held when the watch began
+                self._caught_up.set()
                 continue
             if entry.operation in ("DEL", "PURGE") or not entry.value:
                 if self._seen.pop(entry.key, None) is not None:

@@ -9,13 +9,21 @@ carries the function, version and revision, the caller's request id, client cont
 payload; the reply carries the result, or the Lambda error raised there, which is answered as if raised here.
 When nodes come or go only the versions whose home changes move (rendezvous hashing's property).
 
-Three exceptions spread a busy function over the cluster: an invocation runs where it arrived when an idle warm
-environment of the version waits there (no hop, no cold start); when this node already has ``FORWARD_AT_ONCE``
-invocations of the version running at the home (the function runs concurrently here: a cold start here instead,
-and the next invocations find it warm here, so each node serves its own share of a busy function, and the home's
-one event loop is not the ceiling); and when the home's last heartbeat showed it saturated (``SATURATED`` busy
-environments per core) while this node is not. Sequential invocations from every node all run at the home, on
-one warm environment.
+Provisioned concurrency comes before the home: an invocation runs where it arrived when an idle warm environment
+of the version (provisioned or on-demand) waits there (no hop, no cold start); else, when the version has
+provisioned environments on other nodes (their heartbeats say how many each has initialised,
+``cluster/placement.py`` spreads them), it goes to the first of them in the version's ranking (the home first)
+that has more of them than this node has invocations of the version running there: so a burst arriving at one
+node uses the environments provisioned on the others before any cold start. This node counts only its own
+invocations there; one that finds them all busy with other nodes' invocations spills over to an on-demand
+environment there, as it would at the home.
+
+Then three exceptions spread a busy function over the cluster: the idle warm environment here above; when this
+node already has ``FORWARD_AT_ONCE`` invocations of the version running at the home (the function runs
+concurrently here: a cold start here instead, and the next invocations find it warm here, so each node serves its
+own share of a busy function, and the home's one event loop is not the ceiling); and when the home's last
+heartbeat showed it saturated (``SATURATED`` busy environments per core) while this node is not. Sequential
+invocations from every node all run at the home, on one warm environment.
 
 What is not forwarded, and runs where it arrived: a payload too big for one NATS message; an invocation whose home
 does not answer at once (NATS tells "no responders" when no node listens: the node is gone and membership has not
@@ -73,6 +81,28 @@ def ranking(nodes: Sequence[str], name: str, version: str) -> list[str]:
     return sorted(nodes, key=lambda node: _weight(node, name, version), reverse=True)
 
 
+def _provisioned_by_version(nodes: Sequence[NodeInfo]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """Where each version's provisioned environments are initialised, as the nodes' heartbeats said: (function,
+    version) -> [(node, how many)], in the version's ranking (the home first)."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for info in nodes:
+        for key, there in info.provisioned.items():
+            if len(there) < 3 or not there[2] or not int(there[0]):
+                continue  # [initialised, failure, version]; a heartbeat of an older node names no version
+            at = counts.setdefault((key.split(":", 1)[0], str(there[2])), {})
+            at[info.node] = at.get(info.node, 0) + int(there[0])
+    return {(name, version): [(node, at[node]) for node in ranking(list(at), name, version)]
+            for (name, version), at in counts.items()}
+
+
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 class InvokeRouter:
     """The invoke service as the API sees it in a cluster: ``invoke`` runs here or at the version's home."""
 
@@ -89,6 +119,9 @@ class InvokeRouter:
         self._homes: dict[tuple[str, str], str] = {}
         self._by_id: dict[str, NodeInfo] = {}
         self._at_home: dict[tuple[str, str], int] = {}  # invocations of each version forwarded, not answered yet
+        self._sent: dict[tuple[str, str, str], int] = {}  # the same by (function, version, node they went to)
+        # (function, version) -> [(node, provisioned environments initialised there)], the home first
+        self._provisioned: dict[tuple[str, str], list[tuple[str, int]]] = {}
         self.forwarded = 0  # invocations sent to their home
         self.served = 0  # invocations run here for another node
 
@@ -126,7 +159,9 @@ class InvokeRouter:
                  "request_id": request_id, "invoked_arn": invoked_arn, "want_log": want_log,
                  "client_context": client_context, "lineage": lineage, "trace": trace}
         key = (config.name, config.version)
+        sent = (config.name, config.version, home)
         self._at_home[key] = self._at_home.get(key, 0) + 1
+        self._sent[sent] = self._sent.get(sent, 0) + 1
         try:
             reply = await self._answer(home, payload, asked, config.timeout + _ANSWER_MARGIN)
         except NoRespondersError:
@@ -138,11 +173,8 @@ class InvokeRouter:
             raise ServiceException(f"The node running the invocation ({home}) did not answer within "
                                    f"{config.timeout + _ANSWER_MARGIN:.0f} s.") from exc
         finally:
-            left = self._at_home[key] - 1
-            if left:
-                self._at_home[key] = left
-            else:
-                del self._at_home[key]
+            _decrement(self._at_home, key)
+            _decrement(self._sent, sent)
         self.forwarded += 1
         answer = json.loads((reply.headers or {})[_HEADER])
         if "error" in answer:
@@ -179,13 +211,17 @@ class InvokeRouter:
         if nodes is not self._homes_of:  # membership changed (or was worked out again): homes afresh
             self._homes_of, self._homes = nodes, {}
             self._by_id = {node.node: node for node in nodes}
+            self._provisioned = _provisioned_by_version(nodes)
         key = (config.name, config.version)
+        me = self._link.node_id
+        for node, ready in self._provisioned.get(key, ()):
+            if node != me and ready > self._sent.get((config.name, config.version, node), 0):
+                return node  # a provisioned environment there is free, as far as this node knows
         if self._at_home.get(key, 0) >= FORWARD_AT_ONCE:
             return None
         home = self._homes.get(key)
         if home is None:
             home = self._homes[key] = home_of(list(self._by_id), config.name, config.version)
-        me = self._link.node_id
         if home == me:
             return None
         if me in self._by_id and _saturated(self._by_id[home]) and not _saturated(self._by_id[me]):

@@ -2,7 +2,8 @@
 
 Modules: ``mappings.py`` (the API's rules, the store, the states), ``pollers.py`` (the manager that runs one
 poller per Enabled mapping, on one node of a cluster at a time), ``sqs.py`` (the SQS source), ``rmq.py`` (Amazon MQ
-for RabbitMQ), ``streams.py`` (Kinesis and DynamoDB Streams, with checkpoints per shard in the store), and
+for RabbitMQ), ``streams.py`` (Kinesis and DynamoDB Streams, with checkpoints per shard in the store; their parameters' rules
+and record shapes in ``stream_shapes.py``, ParallelizationFactor's lanes and checkpoint rule in ``lanes.py``), and
 ``filtering.py`` (FilterCriteria, written separately; until it is there FilterCriteria are refused).
 
 The poller interface

@@ -14,7 +14,8 @@
 - Where they run (``Placement``): on this node in the embedded server; in a cluster
   (``cluster/placement.py``) each config's environments are spread over the live nodes, and every node runs its
   share. The share is worked out again when nodes come or go, so the environments of a node that dies are started
-  on the others once it is taken for dead. The status (Available, READY) counts every node's initialised
+  on the others once it is taken for dead; a node whose share shrinks keeps what it gives up until the others'
+  are initialised. The status (Available, READY) counts every node's initialised
   environments: the other nodes' as their last heartbeat reported them.
 """
 
@@ -69,6 +70,10 @@ class Placement(Protocol):
     def share(self, name: str, version: str, requested: int) -> int:
         """How many of a config's ``requested`` environments of ``name``'s ``version`` run on this node."""
 
+    def keep(self, name: str, version: str, key: str, requested: int, ready_here: int) -> int:
+        """How many of the config ``key``'s (``name:qualifier``) environments to run here now, given the
+        ``ready_here`` initialised here: the share, or more while shares move (see ``cluster/placement.py``)."""
+
     def elsewhere(self, key: str) -> tuple[int, str | None]:
         """The initialised environments of the config ``key`` (``name:qualifier``) on the other nodes, and a
         failure one of them reports."""
@@ -80,6 +85,9 @@ class LocalPlacement:
     spread = False
 
     def share(self, name: str, version: str, requested: int) -> int:
+        return requested
+
+    def keep(self, name: str, version: str, key: str, requested: int, ready_here: int) -> int:
         return requested
 
     def elsewhere(self, key: str) -> tuple[int, str | None]:
@@ -136,8 +144,7 @@ class ProvisionedConcurrency:
             try:
                 config = self._functions.resolve(FunctionRef(*owner))
                 requested = self._configs[owner].requested
-                wanted = (config.version, requested,
-                          self._placement.share(owner[0], config.version, requested))
+                wanted = (config.version, requested, self._here(owner, config.version, requested))
                 if self._applied.get(owner) != wanted:
                     async with self._functions.lock(owner[0]):
                         if owner in self._configs:
@@ -161,9 +168,14 @@ class ProvisionedConcurrency:
         self._configs.update(stored)
 
     def report(self) -> dict[str, list[Any]]:
-        """``name:qualifier`` -> [initialised environments here, failure] of every config (the heartbeat's)."""
-        return {f"{n}:{q}": [self._pool.provisioned_ready((n, q)), self._pool.provision_failure((n, q))]
-                for n, q in self._configs}
+        """``name:qualifier`` -> [initialised environments here, failure, the version they run] of every config
+        (the heartbeat's: the status on other nodes counts them, their routers send invocations to them)."""
+        out: dict[str, list[Any]] = {}
+        for owner in self._configs:
+            applied = self._applied.get(owner)
+            out[f"{owner[0]}:{owner[1]}"] = [self._pool.provisioned_ready(owner), self._pool.provision_failure(owner),
+                                             applied[0] if applied is not None else None]
+        return out
 
     def allocated(self) -> list[tuple[str, str, int, int]]:
         """(function, version, memory MB, initialised environments here) of every config: what the usage meter
@@ -289,9 +301,15 @@ class ProvisionedConcurrency:
         config = self._functions.resolve(FunctionRef(*owner))
         spec = await self._invoker.provisioned_spec(config)
         requested = self._configs[owner].requested
-        here = self._placement.share(owner[0], config.version, requested)
+        here = self._here(owner, config.version, requested)
         self._pool.provision(owner, spec, requested, here)
         self._applied[owner] = (config.version, requested, here)
+
+    def _here(self, owner: Owner, version: str, requested: int) -> int:
+        """How many of ``owner``'s environments of ``version`` to run on this node now."""
+        applied = self._applied.get(owner)
+        ready = self._pool.provisioned_ready(owner) if applied is not None and applied[0] == version else 0
+        return self._placement.keep(owner[0], version, f"{owner[0]}:{owner[1]}", requested, ready)
 
     async def _drop(self, owner: Owner) -> None:
         await self._store.delete_provisioned_concurrency(*owner)

@@ -18,9 +18,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "brokers", "s3_notifications", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "s3_notifications", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
-           "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length"]
+           "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length", "timers", "schedules",
+           "schedule_groups"]
 
 metadata = sa.MetaData()
 
@@ -127,6 +128,25 @@ stream_checkpoints = sa.Table(  # the last sequence number a stream mapping hand
     sa.Column("updated", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("uuid", "shard_id"),
     sa.Index("stream_checkpoints_name", "name"),
+)
+console_sessions = sa.Table(  # signed-in console sessions (migration 0016; lambdad/console/sessions.py)
+    "console_sessions", metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # the SHA-256 (hex) of the cookie's random id, never the id itself
+    sa.Column("access_key_id", sa.Text, nullable=False),  # whose key signed in: each request acts as its principal
+    sa.Column("principal", sa.Text, nullable=False),  # its ARN, to show
+    sa.Column("csrf", sa.Text, nullable=False),  # the token every state-changing request carries in a header
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Index("console_sessions_expires", "expires"),
+)
+console_test_events = sa.Table(  # the console's saved test events: a principal's, per function (migration 0016)
+    "console_test_events", metadata,
+    sa.Column("owner", sa.Text, nullable=False),  # the principal's ARN
+    _function_name(),
+    sa.Column("event_name", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("owner", "name", "event_name"),
 )
 brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (migration 0013; lambdad/esm/brokers.py)
     "brokers", metadata,
@@ -276,6 +296,36 @@ usage = sa.Table(  # metered use, as Lambda bills it (``lambdad usage``); kept a
 )
 
 
+timers = sa.Table(  # what lambdad/schedules/timer.py fires, by kind and key (migration 0015)
+    "timers", metadata,
+    sa.Column("kind", sa.Text, nullable=False),  # who registered it: "scheduler", "events-rule", ...
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("expression", sa.Text, nullable=False),  # rate(...), cron(...) or at(...)
+    sa.Column("timezone", sa.Text, nullable=False),
+    sa.Column("not_before", sa.Float, nullable=True),  # epoch seconds; no occurrence before it (StartDate)
+    sa.Column("not_after", sa.Float, nullable=True),  # no occurrence after it (EndDate)
+    sa.Column("anchor", sa.Float, nullable=False),  # a rate's first occurrence (start, else when it was put)
+    sa.Column("window", sa.Float, nullable=False),  # a fire is due at a random moment this many seconds after it
+    sa.Column("next_fire", sa.Float, nullable=True),  # the next occurrence; NULL: none left (completed)
+    sa.Column("due", sa.Float, nullable=True),  # when to fire it: next_fire + a delay in the window, or a retry's
+    sa.Column("attempts", sa.Integer, nullable=False),  # failed fires of next_fire so far
+    sa.Column("revision", sa.Integer, nullable=False),  # bumped by each put: a fire's advance names the one it read
+    sa.PrimaryKeyConstraint("kind", "key"),
+    sa.Index("timers_due", "due"),
+)
+schedule_groups = sa.Table(  # EventBridge Scheduler's schedule groups (migration 0015; lambdad/schedules/api.py)
+    "schedule_groups", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the group as GetScheduleGroup shows it
+)
+schedules = sa.Table(  # EventBridge Scheduler's schedules (migration 0015; lambdad/schedules/api.py)
+    "schedules", metadata,
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the schedule as GetSchedule shows it
+    sa.PrimaryKeyConstraint("group_name", "name"),
+)
+
 class octet_length(GenericFunction[int]):
     """The size of a text in UTF-8 bytes: ``octet_length`` on PostgreSQL; SQLite (before 3.43) has none, and
     ``length`` of the text cast to a BLOB gives the same."""
@@ -287,3 +337,15 @@ class octet_length(GenericFunction[int]):
 @compiles(octet_length, "sqlite")
 def _sqlite_octet_length(element: octet_length, compiler: Any, **kw: Any) -> str:
     return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+stacks = sa.Table(  # `lambdad deploy`'s stacks (deploy/stacks_api.py): what a deploy made of a SAM template
+    "stacks", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("stack_id", sa.Text, nullable=False),  # the stack's ARN, new at each creation
+    sa.Column("generation", sa.BigInteger, nullable=False),  # +1 at each put: two deploys cannot both win
+    sa.Column("template_hash", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),  # JSON: resources, outputs, exports, parameters
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+)

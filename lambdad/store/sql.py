@@ -10,6 +10,8 @@ parts, one module per area of the schema:
 - sql_access.py: IAM and the concurrency grants of cluster mode;
 - sql_logs.py: log events and the CloudWatch Logs API's queries;
 - sql_metrics.py: metric aggregates and usage records;
+- sql_stacks.py: the stacks `lambdad deploy` records;
+- sql_console.py: the web console's sessions and saved test events;
 - sql_s3events.py: functions' S3 notification endpoints.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
@@ -18,17 +20,21 @@ A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
 from __future__ import annotations
 
 from lambdad.store.sql_access import AccessTables
+from lambdad.store.sql_console import ConsoleTables
 from lambdad.store.sql_base import database_url, open_engine
 from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
 from lambdad.store.sql_metrics import MetricTables
 from lambdad.store.sql_s3events import S3NotificationTables
 from lambdad.store.sql_sources import SourceTables
+from lambdad.store.sql_stacks import StackTables
 
 __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
-class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, S3NotificationTables):
+class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, ConsoleTables, StackTables,
+               S3NotificationTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
     provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
-    and usage, S3 notification endpoints. Owner of its engine and threads (``SqlBase``)."""
+    and usage, the console's sessions, the stacks of `lambdad deploy` and S3 notification endpoints. Owner of its
+    engine and threads (``SqlBase``)."""

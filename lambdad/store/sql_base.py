@@ -132,6 +132,16 @@ class SqlBase:
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
+    # -- for modules that keep tables of their own (lambdad/schedules/store.py) -----------------------------
+
+    async def run(self, work: Callable[[sa.Connection], T], write: bool = False) -> T:
+        """``work`` in one transaction on a store thread (see ``_run``)."""
+        return await self._run(work, write)
+
+    def upsert(self, table: sa.Table, keys: tuple[str, ...], **values: Any) -> Statement:
+        """An insert of ``values`` into ``table`` that updates the row whose ``keys`` it names, if there is one."""
+        return self._upsert(table, keys, **values)
+
     def _wrote(self, kind: str, name: str) -> None:
         if self.written is not None:
             self.written(kind, name)

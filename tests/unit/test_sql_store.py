@@ -311,3 +311,26 @@ def test_metric_aggregates_are_added_up_by_every_writer(store_url: str) -> None:
     assert buckets == [(600, 7, 3.0), (600, 9, 1.0)]
     assert sorted(listed) == [("AWS/Lambda", "Duration", '[["FunctionName","f"]]'), ("AWS/Lambda", "Duration", "[]")]
     assert deleted == 2 and [r.period for r in left] == [660]
+
+
+def test_stacks_are_put_at_the_generation_read(store_url: str) -> None:
+    """A stack (lambdad deploy's record, store/sql_stacks.py) is written only over the generation its writer read,
+    so two deploys of one stack on two nodes cannot both record their outcome."""
+    from lambdad.store.sql_stacks import StackRecord
+
+    async def work(store: SqlStore) -> None:
+        record = StackRecord("web", "arn:aws:cloudformation:us-east-1:0:stack/web/1", 1, "h1", "CREATE_COMPLETE",
+                             '{"Resources": {}}', 1.0, 1.0)
+        assert await store.put_stack(record, 0)
+        assert not await store.put_stack(record, 0)  # it exists now
+        again = StackRecord("web", record.stack_id, 2, "h2", "UPDATE_COMPLETE", "{}", 1.0, 2.0)
+        assert await store.put_stack(again, 1)
+        assert not await store.put_stack(again, 1)  # a stale generation
+        found = await store.get_stack("web")
+        assert found is not None and (found.generation, found.template_hash, found.created) == (2, "h2", 1.0)
+        assert [s.name for s in await store.list_stacks()] == ["web"]
+        assert not await store.delete_stack("web", 1)
+        assert await store.delete_stack("web", 2)
+        assert await store.get_stack("web") is None and not await store.delete_stack("web")
+
+    run(store_url, work)

@@ -1,7 +1,7 @@
 """Functions' S3 notification endpoints (``lambdad s3-notifications``; lambdad/s3events/).
 
 Revision ID: 0099
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
