@@ -3,9 +3,10 @@
 AWS has no operation for this (on AWS the bucket names the function, with S3's PutBucketNotificationConfiguration;
 here the store is not lambdad's, so the function is given an endpoint to point the store at). It is served like
 the AWS JSON-protocol services (``api/json_api.py``): SigV4-signed for the service name
-``lambdad-s3-notifications`` (the credential scope's; ``lambdad-stacks`` is the other of ours), ``POST /`` with ``X-Amz-Target: LambdadS3Notifications.<Operation>`` and a JSON body, checked
-against the botocore service model written below (so bad input is answered as AWS's JSON services answer it:
-``ValidationException``, "1 validation error detected: …"). ``lambdad s3-notifications`` is its client.
+``lambdad-s3-notifications`` (the credential scope's; ``lambdad-stacks`` is the other of ours), ``POST /`` with
+``X-Amz-Target: LambdadS3Notifications.<Operation>`` and a JSON body, checked against the botocore service model
+written below (so bad input is answered as AWS's JSON services answer it: ``ValidationException``, "1 validation
+error detected: …"). ``lambdad s3-notifications`` is its client.
 
 Operations, each authorized by ``iam/authorize.py`` on the function's ARN (qualified when a qualifier is given),
 with actions of lambdad's own (an IAM policy grants them by these names, or by ``lambdad:*``; ``lambda:*`` does not):
@@ -81,7 +82,8 @@ def service_description() -> dict[str, Any]:
         "metadata": {"apiVersion": "2026-12-05", "endpointPrefix": SERVICE_NAME, "jsonVersion": "1.1",
                      "protocol": "json", "serviceFullName": "lambdad S3 notification endpoints",
                      "serviceId": "lambdad S3 Notifications", "signatureVersion": "v4",
-                     "signingName": SERVICE_NAME, "targetPrefix": TARGET_PREFIX, "uid": "lambdad-s3-notifications-2026-12-05"},
+                     "signingName": SERVICE_NAME, "targetPrefix": TARGET_PREFIX,
+                     "uid": f"{SERVICE_NAME}-2026-12-05"},
         "operations": {name: {"name": name, "http": {"method": "POST", "requestUri": "/"},
                               "input": {"shape": inp}, "output": {"shape": out}}
                        for name, (inp, out) in _OPERATIONS.items()},
