@@ -155,7 +155,7 @@ brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (
     sa.Column("record", sa.Text, nullable=False),  # JSON
     sa.Column("created", sa.Float, nullable=False),
 )
-s3_notifications = sa.Table(  # functions' S3 notification endpoints (migration 0099; lambdad/s3events/configs.py)
+s3_notifications = sa.Table(  # functions' S3 notification endpoints (migration 0018; lambdad/s3events/configs.py)
     "s3_notifications", metadata,
     _function_name(),
     sa.Column("qualifier", sa.Text, nullable=False),  # "" for the unqualified function, else a version or an alias

@@ -1,6 +1,6 @@
 """Functions' S3 notification endpoints (``lambdad s3-notifications``; lambdad/s3events/).
 
-Revision ID: 0099
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
