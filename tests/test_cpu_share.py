@@ -3,14 +3,14 @@ of one CPU (128 / 1,769) and no more, and the share comes in short periods, so t
 about one period (13.8 ms at 128 MB), not the kernel's default 100 ms.
 
 Robust on a loaded machine: other work can only take CPU from the function, so the share is checked as an upper
-bound, with a loose lower bound (the function runs at all); stalls are judged by their median, which scheduling
-noise on a busy machine does not move much.
+bound, with a loose lower bound (the function runs at all). Stalls are judged by where half of the stalled time
+lies: a busy machine lengthens some (a throttled task, once let go, waits for a CPU) but leaves most of the time
+in stalls well under the 93 ms that the default period gives.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
 import pytest
@@ -51,5 +51,16 @@ def test_cpu_bound_128mb_function_gets_its_share_in_short_periods(lam, fname):
     assert rate >= share * 0.4, (rate, share)  # and it did run
     stalls = out["stalls_ms"]
     assert len(stalls) > 50, stalls  # throttled every period (~145 periods of 13.8 ms in 2 s)
-    # each stall lasts about period - quota = 12.8 ms; with the kernel's default 100 ms period it was ~93 ms
-    assert statistics.median(stalls) < 30, sorted(stalls)
+    # each stall lasts about period - quota = 12.8 ms (more on a busy machine); with the kernel's default 100 ms
+    # period every throttled stall lasted ~93 ms
+    assert _half_time_stall(stalls) < 60, sorted(stalls)
+
+
+def _half_time_stall(stalls: list[float]) -> float:
+    """The stall length at or under which half of the stalled time was spent."""
+    total, seen = sum(stalls), 0.0
+    for stall in sorted(stalls):
+        seen += stall
+        if seen >= total / 2:
+            return stall
+    return 0.0
