@@ -1,11 +1,11 @@
 """CPU in proportion to memory (sandbox/cgroups.py ``cpu_bandwidth``): a CPU-bound 128 MB function gets its share
 of one CPU (128 / 1,769) and no more, and the share comes in short periods, so that a throttled function waits
-about one period (13.8 ms at 128 MB), not the kernel's default 100 ms.
+about one period (27.6 ms at 128 MB), not the kernel's default 100 ms.
 
 Robust on a loaded machine: other work can only take CPU from the function, so the share is checked as an upper
 bound, with a loose lower bound (the function runs at all). Stalls are judged by where half of the stalled time
 lies: a busy machine lengthens some (a throttled task, once let go, waits for a CPU) but leaves most of the time
-in stalls well under the 93 ms that the default period gives.
+in stalls well under the 93 ms that the kernel's default period gives.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ def test_cpu_bound_128mb_function_gets_its_share_in_short_periods(lam, fname):
     out = json.loads(resp["Payload"].read())
     assert "FunctionError" not in resp, out
     rate = out["cpu"] / out["wall"]
-    # at most its share: the burst allowance adds one quota (1 ms) at most over the 2 s
+    # at most its share: the burst allowance adds one quota (2 ms) at most over the 2 s
     assert rate <= share * 1.15 + 0.001, (rate, share)
     assert rate >= share * 0.4, (rate, share)  # and it did run
     stalls = out["stalls_ms"]
-    assert len(stalls) > 50, stalls  # throttled every period (~145 periods of 13.8 ms in 2 s)
-    # each stall lasts about period - quota = 12.8 ms (more on a busy machine); with the kernel's default 100 ms
+    assert len(stalls) > 20, stalls  # throttled (about every one of the ~72 periods of 27.6 ms in 2 s)
+    # each stall lasts about period - quota = 25.6 ms (more on a busy machine); with the kernel's default 100 ms
     # period every throttled stall lasted ~93 ms
-    assert _half_time_stall(stalls) < 60, sorted(stalls)
+    assert _half_time_stall(stalls) < 70, sorted(stalls)
 
 
 def _half_time_stall(stalls: list[float]) -> float:

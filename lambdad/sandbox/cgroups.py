@@ -42,6 +42,7 @@ _CONTROLLERS = ("memory", "pids", "freezer")
 _OPTIONAL = ("cpu",)
 MB_PER_VCPU = 1769
 MIN_QUOTA_US = 1000  # the kernel refuses a CFS quota (and a period) under 1 ms
+SMALL_QUOTA_US = 2000
 MIN_PERIOD_US = 10_000
 
 
@@ -50,13 +51,19 @@ def cpu_bandwidth(memory_mb: int) -> tuple[int, int, int]:
 
     A group that has spent its quota waits for the next period: with the kernel's default 100 ms period, a 128 MB
     function (7.2 ms per period) that had a few invocations in a row stalled for up to 93 ms. The period is
-    therefore the shortest that keeps the quota at the kernel's 1 ms minimum (13.8 ms at 128 MB, so no stall is
-    longer than 12.8 ms) and at least 10 ms (177 MB and up; shorter periods only add timer interrupts to every
-    busy group). The burst (``cpu.cfs_burst_us`` / ``cpu.max.burst``, kernel 5.14+; the kernel caps it at the
-    quota) lets a group that was idle spend what it saved, up to one more quota: one invocation that needs up to
-    2 ms of CPU after an idle spell runs without a stall. The long-run average stays quota / period: the burst
-    only spends unused quota."""
-    period = max(MIN_PERIOD_US, -(-MIN_QUOTA_US * MB_PER_VCPU // memory_mb))
+    therefore short: the one that gives a quota of 2 ms (27.6 ms at 128 MB, so no stall is longer than 25.6 ms),
+    and at least 10 ms (354 MB and up; shorter periods only add timer interrupts to every busy group). Not the
+    kernel's minimum quota of 1 ms: the first CPU a group runs on takes its whole quota as a local slice and keeps
+    1 ms of it when it goes idle, so a 1 ms quota strands on one CPU and a thread that wakes on the other (Node.js
+    runs several) is throttled though the group spent nothing. Measured at 128 MB (docs/performance.md, issue 21):
+    300 invocations of a Node.js function 2 ms apart, well within its share, were throttled 3 and 34 times with a
+    1 ms quota, 1 and 0 times with 2 ms.
+
+    The burst (``cpu.cfs_burst_us`` / ``cpu.max.burst``, kernel 5.14+; the kernel caps it at the quota) lets a
+    group that was idle spend what it saved, up to one more quota: one invocation that needs up to 4 ms of CPU
+    after an idle spell runs without a stall. The long-run average stays quota / period: the burst only spends
+    unused quota."""
+    period = max(MIN_PERIOD_US, -(-SMALL_QUOTA_US * MB_PER_VCPU // memory_mb))
     quota = max(MIN_QUOTA_US, period * memory_mb // MB_PER_VCPU)
     return quota, period, quota
 
