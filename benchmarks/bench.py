@@ -283,10 +283,15 @@ def _cpu_model() -> str:
 def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
     lat, tp, cold, boto, mem = r["latency"], r["throughput"], r["cold"], r["cold_boto3"], r["memory"]
     small = [
-        {"figure": f"warm p99 at 128 MB, {runtime}", "value": s["small"]["p99_ms"], "unit": "ms",
+        {"figure": f"128 MB p99 in a row, {runtime}", "value": s["small"]["p99_ms"], "unit": "ms",
          "floor": s["small"]["p50_ms"], "floor_is": "its own p50 (1,769 MB: p50 %.3f, p99 %.3f ms)" % (
              s["big"]["p50_ms"], s["big"]["p99_ms"]),
          "ratio": s["small"]["p99_ms"] / s["small"]["p50_ms"], "target": "<= 3x", "limit": 3.0}
+        for runtime, s in r["small_memory"].items()] + [
+        {"figure": f"128 MB p99 {PACE_S * 1000:.0f} ms apart, {runtime}", "value": s["small_paced"]["p99_ms"], "unit": "ms",
+         "floor": s["small_paced"]["p50_ms"], "floor_is": "its own p50 (1,769 MB paced alike: p50 %.3f, p99 %.3f ms)" % (
+             s["big_paced"]["p50_ms"], s["big_paced"]["p99_ms"]),
+         "ratio": s["small_paced"]["p99_ms"] / s["small_paced"]["p50_ms"], "target": "<= 3x", "limit": 3.0}
         for runtime, s in r["small_memory"].items()]
     return small + [
         {"figure": "warm invoke p50", "value": lat["lambdad_p50_ms"], "unit": "ms",
@@ -375,11 +380,10 @@ def render(r: dict[str, Any]) -> str:
         f"{tp['echo']['cpu_us_main_sys']:.0f}  ({tp['envs']} environments)",
         f"memory detail: {mem['envs']} environments measured; the bare interpreter is {r['runtime_python']} -I",
         *(f"128 MB detail, {runtime}: back to back the quota throttled {s['small']['throttled_periods']} periods "
-          f"({s['small']['throttled_ms']:.0f} ms) in {s['small']['n']} invokes, max {s['small']['max_ms']:.1f} ms; "
-          f"paced {PACE_S * 1000:.0f} ms apart p50 {s['small_paced']['p50_ms']:.3f}, p99 "
-          f"{s['small_paced']['p99_ms']:.3f} ms = {s['small_paced']['p99_ms'] / s['small_paced']['p50_ms']:.2f}x "
-          f"(throttled {s['small_paced']['throttled_periods']} periods) against 1,769 MB paced alike p50 "
-          f"{s['big_paced']['p50_ms']:.3f}, p99 {s['big_paced']['p99_ms']:.3f} ms"
+          f"({s['small']['throttled_ms']:.0f} ms, summed over CPUs) in {s['small']['n']} invokes, max "
+          f"{s['small']['max_ms']:.1f} ms (1,769 MB: {s['big']['max_ms']:.1f} ms); paced, throttled "
+          f"{s['small_paced']['throttled_periods']} periods, max {s['small_paced']['max_ms']:.1f} ms "
+          f"(1,769 MB: {s['big_paced']['max_ms']:.1f} ms)"
           for runtime, s in r["small_memory"].items()),
         *(f"WARNING: {w}" for w in r["warnings"]),
         f"warm latency of an IAM user with a policy (evaluated, its decision cached): p50 "
