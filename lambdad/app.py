@@ -209,7 +209,7 @@ class LambdadApp:
             scratch_dir=str(s.data_dir / "scratch"), network=self.network,
         )
         if self.launcher.prewarm_size:
-            log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)
+            log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
         elif s.prewarm_pool_size:
             log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
                      "LAMBDAD_FUNCTION_NETWORK=none)")
