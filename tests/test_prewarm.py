@@ -219,6 +219,21 @@ def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
     assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.UserCodeSyntaxError", error
 
 
+def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(pooled):
+    """Creating a function asks for slots of its kind (here a /tmp size no function had): its very first cold
+    start takes one."""
+    lam = pooled.client()
+    before = len(slot_groups(pooled))
+    create(lam, "py-new-kind", runtime="python3.11", EphemeralStorage={"Size": 777})
+    assert wait_until(lambda: len(slot_groups(pooled)) >= before + 2, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+    asked = time.time()
+    body, _ = invoke(lam, "py-new-kind")
+    # the slots started after the function was created, but its process is older than the invocation
+    assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["files"] == ["app.py"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "py-new-kind"
+
+
 def test_custom_runtime_cold_start_takes_a_slot(pooled):
     if not os.access("/usr/bin/curl", os.X_OK):
         pytest.skip("needs /usr/bin/curl")

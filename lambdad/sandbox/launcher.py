@@ -383,6 +383,17 @@ class Launcher:
 
     # -- pre-started slots (prewarm.py) ------------------------------------------------------------------------
 
+    def waiting_slots(self) -> frozenset[str]:
+        """The ids of the prewarm pool's slots not taken by any environment (also the names of their cgroups)."""
+        return self._prewarm.waiting() if self._prewarm is not None else frozenset()
+
+    def expect(self, runtime: RuntimeSpec, tmp_mb: int) -> None:
+        """A function of ``runtime`` with a /tmp of ``tmp_mb`` was created, updated or loaded: have slots of its
+        key ready for its first cold start. Python and custom runtimes only: a Node key also depends on the heap
+        flags and start-up variables of the environment, which are known at launch."""
+        if self._prewarm is not None and runtime.family in ("python", "provided"):
+            self._prewarm.expect(SlotKey(runtime, (), (), tmp_mb))
+
     def _take_slot(self, request: LaunchRequest, entry: Entrypoint) -> Slot | None:
         if self._prewarm is None:
             return None

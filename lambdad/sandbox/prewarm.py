@@ -148,6 +148,16 @@ class PrewarmPool:
         self._waiting.discard(slot)
         return slot
 
+    def waiting(self) -> frozenset[str]:
+        """The ids of the slots started and not taken (waiting, or being dropped): no environment's."""
+        return frozenset(slot.id for slot in self._waiting)
+
+    def expect(self, key: SlotKey) -> None:
+        """A cold start of ``key`` is likely soon (its function was created, updated or loaded): keep it filled, as
+        if a cold start had asked."""
+        if not self._closed:
+            self._keep(key)
+
     def _keep(self, key: SlotKey) -> None:
         keeper = self._keepers.pop(key, None)
         if keeper is None:
