@@ -24,7 +24,8 @@ loader, run when node was exec'd, took those directories for missing). No pool a
 mount API (``jail.attach``), or with a network namespace per environment (the Runtime API listener is opened
 inside it at start).
 
-Refill and bounds. A key is kept after a cold start asked for it: ``size`` slots, started one at a time
+Refill and bounds. A key is kept after a cold start asked for it, or (``expect``) after a function of it was
+created, updated or loaded: ``size`` slots, started one at a time
 ``REFILL_DELAY`` after that cold start (so they do not compete with the init it follows). At most ``MAX_KEYS``
 keys are kept (the least recently asked goes), and a key nobody asked for within the idle timeout is emptied.
 
