@@ -76,7 +76,7 @@ from lambdad.metrics.emf import maybe_emf, record_emf
 from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.metrics.service import MetricsService
 from lambdad.logs.sink import LogSink
-from lambdad.runtimes.registry import RuntimeRegistry
+from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
@@ -212,7 +212,11 @@ class LambdadApp:
             scratch_dir=str(s.data_dir / "scratch"), network=self.network,
         )
         if self.launcher.prewarm_size:
-            log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)
+            log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
+            self.functions.on_ready(self._expect_slots)
+            latest = [c for c in self.functions.all_configs() if c.version == "$LATEST"]
+            for config in sorted(latest, key=lambda c: c.last_modified):
+                await self._expect_slots(config)  # the most recently modified last: the pool keeps the last keys
         elif s.prewarm_pool_size:
             log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
                      "LAMBDAD_FUNCTION_NETWORK=none)")
@@ -394,6 +398,14 @@ class LambdadApp:
         for name in sorted(names):
             await self._reload_function(name)
             await self.provisioned.reload(name)
+
+    async def _expect_slots(self, config: FunctionConfig) -> None:
+        """A function was created, updated or loaded: slots of its kind get ready for its first cold start."""
+        try:
+            runtime = await asyncio.to_thread(self.runtimes.get, config.runtime)
+        except RuntimeUnavailable:
+            return  # its invocations will say so
+        self.launcher.expect(runtime, config.ephemeral_storage)
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"

@@ -44,7 +44,7 @@ class Settings:
     function_subnet: str = "10.201.0.0/16"  # isolated: environments' addresses (a /21 per running server)
     function_blocked_networks: str = "169.254.0.0/16"  # isolated: never reachable (cloud instance metadata)
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
-    prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
+    prewarm_pool_size: int = 2  # pre-started Python / Node.js / custom-runtime slots kept per key; 0: none
     http_max_connections: int = 1024  # API connections open at once; one more is answered 503
     http_buffer_mb: int = 256  # request bodies held at once (received, not yet answered), all connections
     http_head_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
