@@ -21,6 +21,11 @@ Figures and floors (targets from the project's performance issue):
    ``python -c "import boto3"`` (boto3's directory on its PYTHONPATH); target <= 0.15x.
 5. private memory (USS = Private_Clean + Private_Dirty) per idle warm Python environment; target <= 12 MB.
    Shown beside the USS of a bare idle interpreter, for scale.
+6. warm p99 at the default MemorySize 128 (a CPU quota of 128/1,769 of a core), Python and Node.js, against the
+   same function's p50; target <= 3x (issue 21). Beside it the same runtime at 1,769 MB (one vCPU) in the same
+   minutes, how often and how long the quota throttled the environment (its cgroup's cpu.stat), and the same
+   invokes paced 5 ms apart, which keeps the environment's CPU within its share (back to back, a trivial
+   handler's environment asks for 2x (Python) to 4x (Node.js) its share, and a CPU quota can only make it wait).
 
 The client is a minimal keep-alive HTTP/1.1 client on raw sockets (not boto3, whose own ~1 ms per call would
 hide everything), the same code for lambdad and for the echo server. Invoke requests are SigV4-signed with
@@ -66,6 +71,8 @@ from harness import (  # noqa: E402
     WARM_MEMORY_MB,
     ECHO_CODE,
     SLEEP_CODE,
+    NODE_ECHO_CODE,
+    NODE_RUNTIME,
     BOTO3_CODE,
     BOTO3_PTH,
     Plan,
@@ -87,11 +94,29 @@ from harness import (  # noqa: E402
 )
 
 
-def clean_interpreter(python: str, into: Path) -> str:
+def clean_interpreter(python: str, into: Path) -> tuple[str, str]:
     """A venv of ``python`` with nothing installed (not even pip): a fresh start of it processes no ``.pth`` file
-    of the machine's site-packages, which here cost more than the interpreter itself. Its executable."""
+    of the machine's site-packages, which here cost more than the interpreter itself. Its executable, and what its
+    start-up sees, for the report: its site directories, the imports that ``site`` made.
+
+    Not ``-I``: the boto3 floor finds boto3 through PYTHONPATH (a directory on PYTHONPATH is not a site directory,
+    so its ``.pth`` files are not processed); the venv alone keeps the machine's site-packages and the user's out
+    (a venv without system site packages has no user site either), and the floors run with no other PYTHON*
+    variable set."""
     subprocess.run([python, "-m", "venv", "--without-pip", str(into)], check=True)
-    return str(into / "bin" / "python")
+    exe = str(into / "bin" / "python")
+    seen = subprocess.run([exe, "-c", "import site, sys; print('site dirs', site.getsitepackages(), 'user site', "
+                           "site.ENABLE_USER_SITE, 'modules at start', len(sys.modules))"],
+                          env=_floor_env(""), capture_output=True, text=True, check=True).stdout.strip()
+    return exe, seen
+
+
+def _floor_env(pythonpath: str) -> dict[str, str]:
+    """The server's environment without PYTHON* variables (PYTHONPATH = ``pythonpath`` when given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
 
 
 def cold_starts(server: Server, port: int, python: str, samples: int, files: dict[str, str], floor_code: str,
@@ -99,9 +124,7 @@ def cold_starts(server: Server, port: int, python: str, samples: int, files: dic
     """Create a new function per sample, time its first invoke; interleaved with fresh-interpreter floors
     (``python -c floor_code``, with ``floor_path`` as its PYTHONPATH when given)."""
     say(f"cold start ({label}): {samples} new functions vs {samples} x {python} -c {floor_code!r}")
-    floor_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    if floor_path:
-        floor_env["PYTHONPATH"] = floor_path
+    floor_env = _floor_env(floor_path)
     client = server.client()
     conn = Connection(port)
     code = make_zip(files)
@@ -126,6 +149,49 @@ def cold_starts(server: Server, port: int, python: str, samples: int, files: dic
             out["init"].append(float(m.group(1)) if m else float("nan"))
         client.delete_function(FunctionName=name)  # its environment goes with it
     conn.close()
+    return out
+
+
+SMALL_MB = 128
+PACE_S = 0.005  # an environment's CPU per warm invoke, ~50 us (Python) to ~175 us (Node.js), is then < half its share
+
+
+def cpu_throttled(server_pid: int) -> tuple[int, float]:
+    """Periods in which the CPU quota throttled the server's environments, and for how long (ms), summed over their
+    cgroups (v1 cpu controller or v2); (0, 0.0) without them."""
+    periods, ms = 0, 0.0
+    for stat in [*Path("/sys/fs/cgroup/cpu/lambdad").glob(f"{server_pid}-*/*/cpu.stat"),
+                 *Path("/sys/fs/cgroup/lambdad").glob(f"{server_pid}-*/*/cpu.stat")]:
+        try:
+            fields = {k: int(v) for k, v in (line.split() for line in stat.read_text().splitlines())}
+        except (OSError, ValueError):
+            continue
+        periods += fields.get("nr_throttled", 0)
+        ms += fields["throttled_time"] / 1e6 if "throttled_time" in fields else fields.get("throttled_usec", 0) / 1e3
+    return periods, ms
+
+
+def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
+    """Warm latency at 128 MB beside 1,769 MB, Python and Node.js: back to back, then paced ``PACE_S`` apart; with
+    the quota's throttling during each 128 MB loop."""
+    client = server.client()
+    for name, memory in (("bench-node", WARM_MEMORY_MB), ("bench-node-128", SMALL_MB)):
+        client.create_function(FunctionName=name, Runtime=NODE_RUNTIME, Role=ROLE, Handler="index.handler",
+                               Code={"ZipFile": make_zip({"index.js": NODE_ECHO_CODE})}, MemorySize=memory)
+    server_pid = server.proc.pid  # type: ignore[union-attr]
+    out: dict[str, Any] = {}
+    for runtime, big, small in (("python", "bench-echo", "bench-echo-128"), ("nodejs", "bench-node", "bench-node-128")):
+        loops: dict[str, list[float]] = {}
+        throttled: dict[str, dict[str, float]] = {}
+        for key, function, gap in (("big", big, 0.0), ("small", small, 0.0), ("small_paced", small, PACE_S),
+                                   ("big_paced", big, PACE_S)):
+            before = cpu_throttled(server_pid)
+            loops[key] = sequential(port, function, n if not gap else n // 2, gap_s=gap)
+            after = cpu_throttled(server_pid)
+            throttled[key] = {"periods": after[0] - before[0], "ms": after[1] - before[1]}
+        out[runtime] = {key: {"n": len(v), "p50_ms": pct(v, 50), "p99_ms": pct(v, 99), "max_ms": max(v),
+                              "throttled_periods": throttled[key]["periods"], "throttled_ms": throttled[key]["ms"]}
+                        for key, v in loops.items()}
     return out
 
 
@@ -166,7 +232,7 @@ def idle_uss(server: Server, port: int, python: str, k: int) -> dict[str, float]
     time.sleep(0.5)
     pids = sorted(set(environment_pids(server_pid)) - before)  # the environments of bench-idle
     uss = [uss_bytes(p) for p in pids]
-    bare = subprocess.Popen([python, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    bare = subprocess.Popen([python, "-I", "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     time.sleep(0.5)
     bare_uss = uss_bytes(bare.pid)
     bare.communicate(b"")
@@ -216,7 +282,18 @@ def _cpu_model() -> str:
 
 def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
     lat, tp, cold, boto, mem = r["latency"], r["throughput"], r["cold"], r["cold_boto3"], r["memory"]
-    return [
+    small = [
+        {"figure": f"128 MB p99 in a row, {runtime}", "value": s["small"]["p99_ms"], "unit": "ms",
+         "floor": s["small"]["p50_ms"], "floor_is": "its own p50 (1,769 MB: p50 %.3f, p99 %.3f ms)" % (
+             s["big"]["p50_ms"], s["big"]["p99_ms"]),
+         "ratio": s["small"]["p99_ms"] / s["small"]["p50_ms"], "target": "<= 3x", "limit": 3.0}
+        for runtime, s in r["small_memory"].items()] + [
+        {"figure": f"128 MB p99 {PACE_S * 1000:.0f} ms apart, {runtime}", "value": s["small_paced"]["p99_ms"], "unit": "ms",
+         "floor": s["small_paced"]["p50_ms"], "floor_is": "its own p50 (1,769 MB paced alike: p50 %.3f, p99 %.3f ms)" % (
+             s["big_paced"]["p50_ms"], s["big_paced"]["p99_ms"]),
+         "ratio": s["small_paced"]["p99_ms"] / s["small_paced"]["p50_ms"], "target": "<= 3x", "limit": 3.0}
+        for runtime, s in r["small_memory"].items()]
+    return small + [
         {"figure": "warm invoke p50", "value": lat["lambdad_p50_ms"], "unit": "ms",
          "floor": lat["echo_p50_ms"], "floor_is": "echo server round trip p50",
          "ratio": lat["lambdad_p50_ms"] / lat["echo_p50_ms"], "target": "<= 6x", "limit": 6.0},
@@ -269,6 +346,7 @@ def render(r: dict[str, Any]) -> str:
         f"Python {m['python']}  |  kernel {m['kernel']}",
         f"load avg {m['loadavg_start']:.2f} -> {m['loadavg_end']:.2f}; CPU busy before the run: {m['busy_before']:.0%}",
         f"functions run on {r['runtime_python']}",
+        f"cold-start floors run on {r['floor_python']}",
         f"client: {r['client']}",
         "",
         f"{'figure':<30} {'lambdad':>12} {'floor':>12}  {'ratio':>7}  {'target':>9}  {'met':<4} floor is",
@@ -300,15 +378,18 @@ def render(r: dict[str, Any]) -> str:
         f"{tp['lambdad']['cpu_us_main_sys']:.0f}, its environments {tp['lambdad']['cpu_us_envs_user']:.0f}+"
         f"{tp['lambdad']['cpu_us_envs_sys']:.0f}; echo server {tp['echo']['cpu_us_main_user']:.0f}+"
         f"{tp['echo']['cpu_us_main_sys']:.0f}  ({tp['envs']} environments)",
-        f"memory detail: {mem['envs']} environments measured",
+        f"memory detail: {mem['envs']} environments measured; the bare interpreter is {r['runtime_python']} -I",
+        *(f"128 MB detail, {runtime}: back to back the quota throttled {s['small']['throttled_periods']} periods "
+          f"({s['small']['throttled_ms']:.0f} ms, summed over CPUs) in {s['small']['n']} invokes, max "
+          f"{s['small']['max_ms']:.1f} ms (1,769 MB: {s['big']['max_ms']:.1f} ms); paced, throttled "
+          f"{s['small_paced']['throttled_periods']} periods, max {s['small_paced']['max_ms']:.1f} ms "
+          f"(1,769 MB: {s['big_paced']['max_ms']:.1f} ms)"
+          for runtime, s in r["small_memory"].items()),
         *(f"WARNING: {w}" for w in r["warnings"]),
         f"warm latency of an IAM user with a policy (evaluated, its decision cached): p50 "
         f"{r['latency_iam_user']['user_p50_ms']:.3f} ms against root's {r['latency_iam_user']['root_p50_ms']:.3f} ms "
         f"in the same minutes = {r['latency_iam_user']['user_p50_ms'] / r['latency_iam_user']['root_p50_ms']:.2f}x "
-        "(root is never evaluated)\n"
-        f"warm latency at the default MemorySize 128 (CPU quota: 7 % of a core): p50 "
-        f"{r['latency_128mb']['p50_ms']:.3f} ms, p99 {r['latency_128mb']['p99_ms']:.3f} ms "
-        f"(the figures above use MemorySize {WARM_MEMORY_MB}, one vCPU)",
+        "(root is never evaluated)",
     ]
     return "\n".join(lines)
 
@@ -367,8 +448,7 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
                 "echo_p50_ms": pct(lat["echo"], 50), "echo_p99_ms": pct(lat["echo"], 99),
                 "echo_mean_ms": statistics.fmean(lat["echo"]),
             }
-            small = sequential(port, "bench-echo-128", max(200, plan.latency_n // 4))
-            result["latency_128mb"] = {"n": len(small), "p50_ms": pct(small, 50), "p99_ms": pct(small, 99)}
+            result["small_memory"] = small_memory(server, port, max(200, plan.latency_n // 4))
             result["latency_iam_user"] = iam_user_latency(server, port, max(300, plan.latency_n // 2))
             say(f"throughput: {plan.tput_procs} processes x {plan.tput_conns} connections, "
                 f"{plan.tput_warmup:.0f} s warm-up + {plan.tput_seconds:.0f} s, lambdad then echo")
@@ -394,8 +474,8 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
         if not provides_boto3(server, port):
             boto3_files[BOTO3_PTH] = purelib + "\n"
             result["boto3_from"] = f"{purelib} (by a .pth file in the function's code: the runtime has no boto3)"
-        clean = clean_interpreter(python, data_dir / "clean-venv")
-        result["floor_python"] = f"{clean} (a venv of {python} with nothing installed)"
+        clean, seen = clean_interpreter(python, data_dir / "clean-venv")
+        result["floor_python"] = f"{clean} (a venv of {python} with nothing installed; {seen})"
         for key, files, floor, floor_path in (("cold", {"app.py": ECHO_CODE}, "import json", ""),
                                               ("cold_boto3", boto3_files, "import boto3", purelib)):
             c = cold_starts(server, port, clean, plan.cold_samples, files, floor, key.replace("_", "-"), floor_path)

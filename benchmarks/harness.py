@@ -41,6 +41,8 @@ PRESIGNED_BATCH = 256  # throughput clients cycle through this many distinct sig
 WARM_MEMORY_MB = 1769
 
 ECHO_CODE = "def handler(event, context):\n    return event\n"
+NODE_RUNTIME = "nodejs20.x"
+NODE_ECHO_CODE = "exports.handler = async (event) => event;\n"
 SLEEP_CODE = "import time\n\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return event\n"
 BOTO3_CODE = "import boto3\n\ndef handler(event, context):\n    return event\n"
 # AWS's Python runtimes ship boto3. Where lambdad's do not (from its fork server to 7357f86 environments saw only
@@ -238,10 +240,12 @@ def latency(lambdad_port: int, echo_port: int, function: str, n: int) -> dict[st
     return out
 
 
-def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | None = None) -> list[float]:
-    """Sequential invokes of ``function`` alone (after 50 unmeasured ones), signed by root or ``credentials``.
-    Milliseconds."""
-    say(f"warm latency of {function}: {n} sequential invokes" + (" by an IAM user" if credentials else ""))
+def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | None = None,
+               gap_s: float = 0.0) -> list[float]:
+    """Sequential invokes of ``function`` alone (after 50 unmeasured ones), signed by root or ``credentials``,
+    back to back or ``gap_s`` apart. Milliseconds."""
+    say(f"warm latency of {function}: {n} sequential invokes" + (" by an IAM user" if credentials else "")
+        + (f", {gap_s * 1000:.0f} ms apart" if gap_s else ""))
     reqs = [signed_invoke(port, function, credentials=credentials) for _ in range(n + 50)]
     conn = Connection(port)
     out = []
@@ -251,6 +255,8 @@ def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | 
         if i >= 50:
             out.append((time.perf_counter_ns() - t0) / 1e6)
         _check(resp, function)
+        if gap_s:
+            time.sleep(gap_s)
     conn.close()
     return out
 

@@ -79,7 +79,7 @@ from lambdad.metrics.emf import maybe_emf, record_emf
 from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.metrics.service import MetricsService
 from lambdad.logs.sink import LogSink
-from lambdad.runtimes.registry import RuntimeRegistry
+from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
@@ -88,6 +88,7 @@ from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_se
 from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
 from lambdad.sandbox.scratch import ScratchPool
+from lambdad.s3events.configs import S3Notifications
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
 from lambdad.store.interfaces import AsyncEvent, BlobStore
@@ -214,7 +215,11 @@ class LambdadApp:
             scratch_dir=str(s.data_dir / "scratch"), network=self.network,
         )
         if self.launcher.prewarm_size:
-            log.info("prewarm pool: %d pre-started slots per Node.js / custom-runtime key", self.launcher.prewarm_size)
+            log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
+            self.functions.on_ready(self._expect_slots)
+            latest = [c for c in self.functions.all_configs() if c.version == "$LATEST"]
+            for config in sorted(latest, key=lambda c: c.last_modified):
+                await self._expect_slots(config)  # the most recently modified last: the pool keeps the last keys
         elif s.prewarm_pool_size:
             log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
                      "LAMBDAD_FUNCTION_NETWORK=none)")
@@ -311,6 +316,8 @@ class LambdadApp:
         self.destinations.submit = self.submissions.submit  # a function destination is invoked asynchronously
         self.destinations.local_bus = self.eventbridge.put_local  # a bus of this server: delivered here
         self.event_deliveries.submit = self.submissions.submit
+        # S3 object events: functions' notification endpoints, read from the store by the webhook (s3events/)
+        self.s3_notifications = S3Notifications(self.functions, self.store, region=s.region, account_id=s.account_id)
         # timers (schedules/timer.py): fired by the node holding their lease; features register their kinds
         self.timer = Timer(self.store, self.leases.lease(TIMER_LEASE),
                            poll_seconds=1.0 if self.link.clustered else 30.0)
@@ -322,7 +329,7 @@ class LambdadApp:
         self.code_urls = CodeUrlSigner()
         self.collector = CodeCollector(self.functions, self.layers, blobs=self.blobs.root, tasks=self.trees.root,
                                        opt=s.data_dir / "opt", in_use=self.pool.in_use_paths,
-                                       guard=self.blobs.guard)
+                                       running=self.invoker.running_configs, guard=self.blobs.guard)
         # the shared copies of code nothing references: collected by one node (the lease's holder)
         self.blob_sweep = (BlobSweep(self.shared_blobs, self.collector.referenced_blobs,
                                      self.leases.lease("blob-sweep"), interval=s.blob_sweep_seconds,
@@ -404,6 +411,14 @@ class LambdadApp:
         for name in sorted(names):
             await self._reload_function(name)
             await self.provisioned.reload(name)
+
+    async def _expect_slots(self, config: FunctionConfig) -> None:
+        """A function was created, updated or loaded: slots of its kind get ready for its first cold start."""
+        try:
+            runtime = await asyncio.to_thread(self.runtimes.get, config.runtime)
+        except RuntimeUnavailable:
+            return  # its invocations will say so
+        self.launcher.expect(runtime, config.ephemeral_storage)
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"

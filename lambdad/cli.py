@@ -18,6 +18,7 @@ from lambdad.cli_common import DATA_DIR, DATABASE_URL, settings_of, with_store
 from lambdad.config import Settings
 from lambdad.cli_deploy import deploy, stacks
 from lambdad.cli_reports import logs, queued, usage
+from lambdad.cli_s3events import s3_notifications
 from lambdad.store.lock import DataDirLock, DataDirLocked
 
 if TYPE_CHECKING:
@@ -436,6 +437,7 @@ def migrate(data_dir: Path | None, database_url: str | None, nats_url: str | Non
 main.add_command(logs)
 main.add_command(usage)
 main.add_command(queued)
+main.add_command(s3_notifications)
 
 # SAM templates and their stacks (cli_deploy.py)
 main.add_command(deploy)

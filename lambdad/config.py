@@ -44,7 +44,7 @@ class Settings:
     function_subnet: str = "10.201.0.0/16"  # isolated: environments' addresses (a /21 per running server)
     function_blocked_networks: str = "169.254.0.0/16"  # isolated: never reachable (cloud instance metadata)
     isolation: str = "auto"  # auto: every protection this machine offers; none: no jail and no cgroups
-    prewarm_pool_size: int = 2  # pre-started Node.js / custom-runtime slots kept per key; 0: none
+    prewarm_pool_size: int = 2  # pre-started Python / Node.js / custom-runtime slots kept per key; 0: none
     http_max_connections: int = 1024  # API connections open at once; one more is answered 503
     http_buffer_mb: int = 256  # request bodies held at once (received, not yet answered), all connections
     http_head_timeout_seconds: float = 10.0  # a request's line and headers must arrive within this
@@ -73,6 +73,8 @@ class Settings:
     # http(s)://host:4318: sampled invocations of Active functions are exported there as OTLP/HTTP spans
     otlp_endpoint: str | None = None
     stream_response_max_mb: float = 200.0  # a streamed response's largest size (Lambda's: 200 MiB; 20 before 2025-07)
+    s3_events_max_body_kb: int = 256  # the largest body the S3 event webhook takes (/s3-events/<id>), in KiB
+    s3_events_max_records: int = 100  # the most S3 event records one webhook request may carry
 
     @property
     def store_url(self) -> str:
@@ -143,6 +145,8 @@ class Settings:
             raise ValueError("the usage flush interval must be positive")
         if self.stream_response_max_mb <= 0:
             raise ValueError("the streamed response limit must be positive")
+        if not 1 <= self.s3_events_max_body_kb <= 6144 or self.s3_events_max_records < 1:
+            raise ValueError("the S3 event webhook's body limit must be 1 to 6144 KiB and its record limit at least 1")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
                                                                      "postgresql+psycopg://")):
             raise ValueError(f"database url must be postgresql://USER@HOST:PORT/DATABASE, not {self.database_url!r}")
@@ -181,7 +185,8 @@ class Settings:
 def _convert(name: str, raw: str) -> Any:
     if name == "data_dir":
         return Path(raw)
-    if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb"):
+    if name in ("port", "account_concurrency", "prewarm_pool_size", "http_max_connections", "http_buffer_mb",
+                "s3_events_max_body_kb", "s3_events_max_records"):
         return int(raw)
     if name in ("idle_timeout_seconds", "max_event_age_seconds", "http_head_timeout_seconds", "http_min_rate_kb",
                 "log_retention_days", "log_function_max_mb", "log_max_mb", "blob_sweep_seconds",

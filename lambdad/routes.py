@@ -1,8 +1,8 @@
 """The server's HTTP front: which handler answers a request. The Lambda API's operations, the other AWS APIs on the
 same endpoint (told apart by the SigV4 scope's service name: iam, sts, logs, events, scheduler, monitoring, and
-lambdad-stacks, ours), function URLs (told by Host), code download links, ``/metrics`` and the web console
-(``/console/``, lambdad/console/). Built once at ``serve`` from a built ``LambdadApp``; app.py wires the
-services, this module routes to them."""
+lambdad-stacks and lambdad, ours), function URLs (told by Host), code download links, the S3 event webhook
+(``/s3-events/``), ``/metrics`` and the web console (``/console/``, lambdad/console/). Built once at ``serve`` from a
+built ``LambdadApp``; app.py wires the services, this module routes to them."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from lambdad.api.rpc_api import RpcApi
 from lambdad.api.server import App, HttpRequest, HttpResponse, Precheck, StreamedResponse
 from lambdad.api.tags import tag_handlers
 from lambdad.api.versions import version_handlers
+from lambdad.auth.principals import Principal
 from lambdad.deploy.stacks_api import SERVICE as STACKS, stacks_handlers, stacks_model
 from lambdad.console.calls import ApiCaller
 from lambdad.console.front import CONSOLE_PATH, ConsoleFront
@@ -41,6 +42,10 @@ from lambdad.logs.api import logs_handlers
 from lambdad.metrics.api import cloudwatch_handlers
 from lambdad.metrics.errors import SHAPES as CLOUDWATCH_ERROR_SHAPES
 from lambdad.metrics.prometheus import METRICS_PATH, PrometheusEndpoint
+from lambdad.s3events.api import SERVICE_NAME as NOTIFICATIONS_SERVICE
+from lambdad.s3events.api import notifications_api
+from lambdad.s3events.configs import ENDPOINT_PREFIX as S3_EVENTS_PREFIX
+from lambdad.s3events.webhook import S3EventsWebhook
 from lambdad.schedules.api import scheduler_handlers
 from lambdad.urls.front import UrlFront
 
@@ -88,6 +93,8 @@ def other_services(app: LambdadApp) -> dict[str, OtherService]:
     }
     services["events"] = JsonApi(session.get_service_model("events"), events_handlers(app.eventbridge, app.authorizer),
                                  (s.region,))
+    # lambdad's own: functions' S3 notification endpoints (s3events/api.py)
+    services[NOTIFICATIONS_SERVICE] = notifications_api(app.s3_notifications, app.authorizer, s.region, s.account_id)
     services["scheduler"] = RestJsonApi(session.get_service_model("scheduler"),
                                         scheduler_handlers(app.schedules, app.authorizer), (s.region,))
     services[STACKS] = JsonApi(stacks_model(), stacks_handlers(app.store, app.authorizer, s.region, s.account_id),
@@ -118,6 +125,14 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
             app.recorder, lambda: (pool.environment_count, pool.in_use, pool.unreserved_in_use), s.metrics_token)
     api = LambdaApi(model, handlers, app._lookup_identity, access.check, s.region, other_services(app))
     download = app.code_urls.handler(app.functions)
+
+    def may_invoke(principal: Principal, name: str, qualifier: str | None, source_ip: str | None) -> None:
+        access.check(principal, "Invoke", {"FunctionName": name}, {"Qualifier": [qualifier]} if qualifier else {}, {},
+                     source_ip)
+
+    s3_events = S3EventsWebhook(app.s3_notifications, app.submissions, region=s.region,
+                                max_records=s.s3_events_max_records, lookup=app._lookup_identity,
+                                authorize_invoke=may_invoke)
     console = ConsoleFront(
         app.store, app._lookup_identity,
         ApiCaller(api, ("lambda", "logs", "scheduler") + (("monitoring",) if app.metrics is not None else ())),
@@ -141,6 +156,8 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
             return await urls.handle(request)
         if request.target.startswith(CODE_PATH):
             return await download(request)
+        if request.target.startswith(S3_EVENTS_PREFIX):  # a store's S3 event records: a token, not SigV4
+            return await s3_events.handle(request)
         if request.target.startswith(CONSOLE_PATH):
             return await console.handle(request)
         if metrics_endpoint is not None and request.target.partition("?")[0] == METRICS_PATH:
@@ -149,8 +166,8 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
 
     async def precheck(method: str, target: str, headers: list[tuple[str, str]]) -> HttpResponse | None:
         # a large body to a function URL is not signed for the API (NONE: not signed at all)
-        if _addresses_url(headers, marks):
-            return None
+        if _addresses_url(headers, marks) or target.startswith(S3_EVENTS_PREFIX):
+            return None  # a function URL's or the S3 event webhook's: not signed for the API
         if target.startswith(CONSOLE_PATH):
             host = next((value for name, value in headers if name.lower() == "host"), "")
             return await console.precheck(method, target, headers, host)
@@ -158,6 +175,8 @@ def http_front(app: LambdadApp) -> tuple[App, Precheck, BodyLimit]:
 
     def limit(method: str, target: str, headers: list[tuple[str, str]]) -> int:
         """``body_limit``, and a function URL's request: 6 MB (its event's limit is checked once it is built)."""
+        if target.startswith(S3_EVENTS_PREFIX) and not _addresses_url(headers, marks):
+            return s.s3_events_max_body_kb * 1024
         if target.startswith(CONSOLE_PATH) and not _addresses_url(headers, marks):
             return console.body_limit(method, target)
         found = body_limit(method, target, headers)

@@ -1,4 +1,4 @@
-"""The prewarm pool end to end: Node.js and custom-runtime cold starts take a pre-started slot when one fits.
+"""The prewarm pool end to end: Python, Node.js and custom-runtime cold starts take a pre-started slot when one fits.
 
 A slot's process was started before its function existed, so a function that runs in one sees its process older
 than the function itself: that is how these tests know a slot was used (and, with the pool off, that none was).
@@ -58,10 +58,32 @@ done
 FAST = {"MemorySize": 1769}  # enough CPU that sh and curl start quickly
 
 
+# Reports what a jailed Python environment looks like from inside, and how old its process is.
+PYTHON_PROBE = """
+import os
+
+def handler(event, context):
+    ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+    uptime = float(open("/proc/uptime").read().split()[0])
+    try:
+        open("/var/task/x", "w").close()
+        write = "written"
+    except OSError as exc:
+        write = exc.__class__.__name__
+    import boto3
+    return {"age": uptime - ticks / os.sysconf("SC_CLK_TCK"), "env": dict(os.environ), "cwd": os.getcwd(),
+            "files": sorted(os.listdir("/var/task")), "uid": os.getuid(), "pid": os.getpid(), "write": write,
+            "hostname": os.uname().nodename, "boto3": boto3.__name__}
+"""
+
+
 def create(lam, name: str, runtime: str = "nodejs20.x", env: dict | None = None, files: dict | None = None,
            **kwargs) -> float:
     """Create a function; returns when (time.time()) it was created."""
-    if runtime.startswith("nodejs"):
+    if runtime.startswith("python"):
+        code = make_zip(files or {"app.py": PYTHON_PROBE})
+        handler = "app.handler"
+    elif runtime.startswith("nodejs"):
         code = make_zip(files or {"index.js": NODE_PROBE})
         handler = "index.handler"
     else:
@@ -166,6 +188,50 @@ def test_node_function_that_does_not_fit_starts_as_before(pooled):
     body, _ = invoke(lam, "node-bigger")
     assert body["age"] < time.time() - created
     assert body["files"] == ["index.js"]
+
+
+def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
+    lam = pooled.client()
+    create(lam, "py-first", runtime="python3.11", env={"SECRET": "first"})
+    body, _ = invoke(lam, "py-first")  # the first of its key starts as before, and asks for slots
+    assert body["env"]["SECRET"] == "first"
+    wait_for_slots(pooled, 2)
+
+    created = create(lam, "py-second", runtime="python3.11", env={"OTHER": "second"})
+    body, log = invoke(lam, "py-second")
+    assert body["age"] > time.time() - created, "the runtime process is not older than its function: no slot"
+    assert re.search(r"Init Duration: [\d.]+ ms", log)
+    assert body["env"]["OTHER"] == "second" and "SECRET" not in body["env"]
+    assert not [name for name in body["env"] if name.startswith("LAMBDAD_")], body["env"]  # nothing of the server's
+    assert body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "py-second"
+    assert body["files"] == ["app.py"] and body["cwd"] == "/var/task"
+    assert body["write"] in ("OSError", "PermissionError")  # EROFS, EACCES
+    stream = body["env"]["AWS_LAMBDA_LOG_STREAM_NAME"]
+    assert body["hostname"] == f"lambdad-{env_id(stream)[:12]}"
+    assert body["uid"] == 64993 and body["pid"] == 1 and body["boto3"] == "boto3"
+    assert any(CGROUP_ROOT.glob(f"*/{env_id(stream)}")) or not GROUPS_RENAMED
+
+    # a handler that fails to import, from a slot: the error travels as Lambda words it
+    wait_for_slots(pooled, 2)
+    create(lam, "py-broken", runtime="python3.11", files={"app.py": "def handler(:\n"})
+    resp = lam.invoke(FunctionName="py-broken")
+    error = json.loads(resp["Payload"].read())
+    assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.UserCodeSyntaxError", error
+
+
+def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(pooled):
+    """Creating a function asks for slots of its kind (here a /tmp size no function had): its very first cold
+    start takes one."""
+    lam = pooled.client()
+    before = len(slot_groups(pooled))
+    create(lam, "py-new-kind", runtime="python3.11", EphemeralStorage={"Size": 777})
+    assert wait_until(lambda: len(slot_groups(pooled)) >= before + 2, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+    asked = time.time()
+    body, _ = invoke(lam, "py-new-kind")
+    # the slots started after the function was created, but its process is older than the invocation
+    assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["files"] == ["app.py"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "py-new-kind"
 
 
 def test_custom_runtime_cold_start_takes_a_slot(pooled):

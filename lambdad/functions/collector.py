@@ -7,6 +7,8 @@ What is kept (everything else under ``<data-dir>/code``, ``tasks`` and ``opt`` g
 - the merged /opt tree of every function version's list of layers;
 - every tree a live environment runs from (an environment of a $LATEST that has since been updated or deleted
   keeps its tree until it is gone: never is a tree removed from under a running function);
+- the code (blob, tree, /opt tree) of every invocation under way (``running``): one that began with a $LATEST an
+  update then replaced may still be launching its environment, whose jail mounts that tree;
 - anything being written: a round is skipped while a function or layer write is in progress (an upload stores
   its blob before the version that references it exists), and is tried again shortly; and no code is stored
   while a round deletes (``FileBlobStore.guard``): code uploaded again while its old copy is being removed is
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from lambdad.functions.layers import LayerService, opt_key
+from lambdad.functions.model import FunctionConfig
 from lambdad.periodic import Periodic
 from lambdad.functions.service import FunctionService
 
@@ -39,13 +42,14 @@ _SETTLE_SECONDS = 0.5  # after a request, so that a burst of deletes is one roun
 
 class CodeCollector:
     def __init__(self, functions: FunctionService, layers: LayerService, *, blobs: Path, tasks: Path, opt: Path,
-                 in_use: Callable[[], Iterable[str]], interval: float = 300.0,
-                 guard: asyncio.Lock | None = None) -> None:
+                 in_use: Callable[[], Iterable[str]], running: Callable[[], Iterable[FunctionConfig]] = tuple,
+                 interval: float = 300.0, guard: asyncio.Lock | None = None) -> None:
         self._guard = guard or asyncio.Lock()  # FileBlobStore.guard: no code is stored while a round deletes
         self._functions = functions
         self._layers = layers
         self._blobs, self._tasks, self._opt = blobs, tasks, opt
         self._in_use = in_use  # the trees live environments run from (host paths)
+        self._running = running  # the configs of the invocations under way
         self._job = Periodic("code-collector", self._round, interval, settle=_SETTLE_SECONDS)
 
     def start(self) -> None:
@@ -59,7 +63,7 @@ class CodeCollector:
         """Blob keys, code tree names and /opt tree names to keep; None while a write is in progress."""
         if self._functions.busy() or self._layers.busy():
             return None
-        configs = list(self._functions.all_configs())
+        configs = list(self._functions.all_configs()) + list(self._running())
         used_layers = {h for c in configs for h in c.layer_hashes}
         blobs = {c.code_hash for c in configs} | used_layers
         blobs |= {r.code_hash for r in self._layers.records() if not r.deleted}

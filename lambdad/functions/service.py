@@ -56,6 +56,7 @@ __all__ = ["FunctionService", "Listing", "VersionListing", "MAX_TAGS"]
 _KNOWN_RUNTIMES = tuple(botocore.session.get_session().get_service_model("lambda").shape_for("Runtime").enum)
 
 ChangeListener = Callable[[str, str | None], Awaitable[None]]
+ReadyListener = Callable[[FunctionConfig], Awaitable[None]]
 
 MAX_TAGS = 50
 
@@ -104,6 +105,7 @@ class FunctionService:
         self._functions: dict[str, Function] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[ChangeListener] = []
+        self._ready_listeners: list[ReadyListener] = []
         self._reloading: set[asyncio.Task[list[str]]] = set()
         self._random = rng or random.Random()
 
@@ -164,6 +166,15 @@ class FunctionService:
 
     def on_change(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
+
+    def on_ready(self, listener: ReadyListener) -> None:
+        """``listener(config)`` hears of a $LATEST that may be invoked soon: a function created, or its code or
+        configuration updated (the sandbox gets a pre-started slot of its kind ready)."""
+        self._ready_listeners.append(listener)
+
+    async def ready(self, config: FunctionConfig) -> None:
+        for listener in self._ready_listeners:
+            await listener(config)
 
     async def changed(self, name: str, version: str | None) -> None:
         """Tell listeners that ``version`` of ``name`` (None: every version) changed or is gone."""
@@ -308,6 +319,7 @@ class FunctionService:
             if published is not None:
                 self._record_version(function, published)
             self._functions[name] = function
+        await self.ready(config)
         return published or config
 
     async def update_code(self, command: UpdateFunctionCode) -> FunctionConfig:
@@ -331,6 +343,7 @@ class FunctionService:
                 await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
                 function.latest = config
         await self.changed(name, LATEST)
+        await self.ready(config)
         return result
 
     async def update_configuration(self, command: UpdateFunctionConfiguration) -> FunctionConfig:
@@ -360,6 +373,7 @@ class FunctionService:
             await self.commit(function, lambda expect: self._store.put_version(config, expect=expect))
             function.latest = config
         await self.changed(name, LATEST)
+        await self.ready(config)
         return config
 
     async def publish(

@@ -68,7 +68,14 @@ class InvokeService:
         self._pool = pool
         self._runtimes = runtimes
         self._specs: dict[tuple[str, str, str], EnvironmentSpec] = {}
+        # the configs of the invocations under way, by id, with their count: the code collector keeps their code
+        # (an update may replace a config between its invocation's start and its environment's launch)
+        self._running: dict[int, tuple[FunctionConfig, int]] = {}
         functions.on_change(self._function_changed)
+
+    def running_configs(self) -> list[FunctionConfig]:
+        """The configs invocations are running (or launching environments for) now."""
+        return [config for config, _ in self._running.values()]
 
     async def _function_changed(self, name: str, version: str | None) -> None:
         for key in [k for k in self._specs if k[0] == name and (version is None or k[1] == version)]:
@@ -103,34 +110,47 @@ class InvokeService:
         continued as the function's TracingConfig says (traces.py). With ``stream`` the caller reads the
         response as the function writes it, when the function streams it (``sandbox/response_stream.py``); the
         stream is ended when the invocation completes, whatever ends it."""
-        spec = await self._spec(config)
-        request_id = request_id or str(uuid.uuid4())
-        invocation = Invocation(
-            request_id=request_id,
-            payload=payload,
-            invoked_arn=invoked_arn or config.arn(self._functions.region, self._functions.account_id, qualified=False),
-            client_context=client_context,
-            want_log=want_log,
-            lineage=lineage,
-            stream=stream,
-        )
-        traced = False
-        if trace is not None or config.tracing_mode == ACTIVE:  # else the environment makes a new unsampled one
-            invocation.trace_header, traced = continue_trace(config.tracing_mode, trace)
-        begun = time.time_ns() if traced else 0
-        metrics = self._metrics
-        if metrics is None:
-            result = await self._run(spec, config, invocation, traced, trace, begun)
-        else:
-            # the qualifier the caller named (the Resource dimension): the 8th part of a qualified ARN
-            qualifier = invocation.invoked_arn.rsplit(":", 1)[1] if invocation.invoked_arn.count(":") == 7 else ""
-            metrics.started(config.name, qualifier)
-            try:
-                result = await self._run(spec, config, invocation, traced, trace, begun, metrics, qualifier)
-            except BaseException:
-                metrics.abandoned(config.name, qualifier)
-                raise
-        return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+        running = self._running  # the collector keeps this code while the invocation is under way
+        key = id(config)
+        held = running.get(key)
+        running[key] = (config, held[1] + 1 if held is not None else 1)
+        try:
+            spec = await self._spec(config)
+            request_id = request_id or str(uuid.uuid4())
+            invocation = Invocation(
+                request_id=request_id,
+                payload=payload,
+                invoked_arn=invoked_arn or config.arn(self._functions.region, self._functions.account_id,
+                                                      qualified=False),
+                client_context=client_context,
+                want_log=want_log,
+                lineage=lineage,
+                stream=stream,
+            )
+            traced = False
+            if trace is not None or config.tracing_mode == ACTIVE:  # else the environment makes an unsampled one
+                invocation.trace_header, traced = continue_trace(config.tracing_mode, trace)
+            begun = time.time_ns() if traced else 0
+            metrics = self._metrics
+            if metrics is None:
+                result = await self._run(spec, config, invocation, traced, trace, begun)
+            else:
+                # the qualifier the caller named (the Resource dimension): the 8th part of a qualified ARN
+                arn = invocation.invoked_arn
+                qualifier = arn.rsplit(":", 1)[1] if arn.count(":") == 7 else ""
+                metrics.started(config.name, qualifier)
+                try:
+                    result = await self._run(spec, config, invocation, traced, trace, begun, metrics, qualifier)
+                except BaseException:
+                    metrics.abandoned(config.name, qualifier)
+                    raise
+            return InvokeOutcome(request_id=request_id, executed_version=config.version, result=result)
+        finally:
+            held = running[key]
+            if held[1] == 1:
+                del running[key]
+            else:
+                running[key] = (config, held[1] - 1)
 
     async def _run(self, spec: EnvironmentSpec, config: FunctionConfig, invocation: Invocation, traced: bool,
                    trace: str | None, begun: int, metrics: MetricsRecorder | None = None,

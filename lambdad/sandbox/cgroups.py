@@ -7,7 +7,8 @@ environment gets one group per controller under ``<mount>/<controller>/lambdad/<
 - pids: a cap on processes and threads (Lambda allows 1,024);
 - freezer: stops every task of the group at once: an idle environment is frozen between invocations (it gets
   no CPU), and a kill cannot race a fork;
-- cpu (optional): a CFS quota proportional to MemorySize (1,769 MB = one vCPU), as Lambda allocates CPU.
+- cpu (optional): a CFS quota proportional to MemorySize (1,769 MB = one vCPU), as Lambda allocates CPU, over a
+  short period with a burst allowance (``cpu_bandwidth``: why).
 
 **v2** (chosen on a unified-only host whose root offers the memory and pids controllers): one group per
 environment, ``<mount>/lambdad/<server id>/<env id>``, with the controllers enabled down the tree
@@ -40,7 +41,31 @@ PIDS_MAX = 1024
 _CONTROLLERS = ("memory", "pids", "freezer")
 _OPTIONAL = ("cpu",)
 MB_PER_VCPU = 1769
-CFS_PERIOD_US = 100_000
+MIN_QUOTA_US = 1000  # the kernel refuses a CFS quota (and a period) under 1 ms
+SMALL_QUOTA_US = 2000
+MIN_PERIOD_US = 10_000
+
+
+def cpu_bandwidth(memory_mb: int) -> tuple[int, int, int]:
+    """(quota, period, burst) in microseconds: a share of one CPU of ``memory_mb`` / 1,769, as Lambda gives.
+
+    A group that has spent its quota waits for the next period: with the kernel's default 100 ms period, a 128 MB
+    function (7.2 ms per period) that had a few invocations in a row stalled for up to 93 ms. The period is
+    therefore short: the one that gives a quota of 2 ms (27.6 ms at 128 MB, so no stall is longer than 25.6 ms),
+    and at least 10 ms (354 MB and up; shorter periods only add timer interrupts to every busy group). Not the
+    kernel's minimum quota of 1 ms: the first CPU a group runs on takes its whole quota as a local slice and keeps
+    1 ms of it when it goes idle, so a 1 ms quota strands on one CPU and a thread that wakes on the other (Node.js
+    runs several) is throttled though the group spent nothing. Measured at 128 MB (docs/performance.md, issue 21):
+    300 invocations of a Node.js function 2 ms apart, well within its share, were throttled 3 and 34 times with a
+    1 ms quota, 1 and 0 times with 2 ms.
+
+    The burst (``cpu.cfs_burst_us`` / ``cpu.max.burst``, kernel 5.14+; the kernel caps it at the quota) lets a
+    group that was idle spend what it saved, up to one more quota: one invocation that needs up to 4 ms of CPU
+    after an idle spell runs without a stall. The long-run average stays quota / period: the burst only spends
+    unused quota."""
+    period = max(MIN_PERIOD_US, -(-SMALL_QUOTA_US * MB_PER_VCPU // memory_mb))
+    quota = max(MIN_QUOTA_US, period * memory_mb // MB_PER_VCPU)
+    return quota, period, quota
 
 
 def _write(path: Path, value: str) -> None:
@@ -249,9 +274,14 @@ class EnvCgroup:
         path = self.paths.get("cpu")
         if path is None:
             return False
-        quota = max(1000, CFS_PERIOD_US * memory_mb // MB_PER_VCPU)
-        _write(path / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        quota, period, burst = cpu_bandwidth(memory_mb)
+        has_burst = (path / "cpu.cfs_burst_us").exists()
+        if has_burst:
+            _write(path / "cpu.cfs_burst_us", "0")  # the kernel refuses a quota under the burst
+        _write(path / "cpu.cfs_period_us", str(period))
         _write(path / "cpu.cfs_quota_us", str(quota))
+        if has_burst:
+            _write(path / "cpu.cfs_burst_us", str(burst))
         return True
 
     def freeze(self) -> None:
@@ -377,8 +407,13 @@ class EnvCgroupV2(EnvCgroup):
     def limit_cpu(self, memory_mb: int) -> bool:
         if "cpu" not in self.controllers:
             return False
-        quota = max(1000, CFS_PERIOD_US * memory_mb // MB_PER_VCPU)
-        _write(self._path / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+        quota, period, burst = cpu_bandwidth(memory_mb)
+        has_burst = (self._path / "cpu.max.burst").exists()
+        if has_burst:
+            _write(self._path / "cpu.max.burst", "0")  # the kernel refuses a quota under the burst
+        _write(self._path / "cpu.max", f"{quota} {period}")
+        if has_burst:
+            _write(self._path / "cpu.max.burst", str(burst))
         return True
 
     def peak_memory_bytes(self) -> int:

@@ -16,8 +16,8 @@ takes these steps, in order (docs/security.md lists the same):
    executable, not a program) comes back through a close-on-exec pipe, in Lambda's words, as
    ``LaunchedProcess.exec_status_fd``.
 
-A Node.js or custom-runtime environment may instead be a pre-started slot that has taken steps 1-4 (and, for
-Node, the exec) before its function was known (``prewarm.py``); ``launch`` assigns it when one fits, and starts
+An environment may instead be a pre-started slot that has taken steps 1-4 (and, for Node, the exec) before its
+function was known (``prewarm.py``); ``launch`` assigns it when one fits, and starts
 the environment as above otherwise.
 
 ``Containment`` says which of these are active here; the server prints it at start and ``lambdad doctor`` too.
@@ -256,7 +256,7 @@ class Launcher:
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._early_exits: dict[int, int] = {}  # exits heard before ``launch`` got to see the pid
         self._cleanups: set[asyncio.Task[None]] = set()  # removals of what a cancelled start made
-        # pre-started slots for Node.js and custom runtimes: only where they are exactly as contained as any
+        # pre-started slots: only where they are exactly as contained as any
         # environment (jail, cgroups) and the mount API lets the fork server give them their code afterwards
         self._slot_dir = slot_dir
         self._prewarm = (PrewarmPool(self._start_slot, prewarm_size, idle_timeout)
@@ -383,6 +383,17 @@ class Launcher:
 
     # -- pre-started slots (prewarm.py) ------------------------------------------------------------------------
 
+    def waiting_slots(self) -> frozenset[str]:
+        """The ids of the prewarm pool's slots not taken by any environment (also the names of their cgroups)."""
+        return self._prewarm.waiting() if self._prewarm is not None else frozenset()
+
+    def expect(self, runtime: RuntimeSpec, tmp_mb: int) -> None:
+        """A function of ``runtime`` with a /tmp of ``tmp_mb`` was created, updated or loaded: have slots of its
+        key ready for its first cold start. Python and custom runtimes only: a Node key also depends on the heap
+        flags and start-up variables of the environment, which are known at launch."""
+        if self._prewarm is not None and runtime.family in ("python", "provided"):
+            self._prewarm.expect(SlotKey(runtime, (), (), tmp_mb))
+
     def _take_slot(self, request: LaunchRequest, entry: Entrypoint) -> Slot | None:
         if self._prewarm is None:
             return None
@@ -417,7 +428,11 @@ class Launcher:
                     passed.share("netns", net.fd)
                 output_r = passed.pipe("output")
                 assignment_w = passed.pipe("assignment", child_reads=True)
-                status_r = passed.pipe("exec_status")
+                status_r, api_socket = -1, None
+                if key.runtime.family == "python":  # forked, never exec'd: its Runtime API connection made ahead
+                    api_socket = passed.socket_pair("runtime_api", socket.SOCK_STREAM)
+                else:
+                    status_r = passed.pipe("exec_status")
                 spawn = {
                     "env": env,
                     "cgroup_procs": cgroup.procs_files(),
@@ -439,9 +454,10 @@ class Launcher:
                 raise
             passed.keep()
         os.set_blocking(output_r, False)
-        os.set_blocking(status_r, False)
+        if status_r >= 0:
+            os.set_blocking(status_r, False)
         slot = Slot(slot_id, key, pid, cgroup, output_r, assignment_w, status_r, self._exit_future(pid), directory,
-                    scratch_fd=scratch.fd if scratch is not None else -1, network=net)
+                    scratch_fd=scratch.fd if scratch is not None else -1, network=net, runtime_api_socket=api_socket)
         if key.argv:
             try:
                 await _exec_done(slot)
@@ -464,16 +480,17 @@ class Launcher:
             if isinstance(outcome, BaseException):
                 raise outcome
         assignment: dict[str, object] = {"env": dict(request.environment)}
-        if not slot.key.argv:  # a custom runtime's slot execs its program now
+        if entry.argv and not slot.key.argv:  # a custom runtime's slot execs its program now
             assignment.update(argv=list(entry.argv), candidates=list(entry.candidates))
         os.write(slot.assignment_fd, json.dumps(assignment).encode())  # a few KB: within the pipe's buffer
         os.close(slot.assignment_fd)
         slot.assignment_fd = -1
         process = LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,
                                   exec_status_fd=slot.exec_status_fd, scratch_fd=slot.scratch_fd,
-                                  network=slot.network)
+                                  network=slot.network, runtime_api_socket=slot.runtime_api_socket)
         slot.scratch_fd = -1  # the environment's now
         slot.network = None
+        slot.runtime_api_socket = None
         return process
 
     def _sdk_binds(self, runtime: RuntimeSpec) -> tuple[str, ...]:

@@ -1,11 +1,13 @@
-"""The prewarm pool: pre-started, not yet assigned environments ("slots") for Node.js and custom runtimes.
+"""The prewarm pool: pre-started, not yet assigned environments ("slots") for Python, Node.js and custom runtimes.
 
-A Node.js cold start is mostly node's own start-up, and every cold start of an exec'd runtime pays a fork, its
-cgroups and its jail. A slot has done all of that before a function asks for one. It is forked by the exec-mode
+A Node.js cold start is mostly node's own start-up, and every cold start pays a fork, its cgroups, its jail (and
+for an exec'd runtime the exec). A slot has done all of that before a function asks for one. It is forked by the exec-mode
 fork server like any environment, joins cgroups of its own (memory limit 128 MB, the smallest a function has)
 and enters a jail whose /var/task and /opt are empty directories of the read-only root; a Node slot then execs
 ``node [heap flags] /var/runtime/index.js``, which loads our runtime and blocks reading fd 3; a custom runtime's
-slot blocks reading fd 3 before any exec. A cold start that fits a slot takes it (the launcher's ``_assign``):
+slot blocks reading fd 3 before any exec; a Python slot, a fork of the Python fork server (interpreter, our runtime
+and boto3 already imported), blocks reading fd 3 with its Runtime API connection (a socketpair, as any Python
+environment has) made ahead, and imports the function's handler once assigned. A cold start that fits a slot takes it (the launcher's ``_assign``):
 the slot's cgroups are renamed after the environment and limited to its MemorySize, the fork server mounts the
 code (and the layers) read-only into the slot's mount namespace (``jail.attach``) and sets its hostname, and the
 environment's variables are written to fd 3. From then on the slot is the environment's process, exactly as if
@@ -22,7 +24,8 @@ loader, run when node was exec'd, took those directories for missing). No pool a
 mount API (``jail.attach``), or with a network namespace per environment (the Runtime API listener is opened
 inside it at start).
 
-Refill and bounds. A key is kept after a cold start asked for it: ``size`` slots, started one at a time
+Refill and bounds. A key is kept after a cold start asked for it, or (``expect``) after a function of it was
+created, updated or loaded: ``size`` slots, started one at a time
 ``REFILL_DELAY`` after that cold start (so they do not compete with the init it follows). At most ``MAX_KEYS``
 keys are kept (the least recently asked goes), and a key nobody asked for within the idle timeout is emptied.
 
@@ -37,6 +40,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -77,19 +81,20 @@ class Slot:
     cgroup: EnvCgroup
     output_fd: int  # read end of the stdout+stderr pipe, non-blocking
     assignment_fd: int  # write end of the pipe the slot reads its assignment from
-    exec_status_fd: int  # a custom runtime's exec status pipe (see ``launcher.LaunchedProcess``); -1 for Node
+    exec_status_fd: int  # a custom runtime's exec status pipe (see ``launcher.LaunchedProcess``); -1 for Node, Python
     exited: asyncio.Future[int]
     directory: str  # on the host, holding the (empty) directory the jail built its root on
     scratch_fd: int = -1  # the server's hold on the slot's disk-backed /tmp (sandbox/scratch.py), if it has one
     network: Namespace | None = None  # its network namespace (sandbox/network.py), if it has one
+    runtime_api_socket: socket.socket | None = None  # a Python slot's Runtime API connection, our end
     assigned: bool = False
 
 
 def misfit(runtime: RuntimeSpec, task_root: str, opt_dir: str | None) -> str | None:
     """Why an environment of this function cannot start from a slot, or None when it can. Reads the top of the
     code and layer trees (a few directory entries)."""
-    if runtime.family not in ("nodejs", "provided"):
-        return f"{runtime.family} environments are forks of a preloaded interpreter already"
+    if runtime.family not in ("python", "nodejs", "provided"):
+        return f"no slots for {runtime.family} environments"
     if runtime.family == "nodejs":
         if opt_dir and extension_programs(opt_dir):
             return "external extensions start before the Node runtime"
@@ -143,6 +148,16 @@ class PrewarmPool:
         slot.assigned = True
         self._waiting.discard(slot)
         return slot
+
+    def waiting(self) -> frozenset[str]:
+        """The ids of the slots started and not taken (waiting, or being dropped): no environment's."""
+        return frozenset(slot.id for slot in self._waiting)
+
+    def expect(self, key: SlotKey) -> None:
+        """A cold start of ``key`` is likely soon (its function was created, updated or loaded): keep it filled, as
+        if a cold start had asked."""
+        if not self._closed:
+            self._keep(key)
 
     def _keep(self, key: SlotKey) -> None:
         keeper = self._keepers.pop(key, None)
@@ -255,6 +270,9 @@ def _close_fds(slot: Slot) -> None:
     if slot.network is not None:
         slot.network.close()
         slot.network = None
+    if slot.runtime_api_socket is not None:
+        slot.runtime_api_socket.close()
+        slot.runtime_api_socket = None
 
 
 def _clean(directory: str, cgroup: EnvCgroup | None) -> None:

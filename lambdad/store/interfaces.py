@@ -352,8 +352,40 @@ class UsageStore(Protocol):
         """The stored rows (of one function; of the hours starting in [since, until)), by hour, function, version."""
 
 
+@dataclass(frozen=True)
+class StoredS3Notification:
+    """A function's S3 notification endpoint as stored (``s3events/configs.py``)."""
+
+    notification_id: str  # the webhook's /s3-events/<id>
+    name: str  # the function
+    qualifier: str  # "" for the unqualified function
+    config: str  # JSON: Events, Prefix, Suffix, ConfigurationId
+    token_hash: str = field(repr=False)  # hex SHA-256 of the bearer token
+    created: str
+    last_modified: str
+
+
+class S3NotificationStore(Protocol):
+    """Notification endpoints, one per (function, qualifier); read afresh on every call (every node sees a change
+    at once)."""
+
+    async def put_s3_notification(self, notification: StoredS3Notification) -> None:
+        """Store the endpoint of (name, qualifier), replacing the one there was."""
+
+    async def get_s3_notification(self, name: str, qualifier: str) -> StoredS3Notification | None: ...
+
+    async def get_s3_notification_by_id(self, notification_id: str) -> StoredS3Notification | None: ...
+
+    async def list_s3_notifications(self, name: str | None = None) -> list[StoredS3Notification]:
+        """Every endpoint (of function ``name`` when given), by function and qualifier."""
+
+    async def delete_s3_notification(self, name: str, qualifier: str) -> bool:
+        """Delete the endpoint of (name, qualifier); whether there was one."""
+
+
 class MetadataStore(FunctionStore, ConcurrencyStore, EventInvokeConfigStore, EventSourceMappingStore, FunctionUrlStore,
-                    LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, BrokerStore, Protocol):
+                    LayerStore, AsyncEventStore, LogStore, MetricStore, IamStore, UsageStore, BrokerStore,
+                    S3NotificationStore, Protocol):
     """Everything above, from one place (one SQL database)."""
 
     async def aclose(self) -> None: ...
@@ -373,3 +405,4 @@ class BlobStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None: ...
+

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
 __all__ = ["metadata", "functions", "versions", "version_counters", "aliases", "policies", "reserved_concurrency",
-           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "event_buses", "event_rules", "event_targets", "event_dead_letters", "async_events", "log_streams",
+           "layer_versions", "layer_counters", "provisioned_concurrency", "event_invoke_configs", "function_urls", "event_source_mappings", "stream_checkpoints", "console_sessions", "console_test_events", "brokers", "s3_notifications", "event_buses", "event_rules", "event_targets", "event_dead_letters", "async_events", "log_streams",
            "log_groups", "log_events", "log_group_bytes", "iam_entities", "iam_access_keys", "root_credentials", "concurrency_grants",
            "metric_data", "metric_buckets", "usage", "USAGE_SUMS", "octet_length", "timers", "schedules",
            "schedule_groups"]
@@ -187,6 +187,17 @@ event_targets = sa.Table(  # the targets of EventBridge rules (migration 0099_ev
     sa.Column("id", sa.Text, nullable=False),
     sa.Column("config", sa.Text, nullable=False),  # JSON: the Target as PutTargets took it
     sa.PrimaryKeyConstraint("bus", "rule", "id"),
+)
+s3_notifications = sa.Table(  # functions' S3 notification endpoints (migration 0018; lambdad/s3events/configs.py)
+    "s3_notifications", metadata,
+    _function_name(),
+    sa.Column("qualifier", sa.Text, nullable=False),  # "" for the unqualified function, else a version or an alias
+    sa.Column("notification_id", sa.Text, nullable=False, unique=True),  # the webhook's /s3-events/<id>
+    sa.Column("config", sa.Text, nullable=False),  # JSON: Events, Prefix, Suffix, ConfigurationId
+    sa.Column("token_hash", sa.Text, nullable=False),  # hex SHA-256 of the bearer token (never the token)
+    sa.Column("created", sa.Text, nullable=False),
+    sa.Column("last_modified", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", "qualifier"),
 )
 async_events = sa.Table(
     "async_events", metadata,

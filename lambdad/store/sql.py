@@ -12,6 +12,7 @@ parts, one module per area of the schema:
 - sql_metrics.py: metric aggregates and usage records;
 - sql_stacks.py: the stacks `lambdad deploy` records;
 - sql_console.py: the web console's sessions and saved test events;
+- sql_s3events.py: functions' S3 notification endpoints;
 - sql_events.py: EventBridge's buses, rules and targets.
 
 A new area adds a module of its own (a ``SqlBase`` subclass) and a base here.
@@ -26,6 +27,7 @@ from lambdad.store.sql_base import database_url, open_engine
 from lambdad.store.sql_functions import FunctionTables
 from lambdad.store.sql_logs import LogTables
 from lambdad.store.sql_metrics import MetricTables
+from lambdad.store.sql_s3events import S3NotificationTables
 from lambdad.store.sql_sources import SourceTables
 from lambdad.store.sql_stacks import StackTables
 
@@ -33,8 +35,8 @@ __all__ = ["SqlStore", "database_url", "open_engine"]
 
 
 class SqlStore(FunctionTables, SourceTables, AccessTables, LogTables, MetricTables, ConsoleTables, StackTables,
-               EventTables):
+               S3NotificationTables, EventTables):
     """Function metadata (functions, versions and their counter, aliases, resource policies), reserved and
     provisioned concurrency, layers, the async event queue and what else feeds functions, IAM, log events, metrics
-    and usage, the console's sessions, the stacks of `lambdad deploy` and EventBridge's buses, rules and targets. Owner of its engine and threads
-    (``SqlBase``)."""
+    and usage, the console's sessions, the stacks of `lambdad deploy` S3 notification endpoints and EventBridge's
+    buses, rules and targets. Owner of its engine and threads (``SqlBase``)."""

@@ -1,7 +1,7 @@
 """EventBridge: buses, rules and their targets, and events on their way to a dead-letter queue (lambdad/events/).
 
 Revision ID: 0099
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0099"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
