@@ -105,6 +105,12 @@ class EventBridge:
     # -- loading ------------------------------------------------------------------------------------------------
 
     async def load(self) -> None:
+        """Read every bus, rule and target from the store. Under the write lock: a reload that read the store
+        before a write of this node committed must not replace the memory that write has just updated."""
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
         stored = await self._store.load_event_buses()
         if not any(name == DEFAULT_BUS for name, _, _ in stored):  # its creation time, kept from the first start
             await self._store.add_event_bus(DEFAULT_BUS, "{}", time.time())
