@@ -155,13 +155,13 @@ brokers = sa.Table(  # self-hosted stand-ins for Amazon MQ and Secrets Manager (
     sa.Column("record", sa.Text, nullable=False),  # JSON
     sa.Column("created", sa.Float, nullable=False),
 )
-event_buses = sa.Table(  # EventBridge buses other than "default" (migration 0099_events; lambdad/events/)
+event_buses = sa.Table(  # EventBridge buses other than "default" (migration 0019_events; lambdad/events/)
     "event_buses", metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("config", sa.Text, nullable=False),  # JSON: Description
     sa.Column("created", sa.Float, nullable=False),
 )
-event_rules = sa.Table(  # EventBridge rules (migration 0099_events)
+event_rules = sa.Table(  # EventBridge rules (migration 0019_events)
     "event_rules", metadata,
     sa.Column("bus", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
@@ -169,7 +169,7 @@ event_rules = sa.Table(  # EventBridge rules (migration 0099_events)
     sa.Column("created", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("bus", "name"),
 )
-event_dead_letters = sa.Table(  # events on their way to a target's dead-letter queue (migration 0099_events)
+event_dead_letters = sa.Table(  # events on their way to a target's dead-letter queue (migration 0019_events)
     "event_dead_letters", metadata,
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("queue_arn", sa.Text, nullable=False),
@@ -180,7 +180,7 @@ event_dead_letters = sa.Table(  # events on their way to a target's dead-letter 
     sa.Column("not_before", sa.Float, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
 )
-event_targets = sa.Table(  # the targets of EventBridge rules (migration 0099_events)
+event_targets = sa.Table(  # the targets of EventBridge rules (migration 0019_events)
     "event_targets", metadata,
     sa.Column("bus", sa.Text, nullable=False),
     sa.Column("rule", sa.Text, nullable=False),

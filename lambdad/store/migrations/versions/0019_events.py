@@ -1,6 +1,6 @@
 """EventBridge: buses, rules and their targets, and events on their way to a dead-letter queue (lambdad/events/).
 
-Revision ID: 0099
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0099"
+revision = "0019"
 down_revision = "0018"
 branch_labels = None
 depends_on = None
