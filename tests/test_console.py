@@ -433,6 +433,8 @@ def test_browser_write_test_read_logs_and_ship(page: Any, server: Server, fname:
     lam.get_waiter("function_updated_v2").wait(FunctionName=fname)
     page.click("button:has-text('Publish new version')")
     page.wait_for_selector("td:text-is('2')")
+    # the aliases' form is drawn again once the page has read version 2: fill it after that, not before
+    page.wait_for_selector("select[aria-label='New alias version'] option[value='2']", state="attached")
     page.fill("input[aria-label='New alias name']", "live")
     page.select_option("select[aria-label='New alias version']", "1")
     page.click("button:has-text('Create alias')")
