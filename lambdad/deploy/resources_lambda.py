@@ -4,7 +4,7 @@ function URLs and event invoke configs (resources.py says what a ``Kind`` does).
 from __future__ import annotations
 
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,15 @@ _FUNCTION_CONFIG = ("Description", "Handler", "Runtime", "Role", "MemorySize", "
 
 def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) == "ResourceNotFoundException"
+
+
+def deleted(delete: Callable[..., Any], **params: Any) -> None:
+    """Call ``delete``; a resource already gone (deleted by hand, or by a deploy cut short) is deleted too."""
+    try:
+        delete(**params)
+    except ClientError as exc:
+        if not _missing(exc):
+            raise
 
 
 def _function_params(props: dict[str, Any]) -> dict[str, Any]:
@@ -99,11 +108,7 @@ class FunctionKind:
         return any(old.get(k) != new.get(k) for k in ("FunctionName", "PackageType", "Architectures"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_function(FunctionName=made.physical_id)
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.delete_function, FunctionName=made.physical_id)
 
     @staticmethod
     def _made(out: dict[str, Any]) -> Made:
@@ -153,11 +158,7 @@ class VersionKind:
         return any(old.get(k) != new.get(k) for k in ("FunctionName", "CodeSha256"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_function(FunctionName=made.physical_id)
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.delete_function, FunctionName=made.physical_id)
 
 
 class AliasKind:
@@ -184,11 +185,7 @@ class AliasKind:
         return any(old.get(k) != new.get(k) for k in ("FunctionName", "Name"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_alias(FunctionName=props["FunctionName"], Name=props["Name"])
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.delete_alias, FunctionName=props["FunctionName"], Name=props["Name"])
 
     @staticmethod
     def _provisioned(ctx: Context, props: dict[str, Any], before: dict[str, Any] | None) -> None:
@@ -222,11 +219,7 @@ class LayerVersionKind:
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
         name, _, number = made.physical_id.rpartition(":")
-        try:
-            ctx.connection.lambda_.delete_layer_version(LayerName=name, VersionNumber=int(number))
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.delete_layer_version, LayerName=name, VersionNumber=int(number))
 
 
 class PermissionKind:
@@ -251,11 +244,8 @@ class PermissionKind:
         return False
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.remove_permission(FunctionName=props["FunctionName"], StatementId=made.physical_id)
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.remove_permission, FunctionName=props["FunctionName"],
+                StatementId=made.physical_id)
 
 
 class EventSourceMappingKind:
@@ -281,11 +271,7 @@ class EventSourceMappingKind:
                                                        "SelfManagedEventSource"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_event_source_mapping(UUID=made.physical_id)
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
+        deleted(ctx.connection.lambda_.delete_event_source_mapping, UUID=made.physical_id)
 
 
 class UrlKind:
@@ -311,12 +297,8 @@ class UrlKind:
         return any(old.get(k) != new.get(k) for k in ("TargetFunctionArn", "Qualifier"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_function_url_config(
+        deleted(ctx.connection.lambda_.delete_function_url_config,
                 **shaped("lambda", "DeleteFunctionUrlConfig", {**props, "FunctionName": props["TargetFunctionArn"]}))
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
 
 
 class EventInvokeConfigKind:
@@ -340,12 +322,8 @@ class EventInvokeConfigKind:
         return any(old.get(k) != new.get(k) for k in ("FunctionName", "Qualifier"))
 
     def delete(self, ctx: Context, made: Made, props: dict[str, Any]) -> None:
-        try:
-            ctx.connection.lambda_.delete_function_event_invoke_config(
+        deleted(ctx.connection.lambda_.delete_function_event_invoke_config,
                 **shaped("lambda", "DeleteFunctionEventInvokeConfig", props))
-        except ClientError as exc:
-            if not _missing(exc):
-                raise
 
 
 LAMBDA_KINDS = (FunctionKind(), VersionKind(), AliasKind(), LayerVersionKind(), PermissionKind(),
