@@ -79,6 +79,13 @@ def test_readme_commands_as_written(tmp_path: Path) -> None:
         printed = shell(cli_example)
         assert json.loads((project / "out.json").read_text()) == {"hello": "cli"}
         assert '"StatusCode": 200' in printed and '"LogResult"' in printed
+        (events_example,) = [text for lang, text in _blocks("Use it") if lang == "sh" and "events put-rule" in text]
+        shell(events_example)  # a rate(1 minute) rule on hello: made as typed (its first fire is a minute off)
+        rule = json.loads(shell("aws --endpoint-url http://127.0.0.1:9001 events describe-rule --name every-minute"))
+        assert (rule["ScheduleExpression"], rule["State"]) == ("rate(1 minute)", "ENABLED")
+        targets = json.loads(shell("aws --endpoint-url http://127.0.0.1:9001 events list-targets-by-rule "
+                                   "--rule every-minute"))["Targets"]
+        assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == ["hello"]
         logs_command = re.search(r"A function's log: `([^`]+)`", README).group(1)
         log = shell(logs_command)
         assert "START RequestId:" in log and "REPORT RequestId:" in log

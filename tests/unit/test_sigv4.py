@@ -476,6 +476,10 @@ def test_the_server_clock_is_used_when_no_time_is_given() -> None:
     assert verify(sign(), KEYS.get, region=REGION) == AKID
     for minutes, words in ((-16, "Signature expired"), (16, "Signature not yet current")):
         moment = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+        if moment.date() != datetime.now(timezone.utc).date():
+            # add_auth signs the credential scope with today's date whatever the header says: within 16 minutes
+            # of midnight this request would be one no client sends (the scope's date refused first)
+            continue
         request = AWSRequest(method="GET", url=f"http://{HOST}/2015-03-31/functions/")
         with_time = SigV4Auth(Credentials(AKID, SECRET), "lambda", REGION)
         request.context["timestamp"] = moment.strftime("%Y%m%dT%H%M%SZ")
