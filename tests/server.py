@@ -207,6 +207,14 @@ def env_running(log_stream: str) -> bool:
     return any(CGROUP_ROOT.glob(f"*/{env_id(log_stream)}"))
 
 
+def logged(server: "Server", name: str, mark: str) -> list[str]:
+    """What follows ``mark`` in each line of function ``name``'s log, oldest first, read as a user reads it
+    (``lambdad logs NAME --data-dir``)."""
+    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, timeout=30)
+    return [line.split(mark, 1)[1] for line in out.stdout.splitlines() if mark in line]
+
+
 def wait_until(condition, timeout: float = 10.0) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:

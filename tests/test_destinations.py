@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.server import Server, create_python_function, wait_until
+from tests.server import Server, create_python_function, wait_until, logged
 from tests.services import MOTO_ENV
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
@@ -30,9 +30,7 @@ def server(moto, tmp_path_factory):
 
 
 def records(server, name: str) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
-                         capture_output=True, text=True, timeout=30)
-    return [json.loads(line.split("RECORD ", 1)[1]) for line in out.stdout.splitlines() if "RECORD " in line]
+    return [json.loads(text) for text in logged(server, name, "RECORD ")]
 
 
 def starts(server, name: str) -> int:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until
+from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until, logged
 from tests.services import MOTO_ENV
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
@@ -30,18 +29,12 @@ def server(moto, tmp_path_factory):
     srv.stop()
 
 
-def log_lines(server, name: str, mark: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
-                         capture_output=True, text=True, timeout=30)
-    return [line.split(mark, 1)[1] for line in out.stdout.splitlines() if mark in line]
-
-
 def records(server, name: str) -> list[dict]:
-    return [json.loads(text) for text in log_lines(server, name, "RECORD ")]
+    return [json.loads(text) for text in logged(server, name, "RECORD ")]
 
 
 def batches(server, name: str) -> list[int]:
-    return [int(text) for text in log_lines(server, name, "BATCH ")]
+    return [int(text) for text in logged(server, name, "BATCH ")]
 
 
 def make_queue(sqs, name: str, **attributes: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until
+from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, logged, wait_until
 from tests.services import MOTO_ENV, answers
 
 PRINTING = ("import json\ndef handler(event, context):\n"
@@ -39,9 +39,7 @@ def aws(*args: str, endpoint: str, lambdad: bool = False) -> dict:
 
 
 def events(server: Server, name: str) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
-                         capture_output=True, text=True, timeout=30)
-    return [json.loads(line.split("EVENT ", 1)[1]) for line in out.stdout.splitlines() if "EVENT " in line]
+    return [json.loads(text) for text in logged(server, name, "EVENT ")]
 
 
 def mapped(server: Server, fname: str, *args: str) -> str:

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until
+from tests.server import ACCESS_KEY, SECRET_KEY, Server, create_python_function, wait_until, logged
 from tests.services import MOTO_ENV
 
 ACCOUNT = "000000000000"
@@ -41,9 +41,7 @@ def events(server):
 
 
 def records(server, name: str) -> list[Any]:
-    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
-                         capture_output=True, text=True, timeout=30)
-    return [json.loads(line.split("RECORD ", 1)[1]) for line in out.stdout.splitlines() if "RECORD " in line]
+    return [json.loads(text) for text in logged(server, name, "RECORD ")]
 
 
 def printing_function(lam, name: str, rule: str | None = None, bus: str | None = None) -> str:

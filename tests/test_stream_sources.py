@@ -7,14 +7,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import Server, create_python_function, wait_until
+from tests.server import Server, create_python_function, wait_until, logged
 from tests.services import MOTO_ENV
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
@@ -48,14 +46,8 @@ def server(moto, tmp_path_factory):
     srv.stop()
 
 
-def log_lines(server, name: str, mark: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-m", "lambdad", "logs", name, "--data-dir", str(server.data_dir)],
-                         capture_output=True, text=True, timeout=30)
-    return [line.split(mark, 1)[1] for line in out.stdout.splitlines() if mark in line]
-
-
 def records(server, name: str) -> list[dict]:
-    return [json.loads(text) for text in log_lines(server, name, "RECORD ")]
+    return [json.loads(text) for text in logged(server, name, "RECORD ")]
 
 
 def datas(server, name: str) -> list[str]:
@@ -122,7 +114,7 @@ def test_every_record_once_in_order_per_shard(server, lam, aws, fname) -> None:
     assert len(seen) == 45
     for key, sequences in sent.items():
         assert [r["kinesis"]["sequenceNumber"] for r in seen if r["kinesis"]["partitionKey"] == key] == sequences
-    assert max(int(b) for b in log_lines(server, fname, "BATCH ")) <= 10
+    assert max(int(b) for b in logged(server, fname, "BATCH ")) <= 10
     record = seen[0]
     assert set(record) == {"kinesis", "eventSource", "eventVersion", "eventID", "eventName", "invokeIdentityArn",
                            "awsRegion", "eventSourceARN"}
@@ -174,7 +166,7 @@ def test_error_retried_then_on_failure_record(server, lam, aws, fname) -> None:
         MaximumRetryAttempts=2, DestinationConfig={"OnFailure": {"Destination": queue}})["UUID"]
     assert wait_until(lambda: "after" in datas(server, fname), timeout=20)
     assert datas(server, fname) == ["after"]  # the failed batch was skipped as a whole
-    batches = [json.loads(b) for b in log_lines(server, fname, "BATCH ")]
+    batches = [json.loads(b) for b in logged(server, fname, "BATCH ")]
     assert batches[:3] == [["ok1", "bad", "ok2"]] * 3  # the first try and 2 retries
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
     failure = json.loads(got[0]["Body"])
@@ -201,7 +193,7 @@ def test_bisect_isolates_the_bad_record(server, lam, aws, fname) -> None:
         MaximumRetryAttempts=0, BisectBatchOnFunctionError=True)["UUID"]
     assert wait_until(lambda: "c" in datas(server, fname), timeout=20)
     assert datas(server, fname) == ["a", "b", "c"]
-    batches = [json.loads(b) for b in log_lines(server, fname, "BATCH ")]
+    batches = [json.loads(b) for b in logged(server, fname, "BATCH ")]
     assert batches == [["a", "b", "bad", "c"], ["a", "b"], ["bad", "c"], ["bad"], ["c"]]
     lam.delete_event_source_mapping(UUID=uuid)
 
@@ -300,7 +292,7 @@ SPANNING = ("import json, time\ndef handler(event, context):\n"
 
 
 def spans(server, name: str) -> list[dict]:
-    return sorted((json.loads(text) for text in log_lines(server, name, "SPAN ")), key=lambda s: s["start"])
+    return sorted((json.loads(text) for text in logged(server, name, "SPAN ")), key=lambda s: s["start"])
 
 
 def most_at_once(seen: list[dict]) -> int:
@@ -452,14 +444,14 @@ def test_tumbling_window_carries_state(server, lam, aws, fname) -> None:
     assert lam.get_event_source_mapping(UUID=uuid)["TumblingWindowInSeconds"] == 2
 
     def finals() -> list[dict]:
-        return [json.loads(text) for text in log_lines(server, fname, "FINAL ")]
+        return [json.loads(text) for text in logged(server, fname, "FINAL ")]
 
     assert wait_until(lambda: sum(f["state"].get("count", 0) for f in finals()) >= 6, timeout=20)
     assert sum(f["state"]["count"] for f in finals()) == 6  # every record counted once, across the windows
     for final in finals():
         assert final["n"] == 0 and final["shardId"] == "shardId-000000000000" and final["arn"] == stream
         assert final["window"]["start"].endswith("Z") and final["window"]["end"].endswith("Z")
-    states = [json.loads(text) for text in log_lines(server, fname, "WINDOWED ")]
+    states = [json.loads(text) for text in logged(server, fname, "WINDOWED ")]
     assert any(state.get("count") for state in states)  # the state was carried to the window's next batch
     lam.delete_event_source_mapping(UUID=uuid)
 
@@ -479,7 +471,7 @@ def test_tumbling_windows_per_lane(server, lam, aws, fname) -> None:
                                            BatchSize=2, TumblingWindowInSeconds=2, ParallelizationFactor=3)["UUID"]
 
     def finals() -> list[dict]:
-        return [json.loads(text) for text in log_lines(server, fname, "FINAL ")]
+        return [json.loads(text) for text in logged(server, fname, "FINAL ")]
 
     assert wait_until(lambda: sum(f["state"].get("count", 0) for f in finals()) >= 18, timeout=30)
     time.sleep(0.5)
