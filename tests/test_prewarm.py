@@ -219,6 +219,40 @@ def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
     assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.UserCodeSyntaxError", error
 
 
+def _fork_servers(server: Server) -> dict[int, tuple[str, str, str]]:
+    """The server's fork servers: pid -> (mount namespace, UTS namespace, working directory)."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or b"forkserver.py" not in (proc / "cmdline").read_bytes():
+                continue
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != server.proc.pid:
+                continue
+            out[int(proc.name)] = (os.readlink(proc / "ns/mnt"), os.readlink(proc / "ns/uts"), os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+    return out
+
+
+def test_attaching_a_slot_leaves_the_fork_server_where_it_was(pooled):
+    """The fork server enters a slot's namespaces to attach its function, and must come back: its mount and UTS
+    namespaces and working directory stay its own, and the next slot's function does not see the last one's."""
+    lam = pooled.client()
+    create(lam, "py-attach-warmup", runtime="python3.11")
+    invoke(lam, "py-attach-warmup")
+    wait_for_slots(pooled, 2)
+    before = _fork_servers(pooled)
+    assert before, "no fork server found"
+    for name, secret in (("py-attach-a", "a"), ("py-attach-b", "b")):
+        created = create(lam, name, runtime="python3.11", env={"SECRET": secret})
+        body, _ = invoke(lam, name)
+        assert body["age"] > time.time() - created, "no slot"
+        assert body["env"]["SECRET"] == secret and body["files"] == ["app.py"]
+        wait_for_slots(pooled, 2)
+    after = _fork_servers(pooled)
+    assert {pid: after.get(pid) for pid in before} == before
+
+
 def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(pooled):
     """Creating a function asks for slots of its kind (here a /tmp size no function had): its very first cold
     start takes one."""

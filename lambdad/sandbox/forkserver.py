@@ -34,8 +34,8 @@ with exactly its environment variables.
 A slot (passed an "assignment" descriptor, jailed with an empty /var/task and /opt) stops before the function: a
 Node slot execs node with the variables node reads at start, and our runtime waits for its assignment on fd 3; a
 custom runtime's slot waits here, on fd 3, for {"env", "argv", "candidates"}, then goes on as above (extensions,
-exec). Between the two, the server asks for ``attach``: a helper forked here enters the slot's namespaces and mounts
-its code (only for a live child of this fork server: an unreaped pid cannot have been reused).
+exec). Between the two, the server asks for ``attach``: this process enters the slot's namespaces, mounts its code,
+and comes back (only for a live child of this fork server: an unreaped pid cannot have been reused).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ A pre-started slot (``sandbox/prewarm.py``) is jailed before it has a function: 
 and no ``opt_dir``, so /var/task and /opt are empty directories of the read-only root. When it is assigned,
 ``attach`` (run by the fork server, as root, outside the jail) gives it its function: it clones the code tree (and
 the layers) as detached mounts, read-only, nosuid, nodev and private, enters the slot's mount and UTS namespaces
-and attaches them at /var/task and /opt, and sets the slot's hostname. Nothing is shared between the host and the
+itself, attaches them at /var/task and /opt, sets the slot's hostname, and returns to its own namespaces. Nothing is shared between the host and the
 jail to do it (no mount propagation): every mount stays private, as in step 3, and goes with the namespace.
 
 Errors: a step that fails raises ``JailError`` naming the step, in the process that called ``enter`` (steps 1-2)
@@ -406,31 +406,55 @@ def attach(pid: int, mounts: Tuple[Tuple[str, str], ...], hostname: str) -> None
     """Give the jailed slot ``pid`` its function: each (host path, path inside) of ``mounts`` read-only, nosuid,
     nodev and private at its place, and ``hostname``. For the fork server (root, single-threaded, outside every
     jail), only while no code but ours has run in the slot: its root is read-only, so the places cannot have been
-    replaced. A helper forked here enters the slot's mount and UTS namespaces (setns needs a single-threaded
-    caller, and the fork server must stay where it is) and attaches the trees cloned here, outside."""
+    replaced.
+
+    The trees are cloned here, outside; then the caller itself enters the slot's mount and UTS namespaces
+    (setns needs a single-threaded caller), attaches them, sets the hostname, and goes back to its own namespaces
+    and working directory. Not a helper forked for it: a fork of the 35 MB Python fork server alone took
+    1.2-2.2 ms of a 4-6 ms attach. While inside, the caller runs only the syscalls below, on paths of a read-only
+    root it built itself; a way back that fails ends the caller (``os._exit``) rather than let it go on inside a
+    slot's namespace."""
     trees: list[tuple[int, str]] = []  # (detached tree fd, path inside)
     fds: list[int] = []  # everything to close here
     try:
         for host, inside in mounts:
             trees.append((_detached_tree(host), inside))
             fds.append(trees[-1][0])
-        namespaces = []
-        for ns in ("mnt", "uts"):
-            namespaces.append(os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
-            fds.append(namespaces[-1])
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        fds.append(report_r)
-        helper = os.fork()
-        if helper == 0:
-            _attach_inside(namespaces, trees, hostname, report_w)
-        os.close(report_w)
-        os.waitpid(helper, 0)
-        error = os.read(report_r, 4096).decode(errors="replace")
+        for path in (f"/proc/{pid}/ns/mnt", f"/proc/{pid}/ns/uts", "/proc/self/ns/mnt", "/proc/self/ns/uts"):
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        fds.append(os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        slot_mnt, slot_uts, own_mnt, own_uts, cwd = fds[len(trees):]
+        _check(_libc.setns(slot_uts, CLONE_NEWUTS), "setns into the slot's UTS namespace")
+        try:
+            socket.sethostname(hostname)
+        finally:
+            _back(own_uts, CLONE_NEWUTS, cwd)
+        _check(_libc.setns(slot_mnt, CLONE_NEWNS), "setns into the slot's mount namespace")
+        try:
+            for fd, inside in trees:
+                _move_mount(fd, inside)
+        finally:
+            _back(own_mnt, CLONE_NEWNS, cwd)
+    except OSError as exc:
+        raise OSError(exc.errno or errno.EIO, f"attach to slot {pid}: {exc}") from exc
     finally:
         for fd in fds:
             os.close(fd)
-    if error != "ok":
-        raise OSError(errno.EIO, f"attach to slot {pid}: {error or 'the helper died'}")
+
+
+def _back(namespace: int, kind: int, cwd: int) -> None:
+    """Return to the caller's own ``namespace`` (and, for a mount namespace, its working directory), or end it."""
+    if _libc.setns(namespace, kind) == -1 or (kind == CLONE_NEWNS and _fchdir(cwd) != 0):
+        os.write(2, b"lambdad fork server: could not return from a slot's namespace\n")
+        os._exit(70)
+
+
+def _fchdir(fd: int) -> int:
+    try:
+        os.fchdir(fd)
+    except OSError:
+        return -1
+    return 0
 
 
 def _detached_tree(host: str) -> int:
@@ -452,24 +476,6 @@ def _detached_tree(host: str) -> int:
 def _move_mount(fd: int, target: str) -> None:
     _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(fd), b"", ctypes.c_int(AT_FDCWD),
                          target.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {target}")
-
-
-def _attach_inside(namespaces: list[int], trees: list[tuple[int, str]], hostname: str, report_fd: int) -> None:
-    """The helper of ``attach``: enter the slot's namespaces, attach the trees, report, exit."""
-    message = b"ok"
-    try:
-        _check(_libc.setns(namespaces[0], CLONE_NEWNS), "setns into the slot's mount namespace")
-        _check(_libc.setns(namespaces[1], CLONE_NEWUTS), "setns into the slot's UTS namespace")
-        socket.sethostname(hostname)
-        for fd, inside in trees:
-            _move_mount(fd, inside)
-    except BaseException as exc:  # noqa: BLE001 - reported to the caller
-        message = f"{type(exc).__name__}: {exc}".encode()
-    finally:
-        try:
-            os.write(report_fd, message)
-        finally:
-            os._exit(0)
 
 
 def _fork_into_pid_namespace() -> int:
