@@ -71,7 +71,11 @@ def handler(event, context):
     except OSError as exc:
         write = exc.__class__.__name__
     import boto3
+    import logging
+    import sys
     return {"age": uptime - ticks / os.sysconf("SC_CLK_TCK"), "env": dict(os.environ), "cwd": os.getcwd(),
+            "root_handlers": len(logging.getLogger().handlers), "loggers": sorted(logging.root.manager.loggerDict),
+            "rehearsal": [name for name in sys.modules if "rehearsal" in name],
             "files": sorted(os.listdir("/var/task")), "uid": os.getuid(), "pid": os.getpid(), "write": write,
             "hostname": os.uname().nodename, "boto3": boto3.__name__}
 """
@@ -202,7 +206,10 @@ def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
     assert body["age"] > time.time() - created, "the runtime process is not older than its function: no slot"
     assert re.search(r"Init Duration: [\d.]+ ms", log)
     assert body["env"]["OTHER"] == "second" and "SECRET" not in body["env"]
-    assert not [name for name in body["env"] if name.startswith("LAMBDAD_")], body["env"]  # nothing of the server's
+    assert not [name for name in body["env"] if "LAMBDAD" in name], body["env"]  # nothing of the server's or the slot's
+    # the slot's rehearsal (bootstrap.rehearse) left nothing: one root handler, no module or logger of its own
+    assert body["root_handlers"] == 1 and body["rehearsal"] == [], body
+    assert not [name for name in body["loggers"] if "rehearsal" in name], body["loggers"]
     assert body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "py-second"
     assert body["files"] == ["app.py"] and body["cwd"] == "/var/task"
     assert body["write"] in ("OSError", "PermissionError")  # EROFS, EACCES

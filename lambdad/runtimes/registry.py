@@ -155,6 +155,10 @@ class RuntimeRegistry:
     def supports(self, runtime: str) -> bool:
         return runtime in self.names
 
+    def resolved(self, runtime: str) -> RuntimeSpec | None:
+        """``runtime``'s spec if ``get`` has resolved it already (no blocking: for the event loop), else None."""
+        return self._specs.get(runtime)
+
     def get(self, runtime: str) -> RuntimeSpec:
         """How to run ``runtime`` here. Blocking (may run the interpreter once): call from a thread.
         Raises RuntimeUnavailable when this machine cannot run it."""

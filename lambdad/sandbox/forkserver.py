@@ -79,6 +79,7 @@ def main() -> None:
         runtime.prepare()
         if len(sys.argv) > 3:
             _preload_sdk(sys.argv[3], sys.argv[4:], jail)
+        runtime.prepare_shared()
     # Everything imported so far is shared with every environment, copy-on-write. Move it out of the garbage
     # collector's reach: a collection in an environment would otherwise write to (and so copy) every page of it.
     gc.collect()
@@ -317,7 +318,9 @@ def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r:
             os.close(netns)
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
-        if assignment is not None and not request.get("argv"):  # a custom runtime's slot
+        if assignment is not None and not request.get("argv"):  # a Python or custom runtime's slot
+            if runtime is not None:
+                runtime.rehearse()  # what the cold start runs next, on throwaway values (bootstrap.py)
             request = dict(request, **_await_assignment(assignment))
         opt_dir = request["env"].get("LAMBDAD_OPT_DIR") or ("/opt" if request.get("jail") else None)
         if opt_dir:

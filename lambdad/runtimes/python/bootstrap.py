@@ -646,20 +646,34 @@ class _LoggingHook:
         return spec
 
 
-def _configure_logging(logging: Any, settings: _LogSettings) -> None:
-    current = _CURRENT
+_LOGGING_CLASSES: tuple[Any, Any] | None = None  # (filter, handler) classes, made once ``logging`` is loaded
 
-    class LambdaLoggerFilter(logging.Filter):  # type: ignore[misc]
-        def filter(self, record: Any) -> bool:
-            record.aws_request_id = current.request_id
-            record.tenant_id = current.tenant_id
-            return True
 
-    class LambdaLoggerHandler(logging.Handler):  # type: ignore[misc]
-        def emit(self, record: Any) -> None:  # like AWS's: a formatting error reaches the caller
-            message = self.format(record)
-            sys.stdout.write(message if message.endswith("\n") else message + "\n")
+def _logging_classes(logging: Any) -> tuple[Any, Any]:
+    """The root logger's filter and handler classes. Made once per process tree: the fork server makes them
+    (``prepare_shared``), so that an environment does not pay two class creations (~0.1 ms each) at its start."""
+    global _LOGGING_CLASSES
+    if _LOGGING_CLASSES is None:
+        current = _CURRENT
 
+        class LambdaLoggerFilter(logging.Filter):  # type: ignore[misc]
+            def filter(self, record: Any) -> bool:
+                record.aws_request_id = current.request_id
+                record.tenant_id = current.tenant_id
+                return True
+
+        class LambdaLoggerHandler(logging.Handler):  # type: ignore[misc]
+            def emit(self, record: Any) -> None:  # like AWS's: a formatting error reaches the caller
+                message = self.format(record)
+                sys.stdout.write(message if message.endswith("\n") else message + "\n")
+
+        _LOGGING_CLASSES = (LambdaLoggerFilter, LambdaLoggerHandler)
+    return _LOGGING_CLASSES
+
+
+def _configure_logging(logging: Any, settings: _LogSettings, root: Any = None) -> None:
+    """Give the root logger (or ``root``: ``rehearse``'s throwaway logger) Lambda's handler and format."""
+    LambdaLoggerFilter, LambdaLoggerHandler = _logging_classes(logging)
     logging.Formatter.converter = time.gmtime
     handler = LambdaLoggerHandler()
     if settings.json:
@@ -668,7 +682,7 @@ def _configure_logging(logging: Any, settings: _LogSettings) -> None:
         handler.setFormatter(logging.Formatter(
             "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(LambdaLoggerFilter())
-    root = logging.getLogger()
+    root = logging.getLogger() if root is None else root
     if settings.level in logging._nameToLevel:
         root.setLevel(settings.level)
     root.addHandler(handler)
@@ -762,6 +776,45 @@ def prepare() -> None:
     import _json  # noqa: F401
     import _socket  # noqa: F401
     import importlib  # noqa: F401
+
+
+def prepare_shared() -> None:
+    """What a fork server can make once for every environment, after the SDK is imported: the logging classes,
+    when ``logging`` is loaded (boto3 loads it; without it, the first import of logging configures it)."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        _logging_classes(logging)
+
+
+_REHEARSAL_HANDLER = "import os\n\n\ndef handler(event, context):\n    return event\n"
+
+
+def rehearse() -> None:
+    """A pre-started slot, before its assignment: run the code a cold start runs next, on throwaway values, and
+    keep nothing of it. A fork touches each page of the parent's memory it writes for the first time
+    (copy-on-write: a fault and a 4 KB copy), and the first pass through the variables, the Runtime API client,
+    the function's settings, the compiler and the import system cost ~1 ms more than the next one; done here,
+    that is paid while the slot waits, not by the function's first invocation. The same code later touches the same
+    pages, so the slot's memory hardly grows. Leaves the variables empty, sys.path, sys.modules and the import
+    caches as they were."""
+    environ = os.environ
+    throwaway = {"_LAMBDAD_REHEARSAL_%d" % i: "x" * 64 for i in range(48)}
+    throwaway.update(AWS_LAMBDA_RUNTIME_API="127.0.0.1:9", _HANDLER="app.handler", LAMBDA_TASK_ROOT="/var/task")
+    environ.update(throwaway)
+    environ.clear()
+    RuntimeClient("127.0.0.1:9")
+    FunctionInfo(throwaway)
+    _json_for(throwaway)
+    settings = _LogSettings(throwaway)
+    logging = sys.modules.get("logging")
+    if logging is not None:  # a logger of no manager's: the root logger is configured at the assignment
+        _configure_logging(logging, settings, logging.Logger("_lambdad_rehearsal"))
+    exec(compile(_REHEARSAL_HANDLER, "/var/task/app.py", "exec"), {"__name__": "_lambdad_rehearsal"})
+    import importlib.machinery
+
+    finder = importlib.machinery.FileFinder(
+        "/var/task", (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES))
+    finder.find_spec("app")  # a throwaway finder (not in sys.path_importer_cache): /var/task is empty yet
 
 
 def _setup_stdio() -> None:
