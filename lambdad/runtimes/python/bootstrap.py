@@ -809,12 +809,24 @@ def rehearse() -> None:
     logging = sys.modules.get("logging")
     if logging is not None:  # a logger of no manager's: the root logger is configured at the assignment
         _configure_logging(logging, settings, logging.Logger("_lambdad_rehearsal"))
-    exec(compile(_REHEARSAL_HANDLER, "/var/task/app.py", "exec"), {"__name__": "_lambdad_rehearsal"})
+    import importlib.abc
     import importlib.machinery
+    import importlib.util
 
-    finder = importlib.machinery.FileFinder(
-        "/var/task", (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES))
-    finder.find_spec("app")  # a throwaway finder (not in sys.path_importer_cache): /var/task is empty yet
+    class Source(importlib.abc.SourceLoader):  # the import of a handler's source, from memory
+        def get_filename(self, fullname: str) -> str:
+            return "/var/task/app.py"
+
+        def get_data(self, path: str) -> bytes:
+            return _REHEARSAL_HANDLER.encode()
+
+    spec = importlib.util.spec_from_loader("_lambdad_rehearsal", Source())
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # never in sys.modules
+    # the path hooks' search of /var/task (empty yet): its finder is dropped, so that the real import lists the
+    # code attached there
+    importlib.machinery.PathFinder.find_spec("_lambdad_rehearsal", ["/var/task"])
+    sys.path_importer_cache.pop("/var/task", None)
 
 
 def _setup_stdio() -> None:
