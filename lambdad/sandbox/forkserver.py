@@ -208,8 +208,9 @@ def _attach(request: dict[str, Any], children: set[int], jail: ModuleType | None
 
 
 def _await_assignment(fd: int) -> dict[str, Any]:
-    """A custom runtime's slot: wait for its assignment ({"env", "argv", "candidates"}, then EOF), and enter the
-    code now mounted at /var/task (the working directory was the empty directory under it)."""
+    """A slot: wait for its assignment ({"env", "argv", "candidates"}, then EOF: the code is attached), and enter
+    the code now mounted at /var/task (the working directory was the empty directory under it). What came before
+    EOF, when ``_read_line`` has not read it already."""
     chunks = []
     while True:
         chunk = os.read(fd, 65536)
@@ -217,8 +218,20 @@ def _await_assignment(fd: int) -> dict[str, Any]:
             break
         chunks.append(chunk)
     os.close(fd)
-    assignment: dict[str, Any] = json.loads(b"".join(chunks))
+    assignment: dict[str, Any] = json.loads(b"".join(chunks)) if chunks else {}
     os.chdir("/var/task")
+    return assignment
+
+
+def _read_line(fd: int) -> dict[str, Any]:
+    """A Python slot's assignment, up to its newline (sent before its code is attached; EOF follows)."""
+    chunks: list[bytes] = []
+    while not chunks or not chunks[-1].endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise OSError("the slot's assignment ended before its newline")
+        chunks.append(chunk)
+    assignment: dict[str, Any] = json.loads(b"".join(chunks))
     return assignment
 
 
@@ -318,10 +331,21 @@ def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r:
             os.close(netns)
         if channel is not None:
             _send_runtime_api_listener(channel, request["env"]["AWS_LAMBDA_RUNTIME_API"])
+        environ_set = False
         if assignment is not None and not request.get("argv"):  # a Python or custom runtime's slot
-            if runtime is not None:
+            if runtime is None:
+                request = dict(request, **_await_assignment(assignment))
+            else:
                 runtime.rehearse()  # what the cold start runs next, on throwaway values (bootstrap.py)
-            request = dict(request, **_await_assignment(assignment))
+                # a Python slot's variables come while the fork server attaches its code: the runtime's start that
+                # needs no code is done meanwhile (bootstrap.begin), then EOF says the code is there
+                request = dict(request, **_read_line(assignment))
+                os.environ.clear()
+                os.environ.update(request["env"])
+                environ_set = True
+                setattr(runtime, "RUNTIME_API_FD", runtime_api)
+                runtime.begin()
+                _await_assignment(assignment)
         opt_dir = request["env"].get("LAMBDAD_OPT_DIR") or ("/opt" if request.get("jail") else None)
         if opt_dir:
             _start_extensions(opt_dir, request["env"])
@@ -332,8 +356,9 @@ def _spawn(request: dict[str, Any], fds: list[int], ctrl: socket.socket, wake_r:
             _exec(argv, request.get("candidates") or (), request["env"], exec_status)
         if runtime is None:
             raise OSError("this fork server execs: the request names no program")
-        os.environ.clear()
-        os.environ.update(request["env"])
+        if not environ_set:
+            os.environ.clear()
+            os.environ.update(request["env"])
         if _bundles_own_sdk(request["env"].get("LAMBDA_TASK_ROOT", "/var/task")):
             _forget_sdk()  # the function's own boto3 must win over the preloaded one
         sys.argv = ["bootstrap"]

@@ -472,19 +472,24 @@ class Launcher:
         hostname (``jail.attach``, by the fork server), then its variables written to fd 3."""
         mounts = [(request.task_root, TASK_ROOT)] + ([(request.opt_dir, "/opt")] if request.opt_dir else [])
         renamed = [str(path.with_name(request.env_id) / "cgroup.procs") for path in slot.cgroup.paths.values()]
-        # The fork server attaches while the cgroups are adopted here: a quarter of a millisecond of cgroupfs
-        # writes, less than a thread's round trip would cost
+        assignment: dict[str, object] = {"env": dict(request.environment)}
+        if entry.argv and not slot.key.argv:  # a custom runtime's slot execs its program now
+            assignment.update(argv=list(entry.argv), candidates=list(entry.candidates))
+        message = json.dumps(assignment).encode() + b"\n"  # a few KB: within the pipe's buffer
+        # The fork server attaches while the cgroups are adopted here (a quarter of a millisecond of cgroupfs
+        # writes, less than a thread's round trip would cost) and while a Python slot, given its variables now,
+        # starts what needs no code (bootstrap.begin); EOF tells the slot its code is there
         attaching = asyncio.ensure_future(
             self._fork_server(request.runtime).attach(slot.pid, mounts, _hostname(request.env_id), renamed))
         await asyncio.sleep(0)  # the attach request goes out
         try:
             _adopt_cgroup(slot.cgroup, request.env_id, request.memory_mb)
+            if request.runtime.family == "python":
+                os.write(slot.assignment_fd, message)
         finally:
             await attaching
-        assignment: dict[str, object] = {"env": dict(request.environment)}
-        if entry.argv and not slot.key.argv:  # a custom runtime's slot execs its program now
-            assignment.update(argv=list(entry.argv), candidates=list(entry.candidates))
-        os.write(slot.assignment_fd, json.dumps(assignment).encode())  # a few KB: within the pipe's buffer
+        if request.runtime.family != "python":
+            os.write(slot.assignment_fd, message)
         os.close(slot.assignment_fd)
         slot.assignment_fd = -1
         process = LaunchedProcess(pid=slot.pid, output_fd=slot.output_fd, cgroup=slot.cgroup, exited=slot.exited,

@@ -885,19 +885,22 @@ def _load_handler(handler: str) -> Handler:
                      f"Handler '{function_name}' missing on module '{module_name}'") from None
 
 
-def init_function(handler: str, task_root: str) -> Handler:
+def init_function(handler: str, task_root: str, begun: bool = False) -> Handler:
     """Set the process up for the function and import its handler ("module.function" or "dir/file.function").
 
     Line-buffers stdout/stderr, enters ``task_root`` (Lambda's working directory), puts it first on sys.path (then
     the layer paths), arranges the root logger (from AWS_LAMBDA_LOG_LEVEL / AWS_LAMBDA_LOG_FORMAT), then imports.
-    Raises InitError carrying the AWS error body; anything else escaping (SystemExit…) is the caller's.
+    Raises InitError carrying the AWS error body; anything else escaping (SystemExit…) is the caller's. With
+    ``begun``, ``begin`` has set stdio and logging up already.
     """
-    _setup_stdio()
+    if not begun:  # ``begin`` has not done these already
+        _setup_stdio()
     try:
         if os.path.isdir(task_root):
             os.chdir(task_root)
         _setup_sys_path(task_root)
-        _setup_logging(_LogSettings(os.environ))
+        if not begun:
+            _setup_logging(_LogSettings(os.environ))
         return _load_handler(handler)
     except _Fault as fault:
         raise InitError(_error_body(fault.message, fault.error_type, fault.trace)) from None
@@ -975,6 +978,23 @@ def serve(client: RuntimeClient, handler: Handler) -> NoReturn:
         client.post_error(request_id, error, codec.dumps(error).encode("utf-8"))
 
 
+_BEGUN: "RuntimeClient | None" = None  # what ``begin`` made: the Runtime API client, stdio and logging set up
+
+
+def begin() -> None:
+    """A pre-started slot that has its variables, while its code is being attached: make the Runtime API client and
+    set stdio and logging up, which need no code. Whatever fails here is left for ``main``, which does it again
+    and reports it as it would have."""
+    global _BEGUN
+    try:
+        client = RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API", ""), RUNTIME_API_FD)
+        _setup_stdio()
+        _setup_logging(_LogSettings(os.environ))
+    except Exception:
+        return
+    _BEGUN = client
+
+
 def main() -> None:
     """Run the runtime with _HANDLER, LAMBDA_TASK_ROOT and AWS_LAMBDA_RUNTIME_API from the environment.
 
@@ -990,13 +1010,16 @@ def main() -> None:
     if __name__ == "bootstrap":
         sys.modules.pop("bootstrap", None)
     environ = os.environ
+    client = _BEGUN
+    if client is None:
+        try:
+            client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""), RUNTIME_API_FD)
+        except RuntimeApiUnreachable as exc:
+            sys.stderr.write(f"lambdad runtime: {exc}\n")
+            sys.exit(1)
     try:
-        client = RuntimeClient(environ.get("AWS_LAMBDA_RUNTIME_API", ""), RUNTIME_API_FD)
-    except RuntimeApiUnreachable as exc:
-        sys.stderr.write(f"lambdad runtime: {exc}\n")
-        sys.exit(1)
-    try:
-        handler = init_function(environ.get("_HANDLER", ""), environ.get("LAMBDA_TASK_ROOT") or "/var/task")
+        handler = init_function(environ.get("_HANDLER", ""), environ.get("LAMBDA_TASK_ROOT") or "/var/task",
+                                begun=client is _BEGUN)
     except InitError as error:
         fail_init(client, error)
     try:
