@@ -110,8 +110,8 @@ def test_cpu_usage_is_the_kernels_count_for_the_group(root) -> None:
     group = root.create("env-cpu", 128)
     before = group.cpu_usage_ns()
     assert before == 0
-    proc = subprocess.Popen(["python3", "-c", "import time\nt = time.process_time()\n"
-                             "while time.process_time() - t < 0.2: pass"])
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass"
+    proc = subprocess.Popen(["python3", "-c", burn])
     try:
         group.add(proc.pid)
         assert proc.wait(10) == 0
