@@ -26,8 +26,8 @@ Figures and floors (targets from the project's performance issue):
 6. warm p99 at the default MemorySize 128 (a CPU quota of 128/1,769 of a core), Python and Node.js, against the
    same function's p50; target <= 3x (issue 21). Beside it the same runtime at 1,769 MB (one vCPU) in the same
    minutes, how often and how long the quota throttled the environment (its cgroup's cpu.stat), and the same
-   invokes paced 5 ms apart, which keeps the environment's CPU within its share (back to back, a trivial
-   handler's environment asks for 2x (Python) to 4x (Node.js) its share, and a CPU quota can only make it wait).
+   invokes paced 5 ms apart (back to back, a trivial handler's environment asks for several times its share;
+   lambdad then paces the hand-over of its invocations, sandbox/pacing.py, so that it spends the share evenly).
 
 The client is a minimal keep-alive HTTP/1.1 client on raw sockets (not boto3, whose own ~1 ms per call would
 hide everything), the same code for lambdad and for the echo server. Invoke requests are SigV4-signed with
@@ -160,7 +160,8 @@ def cold_starts(server: Server, port: int, python: str, samples: int, files: dic
 
 SETTLE_S = 0.3  # between a cold start and the next measurement: the pool's refill and the deletion's clean-up
 SMALL_MB = 128
-PACE_S = 0.005  # an environment's CPU per warm invoke, ~50 us (Python) to ~175 us (Node.js), is then < half its share
+PACE_S = 0.005  # the 128 MB share of 5 ms is 362 us of CPU: a Python environment's ~120 us per warm invoke fits
+# (a Node.js one's ~500 us, by its cgroup's count, does not: docs/performance.md, issue 21)
 
 
 def cpu_throttled(server_pid: int) -> tuple[int, float]:

@@ -8,13 +8,16 @@ environment gets one group per controller under ``<mount>/<controller>/lambdad/<
 - freezer: stops every task of the group at once: an idle environment is frozen between invocations (it gets
   no CPU), and a kill cannot race a fork;
 - cpu (optional): a CFS quota proportional to MemorySize (1,769 MB = one vCPU), as Lambda allocates CPU, over a
-  short period with a burst allowance (``cpu_bandwidth``: why).
+  short period with a burst allowance (``cpu_bandwidth``: why);
+- cpuacct (optional; where it is mounted with cpu, cpu's own group serves): the CPU time the group has used
+  (``cpuacct.usage``), by which the server paces a small environment's invocations (sandbox/pacing.py).
 
 **v2** (chosen on a unified-only host whose root offers the memory and pids controllers): one group per
 environment, ``<mount>/lambdad/<server id>/<env id>``, with the controllers enabled down the tree
 (``cgroup.subtree_control``; the groups above the environments hold no process, as v2 requires):
 ``memory.max`` (and ``memory.swap.max`` 0, so the limit is memory alone, as v1's memory+swap limit makes it),
-``pids.max``, ``cpu.max`` (where the cpu controller is offered), ``cgroup.freeze`` for freezing, ``cgroup.kill``
+``pids.max``, ``cpu.max`` (where the cpu controller is offered; ``cpu.stat``'s ``usage_usec`` is the CPU time
+used), ``cgroup.freeze`` for freezing, ``cgroup.kill``
 (kernel 5.14+; before, freeze, SIGKILL each task, thaw), ``memory.peak`` for Max Memory Used (kernel 5.19+; 0
 before), and ``memory.events``'s ``oom_kill`` count. v2 does not rename groups: a pre-started slot's group keeps
 its ``slot-…`` name when an environment takes it. Without root, a v2 host needs the subtree delegated to the
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 
 PIDS_MAX = 1024
 _CONTROLLERS = ("memory", "pids", "freezer")
-_OPTIONAL = ("cpu",)
+_OPTIONAL = ("cpu", "cpuacct")
 MB_PER_VCPU = 1769
 MIN_QUOTA_US = 1000  # the kernel refuses a CFS quota (and a period) under 1 ms
 SMALL_QUOTA_US = 2000
@@ -103,6 +106,9 @@ class CgroupRoot:
                 path.mkdir(parents=True, exist_ok=True)
                 dirs[controller] = path
             for controller in _OPTIONAL:
+                if controller == "cpuacct" and "cpu" in dirs and (
+                        (mount / "cpuacct").resolve() == (mount / "cpu").resolve()):
+                    continue  # mounted together (cpu,cpuacct): cpu's group counts the usage
                 if (mount / controller / "cgroup.procs").exists():
                     try:
                         path = mount / controller / "lambdad" / server_id
@@ -269,6 +275,17 @@ class EnvCgroup:
         except (OSError, ValueError):
             return False
 
+    def cpu_usage_ns(self) -> int | None:
+        """The CPU time every task of the group has used so far, in nanoseconds, as the kernel counts it (a
+        function cannot make it smaller); None without the cpuacct controller. One pread on a descriptor kept
+        open."""
+        controller = "cpuacct" if "cpuacct" in self.paths else "cpu"
+        try:
+            fd = self._fd(controller, "cpuacct.usage", os.O_RDONLY)
+            return int(os.pread(fd, 32, 0)) if fd is not None else None
+        except (OSError, ValueError):
+            return None
+
     def limit_cpu(self, memory_mb: int) -> bool:
         """Give the group CPU in proportion to its memory, as Lambda does; False when there is no cpu controller."""
         path = self.paths.get("cpu")
@@ -415,6 +432,18 @@ class EnvCgroupV2(EnvCgroup):
         if has_burst:
             _write(self._path / "cpu.max.burst", str(burst))
         return True
+
+    def cpu_usage_ns(self) -> int | None:
+        """``cpu.stat``'s ``usage_usec`` (its first line, kept by every v2 group, cpu controller or not), in
+        nanoseconds."""
+        try:
+            fd = self._fd("unified", "cpu.stat", os.O_RDONLY)
+            if fd is None:
+                return None
+            key, _, value = os.pread(fd, 64, 0).partition(b"\n")[0].partition(b" ")
+            return int(value) * 1000 if key == b"usage_usec" else None
+        except (OSError, ValueError):
+            return None
 
     def peak_memory_bytes(self) -> int:
         try:

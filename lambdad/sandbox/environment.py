@@ -8,6 +8,7 @@ The environment drives its parts, each a module of its own:
     extensions.py      its external extensions and the Extensions API they call
     endpoint.py        the Runtime API's listeners (and those in its network namespace), and who may connect
     variables.py       the runtime's environment variables        timers.py   its deadline and its freeze
+    pacing.py          under 1,769 MB, when its next invocation may go: its CPU share, spread evenly
     spec.py            what it is given (its spec, a launcher, a log writer) and what it gives back
 
     STARTING --first GET /next--> IDLE/BUSY --response|error--> IDLE --invoke--> BUSY ...
@@ -57,6 +58,7 @@ from lambdad.sandbox.endpoint import Endpoint
 from lambdad.sandbox.extensions import Extensions
 from lambdad.sandbox.json_log import invocation_log
 from lambdad.sandbox.lifecycle import EnvState, Lifecycle
+from lambdad.sandbox.pacing import CpuPacer, pacer_for
 from lambdad.sandbox.response_stream import StreamSink
 from lambdad.sandbox.telemetry import iso_time
 from lambdad.sandbox.spec import (
@@ -140,6 +142,8 @@ class Environment:
         self._runtime_parked = False
         self._killed = False
         self._traced: tuple[Invocation, float] | None = None  # answered, its spans open until the runtime is ready
+        self._pacer: CpuPacer | None = None  # under 1,769 MB: when the next invocation may go (pacing.py)
+        self._pacing: tuple[Invocation, Deliver, asyncio.TimerHandle] | None = None  # one waiting for its turn
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -247,7 +251,7 @@ class Environment:
             if deliver is not None and self._init_reported:
                 self._parked = None
                 self._runtime_parked = False
-                self._hand_over(invocation, deliver)
+                self._hand_over_paced(invocation, deliver)
             else:
                 self._queued.append(invocation)
         try:
@@ -299,15 +303,15 @@ class Environment:
             self._log.initialised(self.init_duration_ms)
             cgroup = self._proc.cgroup if self._proc is not None else None
             if cgroup is not None and self._launcher.cpu_proportional:
-                # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda. Right
-                # after this callback has handed the first invocation over: its five cgroupfs writes (~0.15 ms)
-                # are not in the way of a cold start's answer
-                asyncio.get_running_loop().call_soon(_limit_cpu, cgroup, self.config.memory_size)
+                # init ran at full speed; from the first invocation on, CPU follows memory as on Lambda, spread
+                # evenly over the invocations. Right after this callback has handed the first invocation over:
+                # its cgroupfs writes (~0.15 ms) are not in the way of a cold start's answer
+                asyncio.get_running_loop().call_soon(self._limit_cpu, cgroup)
         if self._life.state is EnvState.DEAD:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
             return
         if self._queued:
-            self._hand_over(self._queued.popleft(), deliver)
+            self._hand_over_paced(self._queued.popleft(), deliver)
             return
         if self._proc is not None and self._proc.cgroup is not None and not self._extensions.busy():
             # parked in /next with nothing to do: frozen until the next invocation (no CPU between invocations).
@@ -321,6 +325,12 @@ class Environment:
         if self._parked == deliver:
             self._parked = None
             self._runtime_parked = False
+        elif self._pacing is not None and self._pacing[1] == deliver:
+            # the runtime's GET /next closed while its invocation waited for its turn: it waits for the next one
+            invocation, _, handle = self._pacing
+            self._pacing = None
+            handle.cancel()
+            self._queued.appendleft(invocation)
 
     def _after_extensions_init(self, deliver: Deliver) -> None:
         if self._parked != deliver:
@@ -330,6 +340,45 @@ class Environment:
             deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
         else:
             self.want_next(deliver)
+
+    def _limit_cpu(self, cgroup: EnvCgroup) -> None:
+        """The quota from the first invocation on, and the pacer that spreads it (pacing.py); an environment that
+        cannot be limited does not run on."""
+        if self._life.state is EnvState.DEAD:
+            return  # ended meanwhile: its groups are being removed
+        try:
+            limited = cgroup.limit_cpu(self.config.memory_size)
+        except OSError as exc:
+            log.warning("environment %s: its CPU could not be limited (%s): it is ended", self.id, exc)
+            cgroup.kill_all()
+            return
+        if limited:
+            self._pacer = pacer_for(cgroup, self.config.memory_size, time.monotonic())
+
+    def _hand_over_paced(self, invocation: Invocation, deliver: Deliver) -> None:
+        """Hand ``invocation`` over now, or, when the environment has spent more than its CPU share (pacing.py),
+        once it has paid that back. The wait comes before the hand-over: it is not in the invocation's Duration
+        nor its timeout, which start there. One read of the cgroup's CPU usage, under 1,769 MB only."""
+        pacer, proc = self._pacer, self._proc
+        if pacer is not None and proc is not None and proc.cgroup is not None:
+            usage = proc.cgroup.cpu_usage_ns()
+            wait = pacer.wait(time.monotonic(), usage) if usage is not None else 0.0
+            if wait > 0.0:
+                handle = asyncio.get_running_loop().call_later(wait, self._paced)
+                self._pacing = (invocation, deliver, handle)
+                return
+        self._hand_over(invocation, deliver)
+
+    def _paced(self) -> None:
+        """The invocation's turn has come: hand it over, unless the environment ended meanwhile (its invocation is
+        then answered by ``_on_exit`` or ``_release``, which also cancels this)."""
+        assert self._pacing is not None
+        invocation, deliver, _ = self._pacing
+        self._pacing = None
+        if self._life.state is EnvState.DEAD:
+            deliver(RuntimeApiError(403, "InvalidStateTransition", "The environment is shutting down."))
+            return
+        self._hand_over(invocation, deliver)
 
     def _hand_over(self, invocation: Invocation, deliver: Deliver) -> None:
         """Give ``invocation`` to the runtime: its clock starts now. The event goes out first; the bookkeeping
@@ -651,6 +700,9 @@ class Environment:
             self._platform.revoke(self._credentials.access_key_id)
         self._freeze.cancel()
         self._deadline.cancel()
+        if self._pacing is not None:
+            self._pacing[2].cancel()
+            self._pacing = None
         self._kill()
         self._endpoint.stop_listening()
         inv = self._current
@@ -681,15 +733,6 @@ class Environment:
             proc.network.close()
             proc.network = None
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
-
-
-def _limit_cpu(cgroup: EnvCgroup, memory_mb: int) -> None:
-    """The quota from the first invocation on; an environment that cannot be limited does not run on."""
-    try:
-        cgroup.limit_cpu(memory_mb)
-    except OSError as exc:
-        log.warning("an environment's CPU could not be limited (%s): it is ended", exc)
-        cgroup.kill_all()
 
 
 def _signal_name(number: int) -> str:

@@ -103,3 +103,21 @@ def test_the_groups_of_a_dead_server_are_swept(root) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_cpu_usage_is_the_kernels_count_for_the_group(root) -> None:
+    """``cpu.stat``'s usage_usec, a core file of every v2 group: what the pacer (sandbox/pacing.py) charges."""
+    group = root.create("env-cpu", 128)
+    before = group.cpu_usage_ns()
+    assert before == 0
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass"
+    proc = subprocess.Popen(["python3", "-c", burn])
+    try:
+        group.add(proc.pid)
+        assert proc.wait(10) == 0
+        used = group.cpu_usage_ns()
+        assert used is not None and used >= 0.15e9, used  # the loop's 0.2 s, less what ran before it joined
+    finally:
+        proc.kill()
+        proc.wait()
+        group.remove()
