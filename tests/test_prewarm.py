@@ -131,6 +131,15 @@ def pooled(tmp_path_factory: pytest.TempPathFactory):
     srv.stop()
 
 
+@pytest.fixture
+def fresh(tmp_path: Path):
+    """A server of its own, whose slots are only those of the functions a test creates (the pool keeps a few keys:
+    in the shared server a new one makes an old one go)."""
+    srv = Server(tmp_path / "data").start()
+    yield srv
+    srv.stop()
+
+
 def test_node_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
     lam = pooled.client()
     create(lam, "node-first", env={"SECRET": "first"})
@@ -183,11 +192,29 @@ def test_node_function_that_does_not_fit_starts_as_before(pooled):
     created = create(lam, "node-with-lib", files={"index.js": NODE_PROBE, "lib/readme.txt": "a native addon's .so"})
     body, _ = invoke(lam, "node-with-lib")
     assert body["age"] < time.time() - created
-    # another heap: node was exec'd with flags made from MemorySize
-    created = create(lam, "node-bigger", MemorySize=1024)
-    body, _ = invoke(lam, "node-bigger")
-    assert body["age"] < time.time() - created
-    assert body["files"] == ["index.js"]
+    assert body["files"] == ["index.js", "lib"]
+
+
+def test_a_new_node_function_finds_a_slot_for_its_first_cold_start(fresh):
+    """Creating a Node function asks for slots of its key, computed as its launch computes it: node's heap flags
+    from its MemorySize and NODE_OPTIONS, the start-up variables of its Environment and of Lambda's base."""
+    lam = fresh.client()
+    create(lam, "node-new-kind", MemorySize=1024, env={"NODE_OPTIONS": "--max-old-space-size=600", "TZ": "Europe/Paris"})
+    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+    asked = time.time()
+    body, _ = invoke(lam, "node-new-kind")
+    assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["files"] == ["index.js"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-kind"
+    assert body["env"]["TZ"] == "Europe/Paris" and body["env"]["NODE_OPTIONS"] == "--max-old-space-size=600"
+
+
+def test_a_node_function_that_does_not_fit_asks_for_no_slots(fresh):
+    """Shared libraries in its code: no slot would serve it, so creating it starts none."""
+    lam = fresh.client()
+    create(lam, "node-lib-new", files={"index.js": NODE_PROBE, "libfoo.so.1": "not really"})
+    time.sleep(2.0)
+    assert not slot_groups(fresh), "slots started for a function no slot fits"
 
 
 def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
@@ -219,13 +246,12 @@ def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
     assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.UserCodeSyntaxError", error
 
 
-def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(pooled):
+def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(fresh):
     """Creating a function asks for slots of its kind (here a /tmp size no function had): its very first cold
     start takes one."""
-    lam = pooled.client()
-    before = len(slot_groups(pooled))
+    lam = fresh.client()
     create(lam, "py-new-kind", runtime="python3.11", EphemeralStorage={"Size": 777})
-    assert wait_until(lambda: len(slot_groups(pooled)) >= before + 2, timeout=20), "no slots for the new function"
+    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
     time.sleep(0.5)
     asked = time.time()
     body, _ = invoke(lam, "py-new-kind")
@@ -257,6 +283,19 @@ def test_custom_runtime_cold_start_takes_a_slot(pooled):
     error = json.loads(resp["Payload"].read())
     assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.InvalidEntrypoint"
     assert error["errorMessage"].endswith("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]")
+
+
+def test_a_new_custom_runtime_function_finds_a_slot_for_its_first_cold_start(fresh):
+    if not os.access("/usr/bin/curl", os.X_OK):
+        pytest.skip("needs /usr/bin/curl")
+    lam = fresh.client()
+    create(lam, "custom-new-kind", runtime="provided.al2023", EphemeralStorage={"Size": 778}, **FAST)
+    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+    asked = time.time()
+    body, _ = invoke(lam, "custom-new-kind")
+    assert shell_age(body) > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["write"] == "refused" and body["cwd"] == "/var/task" and body["pid"] == 1
 
 
 def test_pool_off_starts_every_environment_afresh(tmp_path):

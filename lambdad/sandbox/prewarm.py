@@ -25,7 +25,8 @@ mount API (``jail.attach``), or with a network namespace per environment (the Ru
 inside it at start).
 
 Refill and bounds. A key is kept after a cold start asked for it, or (``expect``) after a function of it was
-created, updated or loaded: ``size`` slots, started one at a time
+created, updated or loaded (the launcher computes its key then as a launch does, from the same entrypoint and
+variables, so a new function's very first cold start finds a slot, Node's too): ``size`` slots, started one at a time
 ``REFILL_DELAY`` after that cold start (so they do not compete with the init it follows). At most ``MAX_KEYS``
 keys are kept (the least recently asked goes), and a key nobody asked for within the idle timeout is emptied.
 
