@@ -208,6 +208,17 @@ def test_a_new_node_function_finds_a_slot_for_its_first_cold_start(fresh):
     assert body["files"] == ["index.js"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-kind"
     assert body["env"]["TZ"] == "Europe/Paris" and body["env"]["NODE_OPTIONS"] == "--max-old-space-size=600"
 
+    # an ES module handler, from the other slot of that key (the slot imported warm.mjs before it was assigned)
+    esm = NODE_PROBE.replace('const fs = require("node:fs");\nconst os = require("node:os");\n',
+                             'import fs from "node:fs";\nimport os from "node:os";\n')
+    esm = esm.replace("exports.handler =", "export const handler =")
+    asked = time.time()
+    create(lam, "node-new-esm", MemorySize=1024, env={"NODE_OPTIONS": "--max-old-space-size=600",
+                                                      "TZ": "Europe/Paris"}, files={"index.mjs": esm})
+    body, _ = invoke(lam, "node-new-esm")
+    assert body["age"] > time.time() - asked, "the ES module function did not take a slot"
+    assert body["files"] == ["index.mjs"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-esm"
+
 
 def test_a_node_function_that_does_not_fit_asks_for_no_slots(fresh):
     """Shared libraries in its code: no slot would serve it, so creating it starts none."""

@@ -437,7 +437,12 @@ class Launcher:
         except BaseException:
             os.rmdir(directory)
             raise
-        env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
+        env = dict(key.environment)
+        if key.argv:  # a Node slot: where its assignment comes, and (its own network namespace) its Runtime API,
+            # which it connects to ahead (index.js); the connection is served once the environment serves the listener
+            env["LAMBDAD_ASSIGNMENT_FD"] = str(ASSIGNMENT_FD)
+            if self.network is not None:
+                env["LAMBDAD_RUNTIME_API"] = PRIVATE_RUNTIME_API
         scratch = await self._scratch_for(key.tmp_mb)
         net = None
         with _ChildFds() as passed:
