@@ -4,7 +4,8 @@ A Node.js cold start is mostly node's own start-up, and every cold start pays a 
 for an exec'd runtime the exec). A slot has done all of that before a function asks for one. It is forked by the exec-mode
 fork server like any environment, joins cgroups of its own (memory limit 128 MB, the smallest a function has)
 and enters a jail whose /var/task and /opt are empty directories of the read-only root; a Node slot then execs
-``node [heap flags] /var/runtime/index.js``, which loads our runtime and blocks reading fd 3; a custom runtime's
+``node [heap flags] /var/runtime/index.js``, which loads our runtime, warms the ES module loader, connects to the
+Runtime API ahead where the slot's network namespace fixes its address, and blocks reading fd 3; a custom runtime's
 slot blocks reading fd 3 before any exec; a Python slot, a fork of the Python fork server (interpreter, our runtime
 and boto3 already imported), blocks reading fd 3 with its Runtime API connection (a socketpair, as any Python
 environment has) made ahead, and imports the function's handler once assigned. A cold start that fits a slot takes it (the launcher's ``_assign``):
