@@ -87,6 +87,7 @@ from lambdad.sandbox.launcher import Containment, Launcher, probe_jail, write_et
 from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_services, parse_networks
 from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.sandbox.prewarm import MAX_KEYS as PREWARM_KEYS
 from lambdad.sandbox.scratch import ScratchPool
 from lambdad.sandbox.variables import runtime_variables
 from lambdad.s3events.configs import S3Notifications
@@ -259,9 +260,12 @@ class LambdadApp:
         if self.launcher.prewarm_size:
             log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
             self.functions.on_ready(self._expect_slots)
-            latest = [c for c in self.functions.all_configs() if c.version == "$LATEST"]
-            for config in sorted(latest, key=lambda c: c.last_modified):
-                await self._expect_slots(config)  # the most recently modified last: the pool keeps the last keys
+            latest = sorted((c for c in self.functions.all_configs() if c.version == "$LATEST"),
+                            key=lambda c: c.last_modified)
+            # the most recently modified last, as many as the pool keeps keys: a key is computed from the function's
+            # spec, which has its code unpacked here (in a cluster, fetched), not worth it for keys the pool drops
+            for config in latest[-PREWARM_KEYS:]:
+                await self._expect_slots(config)
         elif s.prewarm_pool_size:
             log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
                      "LAMBDAD_FUNCTION_NETWORK=none)")

@@ -220,6 +220,25 @@ def test_a_new_node_function_finds_a_slot_for_its_first_cold_start(fresh):
     assert body["files"] == ["index.mjs"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-esm"
 
 
+def test_a_node_function_loaded_at_start_finds_a_slot_for_its_first_cold_start(tmp_path):
+    """A server started on a data dir with a Node function asks for slots of its key before any invocation."""
+    server = Server(tmp_path / "data").start()
+    try:
+        create(server.client(), "node-loaded", MemorySize=256)
+    finally:
+        server.stop()
+    server = Server(tmp_path / "data").start()
+    try:
+        assert wait_until(lambda: len(slot_groups(server)) >= 2, timeout=20), "no slots for the loaded function"
+        time.sleep(0.5)
+        asked = time.time()
+        body, _ = invoke(server.client(), "node-loaded")
+        assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+        assert body["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    finally:
+        server.stop()
+
+
 def test_a_node_function_that_does_not_fit_asks_for_no_slots(fresh):
     """Shared libraries in its code: no slot would serve it, so creating it starts none."""
     lam = fresh.client()

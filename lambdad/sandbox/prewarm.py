@@ -52,7 +52,7 @@ from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.network import Namespace
 from lambdad.tasks import cancel_and_wait
 
-__all__ = ["PrewarmPool", "Slot", "SlotKey", "slot_key", "misfit", "SLOT_MEMORY_MB", "ASSIGNMENT_FD"]
+__all__ = ["PrewarmPool", "Slot", "SlotKey", "slot_key", "misfit", "SLOT_MEMORY_MB", "ASSIGNMENT_FD", "MAX_KEYS"]
 
 log = logging.getLogger(__name__)
 
