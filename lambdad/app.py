@@ -423,9 +423,10 @@ class LambdadApp:
         the Runtime API's address, log stream and credentials, which no key holds)."""
         try:
             spec = await self.invoker.spec(config)
-        except (LambdaError, OSError) as exc:
-            log.debug("no slots expected for %s: %s", config.name, exc)
-            return  # its invocations will say so
+        except Exception as exc:  # e.g. its code not fetched from a cluster's blob store: slots are only a head start,
+            # never a reason for a create, an update or the server's start to fail; its invocations will say what it is
+            log.warning("no slots asked for ahead for %s: %s", config.name, exc)
+            return
         jailed = self.launcher.jailed
         self.launcher.expect(spec.runtime, environment=runtime_variables(spec, runtime_api="", jailed=jailed,
                                                                          log_stream=""),
