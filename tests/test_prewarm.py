@@ -119,6 +119,22 @@ def mount_points() -> set[str]:
     return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
 
 
+def wait_for_started_slots(server: Server, count: int) -> None:
+    """``count`` slots whose process has joined its cgroups, and a moment more (node gets to its wait)."""
+    def started() -> int:
+        return sum(1 for group in slot_groups(server) if _procs(group))
+
+    assert wait_until(lambda: started() >= count, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+
+
+def _procs(group: Path) -> str:
+    try:
+        return (group / "cgroup.procs").read_text().strip()
+    except OSError:
+        return ""
+
+
 def wait_for_slots(server: Server, count: int) -> None:
     assert wait_until(lambda: len(slot_groups(server)) >= count, timeout=20), "the pool did not fill"
     time.sleep(0.3)  # node in the newest slot gets to its wait
@@ -200,8 +216,7 @@ def test_a_new_node_function_finds_a_slot_for_its_first_cold_start(fresh):
     from its MemorySize and NODE_OPTIONS, the start-up variables of its Environment and of Lambda's base."""
     lam = fresh.client()
     create(lam, "node-new-kind", MemorySize=1024, env={"NODE_OPTIONS": "--max-old-space-size=600", "TZ": "Europe/Paris"})
-    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
-    time.sleep(0.5)
+    wait_for_started_slots(fresh, 2)
     asked = time.time()
     body, _ = invoke(lam, "node-new-kind")
     assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
@@ -229,8 +244,7 @@ def test_a_node_function_loaded_at_start_finds_a_slot_for_its_first_cold_start(t
         server.stop()
     server = Server(tmp_path / "data").start()
     try:
-        assert wait_until(lambda: len(slot_groups(server)) >= 2, timeout=20), "no slots for the loaded function"
-        time.sleep(0.5)
+        wait_for_started_slots(server, 2)
         asked = time.time()
         body, _ = invoke(server.client(), "node-loaded")
         assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
@@ -281,8 +295,7 @@ def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(fresh):
     start takes one."""
     lam = fresh.client()
     create(lam, "py-new-kind", runtime="python3.11", EphemeralStorage={"Size": 777})
-    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
-    time.sleep(0.5)
+    wait_for_started_slots(fresh, 2)
     asked = time.time()
     body, _ = invoke(lam, "py-new-kind")
     # the slots started after the function was created, but its process is older than the invocation
@@ -320,8 +333,7 @@ def test_a_new_custom_runtime_function_finds_a_slot_for_its_first_cold_start(fre
         pytest.skip("needs /usr/bin/curl")
     lam = fresh.client()
     create(lam, "custom-new-kind", runtime="provided.al2023", EphemeralStorage={"Size": 778}, **FAST)
-    assert wait_until(lambda: len(slot_groups(fresh)) >= 2, timeout=20), "no slots for the new function"
-    time.sleep(0.5)
+    wait_for_started_slots(fresh, 2)
     asked = time.time()
     body, _ = invoke(lam, "custom-new-kind")
     assert shell_age(body) > time.time() - asked + 0.2, "the first cold start did not take a slot"
