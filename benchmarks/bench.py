@@ -19,6 +19,9 @@ Figures and floors (targets from the project's performance issue):
    installed, so that no ``.pth`` file of the machine's site-packages inflates the floor); target <= 0.2x (issue
    21; it was 0.5x). Each sample is followed by ``SETTLE_S`` of quiet, so that the server's refill of its pool
    shares the CPUs with neither the floor nor the next cold start.
+   The Node.js cold start alike: the first invoke of a brand-new nodejs20.x function (128 MB, ``async (event) =>
+   event``), against a fresh ``node -e 0`` of the node it runs on, 0.5 s apart (the prewarm pool refills); target
+   <= 0.3x (issue 21).
 4. cold start of a function that does ``import boto3`` at module level, against the clean interpreter's
    ``python -c "import boto3"`` (boto3's directory on its PYTHONPATH); target <= 0.1x (issue 21; it was 0.15x).
 5. private memory (USS = Private_Clean + Private_Dirty) per idle warm Python environment; target <= 12 MB.
@@ -62,7 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-from lambdad.runtimes.registry import RuntimeRegistry  # noqa: E402
+from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable  # noqa: E402
 from tests.server import ROLE, Server, create_python_function, make_zip  # noqa: E402
 
 from harness import (  # noqa: E402
@@ -121,19 +124,20 @@ def _floor_env(pythonpath: str) -> dict[str, str]:
     return env
 
 
-def cold_starts(server: Server, port: int, python: str, samples: int, files: dict[str, str], floor_code: str,
-                label: str, floor_path: str = "") -> dict[str, list[float]]:
-    """Create a new function per sample, time its first invoke; interleaved with fresh-interpreter floors
-    (``python -c floor_code``, with ``floor_path`` as its PYTHONPATH when given)."""
-    say(f"cold start ({label}): {samples} new functions vs {samples} x {python} -c {floor_code!r}")
-    floor_env = _floor_env(floor_path)
+def cold_starts(server: Server, port: int, samples: int, files: dict[str, str], floor: list[str],
+                floor_env: dict[str, str], label: str, runtime: str = RUNTIME, handler: str = "app.handler",
+                interval: float = 0.0) -> dict[str, list[float]]:
+    """Create a new function per sample, time its first invoke; interleaved with fresh starts of ``floor``;
+    ``interval`` seconds between samples (cold starts spread over time, as the prewarm pool is refilled)."""
+    say(f"cold start ({label}): {samples} new {runtime} functions vs {samples} x {' '.join(floor)}")
     client = server.client()
     conn = Connection(port)
     code = make_zip(files)
     out: dict[str, list[float]] = {"lambdad": [], "floor": [], "init": []}
     for i in range(samples + 1):  # sample 0 warms the page cache and the server's code paths; it is dropped
+        time.sleep(interval)
         name = f"cold-{label}-{i}"
-        client.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
+        client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
                                Code={"ZipFile": code})
         req = signed_invoke(port, name, headers={"X-Amz-Log-Type": "Tail"})
         t0 = time.perf_counter()
@@ -146,11 +150,11 @@ def cold_starts(server: Server, port: int, python: str, samples: int, files: dic
         # that neither measurement shares the CPUs with it
         time.sleep(SETTLE_S)
         t0 = time.perf_counter()
-        subprocess.run([python, "-c", floor_code], check=True, env=floor_env)
-        floor = (time.perf_counter() - t0) * 1000
+        subprocess.run(floor, check=True, env=floor_env, stdout=subprocess.DEVNULL)
+        floor_ms = (time.perf_counter() - t0) * 1000
         if i:
             out["lambdad"].append(elapsed)
-            out["floor"].append(floor)
+            out["floor"].append(floor_ms)
             out["init"].append(float(m.group(1)) if m else float("nan"))
         client.delete_function(FunctionName=name)  # its environment goes with it
         time.sleep(SETTLE_S)
@@ -159,6 +163,17 @@ def cold_starts(server: Server, port: int, python: str, samples: int, files: dic
 
 
 SETTLE_S = 0.3  # between a cold start and the next measurement: the pool's refill and the deletion's clean-up
+def node_executable() -> str | None:
+    """The node lambdad runs nodejs20.x functions with, for the floor; None when it has none."""
+    try:
+        return str(RuntimeRegistry().get(NODE_RUNTIME).executable)
+    except RuntimeUnavailable:
+        return None
+
+
+# Node.js cold starts are 0.5 s apart: the prewarm pool keeps 2 slots a key, and starts the next one 0.25 s after a
+# cold start took one (a burst of cold starts beyond the pool starts the rest without a slot)
+NODE_COLD_INTERVAL = 0.5
 SMALL_MB = 128
 PACE_S = 0.005  # the 128 MB share of 5 ms is 362 us of CPU: a Python environment's ~120 us per warm invoke fits
 # (a Node.js one's ~500 us, by its cgroup's count, does not: docs/performance.md, issue 21)
@@ -317,6 +332,10 @@ def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         {"figure": "cold start p50, import boto3", "value": boto["lambdad_p50_ms"], "unit": "ms",
          "floor": boto["floor_p50_ms"], "floor_is": "fresh clean python -c 'import boto3' p50",
          "ratio": boto["lambdad_p50_ms"] / boto["floor_p50_ms"], "target": "<= 0.1x", "limit": 0.1},
+        *([{"figure": "cold start p50, Node.js", "value": r["cold_node"]["lambdad_p50_ms"], "unit": "ms",
+            "floor": r["cold_node"]["floor_p50_ms"], "floor_is": "fresh node -e 0 p50",
+            "ratio": r["cold_node"]["lambdad_p50_ms"] / r["cold_node"]["floor_p50_ms"], "target": "<= 0.3x",
+            "limit": 0.3}] if "cold_node" in r else []),
         {"figure": "USS per idle warm env", "value": mem["uss_mb"], "unit": "MB",
          "floor": mem["bare_mb"], "floor_is": "USS of a bare idle interpreter",
          "ratio": mem["uss_mb"] / mem["bare_mb"], "target": "<= 12 MB", "limit": None, "absolute": 12.0},
@@ -382,6 +401,9 @@ def render(r: dict[str, Any]) -> str:
         f"cold start detail: server-reported Init Duration p50 {cold['init_p50_ms']:.1f} ms "
         f"(import boto3: {boto['init_p50_ms']:.1f} ms); lambdad p90 {cold['lambdad_p90_ms']:.1f} ms; "
         f"boto3 from {r['boto3_from']}",
+        *([(f"Node.js cold start detail: Init Duration p50 {r['cold_node']['init_p50_ms']:.1f} ms; lambdad p90 "
+            f"{r['cold_node']['lambdad_p90_ms']:.1f} ms; floor {r['cold_node']['node']}")] if "cold_node" in r else
+          ["Node.js cold start: not measured (no node here)"]),
         f"CPU per request (us, user+sys): lambdad server process {tp['lambdad']['cpu_us_main_user']:.0f}+"
         f"{tp['lambdad']['cpu_us_main_sys']:.0f}, its environments {tp['lambdad']['cpu_us_envs_user']:.0f}+"
         f"{tp['lambdad']['cpu_us_envs_sys']:.0f}; echo server {tp['echo']['cpu_us_main_user']:.0f}+"
@@ -486,10 +508,18 @@ def run(plan: Plan, client_cpus: set[int], server_cpus: set[int], profile_dir: P
         result["floor_python"] = f"{clean} (a venv of {python} with nothing installed; {seen})"
         for key, files, floor, floor_path in (("cold", {"app.py": ECHO_CODE}, "import json", ""),
                                               ("cold_boto3", boto3_files, "import boto3", purelib)):
-            c = cold_starts(server, port, clean, plan.cold_samples, files, floor, key.replace("_", "-"), floor_path)
+            c = cold_starts(server, port, plan.cold_samples, files, [clean, "-c", floor], _floor_env(floor_path),
+                            key.replace("_", "-"))
             result[key] = {"samples": plan.cold_samples, "lambdad_p50_ms": pct(c["lambdad"], 50),
                            "lambdad_p90_ms": pct(c["lambdad"], 90), "floor_p50_ms": pct(c["floor"], 50),
                            "init_p50_ms": pct(c["init"], 50)}
+        node = node_executable()
+        if node is not None:  # the floor: a fresh node, in a clean environment (no NODE_OPTIONS of the machine's)
+            c = cold_starts(server, port, plan.cold_samples, {"index.js": NODE_ECHO_CODE}, [node, "-e", "0"],
+                            {"PATH": "/usr/bin:/bin"}, "node", NODE_RUNTIME, "index.handler", NODE_COLD_INTERVAL)
+            result["cold_node"] = {"samples": plan.cold_samples, "lambdad_p50_ms": pct(c["lambdad"], 50),
+                                   "lambdad_p90_ms": pct(c["lambdad"], 90), "floor_p50_ms": pct(c["floor"], 50),
+                                   "init_p50_ms": pct(c["init"], 50), "node": node}
         result["memory"] = idle_uss(server, port, python, plan.uss_envs)
         if profile_dir is not None:
             from profiling import profile  # benchmarks/profiling.py

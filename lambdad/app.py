@@ -79,7 +79,7 @@ from lambdad.metrics.emf import maybe_emf, record_emf
 from lambdad.metrics.recorder import MetricsRecorder
 from lambdad.metrics.service import MetricsService
 from lambdad.logs.sink import LogSink
-from lambdad.runtimes.registry import RuntimeRegistry, RuntimeUnavailable
+from lambdad.runtimes.registry import RuntimeRegistry
 from lambdad.runtimes.sdk import find_python_sdk
 from lambdad.sandbox.cgroups import CgroupRoot
 from lambdad.sandbox.environment import Environment, EnvironmentSpec, PlatformAccess
@@ -87,7 +87,9 @@ from lambdad.sandbox.launcher import Containment, Launcher, probe_jail, write_et
 from lambdad.sandbox.network import FunctionNetwork, NetworkError, parse_host_services, parse_networks
 from lambdad.sandbox.network import available as network_unavailable
 from lambdad.sandbox.pool import EnvironmentPool
+from lambdad.sandbox.prewarm import MAX_KEYS as PREWARM_KEYS
 from lambdad.sandbox.scratch import ScratchPool
+from lambdad.sandbox.variables import runtime_variables
 from lambdad.s3events.configs import S3Notifications
 from lambdad.store.blobs import FileBlobStore
 from lambdad.store.lock import DataDirLock
@@ -214,15 +216,6 @@ class LambdadApp:
             prewarm_size=s.prewarm_pool_size, slot_dir=str(self.run_dir / "slots"), idle_timeout=s.idle_timeout_seconds,
             scratch_dir=str(s.data_dir / "scratch"), network=self.network,
         )
-        if self.launcher.prewarm_size:
-            log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
-            self.functions.on_ready(self._expect_slots)
-            latest = [c for c in self.functions.all_configs() if c.version == "$LATEST"]
-            for config in sorted(latest, key=lambda c: c.last_modified):
-                await self._expect_slots(config)  # the most recently modified last: the pool keeps the last keys
-        elif s.prewarm_pool_size:
-            log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
-                     "LAMBDAD_FUNCTION_NETWORK=none)")
         if s.function_network == "none" and not containment.jailed:
             log.warning("LAMBDAD_FUNCTION_NETWORK=none needs the jail, which is not active: functions have network")
         mb = 1024 * 1024
@@ -264,6 +257,18 @@ class LambdadApp:
             self.traces = Traces(s.otlp_endpoint)
             log.info("traces: spans of Active functions' sampled invocations go to %s", self.traces.endpoint)
         self.invoker = InvokeService(self.functions, self.pool, self.runtimes, self.traces, self.recorder)
+        if self.launcher.prewarm_size:
+            log.info("prewarm pool: %d pre-started slots per Python / Node.js / custom-runtime key", self.launcher.prewarm_size)
+            self.functions.on_ready(self._expect_slots)
+            latest = sorted((c for c in self.functions.all_configs() if c.version == "$LATEST"),
+                            key=lambda c: c.last_modified)
+            # the most recently modified last, as many as the pool keeps keys: a key is computed from the function's
+            # spec, which has its code unpacked here (in a cluster, fetched), not worth it for keys the pool drops
+            for config in latest[-PREWARM_KEYS:]:
+                await self._expect_slots(config)
+        elif s.prewarm_pool_size:
+            log.info("prewarm pool: off (it needs the jail, cgroups and the mount API, and not "
+                     "LAMBDAD_FUNCTION_NETWORK=none)")
         self.membership = Membership(self.link, "", __version__, lambda: (self.pool.in_use, self.pool.environment_count),
                                      lambda: self.provisioned.report())
         self.router = InvokeRouter(self.link, self.invoker, self.membership.live, self._reload_function,
@@ -413,12 +418,20 @@ class LambdadApp:
             await self.provisioned.reload(name)
 
     async def _expect_slots(self, config: FunctionConfig) -> None:
-        """A function was created, updated or loaded: slots of its kind get ready for its first cold start."""
+        """A function was created, updated or loaded: slots of its key get ready for its first cold start. The key
+        is computed as a launch computes it, from the spec and variables an environment of it would have (without
+        the Runtime API's address, log stream and credentials, which no key holds)."""
         try:
-            runtime = await asyncio.to_thread(self.runtimes.get, config.runtime)
-        except RuntimeUnavailable:
-            return  # its invocations will say so
-        self.launcher.expect(runtime, config.ephemeral_storage)
+            spec = await self.invoker.spec(config)
+        except Exception as exc:  # e.g. its code not fetched from a cluster's blob store: slots are only a head start,
+            # never a reason for a create, an update or the server's start to fail; its invocations will say what it is
+            log.warning("no slots asked for ahead for %s: %s", config.name, exc)
+            return
+        jailed = self.launcher.jailed
+        self.launcher.expect(spec.runtime, environment=runtime_variables(spec, runtime_api="", jailed=jailed,
+                                                                         log_stream=""),
+                             memory_mb=config.memory_size, task_root=spec.task_root,
+                             tmp_mb=config.ephemeral_storage, opt_dir=spec.opt_dir)
 
     def _make_environment(self, spec: EnvironmentSpec, on_dead: Callable[[Environment], None]) -> Environment:
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"

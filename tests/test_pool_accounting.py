@@ -101,7 +101,7 @@ def test_a_cold_start_cancelled_half_way_leaves_no_environment(inproc, lam, fnam
     groups = app.cgroups.dirs.get("freezer") or app.cgroups.dirs["unified"]  # v1, or v2
 
     async def cancel_after(delay: float) -> None:
-        spec = await app.invoker._spec(app.functions.resolve(FunctionRef(fname, None)))
+        spec = await app.invoker.spec(app.functions.resolve(FunctionRef(fname, None)))
         task = asyncio.get_running_loop().create_task(app.pool.acquire(spec))
         await asyncio.sleep(delay)
         task.cancel()

@@ -123,6 +123,22 @@ def mount_points() -> set[str]:
     return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
 
 
+def wait_for_started_slots(server: Server, count: int) -> None:
+    """``count`` slots whose process has joined its cgroups, and a moment more (node gets to its wait)."""
+    def started() -> int:
+        return sum(1 for group in slot_groups(server) if _procs(group))
+
+    assert wait_until(lambda: started() >= count, timeout=20), "no slots for the new function"
+    time.sleep(0.5)
+
+
+def _procs(group: Path) -> str:
+    try:
+        return (group / "cgroup.procs").read_text().strip()
+    except OSError:
+        return ""
+
+
 def wait_for_slots(server: Server, count: int) -> None:
     assert wait_until(lambda: len(slot_groups(server)) >= count, timeout=20), "the pool did not fill"
     time.sleep(0.3)  # node in the newest slot gets to its wait
@@ -131,6 +147,15 @@ def wait_for_slots(server: Server, count: int) -> None:
 @pytest.fixture(scope="module")
 def pooled(tmp_path_factory: pytest.TempPathFactory):
     srv = Server(tmp_path_factory.mktemp("prewarm")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh(tmp_path: Path):
+    """A server of its own, whose slots are only those of the functions a test creates (the pool keeps a few keys:
+    in the shared server a new one makes an old one go)."""
+    srv = Server(tmp_path / "data").start()
     yield srv
     srv.stop()
 
@@ -187,11 +212,57 @@ def test_node_function_that_does_not_fit_starts_as_before(pooled):
     created = create(lam, "node-with-lib", files={"index.js": NODE_PROBE, "lib/readme.txt": "a native addon's .so"})
     body, _ = invoke(lam, "node-with-lib")
     assert body["age"] < time.time() - created
-    # another heap: node was exec'd with flags made from MemorySize
-    created = create(lam, "node-bigger", MemorySize=1024)
-    body, _ = invoke(lam, "node-bigger")
-    assert body["age"] < time.time() - created
-    assert body["files"] == ["index.js"]
+    assert body["files"] == ["index.js", "lib"]
+
+
+def test_a_new_node_function_finds_a_slot_for_its_first_cold_start(fresh):
+    """Creating a Node function asks for slots of its key, computed as its launch computes it: node's heap flags
+    from its MemorySize and NODE_OPTIONS, the start-up variables of its Environment and of Lambda's base."""
+    lam = fresh.client()
+    create(lam, "node-new-kind", MemorySize=1024, env={"NODE_OPTIONS": "--max-old-space-size=600", "TZ": "Europe/Paris"})
+    wait_for_started_slots(fresh, 2)
+    asked = time.time()
+    body, _ = invoke(lam, "node-new-kind")
+    assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["files"] == ["index.js"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-kind"
+    assert body["env"]["TZ"] == "Europe/Paris" and body["env"]["NODE_OPTIONS"] == "--max-old-space-size=600"
+
+    # an ES module handler, from the other slot of that key (the slot imported warm.mjs before it was assigned)
+    esm = NODE_PROBE.replace('const fs = require("node:fs");\nconst os = require("node:os");\n',
+                             'import fs from "node:fs";\nimport os from "node:os";\n')
+    esm = esm.replace("exports.handler =", "export const handler =")
+    asked = time.time()
+    create(lam, "node-new-esm", MemorySize=1024, env={"NODE_OPTIONS": "--max-old-space-size=600",
+                                                      "TZ": "Europe/Paris"}, files={"index.mjs": esm})
+    body, _ = invoke(lam, "node-new-esm")
+    assert body["age"] > time.time() - asked, "the ES module function did not take a slot"
+    assert body["files"] == ["index.mjs"] and body["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "node-new-esm"
+
+
+def test_a_node_function_loaded_at_start_finds_a_slot_for_its_first_cold_start(tmp_path):
+    """A server started on a data dir with a Node function asks for slots of its key before any invocation."""
+    server = Server(tmp_path / "data").start()
+    try:
+        create(server.client(), "node-loaded", MemorySize=256)
+    finally:
+        server.stop()
+    server = Server(tmp_path / "data").start()
+    try:
+        wait_for_started_slots(server, 2)
+        asked = time.time()
+        body, _ = invoke(server.client(), "node-loaded")
+        assert body["age"] > time.time() - asked + 0.2, "the first cold start did not take a slot"
+        assert body["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    finally:
+        server.stop()
+
+
+def test_a_node_function_that_does_not_fit_asks_for_no_slots(fresh):
+    """Shared libraries in its code: no slot would serve it, so creating it starts none."""
+    lam = fresh.client()
+    create(lam, "node-lib-new", files={"index.js": NODE_PROBE, "libfoo.so.1": "not really"})
+    time.sleep(2.0)
+    assert not slot_groups(fresh), "slots started for a function no slot fits"
 
 
 def test_python_cold_start_takes_a_slot_and_sees_only_its_own_function(pooled):
@@ -260,14 +331,12 @@ def test_attaching_a_slot_leaves_the_fork_server_where_it_was(pooled):
     assert {pid: after.get(pid) for pid in before} == before
 
 
-def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(pooled):
+def test_a_new_python_function_finds_a_slot_for_its_first_cold_start(fresh):
     """Creating a function asks for slots of its kind (here a /tmp size no function had): its very first cold
     start takes one."""
-    lam = pooled.client()
-    before = len(slot_groups(pooled))
+    lam = fresh.client()
     create(lam, "py-new-kind", runtime="python3.11", EphemeralStorage={"Size": 777})
-    assert wait_until(lambda: len(slot_groups(pooled)) >= before + 2, timeout=20), "no slots for the new function"
-    time.sleep(0.5)
+    wait_for_started_slots(fresh, 2)
     asked = time.time()
     body, _ = invoke(lam, "py-new-kind")
     # the slots started after the function was created, but its process is older than the invocation
@@ -298,6 +367,18 @@ def test_custom_runtime_cold_start_takes_a_slot(pooled):
     error = json.loads(resp["Payload"].read())
     assert resp["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.InvalidEntrypoint"
     assert error["errorMessage"].endswith("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]")
+
+
+def test_a_new_custom_runtime_function_finds_a_slot_for_its_first_cold_start(fresh):
+    if not os.access("/usr/bin/curl", os.X_OK):
+        pytest.skip("needs /usr/bin/curl")
+    lam = fresh.client()
+    create(lam, "custom-new-kind", runtime="provided.al2023", EphemeralStorage={"Size": 778}, **FAST)
+    wait_for_started_slots(fresh, 2)
+    asked = time.time()
+    body, _ = invoke(lam, "custom-new-kind")
+    assert shell_age(body) > time.time() - asked + 0.2, "the first cold start did not take a slot"
+    assert body["write"] == "refused" and body["cwd"] == "/var/task" and body["pid"] == 1
 
 
 def test_pool_off_starts_every_environment_afresh(tmp_path):

@@ -115,7 +115,7 @@ class InvokeService:
         held = running.get(key)
         running[key] = (config, held[1] + 1 if held is not None else 1)
         try:
-            spec = await self._spec(config)
+            spec = await self.spec(config)
             request_id = request_id or str(uuid.uuid4())
             invocation = Invocation(
                 request_id=request_id,
@@ -207,9 +207,10 @@ class InvokeService:
 
     async def provisioned_spec(self, config: FunctionConfig) -> EnvironmentSpec:
         """The spec of an environment initialised ahead of time for provisioned concurrency."""
-        return dataclasses.replace(await self._spec(config), initialization_type="provisioned-concurrency")
+        return dataclasses.replace(await self.spec(config), initialization_type="provisioned-concurrency")
 
-    async def _spec(self, config: FunctionConfig) -> EnvironmentSpec:
+    async def spec(self, config: FunctionConfig) -> EnvironmentSpec:
+        """How an environment of ``config`` starts (its code unpacked here first), made once per revision."""
         key = (config.name, config.version, config.revision_id)
         spec = self._specs.get(key)
         if spec is None:

@@ -284,10 +284,8 @@ class Launcher:
             future.set_result(status)
 
     async def launch(self, request: LaunchRequest) -> LaunchedProcess:
-        entry = request.runtime.entrypoint(jailed=self.jailed, task_root=request.task_root,
-                                           memory_mb=request.memory_mb,
-                                           node_options=request.environment.get("NODE_OPTIONS", ""),
-                                           opt_dir=request.opt_dir)
+        entry = self._entrypoint(request.runtime, request.environment, request.memory_mb, request.task_root,
+                                 request.opt_dir)
         slot = self._take_slot(request, entry)
         if slot is not None:
             try:
@@ -387,21 +385,42 @@ class Launcher:
         """The ids of the prewarm pool's slots not taken by any environment (also the names of their cgroups)."""
         return self._prewarm.waiting() if self._prewarm is not None else frozenset()
 
-    def expect(self, runtime: RuntimeSpec, tmp_mb: int) -> None:
-        """A function of ``runtime`` with a /tmp of ``tmp_mb`` was created, updated or loaded: have slots of its
-        key ready for its first cold start. Python and custom runtimes only: a Node key also depends on the heap
-        flags and start-up variables of the environment, which are known at launch."""
-        if self._prewarm is not None and runtime.family in ("python", "provided"):
-            self._prewarm.expect(SlotKey(runtime, (), (), tmp_mb))
+    def expect(self, runtime: RuntimeSpec, *, environment: Mapping[str, str], memory_mb: int, task_root: str,
+               tmp_mb: int, opt_dir: str | None) -> None:
+        """A function was created, updated or loaded: have slots of its key ready for its first cold start. The
+        arguments are those of its ``LaunchRequest``; of ``environment`` only the variables read at start
+        (``prewarm.AT_START_*``) and NODE_OPTIONS matter, so values known only at launch (the Runtime API's address,
+        the log stream, credentials) may be left out."""
+        if self._prewarm is None:
+            return
+        entry = self._entrypoint(runtime, environment, memory_mb, task_root, opt_dir)
+        key = self._slot_key(runtime, entry, environment, task_root, tmp_mb, opt_dir)
+        if isinstance(key, SlotKey):
+            self._prewarm.expect(key)
+
+    def _entrypoint(self, runtime: RuntimeSpec, environment: Mapping[str, str], memory_mb: int, task_root: str,
+                    opt_dir: str | None) -> Entrypoint:
+        """What an environment execs (for Node: node's argv, with heap flags from MemorySize and NODE_OPTIONS): the
+        same at launch and when a function's slots are expected, so an expected Node key is the one launch asks."""
+        return runtime.entrypoint(jailed=self.jailed, task_root=task_root, memory_mb=memory_mb,
+                                  node_options=environment.get("NODE_OPTIONS", ""), opt_dir=opt_dir)
+
+    @staticmethod
+    def _slot_key(runtime: RuntimeSpec, entry: Entrypoint, environment: Mapping[str, str], task_root: str,
+                  tmp_mb: int, opt_dir: str | None) -> SlotKey | str:
+        """The key of the slots an environment can start from, or why it cannot start from one."""
+        why = misfit(runtime, task_root, opt_dir)
+        return why if why is not None else slot_key(runtime, entry, dict(environment), tmp_mb)
 
     def _take_slot(self, request: LaunchRequest, entry: Entrypoint) -> Slot | None:
         if self._prewarm is None:
             return None
-        why = misfit(request.runtime, request.task_root, request.opt_dir)
-        if why is not None:
-            log.debug("environment %s starts without a slot: %s", request.env_id, why)
+        key = self._slot_key(request.runtime, entry, request.environment, request.task_root, request.tmp_mb,
+                             request.opt_dir)
+        if not isinstance(key, SlotKey):
+            log.debug("environment %s starts without a slot: %s", request.env_id, key)
             return None
-        slot = self._prewarm.take(slot_key(request.runtime, entry, dict(request.environment), request.tmp_mb))
+        slot = self._prewarm.take(key)
         if slot is None:
             log.debug("environment %s starts without a slot: none is waiting for its key", request.env_id)
         return slot
@@ -418,7 +437,12 @@ class Launcher:
         except BaseException:
             os.rmdir(directory)
             raise
-        env = dict(key.environment) | ({"LAMBDAD_ASSIGNMENT_FD": str(ASSIGNMENT_FD)} if key.argv else {})
+        env = dict(key.environment)
+        if key.argv:  # a Node slot: where its assignment comes, and (its own network namespace) its Runtime API,
+            # which it connects to ahead (index.js); the connection is served once the environment serves the listener
+            env["LAMBDAD_ASSIGNMENT_FD"] = str(ASSIGNMENT_FD)
+            if self.network is not None:
+                env["LAMBDAD_RUNTIME_API"] = PRIVATE_RUNTIME_API
         scratch = await self._scratch_for(key.tmp_mb)
         net = None
         with _ChildFds() as passed:

@@ -4,7 +4,8 @@ A Node.js cold start is mostly node's own start-up, and every cold start pays a 
 for an exec'd runtime the exec). A slot has done all of that before a function asks for one. It is forked by the exec-mode
 fork server like any environment, joins cgroups of its own (memory limit 128 MB, the smallest a function has)
 and enters a jail whose /var/task and /opt are empty directories of the read-only root; a Node slot then execs
-``node [heap flags] /var/runtime/index.js``, which loads our runtime and blocks reading fd 3; a custom runtime's
+``node [heap flags] /var/runtime/index.js``, which loads our runtime, warms the ES module loader, connects to the
+Runtime API ahead where the slot's network namespace fixes its address, and blocks reading fd 3; a custom runtime's
 slot blocks reading fd 3 before any exec; a Python slot, a fork of the Python fork server (interpreter, our runtime
 and boto3 already imported), blocks reading fd 3 with its Runtime API connection (a socketpair, as any Python
 environment has) made ahead, and imports the function's handler once assigned. A cold start that fits a slot takes it (the launcher's ``_assign``):
@@ -25,7 +26,8 @@ mount API (``jail.attach``), or with a network namespace per environment (the Ru
 inside it at start).
 
 Refill and bounds. A key is kept after a cold start asked for it, or (``expect``) after a function of it was
-created, updated or loaded: ``size`` slots, started one at a time
+created, updated or loaded (the launcher computes its key then as a launch does, from the same entrypoint and
+variables, so a new function's very first cold start finds a slot, Node's too): ``size`` slots, started one at a time
 ``REFILL_DELAY`` after that cold start (so they do not compete with the init it follows). At most ``MAX_KEYS``
 keys are kept (the least recently asked goes), and a key nobody asked for within the idle timeout is emptied.
 Python keys are refilled sooner (``PYTHON_REFILL_DELAY``): their init from a slot is a few milliseconds.
@@ -51,7 +53,7 @@ from lambdad.sandbox.forkserver import extension_programs
 from lambdad.sandbox.network import Namespace
 from lambdad.tasks import cancel_and_wait
 
-__all__ = ["PrewarmPool", "Slot", "SlotKey", "slot_key", "misfit", "SLOT_MEMORY_MB", "ASSIGNMENT_FD"]
+__all__ = ["PrewarmPool", "Slot", "SlotKey", "slot_key", "misfit", "SLOT_MEMORY_MB", "ASSIGNMENT_FD", "MAX_KEYS"]
 
 log = logging.getLogger(__name__)
 
