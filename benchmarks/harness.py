@@ -63,9 +63,9 @@ class Plan:
 
 
 FULL = Plan(latency_n=2000, tput_seconds=5.0, tput_warmup=2.0, tput_procs=4, tput_conns=2, cold_samples=20,
-            uss_envs=20)
+            uss_envs=500)
 QUICK = Plan(latency_n=300, tput_seconds=1.5, tput_warmup=1.0, tput_procs=4, tput_conns=2, cold_samples=5,
-             uss_envs=5)
+             uss_envs=20)
 
 
 def say(msg: str) -> None:
