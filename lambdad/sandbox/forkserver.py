@@ -140,20 +140,23 @@ def main() -> None:
 
 def pool_holes() -> dict[int, int]:
     """Free blocks in obmalloc's partly used pools, by block size (``sys._debugmallocstats``, which CPython writes
-    to the C stderr: caught here in a temporary file)."""
-    import tempfile
-
+    to the C stderr: caught here in a memory file). Not ``tempfile``: its ``gettempdir`` caches the fork server's
+    temporary directory in a module every environment inherits, and a function's ``tempfile`` would then ignore its
+    own TMPDIR."""
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as out:
+    out = os.memfd_create("lambdad-mallocstats", os.MFD_CLOEXEC)
+    try:
         sys.stderr.flush()
-        os.dup2(out.fileno(), 2)
+        os.dup2(out, 2)
         try:
             sys._debugmallocstats()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-        out.seek(0)
-        text = out.read().decode("ascii", "replace")
+        size = os.lseek(out, 0, os.SEEK_END)
+        text = os.pread(out, size, 0).decode("ascii", "replace")
+    finally:
+        os.close(out)
     holes = {}
     for line in text.splitlines():  # "class  size  num pools  blocks in use  avail blocks"
         fields = line.split()

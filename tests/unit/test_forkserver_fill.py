@@ -84,3 +84,18 @@ def test_fill_heap_is_bounded() -> None:
     first, second = (int(x) for x in subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True,
                                                     check=True, timeout=60).stdout.split())
     assert first >= 0 and second < 64 * 1024  # the second fill finds (almost) nothing left to take
+
+
+def test_filling_leaves_no_temporary_directory_for_environments_to_inherit() -> None:
+    """The fills run in the fork server, whose modules every environment inherits: they must not leave ``tempfile``
+    with the fork server's temporary directory cached (a function's ``tempfile.gettempdir()`` would then ignore the
+    environment's own TMPDIR; an extension and its function lost each other's files that way)."""
+    pythons = _pythons()
+    if not pythons:
+        pytest.skip("no Python runtime on this machine")
+    code = (f"import importlib.util, sys\nspec = importlib.util.spec_from_file_location('_fs', {str(FORKSERVER)!r})\n"
+            "fs = importlib.util.module_from_spec(spec); spec.loader.exec_module(fs)\n"
+            "fs.fill_pools()\ntf = sys.modules.get('tempfile')\nprint(tf is None or tf.tempdir is None)\n")
+    for python in pythons:
+        out = subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60)
+        assert out.stdout.strip() == "True", (python, out.stdout, out.stderr)
