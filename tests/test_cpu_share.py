@@ -154,8 +154,8 @@ def test_128mb_function_invoked_back_to_back_is_paced_not_throttled(own_server):
 @needs_cpu_controller
 def test_pacing_wait_is_not_in_the_duration(own_server):
     """After an invocation that spent far more than its share (20 ms of CPU at 128 MB, most of it beyond what the
-    pacer's bucket holds), the next one waits for its turn before it is handed over: the caller waits, its REPORT
-    Duration does not."""
+    pacer's bucket holds), the next ones wait for their turn before they are handed over, the debt paid in
+    instalments: the caller waits, their REPORT Durations do not."""
     lam = own_server.client()
     create_python_function(lam, "paced-duration", ECHO, MemorySize=128)
     conn = http.client.HTTPConnection("127.0.0.1", own_server.port)
@@ -164,13 +164,17 @@ def test_pacing_wait_is_not_in_the_duration(own_server):
     burn = _signed(own_server.port, "paced-duration", json.dumps({"burn_ms": 20}).encode())
     trivial = _signed(own_server.port, "paced-duration", b"{}", tail=True)
     _invoke(conn, burn)
-    started = time.perf_counter()
-    resp = _invoke(conn, trivial)
-    waited_ms = (time.perf_counter() - started) * 1000
+    waited_ms, durations = 0.0, []
+    for _ in range(30):
+        started = time.perf_counter()
+        resp = _invoke(conn, trivial)
+        waited_ms += (time.perf_counter() - started) * 1000
+        log = base64.b64decode(resp.getheader("X-Amz-Log-Result") or "").decode()
+        duration = re.search(r"REPORT RequestId: \S+\tDuration: ([\d.]+) ms", log)
+        assert duration is not None, log
+        durations.append(float(duration.group(1)))
     conn.close()
-    log = base64.b64decode(resp.getheader("X-Amz-Log-Result") or "").decode()
-    duration = re.search(r"REPORT RequestId: \S+\tDuration: ([\d.]+) ms", log)
-    assert duration is not None, log
-    # the bucket held 2 ms, the kernel's quota and burst let it spend 4 ms beyond its share: the second invocation
-    # waits ~30-58 ms before the hand-over; it runs in about a millisecond after it
-    assert waited_ms - float(duration.group(1)) >= 20, (waited_ms, log)
+    # the kernel's quota and burst let it spend 4 ms beyond its share: ~58 ms of waits at 128 MB's pace, spread
+    # over the next invocations (each of which is paced at its own cost too); each runs in about a millisecond
+    assert waited_ms - sum(durations) >= 40, (waited_ms, durations)
+    assert sum(durations) < 30, durations
