@@ -60,7 +60,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -195,9 +195,55 @@ def cpu_throttled(server_pid: int) -> tuple[int, float]:
     return periods, ms
 
 
+def _usage_files(server_pid: int) -> list[Path]:
+    """The CPU-usage file of each of the server's environment groups (pre-started slots left out): v1
+    ``cpuacct.usage`` (ns; cpuacct's own hierarchy or comounted with cpu), or v2 ``cpu.stat``."""
+    return [path for path in [*Path("/sys/fs/cgroup/cpuacct/lambdad").glob(f"{server_pid}-*/*/cpuacct.usage"),
+                              *Path("/sys/fs/cgroup/lambdad").glob(f"{server_pid}-*/*/cpu.stat")]
+            if not path.parent.name.startswith("slot-")]  # a slot starting meanwhile is no environment
+
+
+def _usage_us(path: Path) -> float:
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0.0
+    if path.name == "cpuacct.usage":
+        return int(text) / 1e3
+    return float(dict(line.split() for line in text.splitlines()).get("usage_usec", 0))
+
+
+def cpu_meter(server_pid: int, port: int, function: str) -> Callable[[], None] | None:
+    """Something to call after each invoke of ``function`` that records the CPU its environment used since the
+    last call (µs, by the environment cgroup's own count) in its ``samples`` list; None where there are no such
+    groups. The environment is the group whose count grew most over one invoke."""
+    conn = Connection(port)
+    request = signed_invoke(port, function)
+    conn.roundtrip(request)
+    before = {path: _usage_us(path) for path in _usage_files(server_pid)}
+    conn.roundtrip(request)
+    conn.close()
+    grown = {path: _usage_us(path) - used for path, used in before.items()}
+    if not grown or max(grown.values()) <= 0:
+        return None
+    group = max(grown, key=lambda path: grown[path])
+    last = [_usage_us(group)]
+    samples: list[float] = []
+
+    def record() -> None:
+        now = _usage_us(group)
+        samples.append(now - last[0])
+        last[0] = now
+
+    record.samples = samples  # type: ignore[attr-defined]
+    return record
+
+
 def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
     """Warm latency at 128 MB beside 1,769 MB, Python and Node.js: back to back, then paced ``PACE_S`` apart; with
-    the quota's throttling during each 128 MB loop."""
+    the quota's throttling during each 128 MB loop, and the CPU each 128 MB invoke in a row cost its environment
+    (the cgroup's count): latency in a row is that CPU over the share, so its p99/p50 is where the latency's
+    comes from."""
     client = server.client()
     for name, memory in (("bench-node", WARM_MEMORY_MB), ("bench-node-128", SMALL_MB)):
         client.create_function(FunctionName=name, Runtime=NODE_RUNTIME, Role=ROLE, Handler="index.handler",
@@ -207,15 +253,22 @@ def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
     for runtime, big, small in (("python", "bench-echo", "bench-echo-128"), ("nodejs", "bench-node", "bench-node-128")):
         loops: dict[str, list[float]] = {}
         throttled: dict[str, dict[str, float]] = {}
+        meter = None
         for key, function, gap in (("big", big, 0.0), ("small", small, 0.0), ("small_paced", small, PACE_S),
                                    ("big_paced", big, PACE_S)):
+            if key == "small":
+                meter = cpu_meter(server_pid, port, function)
             before = cpu_throttled(server_pid)
-            loops[key] = sequential(port, function, n if not gap else n // 2, gap_s=gap)
+            loops[key] = sequential(port, function, n if not gap else n // 2, gap_s=gap,
+                                    after=meter if key == "small" else None)
             after = cpu_throttled(server_pid)
             throttled[key] = {"periods": after[0] - before[0], "ms": after[1] - before[1]}
         out[runtime] = {key: {"n": len(v), "p50_ms": pct(v, 50), "p99_ms": pct(v, 99), "max_ms": max(v),
                               "throttled_periods": throttled[key]["periods"], "throttled_ms": throttled[key]["ms"]}
                         for key, v in loops.items()}
+        cpu = getattr(meter, "samples", None)
+        if cpu:
+            out[runtime]["small"].update(cpu_p50_us=pct(cpu, 50), cpu_p99_us=pct(cpu, 99))
     return out
 
 
@@ -383,6 +436,9 @@ def render(r: dict[str, Any]) -> str:
           f"{s['small']['max_ms']:.1f} ms (1,769 MB: {s['big']['max_ms']:.1f} ms); paced, throttled "
           f"{s['small_paced']['throttled_periods']} periods, max {s['small_paced']['max_ms']:.1f} ms "
           f"(1,769 MB: {s['big_paced']['max_ms']:.1f} ms)"
+          + (f"; CPU per invoke in a row by its cgroup p50 {s['small']['cpu_p50_us']:.0f} us, p99 "
+             f"{s['small']['cpu_p99_us']:.0f} us ({s['small']['cpu_p99_us'] / max(s['small']['cpu_p50_us'], 1):.1f}x)"
+             if "cpu_p50_us" in s["small"] else "")
           for runtime, s in r["small_memory"].items()),
         *(f"WARNING: {w}" for w in r["warnings"]),
         f"warm latency of an IAM user with a policy (evaluated, its decision cached): p50 "

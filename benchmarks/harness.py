@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, Callable, Iterator, cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -241,9 +241,10 @@ def latency(lambdad_port: int, echo_port: int, function: str, n: int) -> dict[st
 
 
 def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | None = None,
-               gap_s: float = 0.0) -> list[float]:
+               gap_s: float = 0.0, after: Callable[[], None] | None = None) -> list[float]:
     """Sequential invokes of ``function`` alone (after 50 unmeasured ones), signed by root or ``credentials``,
-    back to back or ``gap_s`` apart. Milliseconds."""
+    back to back or ``gap_s`` apart; ``after`` is called after each measured one, outside its timing.
+    Milliseconds."""
     say(f"warm latency of {function}: {n} sequential invokes" + (" by an IAM user" if credentials else "")
         + (f", {gap_s * 1000:.0f} ms apart" if gap_s else ""))
     reqs = [signed_invoke(port, function, credentials=credentials) for _ in range(n + 50)]
@@ -254,6 +255,8 @@ def sequential(port: int, function: str, n: int, credentials: tuple[str, str] | 
         resp = conn.roundtrip(r)
         if i >= 50:
             out.append((time.perf_counter_ns() - t0) / 1e6)
+            if after is not None:
+                after()
         _check(resp, function)
         if gap_s:
             time.sleep(gap_s)
