@@ -60,7 +60,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -186,13 +186,18 @@ def cpu_throttled(server_pid: int) -> tuple[int, float]:
     periods, ms = 0, 0.0
     for stat in [*Path("/sys/fs/cgroup/cpu/lambdad").glob(f"{server_pid}-*/*/cpu.stat"),
                  *Path("/sys/fs/cgroup/lambdad").glob(f"{server_pid}-*/*/cpu.stat")]:
-        try:
-            fields = {k: int(v) for k, v in (line.split() for line in stat.read_text().splitlines())}
-        except (OSError, ValueError):
-            continue
+        fields = _cpu_stat(stat)
         periods += fields.get("nr_throttled", 0)
         ms += fields["throttled_time"] / 1e6 if "throttled_time" in fields else fields.get("throttled_usec", 0) / 1e3
     return periods, ms
+
+
+def _cpu_stat(path: Path) -> dict[str, int]:
+    """A group's ``cpu.stat`` (v1 or v2) as numbers; empty when it is gone."""
+    try:
+        return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+    except (OSError, ValueError):
+        return {}
 
 
 def _usage_files(server_pid: int) -> list[Path]:
@@ -204,19 +209,32 @@ def _usage_files(server_pid: int) -> list[Path]:
 
 
 def _usage_us(path: Path) -> float:
+    if path.name == "cpu.stat":
+        return float(_cpu_stat(path).get("usage_usec", 0))
     try:
-        text = path.read_text()
-    except OSError:
+        return int(path.read_text()) / 1e3
+    except (OSError, ValueError):
         return 0.0
-    if path.name == "cpuacct.usage":
-        return int(text) / 1e3
-    return float(dict(line.split() for line in text.splitlines()).get("usage_usec", 0))
 
 
-def cpu_meter(server_pid: int, port: int, function: str) -> Callable[[], None] | None:
-    """Something to call after each invoke of ``function`` that records the CPU its environment used since the
-    last call (µs, by the environment cgroup's own count) in its ``samples`` list; None where there are no such
-    groups. The environment is the group whose count grew most over one invoke."""
+class CpuMeter:
+    """Called after each invoke of one function, records in ``samples`` the CPU its environment used since the
+    last call (µs, by the environment cgroup's own count)."""
+
+    def __init__(self, group: Path) -> None:
+        self.group = group
+        self.samples: list[float] = []
+        self._last = _usage_us(group)
+
+    def __call__(self) -> None:
+        now = _usage_us(self.group)
+        self.samples.append(now - self._last)
+        self._last = now
+
+
+def cpu_meter(server_pid: int, port: int, function: str) -> CpuMeter | None:
+    """The meter of ``function``'s environment: the group whose count grew most over one invoke; None where there
+    are no such groups."""
     conn = Connection(port)
     request = signed_invoke(port, function)
     conn.roundtrip(request)
@@ -226,17 +244,7 @@ def cpu_meter(server_pid: int, port: int, function: str) -> Callable[[], None] |
     grown = {path: _usage_us(path) - used for path, used in before.items()}
     if not grown or max(grown.values()) <= 0:
         return None
-    group = max(grown, key=lambda path: grown[path])
-    last = [_usage_us(group)]
-    samples: list[float] = []
-
-    def record() -> None:
-        now = _usage_us(group)
-        samples.append(now - last[0])
-        last[0] = now
-
-    record.samples = samples  # type: ignore[attr-defined]
-    return record
+    return CpuMeter(max(grown, key=lambda path: grown[path]))
 
 
 def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
@@ -253,7 +261,7 @@ def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
     for runtime, big, small in (("python", "bench-echo", "bench-echo-128"), ("nodejs", "bench-node", "bench-node-128")):
         loops: dict[str, list[float]] = {}
         throttled: dict[str, dict[str, float]] = {}
-        meter = None
+        meter: CpuMeter | None = None
         for key, function, gap in (("big", big, 0.0), ("small", small, 0.0), ("small_paced", small, PACE_S),
                                    ("big_paced", big, PACE_S)):
             if key == "small":
@@ -266,9 +274,8 @@ def small_memory(server: Server, port: int, n: int) -> dict[str, Any]:
         out[runtime] = {key: {"n": len(v), "p50_ms": pct(v, 50), "p99_ms": pct(v, 99), "max_ms": max(v),
                               "throttled_periods": throttled[key]["periods"], "throttled_ms": throttled[key]["ms"]}
                         for key, v in loops.items()}
-        cpu = getattr(meter, "samples", None)
-        if cpu:
-            out[runtime]["small"].update(cpu_p50_us=pct(cpu, 50), cpu_p99_us=pct(cpu, 99))
+        if meter is not None and meter.samples:
+            out[runtime]["small"].update(cpu_p50_us=pct(meter.samples, 50), cpu_p99_us=pct(meter.samples, 99))
     return out
 
 

@@ -1,5 +1,6 @@
 """The pacer's token bucket (sandbox/pacing.py): CPU time at a share of wall time, up to one quota, charged what
-the group used; a debt makes the next hand-over wait until it is paid, at most about two periods."""
+the group used; a debt makes the next hand-over wait until it is paid (at most about two periods), a debt of up to
+half the burst in instalments of at most ``SPREAD`` usual waits."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_a_costly_invocations_debt_is_paid_in_instalments_and_in_full() -> None:
     usage, now, waits = _steady(pacer, usage, now, 200)
     assert max(waits) <= first + 1e-9  # no wait longer than the first instalment
     assert waits[-1] == pytest.approx(usual_wait, rel=0.01)  # and the debt is paid: back to the usual pace
-    # and in full: the run took 3 ms / RATE longer than the same run without the costly invocation
+    # and in full: the run took its extra 0.9 ms / RATE longer than the same run without the costly invocation
     steady = CpuPacer(QUOTA, PERIOD, BURST, usage_ns=0, now=0.0)
     _, steady_end, _ = _steady(steady, 0, 0.0, 401)
     assert now - steady_end == pytest.approx((0.001 - 0.0001) / RATE, rel=0.01)
