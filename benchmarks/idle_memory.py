@@ -13,12 +13,17 @@ that every invoke has its own environment by then; then the environments are lef
 before they are measured. Beside the figure: the USS of a bare ``python -I`` of the runtime's interpreter, idle,
 and the average environment's private pages split by mapping (the interpreter's data segment, obmalloc arenas and
 other anonymous mappings, the malloc heap, stacks, the rest), to show where they are.
+
+``--pages`` (root: it reads ``/proc/<pid>/pagemap`` and ``/proc/kpagecount``) also compares one environment's private
+pages with the fork server's pages at the same addresses, of which each is a copy: how many are still byte for byte
+the same (written and restored: a reference taken and dropped), and how many 8-byte words differ in the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import struct
 import shutil
 import subprocess
 import sys
@@ -167,11 +172,70 @@ def idle_uss(server: Server, port: int, python: str, k: int, function: str = "be
             "by_kind_mb": {kind: b / n / 2**20 for kind, b in kinds.most_common()} if n else {}}
 
 
+PAGE = 4096
+
+
+def _pagemap(pid: int, start: int, end: int) -> tuple[int, ...]:
+    with open(f"/proc/{pid}/pagemap", "rb") as f:
+        f.seek(start // PAGE * 8)
+        data = f.read((end - start) // PAGE * 8)
+    return struct.unpack(f"{len(data) // 8}Q", data)
+
+
+def copied_pages(pid: int) -> dict[str, dict[str, int]]:
+    """By kind of mapping: ``pid``'s private pages (present, mapped once), how many of them are byte for byte the
+    fork server's page at the same address (its parent, of which the environment is a fork), and the 8-byte
+    words that differ in the rest."""
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    out: dict[str, dict[str, int]] = {}
+    with open(f"/proc/{pid}/mem", "rb") as mine, open(f"/proc/{parent}/mem", "rb") as theirs, \
+            open("/proc/kpagecount", "rb") as counts:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            fields = line.split()
+            if "w" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            kind = out.setdefault(_kind(fields[5] if len(fields) > 5 else "", fields[1]),
+                                  {"private": 0, "identical": 0, "words_changed": 0})
+            entries = _pagemap(pid, start, end)
+            try:
+                parents = _pagemap(parent, start, end)
+            except OSError:
+                parents = (0,) * len(entries)
+            for i, entry in enumerate(entries):
+                if not entry >> 63:  # not present
+                    continue
+                counts.seek((entry & ((1 << 55) - 1)) * 8)
+                if struct.unpack("Q", counts.read(8))[0] != 1:  # shared
+                    continue
+                kind["private"] += 1
+                if i >= len(parents) or not parents[i] >> 63:
+                    continue  # a page the fork server does not have: new
+                address = start + i * PAGE
+                mine.seek(address)
+                theirs.seek(address)
+                a, b = mine.read(PAGE), theirs.read(PAGE)
+                changed = sum(a[j:j + 8] != b[j:j + 8] for j in range(0, PAGE, 8))
+                kind["identical"] += changed == 0
+                kind["words_changed"] += changed
+    return {name: kind for name, kind in out.items() if kind["private"]}
+
+
 def report(mem: dict[str, Any]) -> str:
     lines = [(f"USS per idle warm environment: {mem['uss_mb']:.2f} MB (max {mem['uss_max_mb']:.2f}) over "
               f"{mem['envs']} environments ({mem['asked']} asked; {mem['processes']} processes); a bare idle "
               f"python -I: {mem['bare_mb']:.2f} MB")]
     lines += [f"  {kind}: {mb:.2f} MB" for kind, mb in mem["by_kind_mb"].items()]
+    if "pages" in mem:
+        pages = mem["pages"]
+        private = sum(kind["private"] for kind in pages.values())
+        identical = sum(kind["identical"] for kind in pages.values())
+        words = sum(kind["words_changed"] for kind in pages.values())
+        lines.append(f"one environment's {private} private pages against the fork server's at the same addresses: "
+                     f"{identical} ({identical / max(private, 1):.0%}) byte for byte the same, {words} 8-byte words "
+                     f"({words * 8 / 1024:.0f} KB) differ in all")
+        lines += [f"  {name}: {kind['private']} pages, {kind['identical']} the same, {kind['words_changed']} words "
+                  f"differ" for name, kind in pages.items()]
     return "\n".join(lines)
 
 
@@ -180,6 +244,8 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=500, help="idle environments of one function (default 500)")
     parser.add_argument("--runtime", default=RUNTIME, help=f"the function's runtime (default {RUNTIME})")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--pages", action="store_true",
+                        help="compare one environment's private pages with the fork server's (root)")
     args = parser.parse_args()
     from bench import runtime_python  # benchmarks/bench.py
 
@@ -188,6 +254,9 @@ def main() -> None:
     try:
         server.start()
         mem = idle_uss(server, server.port, runtime_python(args.runtime), args.k, runtime=args.runtime)
+        if args.pages:
+            env = next(iter(environments(server.proc.pid).values()))  # type: ignore[union-attr]
+            mem["pages"] = copied_pages(env[0])
     finally:
         if server.proc is not None:
             server.stop()
