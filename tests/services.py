@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import socket
+import sys
 from typing import Iterator
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -101,12 +102,12 @@ def moto_server() -> Iterator[str]:
     import subprocess
     import time
 
-    server = shutil.which("moto_server")
-    if server is None:
+    if shutil.which("moto_server") is None:
         raise FileNotFoundError("moto_server")
     port = free_port()
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    # moto_server, with SQS's ReceiveMessage made atomic (tests/atomic_moto.py says why)
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "atomic_moto.py"),
+                             "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while not answers("127.0.0.1", port):
