@@ -551,11 +551,7 @@ class Environment:
     def _deadline_passed(self) -> None:
         assert self._deadline_of is not None
         inv, seconds = self._deadline_of
-        left = seconds - (time.monotonic() - inv.started) if inv.started else 0.0
-        if left > 0:  # the loop's clock (uvloop's, cached per turn) ran behind the invocation's own start
-            self._deadline.set(left)
-            return
-        self._on_timeout(inv, seconds)
+        self._on_timeout(inv, seconds)  # never early: the timer counts on inv.started's clock (timers.py)
 
     def _set_frozen(self, frozen: bool) -> None:
         self._freeze.clear()
