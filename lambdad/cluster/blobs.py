@@ -18,6 +18,7 @@ be storing a function that uses it at this very moment, its record not yet commi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
@@ -155,4 +156,9 @@ class SharedBlobStore:
         if running is self._loop:
             coro.close()
             raise RuntimeError("a blocking blob store call on the event loop's thread: call it from a worker thread")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_WAIT)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(_WAIT)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # the call is given up: its coroutine (a subscription, a consumer) goes too
+            raise
