@@ -141,4 +141,5 @@ async def bucket(link: Link) -> Any:
 
 async def read_holders(link: Link) -> dict[str, str]:
     """lease name -> the node holding it (``lambdad cluster status``)."""
-    return {key: value.decode() for key, value in (await read_bucket(await bucket(link))).items()}
+    values = await read_bucket(link, await bucket(link), link.names.bucket("leases"))
+    return {key: value.decode() for key, value in values.items()}

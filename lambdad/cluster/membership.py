@@ -144,5 +144,5 @@ async def _bucket(link: Link) -> Any:
 
 async def read_nodes(link: Link) -> list[NodeInfo]:
     """The nodes whose heartbeat the bucket holds (``lambdad cluster status``)."""
-    values = await read_bucket(await _bucket(link))
+    values = await read_bucket(link, await _bucket(link), link.names.bucket("nodes"))
     return sorted((NodeInfo(**json.loads(value)) for value in values.values()), key=lambda n: n.node)
