@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any, Coroutine, TypeVar
 
-from lambdad.cluster.link import Link
+from lambdad.cluster.link import Link, stream_subjects
 from lambdad.store.blobs import FileBlobStore
 
 __all__ = ["SharedBlobStore"]
@@ -127,21 +127,15 @@ class SharedBlobStore:
         self._call(self._objects.delete(key))
 
     async def _list(self) -> list[tuple[str, float]]:
-        """Every object's latest meta record, read subject by subject: the stream's info names the meta subjects
-        (``$O.<bucket>.M.<name>``), and each one's last message is that object's info. Not nats-py's ``list()``:
-        its watcher waits for a delivery that says nothing is pending, and while other nodes put and delete objects
-        (rolling their meta records up) that delivery may never come. Against NATS 2.9, with objects put and
-        deleted beside it for 20 s, 10 of its 45 calls hung (a 2 s bound); none of 4,723 of these did."""
+        """Every object's latest meta record (``$O.<bucket>.M.<name>``: its info), by ``stream_subjects``."""
         from nats.js.api import ObjectInfo
         from nats.js.errors import NotFoundError
 
-        stream = f"OBJ_{self._bucket}"
-        state = (await self._js.stream_info(stream, subjects_filter=f"$O.{self._bucket}.M.>")).state
-        listed = []
-        for subject in state.subjects or {}:
+        stream, listed = f"OBJ_{self._bucket}", []
+        for subject in await stream_subjects(self._js, stream, f"$O.{self._bucket}.M.>"):
             try:
                 record = await self._js.get_last_msg(stream, subject)
-            except NotFoundError:  # purged since the info was read
+            except NotFoundError:  # purged since it was listed
                 continue
             info = ObjectInfo.from_response(json.loads(record.data))
             if not info.deleted and info.mtime:

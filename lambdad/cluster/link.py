@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-__all__ = ["Link", "ClusterNames", "CLUSTER_NAME", "read_bucket"]
+__all__ = ["Link", "ClusterNames", "CLUSTER_NAME", "read_bucket", "stream_subjects"]
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,24 @@ class Link:
             await self.nats.close()
 
 
+async def stream_subjects(jetstream: Any, stream: str, subjects: str) -> list[str]:
+    """The subjects among ``subjects`` (a filter) on which the JetStream ``stream`` holds messages, from the
+    stream's info. Buckets and object stores are listed by these, each subject's last message read on its own,
+    rather than with nats-py's watchers (``kv.keys()``, ``ObjectStore.list()``): a watcher waits for a delivery that
+    says nothing more is pending, and while other nodes write beside it that delivery can come too early (a key
+    left out: ~1 % of ``kv.keys()`` calls) or never (a hang: 10 of 45 ``ObjectStore.list()`` calls), against NATS
+    2.9 (tests/unit/test_cluster_buckets.py, tests/unit/test_shared_blobs.py)."""
+    state = (await jetstream.stream_info(stream, subjects_filter=subjects)).state
+    return list(state.subjects or {})
+
+
 async def read_bucket(link: Link, kv: Any, name: str) -> dict[str, bytes]:
-    """Every key of the JetStream key-value bucket ``name`` (``kv``) with a value (``lambdad cluster status``). The
-    keys are the subjects the bucket's stream holds (its info, filtered to ``$KV.<name>.>``), not nats-py's
-    ``kv.keys()``: its watcher, with heartbeats and lease renewals written beside it, at times left out a key that
-    was there all along or found none (45 of 5,113 calls against NATS 2.9, tests/unit/test_cluster_buckets.py)."""
+    """Every key of the JetStream key-value bucket ``name`` (``kv``) with a value (``lambdad cluster status``), its
+    keys listed by ``stream_subjects``."""
     assert link.jetstream is not None
     prefix = f"$KV.{name}."
-    state = (await link.jetstream.stream_info(f"KV_{name}", subjects_filter=prefix + ">")).state
     values = {}
-    for subject in state.subjects or {}:
+    for subject in await stream_subjects(link.jetstream, f"KV_{name}", prefix + ">"):
         key = subject[len(prefix):]
         try:
             entry = await kv.get(key)
