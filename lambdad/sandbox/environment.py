@@ -550,8 +550,7 @@ class Environment:
 
     def _deadline_passed(self) -> None:
         assert self._deadline_of is not None
-        inv, seconds = self._deadline_of
-        self._on_timeout(inv, seconds)  # never early: the timer counts on inv.started's clock (timers.py)
+        self._on_timeout(*self._deadline_of)
 
     def _set_frozen(self, frozen: bool) -> None:
         self._freeze.clear()
